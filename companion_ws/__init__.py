@@ -1,0 +1,3 @@
+"""companion_ws: one live session for a voice agent and its companion screens."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from companion_ws.cli import main
+
+raise SystemExit(main())

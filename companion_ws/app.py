@@ -1,0 +1,90 @@
+"""The composition root: settings in, a Starlette app out. Nothing happens at import;
+resources live in the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+
+from companion_ws.auth.tokens import TokenConfig, TokenService
+from companion_ws.broker import make_broker
+from companion_ws.broker.base import Broker
+from companion_ws.endpoints import elevenlabs, health, metrics, sessions, ui
+from companion_ws.endpoints.common import error_response, http_error_response
+from companion_ws.endpoints.ws import WebSocketEndpoint
+from companion_ws.errors import CompanionError
+from companion_ws.hub.node import Node
+from companion_ws.metrics import Metrics
+from companion_ws.settings import Settings
+from companion_ws.store.store import Store
+from companion_ws.tools.registry import ToolRegistry
+
+
+def token_service(settings: Settings) -> TokenService:
+    key = settings.verifying_key
+    if key is None:
+        raise RuntimeError(
+            "no JWT key: set COMPANION_JWT_SECRET (HS256) or COMPANION_JWT_PUBLIC_KEY (RS256/ES256)"
+        )
+    return TokenService(
+        TokenConfig(
+            algorithm=settings.jwt_algorithm,
+            verifying_key=key,
+            signing_key=settings.signing_key,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            admin_claim=settings.admin_claim,
+            admin_value=settings.admin_value,
+            service_value=settings.service_value,
+        )
+    )
+
+
+def create_app(
+    settings: Settings, *, broker: Broker | None = None, store: Store | None = None
+) -> WebSocketEndpoint:
+    tokens = token_service(settings)
+    tools = ToolRegistry.from_modules(settings.tools)
+    store = store or Store(settings.database_url)
+    broker = broker or make_broker(
+        settings.broker_url,
+        history_size=settings.history_size,
+        history_ttl=settings.history_ttl,
+        presence_ttl=settings.presence_ttl,
+    )
+    node = Node(settings, store=store, broker=broker, tokens=tokens, tools=tools, metrics=Metrics())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            await store.migrate()
+        await node.start()
+        try:
+            yield
+        finally:
+            await node.stop()
+            await store.close()
+
+    routes = [
+        *health.routes,
+        *metrics.routes,
+        *sessions.routes,
+        *elevenlabs.routes,
+        *ui.routes,
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            CompanionError: error_response,
+            HTTPException: http_error_response,
+        },
+    )
+    app.state.node = node
+    app.state.settings = settings
+    # The ASGI entry point: sockets on /ws are served directly, the rest by Starlette.
+    ws = WebSocketEndpoint(node, settings.allowed_origins, fallback=app)
+    return ws

@@ -1,0 +1,1 @@
+"""Authentication (JWT verification, minting) and authorization policy. Pure."""

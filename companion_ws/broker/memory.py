@@ -1,0 +1,119 @@
+"""The in-process broker: a counter and a ring of recent events per session.
+
+``publish`` is synchronous once the session's stream exists (no await between taking
+the next seq and handing the event over), so seq order is delivery order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any
+
+from companion_ws.broker.base import Event, EventHandler, HistorySlice, Position, Seed, SeedLoader
+from companion_ws.protocol.codec import with_seq
+
+
+class _Stream:
+    __slots__ = ("epoch", "ring", "seq", "times")
+
+    def __init__(self, seed: Seed, size: int) -> None:
+        self.seq = seed.seq
+        self.epoch = seed.epoch
+        self.ring: deque[Event] = deque(seed.recent, maxlen=size)
+        now = time.monotonic()
+        self.times: deque[float] = deque((now for _ in self.ring), maxlen=size)
+
+
+class MemoryBroker:
+    def __init__(self, *, history_size: int = 1000, history_ttl: float = 86400.0) -> None:
+        self._size = history_size
+        self._ttl = history_ttl
+        self._streams: dict[str, _Stream] = {}
+        self._loading: dict[str, asyncio.Future[_Stream]] = {}
+        self._presence: dict[str, dict[str, dict[str, Any]]] = {}
+        self._handler: EventHandler | None = None
+        self._seed: SeedLoader | None = None
+
+    async def start(self, handler: EventHandler, seed: SeedLoader) -> None:
+        self._handler = handler
+        self._seed = seed
+
+    async def close(self) -> None:
+        self._streams.clear()
+
+    async def ping(self) -> bool:
+        return True
+
+    async def _stream(self, session_id: str) -> _Stream:
+        stream = self._streams.get(session_id)
+        if stream is not None:
+            return stream
+        pending = self._loading.get(session_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        assert self._seed is not None, "broker not started"
+        future: asyncio.Future[_Stream] = asyncio.get_running_loop().create_future()
+        self._loading[session_id] = future
+        try:
+            stream = _Stream(await self._seed(session_id), self._size)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved
+            raise
+        finally:
+            del self._loading[session_id]
+        self._streams[session_id] = stream
+        future.set_result(stream)
+        return stream
+
+    async def publish(self, session_id: str, kind: str, body: bytes) -> Event:
+        stream = await self._stream(session_id)
+        stream.seq += 1
+        event = Event(session_id, stream.seq, stream.epoch, kind, with_seq(body, stream.seq))
+        stream.ring.append(event)
+        stream.times.append(time.monotonic())
+        assert self._handler is not None
+        self._handler(event)
+        return event
+
+    async def subscribe(self, session_id: str) -> None:
+        await self._stream(session_id)
+
+    async def unsubscribe(self, session_id: str) -> None:
+        pass  # one process: every publish reaches the handler anyway
+
+    async def position(self, session_id: str) -> Position:
+        stream = await self._stream(session_id)
+        return Position(stream.seq, stream.epoch)
+
+    async def history(self, session_id: str, after_seq: int, limit: int) -> HistorySlice:
+        stream = await self._stream(session_id)
+        position = Position(stream.seq, stream.epoch)
+        if after_seq > stream.seq:
+            return HistorySlice((), position, False)
+        horizon = time.monotonic() - self._ttl
+        first = stream.seq + 1
+        for event, at in zip(stream.ring, stream.times, strict=True):
+            if at >= horizon:
+                first = event.seq
+                break
+        if after_seq + 1 < first:
+            return HistorySlice((), position, False)
+        skip = len(stream.ring) - (stream.seq - after_seq)
+        events = [stream.ring[i] for i in range(max(skip, 0), min(len(stream.ring), skip + limit))]
+        return HistorySlice(events, position, True)
+
+    async def presence_add(self, session_id: str, connection_id: str, info: dict[str, Any]) -> None:
+        self._presence.setdefault(session_id, {})[connection_id] = info
+
+    async def presence_remove(self, session_id: str, connection_id: str) -> None:
+        members = self._presence.get(session_id)
+        if members is not None:
+            members.pop(connection_id, None)
+            if not members:
+                del self._presence[session_id]
+
+    async def presence(self, session_id: str) -> list[dict[str, Any]]:
+        return list(self._presence.get(session_id, {}).values())

@@ -1,0 +1,199 @@
+"""companion-ws: run the hub (serve, migrate, token) and talk to one (connect, agent, tools).
+
+companion-ws serve [--host H] [--port P] [--database-url URL] [--broker-url URL] [--tools M ...]
+companion-ws migrate [--database-url URL]
+companion-ws token --sub USER [--admin] [--ttl 3600] [--session ID]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from companion_ws.settings import Settings
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    overrides: dict[str, Any] = {
+        "database_url": getattr(args, "database_url", None),
+        "broker_url": getattr(args, "broker_url", None),
+        "tools": tuple(args.tools) if getattr(args, "tools", None) else None,
+        **extra,
+    }
+    return Settings.from_env(os.environ, **overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from companion_ws.app import create_app, token_service
+    from companion_ws.logs import log_config
+
+    settings = _settings(args)
+    generated = settings.verifying_key is None
+    if generated:
+        settings = settings.replace(jwt_secret=secrets.token_urlsafe(32), jwt_algorithm="HS256")
+    try:
+        app = create_app(settings)
+    except RuntimeError as exc:
+        print(f"companion-ws: {exc}", file=sys.stderr)
+        return 2
+    base = settings.public_url or f"http://{_display_host(args.host)}:{args.port}"
+    if generated:
+        tokens = token_service(settings)
+        admin = tokens.mint("dev-admin", ttl=args.dev_token_ttl, admin=True)
+        user = tokens.mint("dev-user", ttl=args.dev_token_ttl)
+        ws_base = base.replace("http", "ws", 1)
+        print(
+            "\n".join(
+                [
+                    "companion-ws: no COMPANION_JWT_SECRET set, so this run signs tokens with a",
+                    "random key (tokens stop working when the hub restarts).",
+                    f"  companion UI  {base}/?token={user}",
+                    f"  WebSocket     {ws_base}/ws?token={user}",
+                    f"  admin token   {admin}",
+                    f"  try           curl -H 'Authorization: Bearer {admin}' {base}/sessions",
+                    "",
+                ]
+            ),
+            flush=True,
+        )
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        ws="websockets-sansio",
+        ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=False,
+        http="httptools",
+        loop="uvloop",
+        log_config=log_config(args.log_level),
+        log_level=args.log_level,
+        access_log=not args.no_access_log,
+        timeout_graceful_shutdown=args.shutdown_timeout,
+        # Off unless asked: behind a proxy it only fixes the client address in logs, and
+        # its wrapper would stay suspended on every open socket.
+        proxy_headers=args.proxy_headers,
+        server_header=False,
+    )
+    # Start-up objects (modules, the app) never die: move them out of the collector's
+    # sight, and collect less often. Fan-out makes many short-lived objects; with the
+    # defaults, full collections over everything paused broadcasts for 35-140 ms
+    # (bench/README.md).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+    # uvicorn re-raises the signal it shut down on; after a graceful SIGTERM exit 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from companion_ws.store.store import Store
+
+    settings = _settings(args)
+
+    async def run() -> None:
+        store = Store(settings.database_url)
+        try:
+            await store.migrate()
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    print(f"companion-ws: migrated {_safe_url(settings.database_url)} to head")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from companion_ws.app import token_service
+
+    settings = _settings(args)
+    if settings.signing_key is None:
+        print(
+            "companion-ws: set COMPANION_JWT_SECRET to mint tokens (with a public key the hub "
+            "only verifies tokens your identity provider issues)",
+            file=sys.stderr,
+        )
+        return 2
+    tokens = token_service(settings)
+    print(
+        tokens.mint(
+            args.sub,
+            ttl=args.ttl,
+            admin=args.admin,
+            service=args.service,
+            session_id=args.session,
+        )
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="companion-ws", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the hub")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--database-url")
+    serve.add_argument("--broker-url")
+    serve.add_argument("--tools", nargs="+", metavar="MODULE")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--no-access-log", action="store_true")
+    serve.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (uvicorn's option)",
+    )
+    serve.add_argument("--shutdown-timeout", type=float, default=8.0)
+    serve.add_argument("--dev-token-ttl", type=float, default=12 * 3600)
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="alembic upgrade head on --database-url")
+    migrate.add_argument("--database-url")
+    migrate.set_defaults(func=cmd_migrate)
+
+    token = sub.add_parser("token", help="mint a token with the configured key")
+    token.add_argument("--sub", required=True)
+    token.add_argument("--admin", action="store_true")
+    token.add_argument("--service", action="store_true")
+    token.add_argument("--ttl", type=float, default=3600)
+    token.add_argument("--session", help="scope the token to this session")
+    token.set_defaults(func=cmd_token)
+
+    from companion_ws.integrations.cli import register as register_agent
+
+    register_agent(sub)
+    from companion_ws.client_cli import register as register_connect
+
+    register_connect(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""What every HTTP endpoint shares: the caller's principal, JSON bodies and error replies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from companion_ws.auth.tokens import Principal
+from companion_ws.errors import BadRequest, CompanionError, Unauthorized
+from companion_ws.hub.node import Node
+from companion_ws.protocol.codec import JSON_ERRORS, decode_json, encode
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return encode(content)
+
+
+def node_of(request: Request) -> Node:
+    node: Node = request.app.state.node
+    return node
+
+
+def principal(request: Request) -> Principal:
+    """The caller, from ``Authorization: Bearer``. Scoped tokens (join, reconnect) are
+    for WebSockets only, except that a reconnect token may read its own session."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send Authorization: Bearer <token>")
+    who = node_of(request).tokens.verify(token.strip())
+    if who.is_join:
+        raise Unauthorized("a join token only opens a WebSocket")
+    return who
+
+
+async def json_body(request: Request) -> Any:
+    body = await request.body()
+    if not body:
+        raise BadRequest("a JSON body is required")
+    try:
+        return decode_json(body)
+    except JSON_ERRORS:
+        raise BadRequest("the body is not valid JSON") from None
+
+
+def int_param(
+    request: Request, name: str, default: int, *, lo: int = 0, hi: int | None = None
+) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer") from None
+    if value < lo or (hi is not None and value > hi):
+        raise BadRequest(f"{name} must be between {lo} and {hi}")
+    return value
+
+
+async def http_error_response(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 in the same JSON shape as ours."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSON(
+        {"error": {"code": code, "message": str(exc.detail)}},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def error_response(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CompanionError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+    return JSON({"error": exc.payload()}, status_code=exc.http_status, headers=headers)

@@ -1,0 +1,242 @@
+"""The WebSocket endpoint: the read loop only. It authenticates, joins, then turns each
+frame into a typed message for the node and each error into an ``error`` frame or a
+close code. A raw ASGI app, so the send path is the server's own ``send``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import parse_qs
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from companion_ws.auth.tokens import Principal
+from companion_ws.errors import (
+    BadConnectParams,
+    BadRequest,
+    CompanionError,
+    Forbidden,
+    Internal,
+    RateLimited,
+)
+from companion_ws.hub.connection import Connection
+from companion_ws.hub.node import Node
+from companion_ws.hub.ratelimit import TokenBucket
+from companion_ws.protocol import codec
+from companion_ws.protocol.closecodes import Close
+
+log = logging.getLogger("companion_ws.ws")
+
+_CLIENT_KINDS_MAX = 32
+
+
+def _query(scope: Scope) -> dict[str, list[str]]:
+    return parse_qs(scope.get("query_string", b"").decode("latin-1"))
+
+
+def extract_token(scope: Scope) -> str | None:
+    """``?token=`` (browsers), else ``Authorization: Bearer`` (other clients)."""
+    values = _query(scope).get("token")
+    if values:
+        return str(values[-1])
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, credentials = bytes(value).decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and credentials.strip():
+                return str(credentials.strip())
+    return None
+
+
+class ConnectParams:
+    __slots__ = ("client", "epoch", "last_seq", "session_id")
+
+    def __init__(self, scope: Scope) -> None:
+        query = _query(scope)
+
+        def one(name: str) -> str | None:
+            values = query.get(name)
+            return values[-1] if values else None
+
+        path_sid = scope.get("path_params", {}).get("session_id")
+        query_sid = one("session_id")
+        if path_sid and query_sid and path_sid != query_sid:
+            raise BadConnectParams("the session id in the path and the query differ")
+        self.session_id = path_sid or query_sid or None
+        if self.session_id is not None and not (0 < len(self.session_id) <= 64):
+            raise BadConnectParams("session_id must be 1 to 64 characters")
+        raw_seq = one("last_seq")
+        self.last_seq: int | None = None
+        if raw_seq is not None:
+            if not raw_seq.isdigit():
+                raise BadConnectParams("last_seq must be a non-negative integer")
+            self.last_seq = int(raw_seq)
+        self.epoch = one("epoch") or None
+        client = one("client") or "ui"
+        if (
+            len(client) > _CLIENT_KINDS_MAX
+            or not client.replace("-", "").replace("_", "").isalnum()
+        ):
+            raise BadConnectParams("client must be a short name such as ui, agent or backend")
+        self.client = client
+
+
+def session_path(path: str) -> str | None:
+    """The session id of a WebSocket path: "" for ``/ws``, the id for ``/ws/{id}``,
+    None for any other path."""
+    if path == "/ws":
+        return ""
+    if path.startswith("/ws/") and len(path) > 4 and "/" not in path[4:]:
+        return path[4:]
+    return None
+
+
+class _Abort:
+    """How the outbox cuts off a client that stopped reading: cancel the read loop,
+    but only while it waits for the next frame. A task cancelled inside a unit of work
+    can leave the SQLite driver waiting forever (companion_ws.store.uow), so a cut that
+    comes while the hub works for this socket (joining, replaying, handling a frame)
+    takes effect when that work is done."""
+
+    __slots__ = ("_task", "_waiting", "requested")
+
+    def __init__(self, task: asyncio.Task[object]) -> None:
+        self._task = task
+        self._waiting = False
+        self.requested = False
+
+    def __call__(self) -> None:
+        self.requested = True
+        if self._waiting:
+            self._task.cancel()
+
+    async def receive(self, receive: Receive) -> Message:
+        if self.requested:
+            return {"type": "websocket.disconnect", "code": Close.TOO_SLOW}
+        self._waiting = True
+        try:
+            return await receive()
+        finally:
+            self._waiting = False
+
+
+class WebSocketEndpoint:
+    """The ASGI entry point. WebSocket connections on ``/ws`` and ``/ws/{session_id}`` are
+    served here; everything else (HTTP, lifespan, other paths) goes to ``fallback``.
+
+    A socket lives for hours, and every coroutine that awaits on its behalf stays
+    suspended, with its frame, for all that time. So one frame per socket waits here:
+    no middleware or router frames above it, and the handling of each frame
+    (:meth:`_on_frame`) exists only while that frame is handled.
+    """
+
+    def __init__(self, node: Node, allowed_origins: tuple[str, ...], fallback: ASGIApp) -> None:
+        self.node = node
+        self.allowed_origins = frozenset(o.rstrip("/") for o in allowed_origins)
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        session_id = session_path(scope["path"]) if scope["type"] == "websocket" else None
+        if session_id is None:
+            await self.fallback(scope, receive, send)
+            return
+        if session_id:
+            scope["path_params"] = {"session_id": session_id}
+        if (await receive())["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        task = asyncio.current_task()
+        assert task is not None
+        abort = _Abort(task)
+        conn: Connection | None = None
+        try:
+            principal = self._authenticate(scope)
+            params = ConnectParams(scope)
+            conn = await self.node.join(
+                principal,
+                send=send,
+                abort=abort,
+                requested=params.session_id,
+                client=params.client,
+                last_seq=params.last_seq,
+                epoch=params.epoch,
+            )
+            self.node.metrics.connects.labels("ok").inc()
+            # The handshake's headers and query (the token among them) are no longer
+            # needed; the server keeps the scope for the socket's lifetime.
+            scope["headers"] = []
+            scope["query_string"] = b""
+            while True:
+                message = await abort.receive(receive)
+                if message["type"] == "websocket.disconnect":
+                    break
+                if message["type"] == "websocket.receive":
+                    await self._on_frame(conn, message.get("text"))
+        except CompanionError as exc:
+            self.node.metrics.connects.labels(exc.code).inc()
+            await self._refuse(send, exc, conn)
+        except asyncio.CancelledError:
+            # The outbox gave up on a client that stopped reading (it set ``closed``
+            # before cancelling us): end quietly. Any other cancellation propagates.
+            if conn is None or not conn.outbox.closed:
+                raise
+            task.uncancel()
+        except Exception:
+            log.exception("connection failed")
+            await self._refuse(send, Internal(), conn)
+        finally:
+            if conn is not None:
+                await self.node.leave(conn)
+
+    def _authenticate(self, scope: Scope) -> Principal:
+        """The origin (4403), then the token (4401): before any parameter is looked at."""
+        if self.allowed_origins:
+            origin = dict(scope.get("headers", [])).get(b"origin")
+            if (
+                origin is not None
+                and origin.decode("latin-1").rstrip("/") not in self.allowed_origins
+            ):
+                raise Forbidden("this origin is not allowed to connect")
+        return self.node.tokens.verify(extract_token(scope))
+
+    async def _refuse(self, send: Send, exc: CompanionError, conn: Connection | None) -> None:
+        sid = conn.session_id if conn is not None else ""
+        text = self.node.error_frame(sid, exc, None)
+        code = exc.close_code or Close.INTERNAL
+        try:
+            if conn is not None:
+                conn.outbox.push(text)
+                conn.outbox.close(code, exc.message[:120])
+                return
+            await send({"type": "websocket.send", "text": text})
+            await send({"type": "websocket.close", "code": code, "reason": exc.message[:120]})
+        except Exception:
+            pass  # the client is already gone
+
+    async def _on_frame(self, conn: Connection, data: str | None) -> None:
+        """One client frame: decode, rate-limit, hand to the node; errors become ``error``
+        frames (and a close, for the errors that carry a close code)."""
+        node = self.node
+        request_id: str | None = None
+        try:
+            if data is None:
+                raise BadRequest("binary frames are not supported: send JSON as text")
+            try:
+                msg = codec.decode(data)
+            except CompanionError:
+                request_id = codec.request_id_of(data)
+                raise
+            request_id = msg.requestId
+            if conn.bucket is None:
+                limits = node.settings
+                conn.bucket = TokenBucket(limits.rate_limit_per_second, limits.rate_limit_burst)
+            if not conn.bucket.take():
+                raise RateLimited("too many messages: slow down")
+            node.metrics.frames_in.labels(type(msg).__struct_config__.tag).inc()
+            await node.handle(conn, msg)
+        except CompanionError as exc:
+            conn.send(node.error_frame(conn.session_id, exc, request_id))
+            if exc.close_code is not None:
+                conn.outbox.close(exc.close_code, exc.message[:120])
+        except Exception:
+            log.exception("handling a frame failed")
+            conn.send(node.error_frame(conn.session_id, Internal(), request_id))

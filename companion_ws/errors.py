@@ -1,0 +1,126 @@
+"""One error tree, one table: every error knows its wire code, close code and HTTP status.
+
+    CompanionError                    code          close   http
+    ├── BadRequest                    invalid_message  -     400
+    │   ├── InvalidJSON               invalid_json     -     400
+    │   ├── UnknownType               unknown_type     -     400
+    │   └── BadConnectParams          invalid_message 4400   400
+    ├── Unauthorized                  unauthorized    4401   401
+    ├── Forbidden                     forbidden       4403   403
+    ├── NotFound                      not_found        -     404
+    ├── SessionEnded                  session_ended   4410   410
+    ├── VersionConflict               version_conflict -     409  (carries ``version``)
+    ├── SessionMismatch               session_mismatch -     409
+    ├── StateTooLarge                 state_too_large  -     413
+    ├── RateLimited                   rate_limited     -     429
+    ├── TooManyConnections            rate_limited    4429   429
+    ├── ToolNotFound                  tool_not_found   -     404
+    ├── ToolFailed                    tool_failed      -     422
+    └── Internal                      internal         -     500  (retryable)
+
+An error with a close code ends the connection after its ``error`` frame; the others
+answer the frame and the connection goes on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from companion_ws.protocol.closecodes import Close
+
+
+class CompanionError(Exception):
+    code: ClassVar[str] = "internal"
+    close_code: ClassVar[int | None] = None
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+    def payload(self) -> dict[str, Any]:
+        """The ``error`` frame's fields (and the HTTP error body's)."""
+        return {"code": self.code, "message": self.message, **self.extra}
+
+
+class BadRequest(CompanionError):
+    code = "invalid_message"
+    http_status = 400
+
+
+class InvalidJSON(BadRequest):
+    code = "invalid_json"
+
+
+class UnknownType(BadRequest):
+    code = "unknown_type"
+
+
+class BadConnectParams(BadRequest):
+    close_code = Close.BAD_REQUEST
+
+
+class Unauthorized(CompanionError):
+    code = "unauthorized"
+    close_code = Close.UNAUTHORIZED
+    http_status = 401
+
+
+class Forbidden(CompanionError):
+    code = "forbidden"
+    close_code = Close.FORBIDDEN
+    http_status = 403
+
+
+class NotFound(CompanionError):
+    code = "not_found"
+    http_status = 404
+
+
+class SessionEnded(CompanionError):
+    code = "session_ended"
+    close_code = Close.SESSION_ENDED
+    http_status = 410
+
+
+class VersionConflict(CompanionError):
+    code = "version_conflict"
+    http_status = 409
+
+
+class SessionMismatch(CompanionError):
+    code = "session_mismatch"
+    http_status = 409
+
+
+class StateTooLarge(CompanionError):
+    code = "state_too_large"
+    http_status = 413
+
+
+class RateLimited(CompanionError):
+    code = "rate_limited"
+    http_status = 429
+
+
+class TooManyConnections(RateLimited):
+    close_code = Close.TOO_MANY
+
+
+class ToolNotFound(CompanionError):
+    code = "tool_not_found"
+    http_status = 404
+
+
+class ToolFailed(CompanionError):
+    code = "tool_failed"
+    http_status = 422
+
+
+class Internal(CompanionError):
+    code = "internal"
+    http_status = 500
+
+    def __init__(self, message: str = "internal error, retry", **extra: Any) -> None:
+        super().__init__(message, retryable=True, **extra)

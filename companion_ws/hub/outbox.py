@@ -1,0 +1,116 @@
+"""A connection's bounded send queue.
+
+Frames go in without waiting (``push`` never awaits), a writer task drains them to the
+socket, and it exists only while there is something to send, so an idle connection
+costs no task. Past ``limit`` queued frames the connection is too slow: the queue is
+dropped and the connection is closed with 4409 (it resumes on reconnect), so a slow
+client never slows the others nor grows the server's memory without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from companion_ws.hub.eager import start_eagerly
+from companion_ws.protocol.closecodes import Close
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Outbox:
+    __slots__ = (
+        "_abort",
+        "_close",
+        "_grace",
+        "_limit",
+        "_queue",
+        "_send",
+        "_writer",
+        "closed",
+        "on_overflow",
+    )
+
+    def __init__(
+        self,
+        send: Send,
+        *,
+        limit: int,
+        grace: float,
+        abort: Callable[[], object],
+        on_overflow: Callable[[], None] | None = None,
+    ) -> None:
+        self._send = send
+        self._limit = limit
+        self._grace = grace
+        self._abort = abort
+        # Made on demand and dropped when drained: an idle connection holds no queue.
+        self._queue: deque[str] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._close: tuple[int, str] | None = None
+        self.closed = False
+        self.on_overflow = on_overflow
+
+    def __len__(self) -> int:
+        return len(self._queue) if self._queue is not None else 0
+
+    @property
+    def busy(self) -> bool:
+        """A writer is sending (or about to send) queued frames."""
+        return self._writer is not None
+
+    async def drained(self) -> None:
+        """Wait until everything queued so far has been written (or the socket is gone)."""
+        while self._writer is not None and not self.closed:
+            await asyncio.wait({self._writer})
+
+    def push(self, text: str) -> None:
+        if self._close is not None or self.closed:
+            return
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        queue.append(text)
+        if len(queue) > self._limit:
+            self._queue = None
+            if self.on_overflow is not None:
+                self.on_overflow()
+            self.close(Close.TOO_SLOW, "too slow: send queue overflowed")
+            return
+        if self._writer is None:
+            # Usually the socket takes the frame at once and no Task is ever made.
+            self._writer = start_eagerly(self._drain())
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Send what is queued, then the close frame. A client that does not read
+        within the grace period is cut off."""
+        if self._close is not None:
+            return
+        self._close = (code, reason)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain())
+        asyncio.get_running_loop().call_later(self._grace, self._give_up)
+
+    def _give_up(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self._writer is not None:
+                self._writer.cancel()
+            self._abort()
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                await self._send({"type": "websocket.send", "text": self._queue.popleft()})
+            if self._close is not None and not self.closed:
+                code, reason = self._close
+                await self._send({"type": "websocket.close", "code": code, "reason": reason})
+                self.closed = True
+        except Exception:
+            # The socket is gone: the read loop sees the disconnect and cleans up.
+            self.closed = True
+        finally:
+            self._writer = None
+            self._queue = None  # drained (the loop runs until it is empty) or closed

@@ -1,0 +1,1 @@
+"""The wire protocol: client messages, server frames, the codec and close codes. Pure."""

@@ -1,0 +1,98 @@
+"""Client messages (PROTOCOL.md section 3): a tagged union on ``type``.
+
+Frozen structs; unknown fields are rejected. ``requestId`` is at most 128 characters.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+RequestId = Annotated[str, msgspec.Meta(max_length=128)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+JSONObject = dict[str, Any]
+
+
+class _Message(
+    msgspec.Struct, tag_field="type", forbid_unknown_fields=True, frozen=True, kw_only=True
+):
+    requestId: RequestId | None = None
+
+
+class Ping(_Message, tag="ping", frozen=True):
+    pass
+
+
+class GetSessionState(_Message, tag="get_session_state", frozen=True):
+    pass
+
+
+class UpdateSessionState(_Message, tag="update_session_state", frozen=True):
+    key: Annotated[str, msgspec.Meta(min_length=1, max_length=256)] | None = None
+    value: Any = msgspec.UNSET
+    patch: JSONObject | None = None
+    expected_version: NonNegative | None = None
+
+
+class ContextualUpdate(_Message, tag="contextual_update", frozen=True):
+    text: Annotated[str, msgspec.Meta(max_length=1024)]
+    data: Any = None
+
+
+class ToolCall(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    tool_name: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    tool_call_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    parameters: JSONObject = msgspec.field(default_factory=dict)
+    event_id: int | None = None
+
+
+class ClientToolCall(_Message, tag="client_tool_call", frozen=True):
+    client_tool_call: ToolCall
+    metadata: JSONObject | None = None
+
+
+class Resume(_Message, tag="resume", frozen=True):
+    last_seq: NonNegative
+    epoch: str | None = None
+
+
+class GetHistory(_Message, tag="get_history", frozen=True):
+    after_seq: NonNegative = 0
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+
+
+class GetPresence(_Message, tag="get_presence", frozen=True):
+    pass
+
+
+class EndSession(_Message, tag="end_session", frozen=True):
+    pass
+
+
+ClientMessage = (
+    Ping
+    | GetSessionState
+    | UpdateSessionState
+    | ContextualUpdate
+    | ClientToolCall
+    | Resume
+    | GetHistory
+    | GetPresence
+    | EndSession
+)
+
+MESSAGE_TYPES: frozenset[str] = frozenset(
+    str(cls.__struct_config__.tag)
+    for cls in (
+        Ping,
+        GetSessionState,
+        UpdateSessionState,
+        ContextualUpdate,
+        ClientToolCall,
+        Resume,
+        GetHistory,
+        GetPresence,
+        EndSession,
+    )
+)

@@ -1,0 +1,97 @@
+"""Frozen settings, read once from the environment (and CLI flags) and passed down.
+
+No other module reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./companion.db"
+DEFAULT_TOOLS = ("companion_ws.tools.shipping",)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    broker_url: str = "memory://"
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_algorithm: str = "HS256"
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    admin_claim: str = "role"
+    admin_value: str = "admin"
+    service_value: str = "service"
+    allowed_origins: tuple[str, ...] = ()
+    session_ttl: float = 3600.0
+    sweep_interval: float = 15.0
+    history_size: int = 1000
+    history_ttl: float = 86400.0
+    max_state_bytes: int = 256 * 1024
+    max_frame_bytes: int = 64 * 1024
+    outbox_limit: int = 1024
+    slow_close_grace: float = 5.0
+    rate_limit_per_second: float = 200.0
+    rate_limit_burst: int = 400
+    max_connections_per_user: int = 1000
+    join_token_ttl: float = 300.0
+    reconnect_token_ttl: float = 86400.0
+    public_url: str | None = None
+    tools: tuple[str, ...] = DEFAULT_TOOLS
+    elevenlabs_tool_secret: str | None = None
+    elevenlabs_webhook_secret: str | None = None
+    webhook_tolerance: float = 1800.0
+    event_flush_interval: float = 0.2
+    event_flush_batch: int = 500
+    auto_migrate: bool | None = None  # None: migrate SQLite on start, never PostgreSQL
+    presence_ttl: float = 15.0
+    node_id: str = field(default_factory=lambda: os.urandom(4).hex())
+
+    @property
+    def signing_key(self) -> str | None:
+        return self.jwt_secret
+
+    @property
+    def verifying_key(self) -> str | None:
+        return self.jwt_public_key or self.jwt_secret
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def migrate_on_start(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
+        """Settings from ``COMPANION_*`` variables; ``overrides`` (CLI flags) win."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"COMPANION_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _parse(kind: Any, raw: str) -> Any:
+    text = str(kind)
+    if "tuple" in text:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if "bool" in text:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if text.startswith("int"):
+        return int(raw)
+    if text.startswith("float"):
+        return float(raw)
+    return raw

@@ -1,0 +1,457 @@
+// client.js: one live connection to a companion_ws hub (PROTOCOL.md v1).
+//
+//   import { connect } from '/static/client.js';
+//   const hub = connect({ getToken: async () => jwt, onEvent, onStatus, onState });
+//
+// The controller reconnects on retryable closes with exponential backoff and
+// jitter, resumes with `last_seq` + `epoch`, drops duplicate broadcasts by `seq`,
+// keeps the session state document in step (snapshot + versioned merge patches)
+// and tracks presence. It never touches the DOM, so any page can embed it.
+
+import { deepFreeze, mergePatch } from './merge-patch.js';
+
+// Close codes after which reconnecting cannot help (PROTOCOL.md section 6).
+export const TERMINAL_CLOSES = Object.freeze({
+  1000: 'normal',
+  1009: 'too_large',
+  4400: 'bad_request',
+  4401: 'unauthorized',
+  4403: 'forbidden',
+  4410: 'ended',
+});
+
+// Frames sent to one client only. Their `seq` (if any) is a snapshot position,
+// not the frame's own place in the session's event order.
+const DIRECT_TYPES = new Set([
+  'session_joined', 'session_state', 'resync_required', 'resumed', 'presence',
+  'history', 'pong', 'error', 'client_tool_result',
+]);
+
+export const DEFAULTS = Object.freeze({
+  client: 'ui',
+  backoffBase: 300, // ms, first retry waits 150–300 ms
+  backoffMax: 10000, // ms, cap before jitter
+  stableAfter: 10000, // ms connected before the attempt counter resets
+  pingInterval: 20000, // ms between pings while idle
+  idleTimeout: 45000, // ms without any frame before the socket counts as dead
+  outboxLimit: 100, // frames kept while disconnected
+});
+
+export function defaultUrl(loc = globalThis.location) {
+  const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${loc.host}/ws`;
+}
+
+// Exponential backoff with "equal jitter": somewhere in [d/2, d].
+export function backoffDelay(attempt, base = DEFAULTS.backoffBase, max = DEFAULTS.backoffMax,
+  random = Math.random) {
+  const d = Math.min(max, base * 2 ** Math.max(0, attempt - 1));
+  return Math.round(d / 2 + (random() * d) / 2);
+}
+
+let requestCounter = 0;
+function nextRequestId() {
+  requestCounter += 1;
+  return `ui-${Date.now().toString(36)}-${requestCounter}`;
+}
+
+const noop = () => {};
+
+export function connect(options = {}) {
+  const opts = { ...DEFAULTS, ...options };
+  if (typeof opts.getToken !== 'function') {
+    throw new TypeError('connect(): getToken must be a function returning a token');
+  }
+  const onEvent = opts.onEvent || noop;
+  const onStatus = opts.onStatus || noop;
+  const onState = opts.onState || noop;
+  const WebSocketImpl = opts.WebSocket || globalThis.WebSocket;
+
+  let ws = null; // the live socket, or null
+  let welcomed = false; // session_joined received on the live socket
+  let generation = 0; // bumps on every open(); stale async work checks it
+  let sessionId = opts.sessionId || null;
+  let connectionId = null;
+  let userId = null;
+  let lastSeq = null;
+  let epoch = null;
+  let state = null;
+  let version = null;
+  let presence = new Map();
+  let status = 'idle';
+  let statusDetail = {};
+  let attempt = 0;
+  let done = false; // terminal close, session ended, or close() called
+  let endedByFrame = false;
+  let retryTimer = null;
+  let pingTimer = null;
+  let stableTimer = null;
+  let endTimer = null;
+  let lastFrameAt = 0;
+  let lastError = null;
+  let snapshotPending = false;
+  let buffered = []; // session_state_updated frames seen while a snapshot is on its way
+  let outbox = [];
+
+  function setStatus(next, detail = {}) {
+    status = next;
+    statusDetail = { ...detail };
+    safe(onStatus, { status: next, ...detail }, controller);
+  }
+
+  function safe(fn, ...args) {
+    try {
+      fn(...args);
+    } catch (err) {
+      // A bug in a callback must not kill the connection; report it asynchronously.
+      setTimeout(() => { throw err; });
+    }
+  }
+
+  async function open() {
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    if (done) return;
+    const gen = ++generation;
+    setStatus(attempt ? 'reconnecting' : 'connecting', { attempt });
+    let token;
+    try {
+      token = await opts.getToken();
+    } catch {
+      if (gen === generation && !done) scheduleRetry({ code: 0, reason: 'token_unavailable' });
+      return;
+    }
+    if (gen !== generation || done) return;
+    if (!token) {
+      finish('stopped', { code: 4401, reason: 'no_token' });
+      return;
+    }
+    const url = new URL(opts.url || defaultUrl(), globalThis.location?.href);
+    url.searchParams.set('token', token);
+    if (sessionId) url.searchParams.set('session_id', sessionId);
+    if (lastSeq !== null && epoch !== null) {
+      url.searchParams.set('last_seq', String(lastSeq));
+      url.searchParams.set('epoch', String(epoch));
+    }
+    url.searchParams.set('client', opts.client);
+    let sock;
+    try {
+      sock = new WebSocketImpl(url.toString());
+    } catch {
+      scheduleRetry({ code: 0, reason: 'bad_url' });
+      return;
+    }
+    ws = sock;
+    welcomed = false;
+    lastFrameAt = Date.now();
+    sock.onmessage = (ev) => {
+      if (ws === sock) receive(ev.data);
+    };
+    sock.onclose = (ev) => {
+      if (ws !== sock) return;
+      ws = null;
+      closed(ev.code, ev.reason);
+    };
+    sock.onerror = noop; // a close event always follows
+  }
+
+  // Forget the socket without waiting for its close handshake (dead network).
+  function drop(reason) {
+    const sock = ws;
+    if (!sock) return;
+    ws = null;
+    try {
+      sock.close(4000, reason);
+    } catch {
+      /* already closing */
+    }
+    closed(1006, reason);
+  }
+
+  function closed(code, reason) {
+    stopTimers();
+    welcomed = false;
+    if (done) return;
+    const recent = lastError && Date.now() - lastError.at < 5000 ? lastError : null;
+    lastError = null;
+    const detail = { code, reason: TERMINAL_CLOSES[code] || reason || 'connection_lost' };
+    if (recent) detail.error = { code: recent.code, message: recent.message };
+    if (endedByFrame || code === 4410) {
+      finish('ended', { ...detail, code: 4410, reason: 'ended' });
+    } else if (code in TERMINAL_CLOSES) {
+      finish('stopped', detail);
+    } else {
+      scheduleRetry(detail);
+    }
+  }
+
+  function scheduleRetry(detail) {
+    attempt += 1;
+    if (globalThis.navigator && navigator.onLine === false) {
+      // The 'online' event reconnects at once; the slow timer is a fallback.
+      setStatus('offline', { ...detail, attempt });
+      retryTimer = setTimeout(open, opts.backoffMax);
+      return;
+    }
+    let delay = backoffDelay(attempt, opts.backoffBase, opts.backoffMax);
+    if (detail.code === 4429) delay = Math.max(delay, 1000);
+    setStatus('reconnecting', { ...detail, attempt, delay });
+    retryTimer = setTimeout(open, delay);
+  }
+
+  function finish(next, detail) {
+    done = true;
+    stopTimers();
+    clearTimeout(retryTimer);
+    clearTimeout(endTimer);
+    outbox = [];
+    removeWindowListeners();
+    if (ws) {
+      const sock = ws;
+      ws = null;
+      try {
+        sock.close(1000);
+      } catch {
+        /* ignore */
+      }
+    }
+    setStatus(next, detail);
+  }
+
+  function stopTimers() {
+    clearInterval(pingTimer);
+    clearTimeout(stableTimer);
+    pingTimer = null;
+    stableTimer = null;
+  }
+
+  function rawSend(frame) {
+    ws.send(JSON.stringify(frame));
+  }
+
+  function send(frame) {
+    if (!frame || typeof frame.type !== 'string') {
+      throw new TypeError('send(): a frame is an object with a string "type"');
+    }
+    if (done) return null;
+    const out = { ...frame };
+    if (out.requestId === undefined) out.requestId = nextRequestId();
+    if (ws && welcomed && ws.readyState === 1) {
+      rawSend(out);
+    } else {
+      outbox.push(out);
+      if (outbox.length > opts.outboxLimit) outbox.shift();
+    }
+    return out.requestId;
+  }
+
+  function requestSnapshot() {
+    snapshotPending = true;
+    buffered = [];
+    return send({ type: 'get_session_state' });
+  }
+
+  function receive(text) {
+    let frame;
+    try {
+      frame = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (!frame || typeof frame !== 'object' || typeof frame.type !== 'string') return;
+    lastFrameAt = Date.now();
+    const { type } = frame;
+
+    if (typeof frame.seq === 'number' && !DIRECT_TYPES.has(type)) {
+      if (lastSeq !== null && frame.seq <= lastSeq) return; // duplicate from a replay
+      const gap = lastSeq !== null && frame.seq > lastSeq + 1;
+      lastSeq = frame.seq;
+      if (gap && type !== 'session_state_updated' && !snapshotPending) requestSnapshot();
+    }
+
+    switch (type) {
+      case 'session_joined':
+        welcome(frame);
+        break;
+      case 'session_state':
+        snapshot(frame, 'snapshot');
+        break;
+      case 'resync_required':
+        if (typeof frame.seq === 'number') lastSeq = frame.seq;
+        if (frame.epoch !== undefined) epoch = frame.epoch;
+        snapshot(frame, 'resync');
+        send({ type: 'get_presence' });
+        break;
+      case 'session_state_updated':
+        patch(frame);
+        break;
+      case 'client_joined':
+        if (frame.connection_id) presence.set(frame.connection_id, member(frame));
+        break;
+      case 'client_left':
+        if (frame.connection_id !== connectionId) presence.delete(frame.connection_id);
+        break;
+      case 'presence':
+        presence = new Map((frame.clients || []).map((c) => [c.connection_id, member(c)]));
+        addSelf();
+        break;
+      case 'session_ended':
+        endedByFrame = true;
+        clearTimeout(endTimer);
+        endTimer = setTimeout(() => closed(4410, 'ended'), 3000);
+        break;
+      case 'error':
+        lastError = { code: frame.code, message: frame.message, at: Date.now() };
+        break;
+      default:
+        break;
+    }
+    safe(onEvent, frame, controller);
+  }
+
+  function member(c) {
+    return Object.freeze({ connection_id: c.connection_id, user_id: c.user_id, client: c.client });
+  }
+
+  function addSelf() {
+    if (connectionId && !presence.has(connectionId)) {
+      presence.set(connectionId, member({ connection_id: connectionId, user_id: userId, client: opts.client }));
+    }
+  }
+
+  function welcome(frame) {
+    welcomed = true;
+    sessionId = frame.session_id || sessionId;
+    connectionId = frame.connection_id || null;
+    userId = frame.user_id || null;
+    const nextEpoch = frame.epoch ?? null;
+    const seq = typeof frame.seq === 'number' ? frame.seq : null;
+    // Keep our position on a plain resume (the replay follows); otherwise start
+    // from the session's latest event.
+    if (lastSeq === null || nextEpoch !== epoch || (seq !== null && seq < lastSeq)) lastSeq = seq;
+    epoch = nextEpoch;
+    addSelf();
+    setStatus('connected', {
+      attempt,
+      resumed: Boolean(frame.resumed),
+      created: Boolean(frame.created),
+      requestedSessionId: frame.requested_session_id,
+      reason: frame.reason,
+    });
+    stableTimer = setTimeout(() => { attempt = 0; }, opts.stableAfter);
+    pingTimer = setInterval(heartbeat, opts.pingInterval);
+    requestSnapshot();
+    send({ type: 'get_presence' });
+    const queued = outbox;
+    outbox = [];
+    for (const f of queued) rawSend(f);
+  }
+
+  function heartbeat() {
+    if (!ws || ws.readyState !== 1) return;
+    if (Date.now() - lastFrameAt > opts.idleTimeout) drop('idle_timeout');
+    else rawSend({ type: 'ping' });
+  }
+
+  function snapshot(frame, reason) {
+    state = deepFreeze(frame.state && typeof frame.state === 'object' ? frame.state : {});
+    version = typeof frame.version === 'number' ? frame.version : 0;
+    snapshotPending = false;
+    const later = buffered.sort((a, b) => a.version - b.version);
+    buffered = [];
+    for (const f of later) {
+      if (f.version === version + 1) {
+        state = deepFreeze(mergePatch(state, f.patch));
+        version = f.version;
+      }
+    }
+    safe(onState, state, { version, reason, frame }, controller);
+  }
+
+  function patch(frame) {
+    const v = frame.version;
+    if (typeof v !== 'number') return;
+    if (snapshotPending) buffered.push(frame);
+    if (version === null || v <= version) return; // no base yet, or already applied
+    if (v !== version + 1) {
+      if (!snapshotPending) requestSnapshot(); // we missed one: fetch the whole document
+      return;
+    }
+    state = deepFreeze(mergePatch(state, frame.patch));
+    version = v;
+    safe(onState, state, { version, reason: 'patch', patch: frame.patch, frame }, controller);
+  }
+
+  // The browser knows more about the network than our backoff does.
+  const onOnline = () => {
+    if (!done && !ws) open();
+  };
+  const onOffline = () => {
+    if (!done && ws) drop('offline');
+  };
+  const onVisible = () => {
+    if (document.visibilityState !== 'visible' || done) return;
+    if (retryTimer) open();
+    else if (ws && Date.now() - lastFrameAt > opts.pingInterval) heartbeat();
+  };
+  function removeWindowListeners() {
+    if (typeof window === 'undefined') return;
+    window.removeEventListener('online', onOnline);
+    window.removeEventListener('offline', onOffline);
+    document.removeEventListener('visibilitychange', onVisible);
+  }
+  if (typeof window !== 'undefined') {
+    window.addEventListener('online', onOnline);
+    window.addEventListener('offline', onOffline);
+    document.addEventListener('visibilitychange', onVisible);
+  }
+
+  const controller = Object.freeze({
+    send,
+    updateState(mergePatchDoc, { expectedVersion } = {}) {
+      const frame = { type: 'update_session_state', patch: mergePatchDoc };
+      if (expectedVersion !== undefined) frame.expected_version = expectedVersion;
+      return send(frame);
+    },
+    refresh: requestSnapshot,
+    reconnect() {
+      if (status === 'closed') return;
+      done = false;
+      endedByFrame = false;
+      attempt = 0;
+      if (ws) {
+        const sock = ws;
+        ws = null;
+        try {
+          sock.close(1000);
+        } catch {
+          /* ignore */
+        }
+      }
+      removeWindowListeners();
+      if (typeof window !== 'undefined') {
+        window.addEventListener('online', onOnline);
+        window.addEventListener('offline', onOffline);
+        document.addEventListener('visibilitychange', onVisible);
+      }
+      open();
+    },
+    close() {
+      if (status === 'closed') return;
+      finish('closed', { code: 1000, reason: 'closed_by_client' });
+    },
+    get state() { return state; },
+    get version() { return version; },
+    get seq() { return lastSeq; },
+    get epoch() { return epoch; },
+    get sessionId() { return sessionId; },
+    get connectionId() { return connectionId; },
+    get userId() { return userId; },
+    get status() { return status; },
+    get statusDetail() { return statusDetail; },
+    get presence() { return [...presence.values()]; },
+  });
+
+  queueMicrotask(open); // callbacks start after connect() has returned
+  return controller;
+}

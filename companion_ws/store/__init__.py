@@ -1,0 +1,2 @@
+"""Durable storage: SQLAlchemy 2.0 async models, repositories (never commit) and the
+unit of work (commits). SQLite by default, PostgreSQL in production."""

@@ -1,0 +1,221 @@
+"""Repositories: queries and changes on one AsyncSession. They never commit; the unit
+of work does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession as DBSession
+
+from companion_ws.store.models import EventRow, JoinTokenRow, SessionRow, ToolCallRow
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    session_id: str
+    seq: int
+    epoch: str
+    type: str
+    payload: str
+    created_at: int
+
+
+# The tables, for Core statements (executemany) where the ORM adds nothing but cost.
+_SESSIONS = cast(Table, SessionRow.__table__)
+_EVENTS = cast(Table, EventRow.__table__)
+
+
+class SessionRepository:
+    def __init__(self, db: DBSession) -> None:
+        self._db = db
+
+    async def get(self, session_id: str, *, for_update: bool = False) -> SessionRow | None:
+        stmt = select(SessionRow).where(SessionRow.id == session_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self._db.execute(stmt)).scalar_one_or_none()
+
+    def add(self, row: SessionRow) -> None:
+        self._db.add(row)
+
+    async def save_state(
+        self, session_id: str, *, from_version: int, state: str, version: int, now: int, ttl_ms: int
+    ) -> bool:
+        """Compare-and-set the state: False when another writer got there first."""
+        result = await self._db.execute(
+            update(SessionRow)
+            .where(SessionRow.id == session_id, SessionRow.state_version == from_version)
+            .values(
+                state=state, state_version=version, last_activity_at=now, expires_at=now + ttl_ms
+            )
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def end(self, session_id: str, *, reason: str, now: int) -> bool:
+        result = await self._db.execute(
+            update(SessionRow)
+            .where(SessionRow.id == session_id, SessionRow.ended_at.is_(None))
+            .values(ended_at=now, end_reason=reason)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def advance_seqs(self, seqs: dict[str, int]) -> None:
+        """``last_seq`` of many sessions, in one executemany (Core, not the ORM)."""
+        if not seqs:
+            return
+        t = _SESSIONS.c
+        statement = (
+            update(_SESSIONS)
+            .where(t.id == bindparam("sid"), t.last_seq < bindparam("seq"))
+            .values(last_seq=bindparam("seq"))
+        )
+        await self._db.execute(statement, [{"sid": k, "seq": v} for k, v in seqs.items()])
+
+    async def touch_many(self, activity: dict[str, int], *, ttl_ms: int) -> None:
+        """Last activity (and expiry) of many sessions, in one executemany."""
+        if not activity:
+            return
+        t = _SESSIONS.c
+        statement = (
+            update(_SESSIONS)
+            .where(t.id == bindparam("sid"), t.last_activity_at < bindparam("at"))
+            .values(last_activity_at=bindparam("at"), expires_at=bindparam("expires"))
+        )
+        await self._db.execute(
+            statement,
+            [{"sid": k, "at": at, "expires": at + ttl_ms} for k, at in activity.items()],
+        )
+
+    async def expired(self, now: int, limit: int = 500) -> Sequence[str]:
+        stmt = (
+            select(SessionRow.id)
+            .where(SessionRow.ended_at.is_(None), SessionRow.expires_at <= now)
+            .limit(limit)
+        )
+        return (await self._db.execute(stmt)).scalars().all()
+
+    async def set_epoch(self, session_id: str, epoch: str, *, clean: bool) -> None:
+        await self._db.execute(
+            update(SessionRow)
+            .where(SessionRow.id == session_id)
+            .values(epoch=epoch, epoch_clean=clean)
+        )
+
+    async def mark_clean(self, session_ids: Iterable[str]) -> None:
+        ids = list(session_ids)
+        if ids:
+            await self._db.execute(
+                update(SessionRow).where(SessionRow.id.in_(ids)).values(epoch_clean=True)
+            )
+
+    async def page(
+        self,
+        *,
+        limit: int,
+        after_id: str | None = None,
+        owner_id: str | None = None,
+        active: bool | None = None,
+    ) -> Sequence[SessionRow]:
+        stmt = select(SessionRow).order_by(SessionRow.id).limit(limit)
+        if after_id is not None:
+            stmt = stmt.where(SessionRow.id > after_id)
+        if owner_id is not None:
+            stmt = stmt.where(SessionRow.owner_id == owner_id)
+        if active is True:
+            stmt = stmt.where(SessionRow.ended_at.is_(None))
+        elif active is False:
+            stmt = stmt.where(SessionRow.ended_at.is_not(None))
+        return (await self._db.execute(stmt)).scalars().all()
+
+
+class EventRepository:
+    def __init__(self, db: DBSession) -> None:
+        self._db = db
+
+    async def add_new(self, events: Sequence[NewEvent]) -> None:
+        """Insert the events in one executemany; a row already there (written by
+        another process) is skipped."""
+        if not events:
+            return
+        dialect = self._db.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(_EVENTS).on_conflict_do_nothing(index_elements=["session_id", "seq"])
+        await self._db.execute(
+            statement,
+            [
+                {
+                    "session_id": e.session_id,
+                    "seq": e.seq,
+                    "epoch": e.epoch,
+                    "type": e.type,
+                    "payload": e.payload,
+                    "created_at": e.created_at,
+                }
+                for e in events
+            ],
+        )
+
+    async def after(self, session_id: str, after_seq: int, limit: int) -> Sequence[EventRow]:
+        stmt = (
+            select(EventRow)
+            .where(EventRow.session_id == session_id, EventRow.seq > after_seq)
+            .order_by(EventRow.seq)
+            .limit(limit)
+        )
+        return (await self._db.execute(stmt)).scalars().all()
+
+    async def latest(self, session_id: str, limit: int) -> Sequence[EventRow]:
+        stmt = (
+            select(EventRow)
+            .where(EventRow.session_id == session_id)
+            .order_by(EventRow.seq.desc())
+            .limit(limit)
+        )
+        rows = (await self._db.execute(stmt)).scalars().all()
+        return list(reversed(rows))
+
+    async def max_seq(self, session_id: str) -> int:
+        stmt = select(func.max(EventRow.seq)).where(EventRow.session_id == session_id)
+        value = (await self._db.execute(stmt)).scalar_one_or_none()
+        return int(value or 0)
+
+
+class ToolCallRepository:
+    def __init__(self, db: DBSession) -> None:
+        self._db = db
+
+    async def get(self, tool_call_id: str) -> ToolCallRow | None:
+        return await self._db.get(ToolCallRow, tool_call_id)
+
+    def add(self, row: ToolCallRow) -> None:
+        self._db.add(row)
+
+
+class JoinTokenRepository:
+    def __init__(self, db: DBSession) -> None:
+        self._db = db
+
+    def add(self, row: JoinTokenRow) -> None:
+        self._db.add(row)
+
+    async def consume(self, jti: str, now: int) -> str | None:
+        """Atomically mark an unexpired, unused code used: its session id for the one
+        winner, None for everyone else."""
+        result = await self._db.execute(
+            update(JoinTokenRow)
+            .where(
+                JoinTokenRow.jti == jti,
+                JoinTokenRow.used_at.is_(None),
+                JoinTokenRow.expires_at > now,
+            )
+            .values(used_at=now)
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            return None
+        row = await self._db.get(JoinTokenRow, jti)
+        return row.session_id if row is not None else None

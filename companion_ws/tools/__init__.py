@@ -1,0 +1,1 @@
+"""Tools the voice agent (or any client) calls on a session: the registry and the packs."""

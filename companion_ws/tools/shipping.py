@@ -1,0 +1,117 @@
+"""The shipping tool pack (PROTOCOL.md section 10): the seeds' shipping assistant.
+
+Rates come from a deterministic local table, not a carrier API, so a given request
+always gets the same quotes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+import msgspec
+
+from companion_ws.tools.registry import State, ToolError, ToolOutcome, tool
+
+Zip = Annotated[str, msgspec.Meta(pattern=r"^\d{5}$", description="5-digit US ZIP code")]
+Weight = Annotated[
+    float, msgspec.Meta(gt=0, le=150, description="Package weight in pounds (0 < w <= 150)")
+]
+
+# carrier, service, base cost, cost per lb, cost per distance band, days
+_RATES: tuple[tuple[str, str, float, float, float, int], ...] = (
+    ("USPS", "Ground Advantage", 5.25, 0.55, 0.60, 5),
+    ("UPS", "Ground", 8.40, 0.75, 0.85, 4),
+    ("FedEx", "Ground", 8.10, 0.78, 0.80, 4),
+    ("FedEx", "Express Saver", 17.90, 1.35, 1.40, 3),
+    ("UPS", "2nd Day Air", 21.50, 1.80, 1.65, 2),
+)
+
+
+def _band(from_zip: str, to_zip: str) -> int:
+    """A distance band 0-8 from the ZIPs' first digits (the national zone idea)."""
+    return abs(int(from_zip[0]) - int(to_zip[0]))
+
+
+def quote_table(from_zip: str, to_zip: str, weight: float) -> list[dict[str, Any]]:
+    band = _band(from_zip, to_zip)
+    quotes = []
+    for carrier, service, base, per_lb, per_band, days in _RATES:
+        cost = round(base + per_lb * weight + per_band * band, 2)
+        key = f"{carrier}|{service}|{from_zip}|{to_zip}|{weight:g}"
+        quote_id = "q_" + hashlib.sha1(key.encode()).hexdigest()[:10]
+        quotes.append(
+            {
+                "quote_id": quote_id,
+                "carrier": carrier,
+                "service": service,
+                "cost": cost,
+                "days": days + (1 if band >= 6 and days > 2 else 0),
+            }
+        )
+    return sorted(quotes, key=lambda q: q["cost"])
+
+
+@tool(description="Get shipping quotes for a package between two US ZIP codes.")
+async def get_shipping_quotes(
+    state: State, from_zip: Zip, to_zip: Zip, weight: Weight
+) -> ToolOutcome:
+    quotes = quote_table(from_zip, to_zip, weight)
+    details = {"from": from_zip, "to": to_zip, "weight_lbs": weight}
+    return ToolOutcome(
+        result={"shipping_details": details, "quotes": quotes},
+        patch={
+            "shipping_details": details,
+            "quotes": quotes,
+            "selected_option": None,
+            "label": None,
+            "ui": {"current_step": "quotes"},
+        },
+        update_text="quote_ready",
+        update_data={"shipping_details": details, "quotes": quotes},
+    )
+
+
+def _find_quote(
+    state: State, quote_id: str | None, carrier: str | None, service: str | None
+) -> dict[str, Any]:
+    quotes = state.get("quotes") or []
+    if not quotes:
+        raise ToolError("there are no quotes in this session yet: call get_shipping_quotes first")
+    if quote_id is not None:
+        for quote in quotes:
+            if quote.get("quote_id") == quote_id:
+                return dict(quote)
+        raise ToolError(f"quote_id: no quote {quote_id!r} in this session")
+    if carrier is None or service is None:
+        raise ToolError("quote_id: give a quote_id, or both carrier and service")
+    for quote in quotes:
+        if (
+            str(quote.get("carrier", "")).lower() == carrier.lower()
+            and str(quote.get("service", "")).lower() == service.lower()
+        ):
+            return dict(quote)
+    raise ToolError(f"carrier: no {carrier} {service} quote in this session")
+
+
+@tool(description="Create a shipping label for one of the session's quotes.")
+async def create_shipping_label(
+    state: State,
+    quote_id: Annotated[str | None, msgspec.Meta(description="The chosen quote's id")] = None,
+    carrier: Annotated[str | None, msgspec.Meta(description="Carrier, if no quote_id")] = None,
+    service: Annotated[str | None, msgspec.Meta(description="Service, if no quote_id")] = None,
+) -> ToolOutcome:
+    quote = _find_quote(state, quote_id, carrier, service)
+    digest = hashlib.sha1(f"{quote['quote_id']}|label".encode()).hexdigest().upper()
+    label = {
+        "tracking_number": f"1Z{digest[:16]}",
+        "carrier": quote["carrier"],
+        "service": quote["service"],
+        "cost": quote["cost"],
+    }
+    return ToolOutcome(
+        result={"label": label},
+        patch={"label": label, "selected_option": quote, "ui": {"current_step": "label"}},
+        update_text="label_created",
+        update_data={"label": label},
+    )

@@ -1,0 +1,74 @@
+"""Fixtures: real hubs on loopback, on SQLite and on PostgreSQL.
+
+``db_url`` is parametrized over both databases, so every test that uses ``hub`` runs
+on each. PostgreSQL must be answering (the README's test command starts it); these
+tests never skip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.hub import HubFactory, HubProcess, create_pg_database, drop_pg_database
+
+ARTIFACTS = Path(os.environ.get("COMPANION_TEST_ARTIFACTS", "test-artifacts"))
+
+
+def _db_url(kind: str, tmp_path: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+        return
+    url = create_pg_database()
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from _db_url(request.param, tmp_path)
+
+
+@pytest.fixture
+def hub_factory(db_url: str, tmp_path: Path) -> Iterator[HubFactory]:
+    """Start hubs on the test's database: ``hub_factory(env={...}).start()``."""
+    started: list[HubProcess] = []
+
+    def make(env: dict[str, str] | None = None, port: int | None = None) -> HubProcess:
+        process = HubProcess(
+            database_url=db_url, env=env or {}, log_path=tmp_path / f"hub{len(started)}.log"
+        )
+        if port is not None:
+            process.port = port
+        started.append(process)
+        return process
+
+    yield make
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def hub(hub_factory: HubFactory) -> HubProcess:
+    return hub_factory().start()
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def shared_hub(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HubProcess]:
+    """One hub for a whole module, for tests that do not restart or reconfigure it."""
+    tmp = tmp_path_factory.mktemp("shared")
+    for url in _db_url(request.param, tmp):
+        process = HubProcess(database_url=url, log_path=tmp / "hub.log").start()
+        try:
+            yield process
+        finally:
+            process.stop()

@@ -1,0 +1,395 @@
+"""The Broker contract: one suite, run against the in-memory and the Redis broker.
+
+No server: the broker API is called directly, with a fake seed loader (the database's
+answer) and a handler that records what it is handed. The Redis runs use the test
+Redis (``COMPANION_TEST_REDIS``) under a key prefix of their own, deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from companion_ws.broker.base import Broker, Event, Seed
+from companion_ws.broker.memory import MemoryBroker
+from companion_ws.broker.redis import RedisBroker
+from companion_ws.protocol.codec import encode, frame, with_seq
+from tests.support.hub import REDIS_URL, free_port
+
+
+class Seeds:
+    """The seed loader: what the database would say about each session."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, Seed] = {}
+        self.calls: list[str] = []
+
+    async def __call__(self, session_id: str) -> Seed:
+        self.calls.append(session_id)
+        return self.known.get(session_id, Seed(0, "db-epoch"))
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of(self, session_id: str) -> list[Event]:
+        return [e for e in self.events if e.session_id == session_id]
+
+    async def wait(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Until ``predicate`` holds (a bound against hanging, not a speed check)."""
+        async with asyncio.timeout(timeout):
+            while not predicate():  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+
+
+class Started(Protocol):
+    async def __call__(self, **options: Any) -> tuple[Broker, Recorder, Seeds]: ...
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"cwtest-{uuid.uuid4().hex[:10]}"
+
+
+async def delete_keys(prefix: str) -> None:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+def _starter(kind: str, prefix: str) -> tuple[Started, list[Broker]]:
+    brokers: list[Broker] = []
+
+    async def make(**options: Any) -> tuple[Broker, Recorder, Seeds]:
+        size = options.pop("history_size", 100)
+        broker: Broker
+        if kind == "memory":
+            broker = MemoryBroker(history_size=size, **options)
+        else:
+            broker = RedisBroker(REDIS_URL, history_size=size, prefix=prefix, **options)
+        recorder, seeds = Recorder(), Seeds()
+        await broker.start(recorder, seeds)
+        brokers.append(broker)
+        return broker, recorder, seeds
+
+    return make, brokers
+
+
+@pytest.fixture
+async def start(kind: str, prefix: str) -> AsyncIterator[Started]:
+    """Start a broker of this run's kind (the Redis run deletes its keys after)."""
+    make, brokers = _starter(kind, prefix)
+    yield make
+    for broker in brokers:
+        await broker.close()
+    if kind == "redis":
+        await delete_keys(prefix)
+
+
+@pytest.fixture
+async def start_redis(prefix: str) -> AsyncIterator[Started]:
+    """Redis brokers sharing a prefix, as the processes of one deployment share a Redis:
+    the cross-process part of the contract."""
+    make, brokers = _starter("redis", prefix)
+    yield make
+    for broker in brokers:
+        await broker.close()
+    await delete_keys(prefix)
+
+
+def body(session_id: str, n: int) -> bytes:
+    return encode(frame("contextual_update", session_id, text="t", data={"n": n}))
+
+
+def sid() -> str:
+    return uuid.uuid4().hex
+
+
+# ---------------------------------------------------------------- ordering
+
+
+async def test_concurrent_publishes_get_seq_1_to_n_and_arrive_in_seq_order(
+    start: Started,
+) -> None:
+    broker, recorder, _ = await start()
+    s = sid()
+    await broker.subscribe(s)
+    bodies = [body(s, i) for i in range(200)]
+    events = await asyncio.gather(*(broker.publish(s, "contextual_update", b) for b in bodies))
+    assert sorted(e.seq for e in events) == list(range(1, 201))
+    assert len({e.epoch for e in events}) == 1
+    for event, raw in zip(events, bodies, strict=True):
+        assert event.payload == with_seq(raw, event.seq)
+    await recorder.wait(lambda: len(recorder.of(s)) >= 200)
+    delivered = recorder.of(s)
+    assert [e.seq for e in delivered] == list(range(1, 201))
+    by_seq = {e.seq: e for e in events}
+    assert all(e == by_seq[e.seq] for e in delivered)
+
+
+@pytest.mark.redis
+async def test_two_processes_publishing_at_once_see_one_order(start_redis: Started) -> None:
+    (a, rec_a, _), (b, rec_b, _) = await start_redis(), await start_redis()
+    s = sid()
+    await a.subscribe(s)
+    await b.subscribe(s)
+
+    async def burst(broker: Broker, tag: int) -> list[Event]:
+        return [
+            await broker.publish(s, "contextual_update", body(s, tag * 1000 + i))
+            for i in range(100)
+        ]
+
+    sent = await asyncio.gather(burst(a, 1), burst(b, 2))
+    assert sorted(e.seq for batch in sent for e in batch) == list(range(1, 201))
+    await rec_a.wait(lambda: len(rec_a.of(s)) >= 200)
+    await rec_b.wait(lambda: len(rec_b.of(s)) >= 200)
+    assert [e.seq for e in rec_a.of(s)] == list(range(1, 201))
+    assert rec_a.of(s) == rec_b.of(s)
+
+
+# ---------------------------------------------------------------- history
+
+
+async def test_history_keeps_a_window_and_says_when_a_seq_is_outside_it(
+    start: Started,
+) -> None:
+    broker, _, _ = await start(history_size=10)
+    s = sid()
+    published = [await broker.publish(s, "contextual_update", body(s, i)) for i in range(25)]
+
+    inside = await broker.history(s, 15, 100)  # the oldest seq kept is 16: 15 is the edge
+    assert inside.available
+    assert list(inside.events) == published[15:]
+    assert inside.position.seq == 25 and inside.position.epoch == published[0].epoch
+
+    assert [e.seq for e in (await broker.history(s, 20, 3)).events] == [21, 22, 23]
+
+    too_old = await broker.history(s, 14, 100)
+    assert not too_old.available and not too_old.events
+
+    current = await broker.history(s, 25, 100)
+    assert current.available and not current.events
+
+    ahead = await broker.history(s, 26, 100)
+    assert not ahead.available and ahead.position.seq == 25
+
+
+async def test_a_new_session_starts_empty(start: Started) -> None:
+    broker, _, seeds = await start()
+    s = sid()
+    position = await broker.position(s)
+    assert position.seq == 0 and position.epoch
+    assert (await broker.history(s, 0, 10)).available
+    assert not (await broker.history(s, 1, 10)).available
+    assert seeds.calls == [s]
+
+
+# ---------------------------------------------------------------- epoch and seed
+
+
+async def test_the_epoch_is_stable_while_the_history_lives(start: Started) -> None:
+    broker, _, seeds = await start()
+    s = sid()
+    first = await broker.publish(s, "contextual_update", body(s, 1))
+    again = await broker.publish(s, "contextual_update", body(s, 2))
+    assert first.epoch == again.epoch == (await broker.position(s)).epoch
+    assert (await broker.history(s, 0, 10)).position.epoch == first.epoch
+    assert seeds.calls == [s]
+
+
+async def test_a_fresh_broker_continues_after_the_seeded_seq(start: Started, kind: str) -> None:
+    broker, recorder, seeds = await start()
+    s = sid()
+    seeds.known[s] = Seed(41, "persisted")
+    await broker.subscribe(s)
+    event = await broker.publish(s, "contextual_update", body(s, 1))
+    assert event.seq == 42
+    assert json.loads(event.payload)["seq"] == 42
+    assert (await broker.position(s)).seq == 42
+    await recorder.wait(lambda: bool(recorder.of(s)))
+    assert recorder.of(s) == [event]
+    assert not (await broker.history(s, 40, 10)).available
+    if kind == "memory":
+        assert event.epoch == "persisted"  # one process: a clean shutdown keeps the history
+    else:
+        # a shared stream is re-created from an event log that may lag behind another
+        # process: the old numbers are never reused under the old name
+        assert event.epoch != "persisted"
+
+
+@pytest.mark.redis
+async def test_losing_the_keys_seeds_again_under_a_new_epoch(
+    start_redis: Started, redis_client: aioredis.Redis, prefix: str
+) -> None:
+    broker, _, seeds = await start_redis()
+    s = sid()
+    old = [await broker.publish(s, "contextual_update", body(s, i)) for i in range(5)]
+    seeds.known[s] = Seed(5, "persisted")  # the event log has caught up
+    keys = [k async for k in redis_client.scan_iter(match=f"{prefix}:{{{s}}}:*")]
+    assert keys
+    await redis_client.delete(*keys)  # what a Redis restart without persistence does
+
+    position = await broker.position(s)
+    assert position.seq == 5 and position.epoch != old[0].epoch
+    new = await broker.publish(s, "contextual_update", body(s, 5))
+    assert new.seq == 6 and new.epoch == position.epoch
+    assert seeds.calls == [s, s]
+    assert not (await broker.history(s, 3, 10)).available  # that history is gone
+    assert list((await broker.history(s, 5, 10)).events) == [new]
+
+
+# ---------------------------------------------------------------- presence
+
+
+async def test_presence_add_remove_list(start: Started) -> None:
+    broker, _, _ = await start()
+    s = sid()
+    alice = {"connection_id": "c1", "user_id": "alice", "client": "ui"}
+    agent = {"connection_id": "c2", "user_id": "alice", "client": "agent"}
+    assert await broker.presence(s) == []
+    await broker.presence_add(s, "c1", alice)
+    await broker.presence_add(s, "c2", agent)
+    assert sorted(await broker.presence(s), key=lambda m: m["connection_id"]) == [alice, agent]
+    await broker.presence_remove(s, "c1")
+    assert await broker.presence(s) == [agent]
+    await broker.presence_remove(s, "c1")  # twice is fine
+    await broker.presence_remove(s, "c2")
+    assert await broker.presence(s) == []
+
+
+@pytest.mark.redis
+async def test_presence_is_seen_across_processes_and_a_dead_ones_entries_leave(
+    start_redis: Started, prefix: str
+) -> None:
+    """A process that stops renewing its entries (it died) drops out within the TTL;
+    a live process with clients in the session removes them and announces each one
+    as ``client_left``, with a seq like any event."""
+    live, recorder, _ = await start_redis(presence_ttl=0.3)
+    # a process that never heartbeats: its entries are never renewed, as after SIGKILL
+    dead = RedisBroker(REDIS_URL, presence_ttl=0.3, prefix=prefix)
+    s = sid()
+    me = {"connection_id": "live1", "user_id": "alice", "client": "ui"}
+    gone = {"connection_id": "dead1", "user_id": "alice", "client": "agent"}
+    try:
+        await live.subscribe(s)
+        await live.presence_add(s, "live1", me)
+        await dead.presence_add(s, "dead1", gone)
+        assert len(await live.presence(s)) == 2
+        await recorder.wait(lambda: bool(recorder.of(s)))
+    finally:
+        await dead.close()
+    [left] = recorder.of(s)
+    announced = json.loads(left.payload)
+    assert left.kind == "client_left" and announced["type"] == "client_left"
+    assert announced["connection_id"] == "dead1" and announced["seq"] == left.seq == 1
+    assert await live.presence(s) == [me]  # the live one is renewed by its heartbeat
+    assert isinstance(live, RedisBroker)
+    await live.renew_presence()  # a second pass finds nothing more to announce
+    await live.publish(s, "contextual_update", body(s, 1))
+    await recorder.wait(lambda: len(recorder.of(s)) == 2)
+    assert [e.kind for e in recorder.of(s)] == ["client_left", "contextual_update"]
+
+
+# ---------------------------------------------------------------- subscriptions
+
+
+@pytest.mark.redis
+async def test_unsubscribe_stops_delivery_and_is_counted(start_redis: Started) -> None:
+    publisher, _, _ = await start_redis()
+    broker, recorder, _ = await start_redis()
+    s, marker = sid(), sid()
+    await broker.subscribe(marker)
+    await broker.subscribe(s)
+    await broker.subscribe(s)  # a join that overtook the previous leave's unsubscribe
+    await broker.unsubscribe(s)
+    await publisher.publish(s, "contextual_update", body(s, 1))
+    await recorder.wait(lambda: len(recorder.of(s)) == 1)
+
+    await broker.unsubscribe(s)
+    await publisher.publish(s, "contextual_update", body(s, 2))
+    await publisher.publish(marker, "contextual_update", body(marker, 1))
+    # one connection delivers in publication order: had s's event come, it came first
+    await recorder.wait(lambda: bool(recorder.of(marker)))
+    assert [e.seq for e in recorder.of(s)] == [1]
+
+    await broker.subscribe(s)
+    await publisher.publish(s, "contextual_update", body(s, 3))
+    await recorder.wait(lambda: len(recorder.of(s)) == 2)
+    assert [e.seq for e in recorder.of(s)] == [1, 3]
+
+
+async def subscribers(client: aioredis.Redis, prefix: str, count: int) -> list[str]:
+    """The ids of this test's subscriber connections, once ``count`` are connected."""
+    async with asyncio.timeout(10):
+        while True:
+            clients = await client.client_list()
+            ours = [c["id"] for c in clients if c.get("name") == f"{prefix}:subscriber"]
+            if len(ours) == count:
+                return ours
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.redis
+async def test_a_dropped_subscriber_reconnects_and_misses_nothing(
+    start_redis: Started, redis_client: aioredis.Redis, prefix: str
+) -> None:
+    """Kill the subscriber's connection while another process publishes: it comes back
+    by itself and hands over every event, once, in seq order, before live ones."""
+    publisher, _, _ = await start_redis()
+    broker, recorder, _ = await start_redis()
+    s = sid()
+    await broker.subscribe(s)
+    await publisher.publish(s, "contextual_update", body(s, 0))
+    await recorder.wait(lambda: len(recorder.of(s)) == 1)
+    for _round in range(3):
+        for client_id in await subscribers(redis_client, prefix, 2):
+            await redis_client.client_kill_filter(_id=client_id)
+        for i in range(20):
+            await publisher.publish(s, "contextual_update", body(s, i))
+    await recorder.wait(lambda: len(recorder.of(s)) >= 61)
+    await subscribers(redis_client, prefix, 2)
+    await publisher.publish(s, "contextual_update", body(s, 99))
+    await recorder.wait(lambda: len(recorder.of(s)) >= 62)
+    assert [e.seq for e in recorder.of(s)] == list(range(1, 63))  # none twice, none lost
+    assert await broker.ping()
+
+
+@pytest.mark.redis
+async def test_with_redis_away_publish_fails_and_ping_says_so() -> None:
+    broker = RedisBroker(f"redis://127.0.0.1:{free_port()}/0", prefix="cwtest-nowhere")
+    await broker.start(Recorder(), Seeds())
+    try:
+        with pytest.raises(RedisConnectionError):
+            await broker.publish(sid(), "contextual_update", b'{"type":"x"}')
+        with pytest.raises(RedisConnectionError):
+            await broker.ping()
+    finally:
+        await broker.close()

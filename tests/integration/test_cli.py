@@ -1,0 +1,188 @@
+"""The ``companion-ws`` command (PROTOCOL.md section 9): token, migrate, and a serve
+that works with no configuration at all."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+import httpx
+import pytest
+
+from tests.support.hub import SECRET, HubProcess, free_port
+from tests.support.ws import connect
+
+COMMAND = str(Path(sys.executable).parent / "companion-ws")
+TABLES = {"sessions", "events", "tool_calls", "join_tokens", "alembic_version"}
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("COMPANION_JWT_") and k != "COMPANION_DATABASE_URL"
+    }
+    return {**env, **extra}
+
+
+def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [COMMAND, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+async def test_token_prints_a_jwt_the_hub_accepts(shared_hub: HubProcess) -> None:
+    env = _env(COMPANION_JWT_SECRET=SECRET)
+    admin = _run("token", "--sub", "cli-admin", "--admin", env=env)
+    assert admin.returncode == 0, admin.stderr
+    jwt = admin.stdout.strip()
+    assert jwt.count(".") == 2 and "\n" not in jwt
+    async with httpx.AsyncClient(base_url=shared_hub.base_url) as http:
+        listed = await http.get("/sessions", headers={"Authorization": f"Bearer {jwt}"})
+    assert listed.status_code == 200, listed.text  # an admin token
+    ws = await connect(shared_hub.ws_url, jwt)
+    assert ws.welcome["user_id"] == "cli-admin"
+    sid = ws.welcome["session_id"]
+
+    user = _run("token", "--sub", "cli-user", "--ttl", "60", env=env).stdout.strip()
+    async with httpx.AsyncClient(base_url=shared_hub.base_url) as http:
+        refused = await http.get("/sessions", headers={"Authorization": f"Bearer {user}"})
+    assert refused.status_code == 403  # a plain user token
+    scoped = _run("token", "--sub", "cli-admin", "--session", sid, env=env).stdout.strip()
+    again = await connect(shared_hub.ws_url, scoped)  # the scope names the session
+    assert again.welcome["session_id"] == sid and again.welcome["created"] is False
+    await again.close()
+    await ws.close()
+
+
+def test_token_without_a_key_explains_itself() -> None:
+    result = _run("token", "--sub", "u", env=_env())
+    assert result.returncode == 2
+    assert "COMPANION_JWT_SECRET" in result.stderr and result.stdout == ""
+
+
+def _tables(url: str) -> set[str]:
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.split("///", 1)[1]) as db:
+            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        return {name for (name,) in rows}
+
+    import asyncpg
+
+    async def read() -> set[str]:
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        finally:
+            await conn.close()
+        return {row["tablename"] for row in rows}
+
+    return asyncio.run(read())
+
+
+def test_migrate_creates_the_tables_on_a_fresh_database(db_url: str, tmp_path: Path) -> None:
+    """db_url is a fresh PostgreSQL database (create_pg_database) or a new SQLite file."""
+    assert not _tables(db_url) & TABLES
+    result = _run("migrate", "--database-url", db_url, env=_env())
+    assert result.returncode == 0, result.stderr
+    assert "migrated" in result.stdout
+    assert _tables(db_url) >= TABLES
+    assert _run("migrate", "--database-url", db_url, env=_env()).returncode == 0  # idempotent
+    # The migrated database is all a hub needs: start one with migrations off.
+    hub = HubProcess(
+        database_url=db_url, env={"COMPANION_AUTO_MIGRATE": "false"}, log_path=tmp_path / "h.log"
+    )
+    try:
+        hub.start()
+        with httpx.Client(base_url=hub.base_url) as http:
+            assert http.get("/readyz").json()["database"] is True
+    finally:
+        hub.stop()
+
+
+def _log_file(path: Path) -> BinaryIO:
+    return path.open("wb")
+
+
+def _field(line: str, label: str) -> str | None:
+    text = line.strip()
+    if not text.startswith(label):
+        return None
+    return text[len(label) :].strip()
+
+
+async def test_serve_without_a_key_prints_a_working_link_and_admin_token(
+    db_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = _env(COMPANION_DATABASE_URL=db_url, COMPANION_AUTO_MIGRATE="true", PYTHONFAULTHANDLER="1")
+    with _log_file(tmp_path / "serve.log") as log:
+        proc = await asyncio.create_subprocess_exec(
+            COMMAND,
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+        )
+    try:
+        assert proc.stdout is not None
+        links: dict[str, str] = {}
+        async with asyncio.timeout(30):
+            while "admin token" not in links:
+                line = (await proc.stdout.readline()).decode()
+                assert line, f"serve exited early; see {tmp_path / 'serve.log'}"
+                for label in ("companion UI", "WebSocket", "admin token"):
+                    value = _field(line, label)
+                    if value:
+                        links[label] = value
+        ui, ws_url, admin = links["companion UI"], links["WebSocket"], links["admin token"]
+        assert ui.startswith(f"http://127.0.0.1:{port}/?token=")
+        assert ws_url.startswith(f"ws://127.0.0.1:{port}/ws?token=")
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            async with asyncio.timeout(30):
+                while True:
+                    try:
+                        if (await http.get("/healthz")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.1)
+            page = await http.get(ui)
+            assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+            listed = await http.get("/sessions", headers={"Authorization": f"Bearer {admin}"})
+            assert listed.status_code == 200, listed.text
+
+        user_token = ui.split("token=", 1)[1]
+        user = await connect(f"ws://127.0.0.1:{port}", user_token)
+        assert user.welcome["user_id"] == "dev-user" and user.welcome["created"] is True
+        sid = user.welcome["session_id"]
+        root = await connect(f"ws://127.0.0.1:{port}", admin, session_id=sid)
+        assert root.welcome["session_id"] == sid and root.welcome["user_id"] == "dev-admin"
+        await root.close()
+        await user.close()
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            code = await asyncio.wait_for(proc.wait(), 15)
+        except TimeoutError:
+            proc.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: stacks into the log
+            await asyncio.wait_for(proc.wait(), 10)
+            pytest.fail(f"serve hung after SIGTERM; see {tmp_path / 'serve.log'}")
+    assert code == 0
+
+
+@pytest.mark.parametrize("args", [["serve", "--port", "not-a-port"], ["nope"], []])
+def test_bad_arguments_are_usage_errors(args: list[str]) -> None:
+    result = _run(*args, env=_env())
+    assert result.returncode == 2 and "usage:" in result.stderr

@@ -1,0 +1,290 @@
+"""A local server that speaks the ElevenLabs Conversational AI protocol, for the real
+``elevenlabs`` SDK pointed at it by ``base_url`` (ELEVENLABS.md, appendix).
+
+It plays the agent's side: it accepts ``/v1/convai/conversation?agent_id=...`` (and the
+signed-URL GET for ``requires_auth=True``), reads the SDK's
+``conversation_initiation_client_data``, answers ``conversation_initiation_metadata``
+once, and then lets a test send what the real platform sends (``client_tool_call``,
+``agent_response``, ``ping``) and read what the SDK sends back (``client_tool_result``,
+``contextual_update``, ``pong``, ``user_audio_chunk``...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+CONVERSATION_PATH = "/v1/convai/conversation"
+SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
+
+Frame = dict[str, Any]
+_NOISE = frozenset({"user_audio_chunk", "pong"})
+
+
+def kind_of(message: Frame) -> str:
+    """A client message's type (user audio chunks carry none)."""
+    if "type" in message:
+        return str(message["type"])
+    return "user_audio_chunk" if "user_audio_chunk" in message else "?"
+
+
+class FakeConversation:
+    """One conversation the SDK opened, seen from the agent's side."""
+
+    def __init__(self, ws: ServerConnection, query: dict[str, str], init: Frame) -> None:
+        self.ws = ws
+        self.query = query
+        self.init = init
+        self.conversation_id = f"conv_{uuid.uuid4().hex[:12]}"
+        #: Every message the SDK sent after its init message, in order.
+        self.log: list[Frame] = []
+        self._arrived = asyncio.Condition()
+        self._read = 0
+        self._event_ids = itertools.count(1)
+        self.closed = asyncio.Event()
+
+    @property
+    def dynamic_variables(self) -> dict[str, Any]:
+        value = self.init.get("dynamic_variables") or {}
+        return dict(value)
+
+    async def _receive(self, message: Frame) -> None:
+        async with self._arrived:
+            self.log.append(message)
+            self._arrived.notify_all()
+
+    async def _closed(self) -> None:
+        self.closed.set()
+        async with self._arrived:
+            self._arrived.notify_all()
+
+    # ------------------------------------------------------------ agent -> SDK
+
+    async def send(self, frame: Frame) -> None:
+        await self.ws.send(json.dumps(frame))
+
+    async def call_tool(
+        self, tool_name: str, parameters: dict[str, Any], tool_call_id: str | None = None
+    ) -> str:
+        """Send a ``client_tool_call``; returns its ``tool_call_id``."""
+        call_id = tool_call_id or f"toolu_{uuid.uuid4().hex[:16]}"
+        await self.send(
+            {
+                "type": "client_tool_call",
+                "client_tool_call": {
+                    "tool_name": tool_name,
+                    "tool_call_id": call_id,
+                    "parameters": parameters,
+                    "event_id": next(self._event_ids),
+                },
+            }
+        )
+        return call_id
+
+    async def say(self, text: str) -> None:
+        await self.send(
+            {
+                "type": "agent_response",
+                "agent_response_event": {"agent_response": text, "event_id": next(self._event_ids)},
+            }
+        )
+
+    async def user_said(self, text: str) -> None:
+        await self.send(
+            {
+                "type": "user_transcript",
+                "user_transcription_event": {
+                    "user_transcript": text,
+                    "event_id": next(self._event_ids),
+                },
+            }
+        )
+
+    async def ping(self) -> int:
+        event_id = next(self._event_ids)
+        await self.send({"type": "ping", "ping_event": {"event_id": event_id, "ping_ms": None}})
+        return event_id
+
+    async def close(self, code: int = 1000, reason: str = "bye") -> None:
+        await self.ws.close(code, reason)
+
+    # ------------------------------------------------------------ SDK -> agent
+
+    async def wait_for(
+        self,
+        predicate: Callable[[Frame], bool],
+        timeout: float = 10.0,
+        *,
+        start: int = 0,
+    ) -> Frame:
+        """The first logged message from index ``start`` on that matches (waiting for it)."""
+        async with asyncio.timeout(timeout), self._arrived:
+            index = start
+            while True:
+                while index < len(self.log):
+                    if predicate(self.log[index]):
+                        return self.log[index]
+                    index += 1
+                if self.closed.is_set():
+                    raise AssertionError(f"the conversation closed; it sent {self.log!r}")
+                await self._arrived.wait()
+
+    async def next(self, *kinds: str, timeout: float = 10.0) -> Frame:
+        """The next unread message of one of these kinds (default: any but user audio
+        and pongs); the ones passed over are read too."""
+        async with asyncio.timeout(timeout), self._arrived:
+            while True:
+                while self._read < len(self.log):
+                    message = self.log[self._read]
+                    self._read += 1
+                    kind = kind_of(message)
+                    if kind in kinds or (not kinds and kind not in _NOISE):
+                        return message
+                if self.closed.is_set():
+                    raise AssertionError(f"the conversation closed; it sent {self.log!r}")
+                await self._arrived.wait()
+
+    async def tool_result(self, tool_call_id: str, timeout: float = 10.0) -> Frame:
+        return await self.wait_for(
+            lambda m: (
+                m.get("type") == "client_tool_result" and m.get("tool_call_id") == tool_call_id
+            ),
+            timeout,
+        )
+
+    async def contextual_update(
+        self, predicate: Callable[[str], bool], timeout: float = 10.0
+    ) -> str:
+        """The text of the first ``contextual_update`` whose text matches."""
+        message = await self.wait_for(
+            lambda m: m.get("type") == "contextual_update" and predicate(str(m.get("text"))),
+            timeout,
+        )
+        return str(message["text"])
+
+    def sent(self, kind: str) -> list[Frame]:
+        return [m for m in self.log if kind_of(m) == kind]
+
+
+class FakeElevenLabs:
+    """The platform: ``async with FakeElevenLabs() as fake: conv = await fake.conversation()``."""
+
+    def __init__(self, *, agent_id: str = "agent_test", api_key: str = "test-key") -> None:
+        self.agent_id = agent_id
+        self.api_key = api_key
+        self.port = 0
+        self.signed_url_requests: list[dict[str, str]] = []
+        self.handshakes: list[dict[str, str]] = []
+        self.conversations: list[FakeConversation] = []
+        self._new: asyncio.Queue[FakeConversation] = asyncio.Queue()
+        self._server: Server | None = None
+        self._signatures: set[str] = set()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> FakeElevenLabs:
+        self._server = await serve(
+            self._handle,
+            "127.0.0.1",
+            0,
+            process_request=self._process_request,
+            max_size=16 * 1024 * 1024,
+        )
+        self.port = next(iter(self._server.sockets)).getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._server.wait_closed(), 5)
+
+    async def conversation(self, timeout: float = 15.0) -> FakeConversation:
+        """The next conversation an SDK opens."""
+        return await asyncio.wait_for(self._new.get(), timeout)
+
+    # ------------------------------------------------------------ HTTP
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        url = urlsplit(request.path)
+        if url.path == SIGNED_URL_PATH:
+            self.signed_url_requests.append(dict(request.headers.raw_items()))
+            query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            if request.headers.get("xi-api-key") != self.api_key:
+                return _json_response(401, {"detail": {"status": "invalid_api_key"}})
+            if query.get("agent_id") != self.agent_id:
+                return _json_response(404, {"detail": {"status": "agent_not_found"}})
+            signature = uuid.uuid4().hex
+            self._signatures.add(signature)
+            signed = (
+                f"ws://127.0.0.1:{self.port}{CONVERSATION_PATH}"
+                f"?agent_id={self.agent_id}&conversation_signature={signature}"
+            )
+            return _json_response(200, {"signed_url": signed})
+        if url.path != CONVERSATION_PATH:
+            return _json_response(404, {"detail": "not found"})
+        return None
+
+    # ------------------------------------------------------------ WebSocket
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        self.handshakes.append(dict(ws.request.headers.raw_items()))
+        url = urlsplit(ws.request.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if query.get("agent_id") != self.agent_id:
+            await ws.close(1008, "unknown agent")
+            return
+        signature = query.get("conversation_signature")
+        if signature is not None and signature not in self._signatures:
+            await ws.close(1008, "invalid signature")
+            return
+        try:
+            init = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        except (TimeoutError, ConnectionClosed):
+            return
+        if init.get("type") != "conversation_initiation_client_data":
+            await ws.close(1008, "invalid_message")
+            return
+        conv = FakeConversation(ws, query, init)
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "conversation_initiation_metadata",
+                    "conversation_initiation_metadata_event": {
+                        "conversation_id": conv.conversation_id,
+                        "agent_output_audio_format": "pcm_16000",
+                        "user_input_audio_format": "pcm_16000",
+                    },
+                }
+            )
+        )
+        self.conversations.append(conv)
+        self._new.put_nowait(conv)
+        try:
+            async for raw in ws:
+                await conv._receive(json.loads(raw))
+        except ConnectionClosed:
+            pass
+        finally:
+            await conv._closed()
+
+
+def _json_response(status: int, body: Any) -> Response:
+    data = json.dumps(body).encode()
+    reason = {200: "OK", 401: "Unauthorized", 404: "Not Found"}.get(status, "Error")
+    headers = Headers({"Content-Type": "application/json", "Content-Length": str(len(data))})
+    return Response(status, reason, headers, data)
