@@ -13,7 +13,11 @@ from companion_ws.auth.tokens import TokenConfig, TokenService
 from companion_ws.broker import make_broker
 from companion_ws.broker.base import Broker
 from companion_ws.endpoints import elevenlabs, health, metrics, sessions, ui
-from companion_ws.endpoints.common import error_response, http_error_response
+from companion_ws.endpoints.common import (
+    error_response,
+    http_error_response,
+    internal_error_response,
+)
 from companion_ws.endpoints.ws import WebSocketEndpoint
 from companion_ws.errors import CompanionError
 from companion_ws.hub.node import Node
@@ -81,6 +85,7 @@ def create_app(
         exception_handlers={
             CompanionError: error_response,
             HTTPException: http_error_response,
+            Exception: internal_error_response,
         },
     )
     app.state.node = node

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from companion_ws.auth.tokens import Principal
-from companion_ws.errors import BadRequest, CompanionError, Unauthorized
+from companion_ws.errors import BadRequest, CompanionError, Internal, Unauthorized
 from companion_ws.hub.node import Node
 from companion_ws.protocol.codec import JSON_ERRORS, decode_json, encode
 
@@ -73,6 +73,11 @@ async def http_error_response(request: Request, exc: Exception) -> Response:
         status_code=exc.status_code,
         headers=exc.headers,
     )
+
+
+async def internal_error_response(request: Request, exc: Exception) -> Response:
+    """A bug: the same JSON shape as every other error (Starlette still logs it)."""
+    return JSON({"error": Internal().payload()}, status_code=500)
 
 
 async def error_response(request: Request, exc: Exception) -> Response:
