@@ -37,7 +37,8 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from companion_ws.protocol.closecodes import RETRYABLE
+from companion_ws.protocol.closecodes import should_reconnect
+from companion_ws.protocol.frames import DIRECT_TYPES
 from ui_state import merge_patch
 
 log = logging.getLogger("companion_ws.client")
@@ -45,24 +46,9 @@ log = logging.getLogger("companion_ws.client")
 Frame = dict[str, Any]
 TokenSource = str | Callable[[], str | Awaitable[str]]
 
-#: Closes after which the client reconnects: the protocol's retryable codes, plus
-#: "going away" and "no status" (a proxy or a peer that vanished without a reason).
-RECONNECT_CODES: frozenset[int] = RETRYABLE | {1001, 1005}
 #: Frames that answer one client (or describe the connection) rather than being
 #: broadcast; their ``seq`` field, where they have one, is not a stream position.
-UNSEQUENCED: frozenset[str] = frozenset(
-    {
-        "session_joined",
-        "session_state",
-        "resync_required",
-        "resumed",
-        "history",
-        "presence",
-        "pong",
-        "error",
-        "client_tool_result",
-    }
-)
+UNSEQUENCED: frozenset[str] = DIRECT_TYPES
 #: Frames an ``events()`` iterator may fall behind by before it is cut off.
 EVENT_QUEUE_LIMIT = 10_000
 _MAX_FRAME = 16 * 1024 * 1024
@@ -374,7 +360,7 @@ class CompanionClient:
                 self._went_offline(code)
                 if self._closing:
                     break
-                if code not in RECONNECT_CODES:
+                if not should_reconnect(code):
                     self._finish(code, reason)
                     return
                 failures = 0 if welcomed else failures + 1

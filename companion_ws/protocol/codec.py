@@ -10,12 +10,12 @@ whatever the number of receivers.
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import msgspec
 
 from companion_ws.errors import BadRequest, InvalidJSON, UnknownType
+from companion_ws.protocol.clock import now_ms
 from companion_ws.protocol.messages import MESSAGE_TYPES, ClientMessage
 
 _decoder = msgspec.json.Decoder(ClientMessage)
@@ -25,10 +25,6 @@ _encoder = msgspec.json.Encoder()
 # UnicodeDecodeError, not DecodeError, and deep nesting as RecursionError.
 JSON_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _SEQ_PREFIX = re.compile(rb'^\{"seq":(\d+),')
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def decode(data: str | bytes) -> ClientMessage:

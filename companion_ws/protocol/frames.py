@@ -1,0 +1,202 @@
+"""Server frames (PROTOCOL.md section 2): a tagged union on ``type``, the twin of
+:mod:`companion_ws.protocol.messages`.
+
+Two families, told apart by the class attribute ``broadcast``:
+
+- **broadcasts** go to every client of a session, each with its place in the session's
+  order: the broker splices ``"seq": N`` in front of the encoded frame when it assigns
+  the number (:func:`companion_ws.protocol.codec.with_seq`), so they are built here
+  without one;
+- **direct** frames answer one client (or describe its connection). A ``seq`` field on
+  one of them (``session_joined``, ``session_state``, ``resync_required``) is the
+  snapshot's position, not the frame's own place in the order.
+
+Only the hub (above the broker) builds frames; the broker carries their bytes. Optional
+fields are ``UNSET`` and left out of the JSON; every other field is always written.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from companion_ws.protocol.clock import now_ms
+
+__all__ = [
+    "BROADCAST_TYPES",
+    "DIRECT_TYPES",
+    "SERVER_FRAMES",
+    "ClientJoined",
+    "ClientLeft",
+    "ClientToolResult",
+    "ContextualUpdate",
+    "Error",
+    "History",
+    "Pong",
+    "Presence",
+    "Resumed",
+    "ResyncRequired",
+    "ServerFrame",
+    "SessionEnded",
+    "SessionJoined",
+    "SessionState",
+    "SessionStateUpdated",
+]
+
+
+class _Frame(msgspec.Struct, tag_field="type", kw_only=True, frozen=True):
+    session_id: str
+    timestamp: int = msgspec.field(default_factory=now_ms)
+    requestId: str | UnsetType = UNSET
+
+    broadcast: ClassVar[bool] = False
+
+
+class _Broadcast(_Frame, frozen=True):
+    broadcast: ClassVar[bool] = True
+
+
+# ---------------------------------------------------------------- broadcasts
+
+
+class ClientJoined(_Broadcast, tag="client_joined", frozen=True):
+    connection_id: str
+    user_id: str
+    client: str
+
+
+class ClientLeft(_Broadcast, tag="client_left", frozen=True):
+    connection_id: str
+    user_id: str
+    client: str
+
+
+class SessionStateUpdated(_Broadcast, tag="session_state_updated", frozen=True):
+    patch: Any
+    version: int
+    sender: str | None = None
+
+
+class ContextualUpdate(_Broadcast, tag="contextual_update", frozen=True):
+    text: str
+    data: Any = None
+    sender: str | None = None
+
+
+class SessionEnded(_Broadcast, tag="session_ended", frozen=True):
+    reason: str
+
+
+# ---------------------------------------------------------------- direct
+
+
+class SessionJoined(_Frame, tag="session_joined", frozen=True):
+    connection_id: str
+    user_id: str
+    created: bool
+    resumed: bool
+    seq: int
+    epoch: str
+    state_version: int
+    clients: int
+    reconnect_token: str | None
+    requested_session_id: str | UnsetType = UNSET
+    reason: str | UnsetType = UNSET
+
+
+class SessionState(_Frame, tag="session_state", frozen=True):
+    state: dict[str, Any]
+    version: int
+    seq: int
+
+
+class ResyncRequired(_Frame, tag="resync_required", frozen=True):
+    state: dict[str, Any]
+    version: int
+    seq: int
+    epoch: str
+
+
+class Resumed(_Frame, tag="resumed", frozen=True):
+    from_seq: int
+    to_seq: int
+    replayed: int
+
+
+class History(_Frame, tag="history", frozen=True):
+    events: list[Any]
+    after_seq: int
+    next_after_seq: int
+    latest_seq: int
+    epoch: str
+    has_more: bool
+
+
+class Presence(_Frame, tag="presence", frozen=True):
+    clients: list[dict[str, Any]]
+
+
+class Pong(_Frame, tag="pong", frozen=True):
+    pass
+
+
+class ClientToolResult(_Frame, tag="client_tool_result", frozen=True):
+    tool_call_id: str
+    result: str  # JSON text, as the ElevenLabs protocol wants
+    is_error: bool
+
+
+class Error(_Frame, tag="error", frozen=True):
+    code: str
+    message: str
+    retryable: bool | UnsetType = UNSET
+    version: int | UnsetType = UNSET  # version_conflict: the current version
+    size: int | UnsetType = UNSET  # state_too_large
+    limit: int | UnsetType = UNSET
+
+
+ServerFrame = (
+    ClientJoined
+    | ClientLeft
+    | SessionStateUpdated
+    | ContextualUpdate
+    | SessionEnded
+    | SessionJoined
+    | SessionState
+    | ResyncRequired
+    | Resumed
+    | History
+    | Presence
+    | Pong
+    | ClientToolResult
+    | Error
+)
+
+SERVER_FRAMES: tuple[type[_Frame], ...] = (
+    ClientJoined,
+    ClientLeft,
+    SessionStateUpdated,
+    ContextualUpdate,
+    SessionEnded,
+    SessionJoined,
+    SessionState,
+    ResyncRequired,
+    Resumed,
+    History,
+    Presence,
+    Pong,
+    ClientToolResult,
+    Error,
+)
+
+
+def tag_of(cls: type[_Frame]) -> str:
+    return str(cls.__struct_config__.tag)
+
+
+#: The frames with a place in the session's order (they carry ``seq``).
+BROADCAST_TYPES: frozenset[str] = frozenset(tag_of(c) for c in SERVER_FRAMES if c.broadcast)
+#: The frames for one client; a ``seq`` on one of them is a snapshot position.
+DIRECT_TYPES: frozenset[str] = frozenset(tag_of(c) for c in SERVER_FRAMES if not c.broadcast)
