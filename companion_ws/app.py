@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
+from companion_ws import failpoints
 from companion_ws.auth.tokens import TokenConfig, TokenService
 from companion_ws.broker import make_broker
 from companion_ws.broker.base import Broker
@@ -18,7 +19,7 @@ from companion_ws.endpoints.common import (
     http_error_response,
     internal_error_response,
 )
-from companion_ws.endpoints.ws import WebSocketEndpoint
+from companion_ws.endpoints.ws import SocketServer
 from companion_ws.errors import CompanionError
 from companion_ws.hub.node import Node
 from companion_ws.metrics import Metrics
@@ -49,7 +50,8 @@ def token_service(settings: Settings) -> TokenService:
 
 def create_app(
     settings: Settings, *, broker: Broker | None = None, store: Store | None = None
-) -> WebSocketEndpoint:
+) -> SocketServer:
+    failpoints.arm(settings.failpoints)
     tokens = token_service(settings)
     tools = ToolRegistry.from_modules(settings.tools)
     store = store or Store(settings.database_url)
@@ -59,7 +61,8 @@ def create_app(
         history_ttl=settings.history_ttl,
         presence_ttl=settings.presence_ttl,
     )
-    node = Node(settings, store=store, broker=broker, tokens=tokens, tools=tools, metrics=Metrics())
+    counters = Metrics()
+    node = Node(settings, store=store, broker=broker, tokens=tokens, tools=tools, metrics=counters)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -90,6 +93,7 @@ def create_app(
     )
     app.state.node = node
     app.state.settings = settings
+    app.state.tokens = tokens
+    app.state.metrics = counters
     # The ASGI entry point: sockets on /ws are served directly, the rest by Starlette.
-    ws = WebSocketEndpoint(node, settings.allowed_origins, fallback=app)
-    return ws
+    return SocketServer(node.admission, node.commands, tokens, counters, settings, fallback=app)

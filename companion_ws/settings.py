@@ -6,9 +6,8 @@ No other module reads the environment.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./companion.db"
@@ -50,7 +49,7 @@ class Settings:
     event_flush_batch: int = 500
     auto_migrate: bool | None = None  # None: migrate SQLite on start, never PostgreSQL
     presence_ttl: float = 15.0
-    node_id: str = field(default_factory=lambda: os.urandom(4).hex())
+    failpoints: str | None = None  # tests only: companion_ws.failpoints
 
     @property
     def signing_key(self) -> str | None:

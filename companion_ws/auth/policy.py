@@ -37,3 +37,9 @@ def require_admin(principal: Principal) -> None:
 def can_create_sessions(principal: Principal) -> bool:
     """Scoped tokens (join/reconnect) open one session and never create others."""
     return principal.session_scope is None
+
+
+def require_can_end(principal: Principal, session_id: str, owner_id: str) -> None:
+    """Ending a session: its owner or an admin."""
+    if not can_access(principal, session_id, owner_id):
+        raise Forbidden("only the session's owner can end it")

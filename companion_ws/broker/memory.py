@@ -11,7 +11,15 @@ import time
 from collections import deque
 from typing import Any
 
-from companion_ws.broker.base import Event, EventHandler, HistorySlice, Position, Seed, SeedLoader
+from companion_ws.broker.base import (
+    Event,
+    EventHandler,
+    HistorySlice,
+    LeaveHandler,
+    Position,
+    Seed,
+    SeedLoader,
+)
 from companion_ws.protocol.codec import with_seq
 
 
@@ -26,17 +34,40 @@ class _Stream:
         self.times: deque[float] = deque((now for _ in self.ring), maxlen=size)
 
 
+class MemoryPresence:
+    """One process's presence: nobody else can leave behind a stale entry."""
+
+    def __init__(self) -> None:
+        self._members: dict[str, dict[str, dict[str, Any]]] = {}
+
+    async def add(self, session_id: str, connection_id: str, info: dict[str, Any]) -> None:
+        """Announce a local connection."""
+        self._members.setdefault(session_id, {})[connection_id] = info
+
+    async def remove(self, session_id: str, connection_id: str) -> None:
+        """Withdraw a local connection."""
+        members = self._members.get(session_id)
+        if members is not None:
+            members.pop(connection_id, None)
+            if not members:
+                del self._members[session_id]
+
+    async def members(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's live connections."""
+        return list(self._members.get(session_id, {}).values())
+
+
 class MemoryBroker:
     def __init__(self, *, history_size: int = 1000, history_ttl: float = 86400.0) -> None:
         self._size = history_size
         self._ttl = history_ttl
         self._streams: dict[str, _Stream] = {}
         self._loading: dict[str, asyncio.Future[_Stream]] = {}
-        self._presence: dict[str, dict[str, dict[str, Any]]] = {}
+        self.presence = MemoryPresence()
         self._handler: EventHandler | None = None
         self._seed: SeedLoader | None = None
 
-    async def start(self, handler: EventHandler, seed: SeedLoader) -> None:
+    async def start(self, handler: EventHandler, seed: SeedLoader, on_leave: LeaveHandler) -> None:
         self._handler = handler
         self._seed = seed
 
@@ -104,16 +135,3 @@ class MemoryBroker:
         skip = len(stream.ring) - (stream.seq - after_seq)
         events = [stream.ring[i] for i in range(max(skip, 0), min(len(stream.ring), skip + limit))]
         return HistorySlice(events, position, True)
-
-    async def presence_add(self, session_id: str, connection_id: str, info: dict[str, Any]) -> None:
-        self._presence.setdefault(session_id, {})[connection_id] = info
-
-    async def presence_remove(self, session_id: str, connection_id: str) -> None:
-        members = self._presence.get(session_id)
-        if members is not None:
-            members.pop(connection_id, None)
-            if not members:
-                del self._presence[session_id]
-
-    async def presence(self, session_id: str) -> list[dict[str, Any]]:
-        return list(self._presence.get(session_id, {}).values())

@@ -8,10 +8,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from companion_ws.auth.tokens import Principal
+from companion_ws.auth.tokens import Principal, TokenService
 from companion_ws.errors import BadRequest, CompanionError, Internal, Unauthorized
 from companion_ws.hub.node import Node
 from companion_ws.protocol.codec import JSON_ERRORS, decode_json, encode
+from companion_ws.settings import Settings
 
 
 class JSON(Response):
@@ -22,8 +23,19 @@ class JSON(Response):
 
 
 def node_of(request: Request) -> Node:
+    """The node's services (``sessions``, ``state``, ``recovery``, ``tools``...)."""
     node: Node = request.app.state.node
     return node
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def tokens_of(request: Request) -> TokenService:
+    tokens: TokenService = request.app.state.tokens
+    return tokens
 
 
 def principal(request: Request) -> Principal:
@@ -33,7 +45,7 @@ def principal(request: Request) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send Authorization: Bearer <token>")
-    who = node_of(request).tokens.verify(token.strip())
+    who = tokens_of(request).verify(token.strip())
     if who.is_join:
         raise Unauthorized("a join token only opens a WebSocket")
     return who

@@ -21,16 +21,23 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from companion_ws.endpoints.common import JSON, json_body, node_of
-from companion_ws.errors import BadRequest, NotFound, SessionEnded, ToolNotFound, Unauthorized
-from companion_ws.hub.node import Node
-from companion_ws.protocol.codec import JSON_ERRORS, decode_json, encode, now_ms
-from companion_ws.store.models import ToolCallRow
+from companion_ws.endpoints.common import JSON, json_body, node_of, settings_of
+from companion_ws.errors import (
+    BadRequest,
+    NotFound,
+    SessionEnded,
+    SessionMismatch,
+    ToolFailed,
+    ToolNotFound,
+    Unauthorized,
+)
+from companion_ws.protocol.codec import JSON_ERRORS, decode_json
+from companion_ws.tools.registry import ToolOutcome
+from ui_state import StateDoc
 
 log = logging.getLogger("companion_ws.elevenlabs")
 
@@ -41,6 +48,8 @@ FUTURE_TOLERANCE = 300.0
 #: Who published the events these routes cause (the bridge does not echo them to the agent).
 SERVER_TOOL_SENDER = "elevenlabs:server-tool"
 POST_CALL_SENDER = "elevenlabs:post-call"
+#: The post-call webhook's name in the once-per-key ledger.
+POST_CALL_TOOL = "elevenlabs.post_call"
 _SUMMARY_MAX = 4000
 
 
@@ -82,12 +91,12 @@ def _tool_call_id(body: Mapping[str, Any], headers: Mapping[str, str]) -> str:
 
 async def server_tool(request: Request) -> Response:
     node = node_of(request)
-    secret = node.settings.elevenlabs_tool_secret
+    secret = settings_of(request).elevenlabs_tool_secret
     if not secret:
         raise NotFound("server tools are disabled: set COMPANION_ELEVENLABS_TOOL_SECRET")
     check_tool_secret(request.headers, secret)
     tool_name = request.path_params["tool_name"]
-    if node.tools.get(tool_name) is None:
+    if not node.tools.knows(tool_name):
         raise ToolNotFound(f"no tool named {tool_name!r}")
     body = await json_body(request)
     if not isinstance(body, dict):
@@ -99,10 +108,10 @@ async def server_tool(request: Request) -> Response:
             "session_id dynamic variable"
         )
     tool_call_id = _tool_call_id(body, request.headers)
-    if await node.get_live(sid) is None:
+    if await node.sessions.get_live(sid) is None:
         raise SessionEnded(f"no live session {sid!r}")
     parameters = {k: v for k, v in body.items() if k != "tool_call_id"}
-    outcome = await node.call_tool(
+    outcome = await node.tools.call(
         sid, tool_name, tool_call_id, parameters, sender=SERVER_TOOL_SENDER
     )
     headers = {
@@ -114,9 +123,8 @@ async def server_tool(request: Request) -> Response:
         # The tool's result as is: what the agent's LLM sees.
         return Response(outcome.result, media_type="application/json", headers=headers)
     message = _error_message(outcome.result)
-    return JSON(
-        {"error": {"code": "tool_failed", "message": message}}, status_code=422, headers=headers
-    )
+    failed = ToolFailed(message)
+    return JSON({"error": failed.payload()}, status_code=failed.http_status, headers=headers)
 
 
 def _error_message(result: str) -> str:
@@ -219,7 +227,8 @@ def conversation_outcome(payload: Mapping[str, Any]) -> tuple[str, dict[str, Any
 
 async def post_call(request: Request) -> Response:
     node = node_of(request)
-    secret = node.settings.elevenlabs_webhook_secret
+    settings = settings_of(request)
+    secret = settings.elevenlabs_webhook_secret
     if not secret:
         raise NotFound("the post-call webhook is disabled: set COMPANION_ELEVENLABS_WEBHOOK_SECRET")
     raw = await request.body()
@@ -227,7 +236,7 @@ async def post_call(request: Request) -> Response:
         request.headers.get(SIGNATURE_HEADER),
         raw,
         secret,
-        tolerance=node.settings.webhook_tolerance,
+        tolerance=settings.webhook_tolerance,
     )
     try:
         payload = decode_json(raw)
@@ -244,51 +253,28 @@ async def post_call(request: Request) -> Response:
         return JSON({"stored": False, "note": f"{payload.get('type')!r} is not stored"})
     if not isinstance(sid, str) or not sid:
         return JSON({"stored": False, "note": "no session_id dynamic variable in this call"})
-    async with node.store.uow() as uow:
-        row = await uow.sessions.get(sid)
-        seen = await uow.tool_calls.get(_ledger_key(payload, outcome))
-    if row is None:
+    if await node.sessions.get(sid) is None:
         log.info("post-call webhook for unknown session %s ignored", sid)
         return JSON({"stored": False, "note": "no such session"})
-    if seen is not None:
-        if seen.session_id != sid:
-            return JSON({"stored": False, "note": "this conversation belongs to another session"})
-        return JSON({"stored": False, "duplicate": True, **decode_json(seen.result)})
     text, data = outcome
-    event = await node.publish(
-        sid, "contextual_update", text=text, data=data, sender=POST_CALL_SENDER
-    )
-    await _remember(node, payload, outcome, sid, event.seq)
-    return JSON({"stored": True, "session_id": sid, "seq": event.seq})
+    conversation = str(data.get("conversation_id") or "")[:120]
 
+    async def effect(doc: StateDoc) -> ToolOutcome:
+        # The outcome goes into the state with the ledger row (one commit), so a
+        # redelivery after a crash at any point has exactly one effect.
+        patch = {"conversations": {conversation: data}} if conversation else None
+        return ToolOutcome({"session_id": sid}, patch=patch, update_text=text, update_data=data)
 
-def _ledger_key(payload: Mapping[str, Any], outcome: tuple[str, dict[str, Any]]) -> str:
-    conversation = str(outcome[1].get("conversation_id") or "")[:120]
-    return f"elevenlabs:{payload.get('type')}:{conversation}"
-
-
-async def _remember(
-    node: Node, payload: Mapping[str, Any], outcome: tuple[str, dict[str, Any]], sid: str, seq: int
-) -> None:
-    """Note the stored webhook in the once-per-key ledger, so a redelivery (our 200 got
-    lost) is answered without storing it twice."""
-    if not outcome[1].get("conversation_id"):
-        return
+    # Without a conversation id there is nothing to recognise a redelivery by.
+    key = f"elevenlabs:{payload.get('type')}:{conversation or uuid.uuid4().hex}"
     try:
-        async with node.store.uow() as uow:
-            uow.tool_calls.add(
-                ToolCallRow(
-                    tool_call_id=_ledger_key(payload, outcome),
-                    session_id=sid,
-                    tool_name="elevenlabs.post_call",
-                    result=encode({"session_id": sid, "seq": seq}).decode(),
-                    is_error=False,
-                    created_at=now_ms(),
-                )
-            )
-            await uow.commit()
-    except IntegrityError:
-        pass  # a concurrent redelivery stored it too; nothing more to do
+        result = await node.tools.once(sid, key, POST_CALL_TOOL, effect, sender=POST_CALL_SENDER)
+    except SessionMismatch:
+        return JSON({"stored": False, "note": "this conversation belongs to another session"})
+    if result.replayed:
+        return JSON({"stored": False, "duplicate": True, **decode_json(result.result)})
+    seq = result.events[-1].seq if result.events else None
+    return JSON({"stored": True, "session_id": sid, "seq": seq})
 
 
 routes = [

@@ -14,15 +14,10 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    node = node_of(request)
-    database = await node.store.ping()
-    try:
-        broker = await node.broker.ping()
-    except Exception:
-        broker = False
-    ready = database and broker
+    checks = await node_of(request).ready()
+    ready = all(checks.values())
     return JSON(
-        {"status": "ready" if ready else "unavailable", "database": database, "broker": broker},
+        {"status": "ready" if ready else "unavailable", **checks},
         status_code=200 if ready else 503,
     )
 

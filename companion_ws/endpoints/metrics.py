@@ -7,12 +7,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from companion_ws.endpoints.common import node_of
+from companion_ws.metrics import Metrics
 
 
 async def metrics(request: Request) -> Response:
-    node = node_of(request)
-    return Response(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    registry: Metrics = request.app.state.metrics
+    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 routes = [Route("/metrics", metrics)]

@@ -4,7 +4,6 @@ takes the node's path, the same as a socket command."""
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import segno
 from starlette.requests import Request
@@ -12,90 +11,67 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from companion_ws.auth import policy
-from companion_ws.endpoints.common import JSON, int_param, json_body, node_of, principal
+from companion_ws.endpoints.common import (
+    JSON,
+    int_param,
+    json_body,
+    node_of,
+    principal,
+    settings_of,
+)
 from companion_ws.errors import BadRequest, Forbidden, SessionEnded
-from companion_ws.hub.node import Node
-from companion_ws.store.models import SessionRow
-
-
-async def _info(node: Node, row: SessionRow) -> dict[str, Any]:
-    live = row.ended_at is None
-    connections = len(await node.broker.presence(row.id)) if live else 0
-    return {
-        "session_id": row.id,
-        "owner_id": row.owner_id,
-        "created_at": row.created_at,
-        "last_activity_at": row.last_activity_at,
-        "expires_at": row.expires_at,
-        "ended_at": row.ended_at,
-        "end_reason": row.end_reason,
-        "active": live,
-        "connections": connections,
-        "seq": row.last_seq,
-        "state_version": row.state_version,
-    }
+from companion_ws.hub.recovery import history_fields
+from companion_ws.protocol.frames import ContextualUpdate
 
 
 async def create_session(request: Request) -> Response:
     who = principal(request)
     if not policy.can_create_sessions(who):
         raise Forbidden("this token is scoped to one session and cannot create others")
-    node = node_of(request)
-    row = await node.create_session(who.sub)
-    return JSON(await _info(node, row), status_code=201)
+    sessions = node_of(request).sessions
+    row = await sessions.create(who.sub)
+    return JSON(await sessions.describe(row), status_code=201)
 
 
 async def list_sessions(request: Request) -> Response:
     who = principal(request)
     policy.require_admin(who)
-    node = node_of(request)
+    sessions = node_of(request).sessions
     limit = int_param(request, "limit", 50, lo=1, hi=500)
     active_raw = request.query_params.get("active")
     if active_raw not in (None, "", "true", "false"):
         raise BadRequest("active must be true or false")
-    await node.eventlog.flush()
-    async with node.store.uow() as uow:
-        rows = await uow.sessions.page(
-            limit=limit + 1,
-            after_id=request.query_params.get("cursor") or None,
-            owner_id=request.query_params.get("owner") or None,
-            active=None if not active_raw else active_raw == "true",
-        )
-    page = list(rows[:limit])
-    return JSON(
-        {
-            "sessions": [await _info(node, row) for row in page],
-            "next_cursor": page[-1].id if len(rows) > limit else None,
-        }
+    rows, cursor = await sessions.page(
+        limit=limit,
+        after_id=request.query_params.get("cursor") or None,
+        owner_id=request.query_params.get("owner") or None,
+        active=None if not active_raw else active_raw == "true",
     )
+    return JSON({"sessions": [await sessions.describe(row) for row in rows], "next_cursor": cursor})
 
 
 async def get_session(request: Request) -> Response:
     node = node_of(request)
     sid = request.path_params["session_id"]
-    who = principal(request)
-    await node.eventlog.flush()
-    row = await node.authorize(who, sid)
-    info = await _info(node, row)
-    doc = await node.load_state(sid)
-    info["state"] = doc.state
-    info["clients"] = await node.broker.presence(sid) if row.ended_at is None else []
+    row = await node.sessions.fresh(principal(request), sid)
+    info = await node.sessions.describe(row, clients=True)
+    info["state"] = (await node.state.load(sid)).state
     return JSON(info)
 
 
 async def delete_session(request: Request) -> Response:
-    node = node_of(request)
+    sessions = node_of(request).sessions
     sid = request.path_params["session_id"]
-    await node.authorize(principal(request), sid)
-    ended = await node.end_session(sid, reason="ended")
+    await sessions.authorize(principal(request), sid)
+    ended = await sessions.end(sid, reason="ended")
     return JSON({"session_id": sid, "ended": True, "already_ended": not ended})
 
 
 async def get_state(request: Request) -> Response:
     node = node_of(request)
     sid = request.path_params["session_id"]
-    await node.authorize(principal(request), sid)
-    doc = await node.load_state(sid)
+    await node.sessions.authorize(principal(request), sid)
+    doc = await node.state.load(sid)
     return JSON({"state": doc.state, "version": doc.version}, headers={"ETag": f'"{doc.version}"'})
 
 
@@ -112,11 +88,11 @@ def _if_match(request: Request) -> int | None:
 async def patch_state(request: Request) -> Response:
     node = node_of(request)
     sid = request.path_params["session_id"]
-    row = await node.authorize(principal(request), sid)
+    row = await node.sessions.authorize(principal(request), sid)
     if row.ended_at is not None:
         raise SessionEnded("this session has ended")
     patch = await json_body(request)
-    doc = await node.update_state(sid, patch, expected_version=_if_match(request), sender="http")
+    doc = await node.state.update(sid, patch, expected_version=_if_match(request), sender="http")
     return JSON({"state": doc.state, "version": doc.version}, headers={"ETag": f'"{doc.version}"'})
 
 
@@ -125,7 +101,7 @@ async def publish_event(request: Request) -> Response:
     node = node_of(request)
     sid = request.path_params["session_id"]
     who = principal(request)
-    row = await node.get_live(sid)
+    row = await node.sessions.get_live(sid)
     if row is None:
         raise SessionEnded("no live session with this id")
     if not policy.can_publish(who, sid, row.owner_id):
@@ -137,8 +113,10 @@ async def publish_event(request: Request) -> Response:
     if unknown:
         raise BadRequest(f"unknown fields: {', '.join(sorted(unknown))}")
     sender = body.get("sender") or f"backend:{who.sub}"
-    event = await node.publish(
-        sid, "contextual_update", text=body["text"], data=body.get("data"), sender=str(sender)
+    event = await node.publisher.publish(
+        ContextualUpdate(
+            session_id=sid, text=body["text"], data=body.get("data"), sender=str(sender)
+        )
     )
     return JSON({"session_id": sid, "seq": event.seq, "epoch": event.epoch}, status_code=201)
 
@@ -146,21 +124,22 @@ async def publish_event(request: Request) -> Response:
 async def get_history(request: Request) -> Response:
     node = node_of(request)
     sid = request.path_params["session_id"]
-    await node.authorize(principal(request), sid)
+    await node.sessions.authorize(principal(request), sid)
     after = int_param(request, "after_seq", 0)
     limit = int_param(request, "limit", 100, lo=1, hi=1000)
-    return JSON({"session_id": sid, **await node.history(sid, after, limit)})
+    page = await node.recovery.history(sid, after, limit)
+    return JSON({"session_id": sid, **history_fields(page)})
 
 
 def _join_url(request: Request, token: str) -> str:
-    base = node_of(request).settings.public_url or str(request.base_url)
+    base = settings_of(request).public_url or str(request.base_url)
     return f"{base.rstrip('/')}/join?token={token}"
 
 
 async def join_token(request: Request) -> Response:
     node = node_of(request)
     sid = request.path_params["session_id"]
-    issued = await node.issue_join_token(principal(request), sid)
+    issued = await node.sessions.issue_join_code(principal(request), sid)
     return JSON(
         {**issued, "session_id": sid, "join_url": _join_url(request, issued["join_token"])},
         status_code=201,
@@ -172,7 +151,7 @@ async def qr_svg(request: Request) -> Response:
     """A fresh join link as a QR code (each drawing issues a new one-time token)."""
     node = node_of(request)
     sid = request.path_params["session_id"]
-    issued = await node.issue_join_token(principal(request), sid)
+    issued = await node.sessions.issue_join_code(principal(request), sid)
     url = _join_url(request, issued["join_token"])
     svg = _qr_svg(url)
     return Response(

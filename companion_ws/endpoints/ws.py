@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from companion_ws.auth.tokens import Principal
+from companion_ws.auth.tokens import Principal, TokenService
 from companion_ws.errors import (
     BadConnectParams,
     BadRequest,
@@ -19,11 +19,14 @@ from companion_ws.errors import (
     Internal,
     RateLimited,
 )
+from companion_ws.hub.admission import Admission
+from companion_ws.hub.commands import CommandRouter
 from companion_ws.hub.connection import Connection
-from companion_ws.hub.node import Node
 from companion_ws.hub.ratelimit import TokenBucket
+from companion_ws.metrics import Metrics
 from companion_ws.protocol import codec
 from companion_ws.protocol.closecodes import Close
+from companion_ws.settings import Settings
 
 log = logging.getLogger("companion_ws.ws")
 
@@ -110,7 +113,7 @@ class _Abort:
             self._task.cancel()
 
 
-class WebSocketEndpoint:
+class SocketServer:
     """The ASGI entry point. WebSocket connections on ``/ws`` and ``/ws/{session_id}`` are
     served here; everything else (HTTP, lifespan, other paths) goes to ``fallback``.
 
@@ -120,9 +123,21 @@ class WebSocketEndpoint:
     (:meth:`_on_frame`) exists only while that frame is handled.
     """
 
-    def __init__(self, node: Node, allowed_origins: tuple[str, ...], fallback: ASGIApp) -> None:
-        self.node = node
-        self.allowed_origins = frozenset(o.rstrip("/") for o in allowed_origins)
+    def __init__(
+        self,
+        admission: Admission,
+        commands: CommandRouter,
+        tokens: TokenService,
+        metrics: Metrics,
+        settings: Settings,
+        fallback: ASGIApp,
+    ) -> None:
+        self.admission = admission
+        self.commands = commands
+        self.tokens = tokens
+        self.metrics = metrics
+        self.allowed_origins = frozenset(o.rstrip("/") for o in settings.allowed_origins)
+        self.rate = (settings.rate_limit_per_second, settings.rate_limit_burst)
         self.fallback = fallback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -142,7 +157,7 @@ class WebSocketEndpoint:
         try:
             principal = self._authenticate(scope)
             params = ConnectParams(scope)
-            conn = await self.node.join(
+            conn = await self.admission.join(
                 principal,
                 send=send,
                 abort=abort,
@@ -151,7 +166,7 @@ class WebSocketEndpoint:
                 last_seq=params.last_seq,
                 epoch=params.epoch,
             )
-            self.node.metrics.connects.labels("ok").inc()
+            self.metrics.connects.labels("ok").inc()
             # The handshake's headers and query (the token among them) are no longer
             # needed; the server keeps the scope for the socket's lifetime.
             scope["headers"] = []
@@ -166,7 +181,7 @@ class WebSocketEndpoint:
                 if message["type"] == "websocket.receive":
                     await self._on_frame(conn, message.get("text"))
         except CompanionError as exc:
-            self.node.metrics.connects.labels(exc.code).inc()
+            self.metrics.connects.labels(exc.code).inc()
             await self._refuse(send, exc, conn)
         except asyncio.CancelledError:
             # The outbox gave up on a client that stopped reading (it set ``closed``
@@ -179,7 +194,7 @@ class WebSocketEndpoint:
             await self._refuse(send, Internal(), conn)
         finally:
             if conn is not None:
-                await self.node.leave(conn)
+                await self.admission.leave(conn)
 
     def _authenticate(self, scope: Scope) -> Principal:
         """The origin (4403), then the token (4401): before any parameter is looked at."""
@@ -190,11 +205,11 @@ class WebSocketEndpoint:
                 and origin.decode("latin-1").rstrip("/") not in self.allowed_origins
             ):
                 raise Forbidden("this origin is not allowed to connect")
-        return self.node.tokens.verify(extract_token(scope))
+        return self.tokens.verify(extract_token(scope))
 
     async def _refuse(self, send: Send, exc: CompanionError, conn: Connection | None) -> None:
         sid = conn.session_id if conn is not None else ""
-        text = self.node.error_frame(sid, exc, None)
+        text = self.commands.error(sid, exc, None)
         code = exc.close_code or Close.INTERNAL
         try:
             if conn is not None:
@@ -209,7 +224,6 @@ class WebSocketEndpoint:
     async def _on_frame(self, conn: Connection, data: str | None) -> None:
         """One client frame: decode, rate-limit, hand to the node; errors become ``error``
         frames (and a close, for the errors that carry a close code)."""
-        node = self.node
         request_id: str | None = None
         try:
             if data is None:
@@ -221,16 +235,15 @@ class WebSocketEndpoint:
                 raise
             request_id = msg.requestId
             if conn.bucket is None:
-                limits = node.settings
-                conn.bucket = TokenBucket(limits.rate_limit_per_second, limits.rate_limit_burst)
+                conn.bucket = TokenBucket(*self.rate)
             if not conn.bucket.take():
                 raise RateLimited("too many messages: slow down")
-            node.metrics.frames_in.labels(type(msg).__struct_config__.tag).inc()
-            await node.handle(conn, msg)
+            self.metrics.frames_in.labels(type(msg).__struct_config__.tag).inc()
+            await self.commands.handle(conn, msg)
         except CompanionError as exc:
-            conn.send(node.error_frame(conn.session_id, exc, request_id))
+            conn.send(self.commands.error(conn.session_id, exc, request_id))
             if exc.close_code is not None:
                 conn.outbox.close(exc.close_code, exc.message[:120])
         except Exception:
             log.exception("handling a frame failed")
-            conn.send(node.error_frame(conn.session_id, Internal(), request_id))
+            conn.send(self.commands.error(conn.session_id, Internal(), request_id))

@@ -1,6 +1,6 @@
 """Bytes <-> messages. Client frames decode to a typed :data:`ClientMessage` or raise a
-:class:`~companion_ws.errors.BadRequest` carrying the error code; server frames are dicts
-encoded once.
+:class:`~companion_ws.errors.BadRequest` carrying the error code; server frames (the
+structs of :mod:`companion_ws.protocol.frames`) are encoded once.
 
 A broadcast frame is encoded *without* its ``seq``; the broker splices the number in
 front (:func:`with_seq`) when it assigns it, so the body is serialized once per event,
@@ -17,6 +17,18 @@ import msgspec
 from companion_ws.errors import BadRequest, InvalidJSON, UnknownType
 from companion_ws.protocol.clock import now_ms
 from companion_ws.protocol.messages import MESSAGE_TYPES, ClientMessage
+
+__all__ = [
+    "JSON_ERRORS",
+    "decode",
+    "decode_json",
+    "encode",
+    "now_ms",
+    "request_id_of",
+    "seq_of",
+    "to_builtins",
+    "with_seq",
+]
 
 _decoder = msgspec.json.Decoder(ClientMessage)
 _any_decoder = msgspec.json.Decoder()
@@ -67,8 +79,10 @@ def request_id_of(data: str | bytes) -> str | None:
     return rid if isinstance(rid, str) and len(rid) <= 128 else None
 
 
-def encode(frame: dict[str, Any]) -> bytes:
-    return _encoder.encode(frame)
+def encode(value: Any) -> bytes:
+    """JSON bytes of a frame (a :mod:`~companion_ws.protocol.frames` struct) or of any
+    plain value."""
+    return _encoder.encode(value)
 
 
 def to_builtins(value: Any) -> Any:
@@ -78,18 +92,6 @@ def to_builtins(value: Any) -> Any:
 def decode_json(data: str | bytes) -> Any:
     """Plain JSON (state documents, stored events)."""
     return _any_decoder.decode(data)
-
-
-def frame(
-    kind: str, session_id: str, request_id: str | None = None, **fields: Any
-) -> dict[str, Any]:
-    """A server frame: ``type``, ``session_id``, ``timestamp``, the fields, and the
-    ``requestId`` of the client frame that caused it, if any."""
-    out: dict[str, Any] = {"type": kind, "session_id": session_id, "timestamp": now_ms()}
-    out.update(fields)
-    if request_id is not None:
-        out["requestId"] = request_id
-    return out
 
 
 def with_seq(body: bytes, seq: int) -> bytes:

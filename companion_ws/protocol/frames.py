@@ -17,12 +17,14 @@ fields are ``UNSET`` and left out of the JSON; every other field is always writt
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from companion_ws.protocol.clock import now_ms
+
+T = TypeVar("T")
 
 __all__ = [
     "BROADCAST_TYPES",
@@ -43,6 +45,8 @@ __all__ = [
     "SessionJoined",
     "SessionState",
     "SessionStateUpdated",
+    "opt",
+    "tag_of",
 ]
 
 
@@ -193,7 +197,13 @@ SERVER_FRAMES: tuple[type[_Frame], ...] = (
 
 
 def tag_of(cls: type[_Frame]) -> str:
+    """The ``type`` a frame class is written with."""
     return str(cls.__struct_config__.tag)
+
+
+def opt(value: T | None) -> T | UnsetType:
+    """An optional field: left out of the frame when there is no value."""
+    return UNSET if value is None else value
 
 
 #: The frames with a place in the session's order (they carry ``seq``).

@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -331,7 +332,13 @@ async def test_an_ended_session_still_gets_its_conversation_outcome(
     )
     assert reply.status_code == 200 and reply.json()["stored"] is True
     history = await _history(http, sid, tok)
-    assert [e["type"] for e in history][-2:] == ["session_ended", "contextual_update"]
+    # The outcome is recorded in the state with the webhook's ledger row (one commit),
+    # then announced: the state change, then the update.
+    assert [e["type"] for e in history][-3:] == [
+        "session_ended",
+        "session_state_updated",
+        "contextual_update",
+    ]
     assert history[-1]["text"] == "conversation_ended"
     await ui.close()
 
@@ -398,3 +405,42 @@ async def test_a_backend_publishes_into_a_session_and_learns_its_seq(
     nobody = await http.post(f"/sessions/{sid}/events", json={"text": "hi"})
     assert nobody.status_code == 401
     await ui.close()
+
+
+async def test_a_post_call_redelivered_after_a_crash_between_ledger_and_publish_has_one_effect(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The hub dies (a real ``os._exit``, armed by a failpoint) right after the webhook's
+    ledger row and state commit, before anything is published. ElevenLabs got no answer,
+    so it redelivers to the restarted hub: the outcome is recorded once, never twice."""
+    env = {"COMPANION_ELEVENLABS_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    crashing = HubProcess(
+        database_url=db_url,
+        env={**env, "COMPANION_FAILPOINTS": "after_ledger"},
+        log_path=tmp_path / "hub.log",
+    ).start()
+    tok = token(_user())
+    async with httpx.AsyncClient(base_url=crashing.base_url, timeout=15) as http:
+        created = await http.post("/sessions", headers=_auth(tok))
+        sid = created.json()["session_id"]
+        body = _post_call(sid, "conv_crash")
+        headers = {"ElevenLabs-Signature": sign(body, WEBHOOK_SECRET)}
+        with pytest.raises(httpx.HTTPError):
+            await http.post("/elevenlabs/post-call", content=body, headers=headers)
+    assert crashing.wait() == 86  # failpoints.EXIT_CODE: it died where it was told to
+    hub = HubProcess(
+        database_url=db_url, env=env, port=crashing.port, log_path=tmp_path / "hub.log"
+    )
+    hub.start()
+    try:
+        async with httpx.AsyncClient(base_url=hub.base_url, timeout=15) as http:
+            for _ in range(2):
+                again = await http.post("/elevenlabs/post-call", content=body, headers=headers)
+                assert again.status_code == 200 and again.json()["duplicate"] is True
+            state = (await http.get(f"/sessions/{sid}/state", headers=_auth(tok))).json()
+            assert list(state["state"]["conversations"]) == ["conv_crash"]
+            assert state["version"] == 1  # one state change: the crashed delivery's
+            history = await _history(http, sid, tok)
+            assert not [e for e in history if e.get("text") == "conversation_ended"]
+    finally:
+        hub.stop()

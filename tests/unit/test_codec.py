@@ -12,7 +12,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from companion_ws.errors import BadRequest, InvalidJSON, UnknownType
-from companion_ws.protocol import codec
+from companion_ws.protocol import codec, frames
 from companion_ws.protocol import messages as m
 from tests.unit.strategies import json_objects, json_values, relaxed
 
@@ -145,10 +145,18 @@ def test_request_id_of_a_bad_frame_is_recovered_when_it_is_sane() -> None:
 
 
 def test_frame_carries_type_session_timestamp_and_request_id() -> None:
-    out = codec.frame("pong", "s1", "r1", extra=1)
+    out = json.loads(codec.encode(frames.Pong(session_id="s1", requestId="r1")))
     assert out["type"] == "pong" and out["session_id"] == "s1" and out["requestId"] == "r1"
     assert isinstance(out["timestamp"], int) and out["timestamp"] > 1_600_000_000_000
-    assert "requestId" not in codec.frame("pong", "s1")
+    assert "requestId" not in json.loads(codec.encode(frames.Pong(session_id="s1")))
+
+
+def test_optional_fields_are_left_out_and_required_ones_always_written() -> None:
+    update = frames.ContextualUpdate(session_id="s", text="hi")
+    out = json.loads(codec.encode(update))
+    assert out["data"] is None and out["sender"] is None and "requestId" not in out
+    assert frames.ContextualUpdate.broadcast and not frames.Pong.broadcast
+    assert frames.BROADCAST_TYPES.isdisjoint(frames.DIRECT_TYPES)
 
 
 @relaxed
@@ -156,7 +164,7 @@ def test_frame_carries_type_session_timestamp_and_request_id() -> None:
 def test_with_seq_splices_the_number_into_the_encoded_frame(
     seq: int, fields: dict[str, Any]
 ) -> None:
-    body = codec.encode(codec.frame("contextual_update", "s", None, **{"data": fields}))
+    body = codec.encode(frames.ContextualUpdate(session_id="s", text="t", data=fields))
     spliced = codec.with_seq(body, seq)
     assert codec.seq_of(spliced) == seq
     assert json.loads(spliced) == {"seq": seq, **json.loads(body)}

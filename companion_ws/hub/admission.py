@@ -1,0 +1,161 @@
+"""Admission: a socket joins a session (quota, join rules, presence, the welcome, then
+a replay or the live stream) and leaves it."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from companion_ws.auth.tokens import Principal, TokenService
+from companion_ws.broker.base import Broker
+from companion_ws.errors import TooManyConnections
+from companion_ws.hub.connection import Connection
+from companion_ws.hub.directory import SessionDirectory
+from companion_ws.hub.hub import Hub
+from companion_ws.hub.outbox import Outbox, Send
+from companion_ws.hub.publisher import Publisher
+from companion_ws.hub.recovery import Recovery
+from companion_ws.metrics import Metrics
+from companion_ws.protocol import frames as f
+from companion_ws.protocol.codec import encode
+from companion_ws.store.eventlog import EventLog
+
+__all__ = ["Admission", "AdmissionLimits"]
+
+log = logging.getLogger("companion_ws.admission")
+
+Spawn = Callable[[Coroutine[Any, Any, Any]], None]
+
+
+class AdmissionLimits:
+    __slots__ = ("grace", "max_per_user", "outbox_limit", "reconnect_ttl")
+
+    def __init__(
+        self, *, max_per_user: int, outbox_limit: int, grace: float, reconnect_ttl: float
+    ) -> None:
+        self.max_per_user = max_per_user
+        self.outbox_limit = outbox_limit
+        self.grace = grace
+        self.reconnect_ttl = reconnect_ttl
+
+
+class Admission:
+    def __init__(
+        self,
+        hub: Hub,
+        broker: Broker,
+        directory: SessionDirectory,
+        recovery: Recovery,
+        publisher: Publisher,
+        eventlog: EventLog,
+        tokens: TokenService,
+        metrics: Metrics,
+        limits: AdmissionLimits,
+        spawn: Spawn,
+    ) -> None:
+        self._hub = hub
+        self._broker = broker
+        self._directory = directory
+        self._recovery = recovery
+        self._publisher = publisher
+        self._eventlog = eventlog
+        self._tokens = tokens
+        self._metrics = metrics
+        self._limits = limits
+        self._spawn = spawn
+        self._per_user: dict[str, int] = {}
+        self._count_slow_close = metrics.slow_closes.inc  # one bound method for every outbox
+        self.ended: set[str] = set()  # sessions that ended here: no client_left after
+
+    async def join(
+        self,
+        principal: Principal,
+        *,
+        send: Send,
+        abort: Callable[[], object],
+        requested: str | None,
+        client: str,
+        last_seq: int | None,
+        epoch: str | None,
+    ) -> Connection:
+        """Admit a socket: the welcome, ``client_joined``, then a replay from
+        ``last_seq`` or the live stream. Raises the error that refuses it."""
+        if self._per_user.get(principal.sub, 0) >= self._limits.max_per_user:
+            raise TooManyConnections("too many connections for this user")
+        resolved = await self._directory.resolve(principal, requested)
+        row = resolved.row
+        sid = row.id
+        member = principal
+        if principal.is_join:  # a companion joins as the owner, scoped to this session
+            member = Principal(sub=row.owner_id, session_scope=sid)
+        outbox = Outbox(
+            send,
+            limit=self._limits.outbox_limit,
+            grace=self._limits.grace,
+            abort=abort,
+            on_overflow=self._count_slow_close,
+        )
+        conn = Connection(secrets.token_urlsafe(9), sid, member, client, outbox)
+        if self._hub.add(conn):
+            await self._broker.subscribe(sid)
+        self._per_user[member.sub] = self._per_user.get(member.sub, 0) + 1
+        self._metrics.connections.inc()
+        try:
+            await self._broker.presence.add(sid, conn.id, conn.info())
+            position = await self._broker.position(sid)
+            members = await self._broker.presence.members(sid)
+            resumable = (
+                last_seq is not None
+                and not resolved.created
+                and await self._recovery.resumable(sid, last_seq, epoch)
+            )
+            welcome = f.SessionJoined(
+                session_id=sid,
+                connection_id=conn.id,
+                user_id=conn.user_id,
+                created=resolved.created,
+                resumed=resumable,  # a replay follows, not a resync
+                seq=position.seq,
+                epoch=position.epoch,
+                state_version=row.state_version,
+                clients=len(members),
+                reconnect_token=self._tokens.mint_reconnect(
+                    conn.user_id, sid, self._limits.reconnect_ttl
+                )
+                if self._tokens.can_mint
+                else None,
+                requested_session_id=f.opt(resolved.requested),
+                reason=f.opt(resolved.reason),
+            )
+            conn.send(encode(welcome).decode())
+            await self._publisher.publish(f.ClientJoined(session_id=sid, **conn.info()))
+            self._eventlog.touch(sid)
+            if last_seq is None or resolved.created:
+                conn.release(position.seq, position.epoch)
+            else:
+                await self._recovery.resume(conn, last_seq, epoch)
+        except BaseException:
+            await self.leave(conn)
+            raise
+        return conn
+
+    async def leave(self, conn: Connection) -> None:
+        """Forget a socket; ``client_left`` to the others unless the session ended."""
+        sid = conn.session_id
+        if self._hub.remove(conn):
+            self._spawn(self._broker.unsubscribe(sid))
+        self._metrics.connections.dec()
+        left = self._per_user.get(conn.principal.sub, 1) - 1
+        if left > 0:
+            self._per_user[conn.principal.sub] = left
+        else:
+            self._per_user.pop(conn.principal.sub, None)
+        try:
+            await self._broker.presence.remove(sid, conn.id)
+            if sid not in self.ended:
+                await self._publisher.publish(f.ClientLeft(session_id=sid, **conn.info()))
+                self._eventlog.touch(sid)
+        except Exception as exc:  # the broker is down; presence expires by itself
+            log.warning("announcing %s leaving %s failed: %s", conn.id, sid, exc)

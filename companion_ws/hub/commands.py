@@ -1,0 +1,152 @@
+"""The command router: one decoded client frame of a joined socket, matched on its type
+and handed to the service that does it; replies go to that socket only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from companion_ws.auth import policy
+from companion_ws.broker.base import Presence
+from companion_ws.errors import BadRequest, CompanionError, SessionEnded, SessionMismatch
+from companion_ws.hub.connection import Connection
+from companion_ws.hub.directory import SessionDirectory
+from companion_ws.hub.publisher import Publisher
+from companion_ws.hub.recovery import Recovery
+from companion_ws.hub.state import StateService
+from companion_ws.hub.toolrunner import ToolRunner
+from companion_ws.metrics import Metrics
+from companion_ws.protocol import frames as f
+from companion_ws.protocol import messages as m
+from companion_ws.protocol.codec import encode
+from companion_ws.store.eventlog import EventLog
+from ui_state import InvalidPatch, key_patch
+
+__all__ = ["CommandRouter", "error_frame"]
+
+
+def error_frame(session_id: str, error: CompanionError, request_id: str | None) -> str:
+    """The ``error`` frame that answers ``error``, encoded."""
+    frame = msgspec.convert({"type": "error", "session_id": session_id, **error.payload()}, f.Error)
+    if request_id is not None:
+        frame = msgspec.structs.replace(frame, requestId=request_id)
+    return encode(frame).decode()
+
+
+class CommandRouter:
+    def __init__(
+        self,
+        directory: SessionDirectory,
+        state: StateService,
+        recovery: Recovery,
+        tools: ToolRunner,
+        publisher: Publisher,
+        presence: Presence,
+        eventlog: EventLog,
+        metrics: Metrics,
+    ) -> None:
+        self._directory = directory
+        self._state = state
+        self._recovery = recovery
+        self._tools = tools
+        self._publisher = publisher
+        self._presence = presence
+        self._eventlog = eventlog
+        self._metrics = metrics
+
+    def error(self, session_id: str, error: CompanionError, request_id: str | None) -> str:
+        """:func:`error_frame`, counted."""
+        self._metrics.errors.labels(error.code).inc()
+        return error_frame(session_id, error, request_id)
+
+    async def handle(self, conn: Connection, msg: m.ClientMessage) -> None:
+        """Do what ``msg`` asks; raise the error that answers it."""
+        sid = conn.session_id
+        rid = msg.requestId
+        self._eventlog.touch(sid)
+        match msg:
+            case m.Ping():
+                conn.send(_text(f.Pong(session_id=sid, requestId=f.opt(rid))))
+            case m.GetSessionState():
+                position, doc = await self._recovery.snapshot(sid)
+                conn.send(
+                    _text(
+                        f.SessionState(
+                            session_id=sid,
+                            requestId=f.opt(rid),
+                            state=doc.state,
+                            version=doc.version,
+                            seq=position.seq,
+                        )
+                    )
+                )
+            case m.UpdateSessionState():
+                await self._state.update(
+                    sid,
+                    patch_of(msg),
+                    expected_version=msg.expected_version,
+                    request_id=rid,
+                    sender=conn.id,
+                )
+            case m.ContextualUpdate(text=text, data=data):
+                await self._publisher.publish(
+                    f.ContextualUpdate(
+                        session_id=sid, requestId=f.opt(rid), text=text, data=data, sender=conn.id
+                    )
+                )
+            case m.ClientToolCall(client_tool_call=call, metadata=metadata):
+                named = (metadata or {}).get("session_id")
+                if named is not None and named != sid:
+                    raise SessionMismatch(f"this call names session {named!r}, not {sid!r}")
+                outcome = await self._tools.call(
+                    sid,
+                    call.tool_name,
+                    call.tool_call_id,
+                    call.parameters,
+                    sender=conn.id,
+                    request_id=rid,
+                )
+                conn.send(
+                    _text(
+                        f.ClientToolResult(
+                            session_id=sid,
+                            requestId=f.opt(rid),
+                            tool_call_id=outcome.tool_call_id,
+                            result=outcome.result,
+                            is_error=outcome.is_error,
+                        )
+                    )
+                )
+            case m.Resume(last_seq=last_seq, epoch=epoch):
+                await self._recovery.resume(conn, last_seq, epoch, rid)
+            case m.GetHistory(after_seq=after_seq, limit=limit):
+                page = await self._recovery.history(sid, after_seq, limit)
+                conn.send(_text(msgspec.structs.replace(page, requestId=f.opt(rid))))
+            case m.GetPresence():
+                clients = await self._presence.members(sid)
+                conn.send(_text(f.Presence(session_id=sid, requestId=f.opt(rid), clients=clients)))
+            case m.EndSession():
+                row = await self._directory.get_live(sid)
+                if row is None:
+                    raise SessionEnded("this session has ended")
+                policy.require_can_end(conn.principal, sid, row.owner_id)
+                await self._directory.end(sid, reason="ended", request_id=rid)
+
+
+def patch_of(msg: m.UpdateSessionState) -> dict[str, Any]:
+    """The merge patch an ``update_session_state`` asks for."""
+    if msg.patch is not None:
+        if msg.key is not None:
+            raise BadRequest("send either `key` and `value`, or `patch`, not both")
+        return msg.patch
+    if msg.key is None or msg.value is msgspec.UNSET:
+        raise BadRequest("update_session_state needs `key` and `value`, or `patch`")
+    try:
+        return key_patch(msg.key, msg.value)
+    except InvalidPatch as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _text(frame: f.ServerFrame) -> str:
+    return encode(frame).decode()

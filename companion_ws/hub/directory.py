@@ -1,0 +1,212 @@
+"""The session directory: creating, finding, authorizing, ending and expiring sessions,
+the join rules of PROTOCOL.md section 1, and one-time join codes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from companion_ws.auth import policy
+from companion_ws.auth.tokens import Principal, TokenService
+from companion_ws.broker.base import Presence, new_epoch
+from companion_ws.errors import NotFound, SessionEnded, Unauthorized
+from companion_ws.hub.publisher import Publisher
+from companion_ws.protocol import frames as f
+from companion_ws.protocol.codec import now_ms
+from companion_ws.store.eventlog import EventLog
+from companion_ws.store.models import JoinTokenRow, SessionRow
+from companion_ws.store.store import Store
+
+__all__ = ["Resolved", "SessionDirectory", "new_id"]
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The session a connect lands in, and why (PROTOCOL.md section 1)."""
+
+    row: SessionRow
+    created: bool
+    requested: str | None = None
+    reason: str | None = None
+
+
+class SessionDirectory:
+    def __init__(
+        self,
+        store: Store,
+        publisher: Publisher,
+        presence: Presence,
+        eventlog: EventLog,
+        tokens: TokenService,
+        *,
+        ttl_ms: int,
+        join_token_ttl: float,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._presence = presence
+        self._eventlog = eventlog
+        self._tokens = tokens
+        self._ttl_ms = ttl_ms
+        self._join_ttl_ms = int(join_token_ttl * 1000)
+
+    async def create(self, owner: str, session_id: str | None = None) -> SessionRow:
+        """A new live session owned by ``owner``."""
+        now = now_ms()
+        row = SessionRow(
+            id=session_id or new_id(),
+            owner_id=owner,
+            created_at=now,
+            last_activity_at=now,
+            expires_at=now + self._ttl_ms,
+            state="{}",
+            state_version=0,
+            last_seq=0,
+            epoch=new_epoch(),
+            epoch_clean=True,
+        )
+        async with self._store.uow() as uow:
+            uow.sessions.add(row)
+            await uow.commit()
+        return row
+
+    async def get(self, session_id: str) -> SessionRow | None:
+        """The session, live or ended, if it exists."""
+        async with self._store.uow() as uow:
+            return await uow.sessions.get(session_id)
+
+    async def get_live(self, session_id: str) -> SessionRow | None:
+        """The session, if it exists and has not ended."""
+        row = await self.get(session_id)
+        if row is None or row.ended_at is not None:
+            return None
+        return row
+
+    async def authorize(self, principal: Principal, session_id: str) -> SessionRow:
+        """The session, if this principal may use it (HTTP routes)."""
+        row = await self.get(session_id)
+        if row is None:
+            raise NotFound(f"no session {session_id!r}")
+        policy.require_access(principal, session_id, row.owner_id)
+        return row
+
+    async def resolve(self, principal: Principal, requested: str | None) -> Resolved:
+        """PROTOCOL.md section 1's join rules."""
+        if principal.is_join:
+            return await self._resolve_join(principal)
+        if requested is None and principal.session_scope is not None:
+            requested = principal.session_scope
+        policy.check_scope(principal, requested)
+        if requested is None:
+            return Resolved(await self.create(principal.sub), created=True)
+        async with self._store.uow() as uow:
+            row = await uow.sessions.get(requested)
+        if row is not None and row.ended_at is None and row.expires_at <= now_ms():
+            await self.end(row.id, reason="expired")
+            row.ended_at = now_ms()
+            row.end_reason = "expired"
+        if row is not None and row.ended_at is None:
+            policy.require_access(principal, row.id, row.owner_id)
+            return Resolved(row, created=False)
+        if principal.session_scope is not None:
+            raise SessionEnded("this session has ended")
+        reason = "not_found" if row is None else (row.end_reason or "expired")
+        if row is not None and not policy.can_access(principal, row.id, row.owner_id):
+            reason = "not_found"  # never tell a stranger that someone else's session existed
+        fresh = await self.create(principal.sub)
+        return Resolved(fresh, created=True, requested=requested, reason=reason)
+
+    async def _resolve_join(self, principal: Principal) -> Resolved:
+        """Consume a one-time join code: the winner joins its session as a companion of
+        the owner; a used or expired code is refused."""
+        assert principal.jti is not None
+        async with self._store.uow() as uow:
+            session_id = await uow.join_tokens.consume(principal.jti, now_ms())
+            if session_id is None:
+                raise Unauthorized("this join link was already used or has expired")
+            row = await uow.sessions.get(session_id)
+            if row is None or row.ended_at is not None:
+                raise SessionEnded("this session has ended")
+            await uow.commit()
+        return Resolved(row, created=False)
+
+    async def issue_join_code(self, principal: Principal, session_id: str) -> dict[str, Any]:
+        """A one-time join code for the session (its owner or an admin asks)."""
+        row = await self.authorize(principal, session_id)
+        if row.ended_at is not None:
+            raise SessionEnded("this session has ended")
+        code = self._tokens.new_join_code()
+        expires_at = now_ms() + self._join_ttl_ms
+        async with self._store.uow() as uow:
+            uow.join_tokens.add(
+                JoinTokenRow(
+                    jti=code, session_id=session_id, created_by=principal.sub, expires_at=expires_at
+                )
+            )
+            await uow.commit()
+        return {"join_token": code, "expires_at": expires_at}
+
+    async def end(
+        self, session_id: str, *, reason: str = "ended", request_id: str | None = None
+    ) -> bool:
+        """End the session: committed, then ``session_ended`` to all. False when it had
+        ended already."""
+        async with self._store.uow() as uow:
+            ended = await uow.sessions.end(session_id, reason=reason, now=now_ms())
+            await uow.commit()
+        if ended:
+            await self._publisher.publish(
+                f.SessionEnded(session_id=session_id, requestId=f.opt(request_id), reason=reason)
+            )
+        return ended
+
+    async def sweep(self) -> list[str]:
+        """End every session inactive for longer than the TTL."""
+        await self._eventlog.flush()
+        async with self._store.uow() as uow:
+            expired = await uow.sessions.expired(now_ms())
+        return [sid for sid in expired if await self.end(sid, reason="expired")]
+
+    async def page(
+        self, *, limit: int, after_id: str | None, owner_id: str | None, active: bool | None
+    ) -> tuple[Sequence[SessionRow], str | None]:
+        """One page of sessions, and the cursor of the next (None on the last page)."""
+        await self._eventlog.flush()
+        async with self._store.uow() as uow:
+            rows = await uow.sessions.page(
+                limit=limit + 1, after_id=after_id, owner_id=owner_id, active=active
+            )
+        page = rows[:limit]
+        return page, (page[-1].id if len(rows) > limit else None)
+
+    async def describe(self, row: SessionRow, *, clients: bool = False) -> dict[str, Any]:
+        """What the HTTP API says of a session; ``clients`` adds its live connections."""
+        live = row.ended_at is None
+        members = await self._presence.members(row.id) if live else []
+        info: dict[str, Any] = {
+            "session_id": row.id,
+            "owner_id": row.owner_id,
+            "created_at": row.created_at,
+            "last_activity_at": row.last_activity_at,
+            "expires_at": row.expires_at,
+            "ended_at": row.ended_at,
+            "end_reason": row.end_reason,
+            "active": live,
+            "connections": len(members),
+            "seq": row.last_seq,
+            "state_version": row.state_version,
+        }
+        if clients:
+            info["clients"] = members
+        return info
+
+    async def fresh(self, principal: Principal, session_id: str) -> SessionRow:
+        """:meth:`authorize`, after the event log's pending writes (``seq`` current)."""
+        await self._eventlog.flush()
+        return await self.authorize(principal, session_id)

@@ -1,0 +1,39 @@
+"""The one publish path: a typed server frame in, encoded once, sequenced by the broker,
+appended to the event log. Every adapter's broadcast takes it."""
+
+from __future__ import annotations
+
+import logging
+
+from companion_ws.broker.base import Broker, Event
+from companion_ws.errors import CompanionError, Internal
+from companion_ws.metrics import Metrics
+from companion_ws.protocol.codec import encode
+from companion_ws.protocol.frames import ServerFrame, tag_of
+from companion_ws.store.eventlog import EventLog
+
+__all__ = ["Publisher"]
+
+log = logging.getLogger("companion_ws.publisher")
+
+
+class Publisher:
+    def __init__(self, broker: Broker, eventlog: EventLog, metrics: Metrics) -> None:
+        self._broker = broker
+        self._eventlog = eventlog
+        self._metrics = metrics
+
+    async def publish(self, frame: ServerFrame) -> Event:
+        """Broadcast ``frame`` to every client of its session; answers its event."""
+        kind = tag_of(type(frame))
+        session_id = frame.session_id
+        try:
+            event = await self._broker.publish(session_id, kind, encode(frame))
+        except CompanionError:
+            raise
+        except Exception as exc:
+            log.warning("publish to %s failed: %s", session_id, exc)
+            raise Internal("the broker is unavailable; retry") from exc
+        self._eventlog.append(event)
+        self._metrics.events.labels(kind).inc()
+        return event

@@ -1,0 +1,50 @@
+"""Where a session's stream starts in a fresh broker: after its last persisted event."""
+
+from __future__ import annotations
+
+from companion_ws.broker.base import Event, Seed, new_epoch
+from companion_ws.store.store import Store
+
+__all__ = ["Seeder"]
+
+
+class Seeder:
+    """The broker's seed loader. The epoch survives only a clean shutdown; after a
+    crash, events newer than the log may have been seen and lost, so the history gets
+    a new epoch."""
+
+    def __init__(self, store: Store, *, history_size: int) -> None:
+        self._store = store
+        self._history_size = history_size
+        self.seeded: set[str] = set()
+
+    async def __call__(self, session_id: str) -> Seed:
+        async with self._store.uow() as uow:
+            row = await uow.sessions.get(session_id)
+            last = await uow.events.max_seq(session_id)
+            if row is None:
+                return Seed(last, new_epoch())
+            recent: list[Event] = []
+            if row.epoch_clean:
+                epoch = row.epoch
+                rows = await uow.events.latest(session_id, self._history_size)
+                recent = [
+                    Event(session_id, r.seq, r.epoch, r.type, r.payload.encode())
+                    for r in rows
+                    if r.epoch == epoch
+                ]
+                expected = last - len(recent) + 1
+                if any(ev.seq != expected + i for i, ev in enumerate(recent)):
+                    recent = []
+            else:
+                epoch = new_epoch()
+            await uow.sessions.set_epoch(session_id, epoch, clean=False)
+            await uow.commit()
+        self.seeded.add(session_id)
+        return Seed(last, epoch, recent)
+
+    async def mark_clean(self) -> None:
+        """At a clean shutdown (the event log flushed): every seeded history survives."""
+        async with self._store.uow() as uow:
+            await uow.sessions.mark_clean(self.seeded)
+            await uow.commit()

@@ -1,0 +1,124 @@
+"""The state service: a session's state document, changed only by compare-and-set
+commits, each then broadcast as ``session_state_updated``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from companion_ws.broker.base import Event
+from companion_ws.errors import BadRequest, Internal, NotFound
+from companion_ws.errors import StateTooLarge as StateTooLargeError
+from companion_ws.errors import VersionConflict as VersionConflictError
+from companion_ws.hub.locks import KeyedLock
+from companion_ws.hub.publisher import Publisher
+from companion_ws.metrics import Metrics
+from companion_ws.protocol import frames as f
+from companion_ws.protocol.codec import decode_json, encode, now_ms
+from companion_ws.store.store import Store
+from companion_ws.store.uow import UnitOfWork
+from ui_state import InvalidPatch, StateDoc, apply_patch
+from ui_state import StateTooLarge as StateTooLargeDoc
+from ui_state import VersionConflict as VersionConflictDoc
+
+__all__ = ["StateService"]
+
+CAS_ATTEMPTS = 5
+
+
+class StateService:
+    def __init__(
+        self,
+        store: Store,
+        publisher: Publisher,
+        locks: KeyedLock,
+        metrics: Metrics,
+        *,
+        max_state_bytes: int,
+        ttl_ms: int,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._locks = locks
+        self._metrics = metrics
+        self._max_bytes = max_state_bytes
+        self._ttl_ms = ttl_ms
+
+    async def load(self, session_id: str) -> StateDoc:
+        """The session's state and version as committed."""
+        async with self._store.uow() as uow:
+            row = await uow.sessions.get(session_id)
+        if row is None:
+            raise NotFound(f"no session {session_id!r}")
+        return StateDoc(decode_json(row.state), row.state_version)
+
+    async def update(
+        self,
+        session_id: str,
+        patch: Any,
+        *,
+        expected_version: int | None = None,
+        request_id: str | None = None,
+        sender: str | None = None,
+    ) -> StateDoc:
+        """Reduce, commit, then broadcast ``session_state_updated``."""
+        async with self._locks(session_id):
+            for _attempt in range(CAS_ATTEMPTS):
+                doc = await self.load(session_id)
+                new = self.reduce(doc, patch, expected_version)
+                started = time.perf_counter()
+                async with self._store.uow() as uow:
+                    saved = await self.save(uow, session_id, doc, new)
+                    await uow.commit()
+                self._metrics.state_commit_seconds.observe(time.perf_counter() - started)
+                if saved:
+                    break
+                # another process committed first: re-read and re-apply
+            else:
+                raise Internal("the state is changing too fast; retry")
+            await self.announce(session_id, patch, new.version, request_id, sender)
+        return new
+
+    async def announce(
+        self,
+        session_id: str,
+        patch: Any,
+        version: int,
+        request_id: str | None,
+        sender: str | None,
+    ) -> Event:
+        """Broadcast a committed change."""
+        return await self._publisher.publish(
+            f.SessionStateUpdated(
+                session_id=session_id,
+                requestId=f.opt(request_id),
+                patch=patch,
+                version=version,
+                sender=sender,
+            )
+        )
+
+    async def save(self, uow: UnitOfWork, session_id: str, old: StateDoc, new: StateDoc) -> bool:
+        """Compare-and-set ``old`` -> ``new`` in ``uow`` (not committed): False when
+        another writer changed the state first."""
+        return await uow.sessions.save_state(
+            session_id,
+            from_version=old.version,
+            state=encode(new.state).decode(),
+            version=new.version,
+            now=now_ms(),
+            ttl_ms=self._ttl_ms,
+        )
+
+    def reduce(self, doc: StateDoc, patch: Any, expected_version: int | None) -> StateDoc:
+        """The pure reducer, its errors translated to the protocol's."""
+        try:
+            return apply_patch(
+                doc, patch, expected_version=expected_version, max_bytes=self._max_bytes
+            )
+        except VersionConflictDoc as exc:
+            raise VersionConflictError(str(exc), version=exc.current_version) from None
+        except StateTooLargeDoc as exc:
+            raise StateTooLargeError(str(exc), size=exc.size, limit=exc.limit) from None
+        except InvalidPatch as exc:
+            raise BadRequest(str(exc)) from None

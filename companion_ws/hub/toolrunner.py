@@ -1,0 +1,198 @@
+"""The tool runner: one effect per id, for every path (a socket's ``client_tool_call``,
+an ElevenLabs server tool, the post-call webhook, the agent bridge).
+
+The order is the guarantee: the effect's state change and its ledger row commit in one
+transaction, *then* its events are published. A repeat of the id, or a redelivery after
+a crash anywhere in between, finds the ledger row and answers the stored result: the
+effect never happens twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from companion_ws import failpoints
+from companion_ws.broker.base import Event
+from companion_ws.errors import CompanionError, Internal, SessionMismatch
+from companion_ws.hub.locks import KeyedLock
+from companion_ws.hub.publisher import Publisher
+from companion_ws.hub.state import StateService
+from companion_ws.metrics import Metrics
+from companion_ws.protocol import frames as f
+from companion_ws.protocol.codec import encode, now_ms
+from companion_ws.store.models import ToolCallRow
+from companion_ws.store.store import Store
+from companion_ws.tools.registry import ToolError, ToolOutcome, ToolRegistry
+from ui_state import StateDoc
+
+__all__ = ["Compute", "ToolResult", "ToolRunner"]
+
+log = logging.getLogger("companion_ws.tools")
+
+#: What an effect computes from the session's state: a patch, a result, an update.
+Compute = Callable[[StateDoc], Awaitable[ToolOutcome]]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    tool_call_id: str
+    result: str  # JSON text, as the ElevenLabs protocol wants
+    is_error: bool
+    replayed: bool = False
+    events: tuple[Event, ...] = ()  # what this run published (none on a replay)
+
+
+class ToolRunner:
+    def __init__(
+        self,
+        store: Store,
+        state: StateService,
+        publisher: Publisher,
+        registry: ToolRegistry,
+        locks: KeyedLock,
+        metrics: Metrics,
+    ) -> None:
+        self._store = store
+        self._state = state
+        self._publisher = publisher
+        self._registry = registry
+        self._locks = locks
+        self._metrics = metrics
+
+    def knows(self, tool_name: str) -> bool:
+        """Whether a tool of this name is registered."""
+        return self._registry.get(tool_name) is not None
+
+    async def call(
+        self,
+        session_id: str,
+        tool_name: str,
+        tool_call_id: str,
+        parameters: dict[str, Any],
+        *,
+        sender: str | None = None,
+        request_id: str | None = None,
+    ) -> ToolResult:
+        """Run a registered tool once per ``tool_call_id``."""
+        named = parameters.get("session_id")
+        if named is not None and named != session_id:
+            raise SessionMismatch(f"this call names session {named!r}, not {session_id!r}")
+        tool = self._registry.get(tool_name)
+        if tool is None:
+            self._metrics.tool_calls.labels("unknown", "not_found").inc()
+            return ToolResult(tool_call_id, _json({"error": f"no tool named {tool_name!r}"}), True)
+
+        async def compute(doc: StateDoc) -> ToolOutcome:
+            return await tool.run(doc.state, parameters)
+
+        outcome = await self.once(
+            session_id, tool_call_id, tool_name, compute, sender=sender, request_id=request_id
+        )
+        if not outcome.replayed:
+            self._metrics.tool_calls.labels(tool_name, "error" if outcome.is_error else "ok").inc()
+        return outcome
+
+    async def once(
+        self,
+        session_id: str,
+        key: str,
+        name: str,
+        compute: Compute,
+        *,
+        sender: str | None = None,
+        request_id: str | None = None,
+    ) -> ToolResult:
+        """The effect ``compute`` once per ``key``: ledger and state in one commit,
+        then the events. A repeat answers the stored result, ``replayed``."""
+        async with self._locks(session_id):
+            stored = await self._stored(key, session_id)
+            if stored is not None:
+                return stored
+            doc = await self._state.load(session_id)
+            new_doc: StateDoc | None = None
+            outcome: ToolOutcome | None = None
+            try:
+                outcome = await compute(doc)
+                if outcome.patch:
+                    new_doc = self._state.reduce(doc, outcome.patch, None)
+                result, is_error = _json(outcome.result), False
+            except ToolError as exc:
+                outcome, result, is_error = None, _json({"error": str(exc)}), True
+            except CompanionError as exc:
+                outcome, result, is_error = None, _json({"error": exc.message}), True
+            except Exception as exc:
+                log.exception("%s failed", name)
+                outcome, result, is_error = None, _json({"error": f"{name} failed: {exc}"}), True
+            try:
+                async with self._store.uow() as uow:
+                    if new_doc is not None and not await self._state.save(
+                        uow, session_id, doc, new_doc
+                    ):
+                        raise Internal("the state changed during the tool call; retry")
+                    uow.tool_calls.add(
+                        ToolCallRow(
+                            tool_call_id=key,
+                            session_id=session_id,
+                            tool_name=name,
+                            result=result,
+                            is_error=is_error,
+                            created_at=now_ms(),
+                        )
+                    )
+                    await uow.commit()
+            except (IntegrityError, Internal):
+                # The same id committed elsewhere (another process) first: its result stands.
+                # (Its state change can also make ours fail the version check first.)
+                stored = await self._stored(key, session_id)
+                if stored is None:
+                    raise
+                return stored
+            failpoints.hit("after_ledger")
+            events = await self._announce(session_id, outcome, new_doc, sender, request_id)
+        return ToolResult(key, result, is_error, events=events)
+
+    async def _announce(
+        self,
+        session_id: str,
+        outcome: ToolOutcome | None,
+        new_doc: StateDoc | None,
+        sender: str | None,
+        request_id: str | None,
+    ) -> tuple[Event, ...]:
+        events: list[Event] = []
+        if outcome is None:
+            return ()
+        if new_doc is not None:
+            events.append(
+                await self._state.announce(
+                    session_id, outcome.patch, new_doc.version, request_id, sender
+                )
+            )
+        if outcome.update_text:
+            update = f.ContextualUpdate(
+                session_id=session_id,
+                requestId=f.opt(request_id),
+                text=outcome.update_text,
+                data=outcome.update_data,
+                sender=sender,
+            )
+            events.append(await self._publisher.publish(update))
+        return tuple(events)
+
+    async def _stored(self, key: str, session_id: str) -> ToolResult | None:
+        async with self._store.uow() as uow:
+            row = await uow.tool_calls.get(key)
+        if row is None:
+            return None
+        if row.session_id != session_id:
+            raise SessionMismatch("this tool_call_id belongs to another session")
+        return ToolResult(key, row.result, row.is_error, replayed=True)
+
+
+def _json(value: Any) -> str:
+    return value if isinstance(value, str) else encode(value).decode()
