@@ -24,6 +24,7 @@ from companion_ws.errors import CompanionError
 from companion_ws.hub.node import Node
 from companion_ws.metrics import Metrics
 from companion_ws.settings import Settings
+from companion_ws.store.eventlog import EventLog
 from companion_ws.store.store import Store
 from companion_ws.tools.registry import ToolRegistry
 
@@ -55,14 +56,30 @@ def create_app(
     tokens = token_service(settings)
     tools = ToolRegistry.from_modules(settings.tools)
     store = store or Store(settings.database_url)
+    eventlog = EventLog(
+        store,
+        interval=settings.event_flush_interval,
+        batch=settings.event_flush_batch,
+        ttl_ms=int(settings.session_ttl * 1000),
+    )
     broker = broker or make_broker(
         settings.broker_url,
         history_size=settings.history_size,
         history_ttl=settings.history_ttl,
+        history_bytes=settings.history_bytes,
         presence_ttl=settings.presence_ttl,
+        journal=eventlog,
     )
     counters = Metrics()
-    node = Node(settings, store=store, broker=broker, tokens=tokens, tools=tools, metrics=counters)
+    node = Node(
+        settings,
+        store=store,
+        broker=broker,
+        tokens=tokens,
+        tools=tools,
+        metrics=counters,
+        eventlog=eventlog,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -31,6 +31,8 @@ class Settings:
     sweep_interval: float = 15.0
     history_size: int = 1000
     history_ttl: float = 86400.0
+    history_bytes: int = 8 * 1024 * 1024
+    send_queue_bytes: int = 1024 * 1024
     max_state_bytes: int = 256 * 1024
     max_frame_bytes: int = 64 * 1024
     outbox_limit: int = 1024

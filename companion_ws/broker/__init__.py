@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from companion_ws.broker.base import Broker
 
+if TYPE_CHECKING:
+    from companion_ws.broker.memory import Journal
 
-def make_broker(url: str, *, history_size: int, history_ttl: float, presence_ttl: float) -> Broker:
+__all__ = ["Broker", "make_broker"]
+
+
+def make_broker(
+    url: str,
+    *,
+    history_size: int,
+    history_ttl: float,
+    history_bytes: int,
+    presence_ttl: float,
+    journal: Journal | None = None,
+) -> Broker:
+    """The broker for ``url``: ``memory://`` (durable before visible through ``journal``)
+    or ``redis://`` (its stream is the durability)."""
     if url.startswith("memory://"):
         from companion_ws.broker.memory import MemoryBroker
 
-        return MemoryBroker(history_size=history_size, history_ttl=history_ttl)
+        return MemoryBroker(
+            history_size=history_size,
+            history_ttl=history_ttl,
+            history_bytes=history_bytes,
+            journal=journal,
+        )
     if url.startswith(("redis://", "rediss://", "unix://")):
         from companion_ws.broker.redis import RedisBroker
 

@@ -77,6 +77,11 @@ class Broker(Protocol):
     def presence(self) -> Presence:
         """Who is connected to each session (the broker's own presence store)."""
 
+    @property
+    def journaled(self) -> bool:
+        """Every event is committed to the event log before anyone sees it (the broker
+        writes it); otherwise the node appends what it publishes and receives."""
+
     async def start(self, handler: EventHandler, seed: SeedLoader, on_leave: LeaveHandler) -> None:
         """Begin delivering events to ``handler``; ``seed`` starts a session's stream."""
 

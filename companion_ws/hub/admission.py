@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from companion_ws.auth.tokens import Principal, TokenService
@@ -29,16 +30,13 @@ log = logging.getLogger("companion_ws.admission")
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
 
 
+@dataclass(frozen=True, slots=True)
 class AdmissionLimits:
-    __slots__ = ("grace", "max_per_user", "outbox_limit", "reconnect_ttl")
-
-    def __init__(
-        self, *, max_per_user: int, outbox_limit: int, grace: float, reconnect_ttl: float
-    ) -> None:
-        self.max_per_user = max_per_user
-        self.outbox_limit = outbox_limit
-        self.grace = grace
-        self.reconnect_ttl = reconnect_ttl
+    max_per_user: int
+    outbox_limit: int
+    send_queue_bytes: int
+    grace: float
+    reconnect_ttl: float
 
 
 class Admission:
@@ -67,7 +65,6 @@ class Admission:
         self._spawn = spawn
         self._per_user: dict[str, int] = {}
         self._count_slow_close = metrics.slow_closes.inc  # one bound method for every outbox
-        self.ended: set[str] = set()  # sessions that ended here: no client_left after
 
     async def join(
         self,
@@ -93,6 +90,7 @@ class Admission:
         outbox = Outbox(
             send,
             limit=self._limits.outbox_limit,
+            max_bytes=self._limits.send_queue_bytes,
             grace=self._limits.grace,
             abort=abort,
             on_overflow=self._count_slow_close,
@@ -154,7 +152,7 @@ class Admission:
             self._per_user.pop(conn.principal.sub, None)
         try:
             await self._broker.presence.remove(sid, conn.id)
-            if sid not in self.ended:
+            if not conn.ended:
                 await self._publisher.publish(f.ClientLeft(session_id=sid, **conn.info()))
                 self._eventlog.touch(sid)
         except Exception as exc:  # the broker is down; presence expires by itself

@@ -27,6 +27,7 @@ class Connection:
     held: list[tuple[int, str, str]] | None = field(default_factory=list)
     epoch: str = ""  # the history ``cursor`` counts in
     bucket: TokenBucket | None = None  # made on the first frame: idle sockets need none
+    ended: bool = False  # its session ended: it leaves without a ``client_left``
 
     @property
     def user_id(self) -> str:
@@ -45,23 +46,29 @@ class Connection:
         restarted the numbering) the connection starts holding and returns False: the
         node replays what is missing or resyncs, then releases."""
         if self.held is not None:
-            self.held.append((seq, epoch, text))
+            if self.outbox.reserve(len(text)):
+                self.held.append((seq, epoch, text))
+            else:
+                self.held = []  # cut off 4409: nothing held is sent any more
             return True
         if epoch != self.epoch:
             if seq != self.cursor + 1:
-                self.held = [(seq, epoch, text)]
+                self._hold_from(seq, epoch, text)
                 return False
             # The broker re-created the history and its numbering goes on right after
             # this client's: nothing was missed, and no number means two things to it.
             self.epoch = epoch
         elif seq > self.cursor + 1:
-            self.held = [(seq, epoch, text)]
+            self._hold_from(seq, epoch, text)
             return False
         if seq <= self.cursor:
             return True
         self.cursor = seq
         self.outbox.push(text)
         return True
+
+    def _hold_from(self, seq: int, epoch: str, text: str) -> None:
+        self.held = [(seq, epoch, text)] if self.outbox.reserve(len(text)) else []
 
     def hold(self) -> None:
         if self.held is None:
@@ -71,6 +78,7 @@ class Connection:
         """End a hold: the client has everything up to ``cursor`` of history ``epoch``;
         send the held frames of that history after it, in order."""
         held, self.held = self.held or [], None
+        self.outbox.held_bytes = 0  # pushed now, or dropped: counted in the queue from here
         self.cursor = cursor
         self.epoch = epoch
         for seq, frame_epoch, text in sorted(held, key=lambda item: item[0]):

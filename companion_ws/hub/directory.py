@@ -11,7 +11,7 @@ from typing import Any
 from companion_ws.auth import policy
 from companion_ws.auth.tokens import Principal, TokenService
 from companion_ws.broker.base import Presence, new_epoch
-from companion_ws.errors import NotFound, SessionEnded, Unauthorized
+from companion_ws.errors import Forbidden, NotFound, SessionEnded, Unauthorized
 from companion_ws.hub.publisher import Publisher
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import now_ms
@@ -99,7 +99,7 @@ class SessionDirectory:
     async def resolve(self, principal: Principal, requested: str | None) -> Resolved:
         """PROTOCOL.md section 1's join rules."""
         if principal.is_join:
-            return await self._resolve_join(principal)
+            return await self._resolve_join(principal, requested)
         if requested is None and principal.session_scope is not None:
             requested = principal.session_scope
         policy.check_scope(principal, requested)
@@ -122,14 +122,17 @@ class SessionDirectory:
         fresh = await self.create(principal.sub)
         return Resolved(fresh, created=True, requested=requested, reason=reason)
 
-    async def _resolve_join(self, principal: Principal) -> Resolved:
+    async def _resolve_join(self, principal: Principal, requested: str | None) -> Resolved:
         """Consume a one-time join code: the winner joins its session as a companion of
-        the owner; a used or expired code is refused."""
+        the owner; a used or expired code is refused, and so is a code combined with
+        another session's id (the code stays unused: nothing is committed)."""
         assert principal.jti is not None
         async with self._store.uow() as uow:
             session_id = await uow.join_tokens.consume(principal.jti, now_ms())
             if session_id is None:
                 raise Unauthorized("this join link was already used or has expired")
+            if requested is not None and requested != session_id:
+                raise Forbidden("this join link is for another session")
             row = await uow.sessions.get(session_id)
             if row is None or row.ended_at is not None:
                 raise SessionEnded("this session has ended")

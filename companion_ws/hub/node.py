@@ -54,6 +54,7 @@ class Node:
         tokens: TokenService,
         tools: ToolRegistry,
         metrics: Metrics,
+        eventlog: EventLog,
     ) -> None:
         ttl_ms = int(settings.session_ttl * 1000)
         self._store = store
@@ -61,13 +62,10 @@ class Node:
         self._metrics = metrics
         self._sweep_interval = settings.sweep_interval
         self._hub = Hub()
-        self._eventlog = EventLog(
-            store,
-            interval=settings.event_flush_interval,
-            batch=settings.event_flush_batch,
-            ttl_ms=ttl_ms,
+        self._eventlog = eventlog
+        self._seeder = Seeder(
+            store, history_size=settings.history_size, keep_epoch=broker.journaled
         )
-        self._seeder = Seeder(store, history_size=settings.history_size)
         locks = KeyedLock()
         publisher = Publisher(broker, self._eventlog, metrics)
         self.publisher = publisher
@@ -104,6 +102,7 @@ class Node:
             AdmissionLimits(
                 max_per_user=settings.max_connections_per_user,
                 outbox_limit=settings.outbox_limit,
+                send_queue_bytes=settings.send_queue_bytes,
                 grace=settings.slow_close_grace,
                 reconnect_ttl=settings.reconnect_token_ttl,
             ),
@@ -174,14 +173,15 @@ class Node:
     # ---------------------------------------------------------------- the broker's handler
 
     def _on_event(self, event: Event) -> None:
-        self._eventlog.append(event)
+        if not self._broker.journaled:
+            self._eventlog.append(event)
         gaps = self._hub.deliver(event)
         self._metrics.deliveries.inc(self._hub.count(event.session_id))
         for conn in gaps:
             self._spawn(self.recovery.repair(conn))
         if event.kind == "session_ended":
-            self.admission.ended.add(event.session_id)
             for conn in self._hub.connections(event.session_id):
+                conn.ended = True  # no client_left after session_ended
                 conn.outbox.close(Close.SESSION_ENDED, "session ended")
 
     def _on_leave(self, leave: Leave) -> None:

@@ -2,9 +2,12 @@
 
 Frames go in without waiting (``push`` never awaits), a writer task drains them to the
 socket, and it exists only while there is something to send, so an idle connection
-costs no task. Past ``limit`` queued frames the connection is too slow: the queue is
-dropped and the connection is closed with 4409 (it resumes on reconnect), so a slow
-client never slows the others nor grows the server's memory without bound.
+costs no task. Past ``limit`` queued frames, or ``max_bytes`` of them (frames its
+connection holds back during a replay count too, through :meth:`reserve`), the
+connection is too slow: the queue is dropped and the connection is closed with 4409
+(it resumes on reconnect), so a slow client never slows the others nor grows the
+server's memory without bound. Sizes are counted in characters of the JSON text
+(its bytes, for ASCII).
 """
 
 from __future__ import annotations
@@ -23,13 +26,16 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class Outbox:
     __slots__ = (
         "_abort",
+        "_bytes",
         "_close",
         "_grace",
         "_limit",
+        "_max_bytes",
         "_queue",
         "_send",
         "_writer",
         "closed",
+        "held_bytes",
         "on_overflow",
     )
 
@@ -38,12 +44,16 @@ class Outbox:
         send: Send,
         *,
         limit: int,
+        max_bytes: int,
         grace: float,
         abort: Callable[[], object],
         on_overflow: Callable[[], None] | None = None,
     ) -> None:
         self._send = send
         self._limit = limit
+        self._max_bytes = max_bytes
+        self._bytes = 0  # of the queued frames
+        self.held_bytes = 0  # of the frames held back by the connection
         self._grace = grace
         self._abort = abort
         # Made on demand and dropped when drained: an idle connection holds no queue.
@@ -73,15 +83,31 @@ class Outbox:
         if queue is None:
             queue = self._queue = deque()
         queue.append(text)
-        if len(queue) > self._limit:
-            self._queue = None
-            if self.on_overflow is not None:
-                self.on_overflow()
-            self.close(Close.TOO_SLOW, "too slow: send queue overflowed")
+        self._bytes += len(text)
+        if len(queue) > self._limit or self._bytes + self.held_bytes > self._max_bytes:
+            self._overflow()
             return
         if self._writer is None:
             # Usually the socket takes the frame at once and no Task is ever made.
             self._writer = start_eagerly(self._drain())
+
+    def reserve(self, size: int) -> bool:
+        """Count a frame of ``size`` held back for later against the budget; False when
+        it does not fit (the connection is being closed 4409) or closing already."""
+        if self._close is not None or self.closed:
+            return False
+        self.held_bytes += size
+        if self._bytes + self.held_bytes > self._max_bytes:
+            self._overflow()
+            return False
+        return True
+
+    def _overflow(self) -> None:
+        self._queue = None
+        self._bytes = self.held_bytes = 0
+        if self.on_overflow is not None:
+            self.on_overflow()
+        self.close(Close.TOO_SLOW, "too slow: send queue overflowed")
 
     def close(self, code: int, reason: str = "") -> None:
         """Send what is queued, then the close frame. A client that does not read
@@ -103,7 +129,9 @@ class Outbox:
     async def _drain(self) -> None:
         try:
             while self._queue:
-                await self._send({"type": "websocket.send", "text": self._queue.popleft()})
+                text = self._queue.popleft()
+                self._bytes -= len(text)
+                await self._send({"type": "websocket.send", "text": text})
             if self._close is not None and not self.closed:
                 code, reason = self._close
                 await self._send({"type": "websocket.close", "code": code, "reason": reason})
@@ -114,3 +142,4 @@ class Outbox:
         finally:
             self._writer = None
             self._queue = None  # drained (the loop runs until it is empty) or closed
+            self._bytes = 0

@@ -34,6 +34,7 @@ class Publisher:
         except Exception as exc:
             log.warning("publish to %s failed: %s", session_id, exc)
             raise Internal("the broker is unavailable; retry") from exc
-        self._eventlog.append(event)
+        if not self._broker.journaled:
+            self._eventlog.append(event)
         self._metrics.events.labels(kind).inc()
         return event

@@ -35,9 +35,9 @@ class Resync:
 
 
 def epoch_matches(last_seq: int, epoch: str | None, current: str) -> bool:
-    """Whether ``last_seq`` counts in the current history. Without an epoch, only "I
-    have seen nothing" is known to."""
-    return epoch == current if epoch is not None else last_seq == 0
+    """Whether ``last_seq`` counts in the current history. Numbers are never reused
+    (PROTOCOL.md v1.1), so without an epoch ``last_seq`` alone names a position."""
+    return epoch is None or epoch == current
 
 
 def plan_resume(

@@ -9,13 +9,15 @@ __all__ = ["Seeder"]
 
 
 class Seeder:
-    """The broker's seed loader. The epoch survives only a clean shutdown; after a
-    crash, events newer than the log may have been seen and lost, so the history gets
-    a new epoch."""
+    """The broker's seed loader. With a journaled broker every event anyone saw is in
+    the log, so the history (its epoch) always goes on. Otherwise the epoch survives
+    only a clean shutdown; after a crash, events newer than the log may have been seen
+    and lost, so the history gets a new epoch."""
 
-    def __init__(self, store: Store, *, history_size: int) -> None:
+    def __init__(self, store: Store, *, history_size: int, keep_epoch: bool) -> None:
         self._store = store
         self._history_size = history_size
+        self._keep_epoch = keep_epoch
         self.seeded: set[str] = set()
 
     async def __call__(self, session_id: str) -> Seed:
@@ -25,7 +27,7 @@ class Seeder:
             if row is None:
                 return Seed(last, new_epoch())
             recent: list[Event] = []
-            if row.epoch_clean:
+            if row.epoch_clean or self._keep_epoch:
                 epoch = row.epoch
                 rows = await uow.events.latest(session_id, self._history_size)
                 recent = [
@@ -38,9 +40,10 @@ class Seeder:
                     recent = []
             else:
                 epoch = new_epoch()
-            await uow.sessions.set_epoch(session_id, epoch, clean=False)
-            await uow.commit()
-        self.seeded.add(session_id)
+            if not self._keep_epoch:
+                await uow.sessions.set_epoch(session_id, epoch, clean=False)
+                await uow.commit()
+                self.seeded.add(session_id)
         return Seed(last, epoch, recent)
 
     async def mark_clean(self) -> None:

@@ -1,11 +1,20 @@
-"""The long history, written in batches off the broadcast's hot path.
+"""The session log in the database: every event, in batches, by group commit.
 
-``append`` only queues (no I/O); a background task writes each batch of events, the
-sessions' new ``last_seq`` and their last activity in one transaction. Every process
-logs what it publishes and what it receives from the broker, and a row that another
-process wrote first is skipped, so the log keeps the events of a process that died
-before its batch was written, as long as another process had clients of the session.
-``flush`` writes everything queued so far (shutdown, and readers that need the log).
+Two ways in:
+
+- ``write`` (durable before visible, the embedded broker): the event joins the next
+  batch and the caller gets a future. The writer commits the batch, then, in seq
+  order, makes each event visible (the broker's callback hands it to the clients) and
+  resolves its future. Events that arrive while a commit is in flight ride the next
+  one, so a busy session costs one commit per batch, not per event. If the commit
+  fails, every event waiting to be written fails with it (its ``rollback`` callback
+  runs, so the broker can reuse the numbers nobody saw) and the caller gets a
+  retryable ``internal`` error: nothing acknowledged is ever dropped.
+- ``append`` (a broker whose own stream is the durability, Redis): queued and written
+  off the hot path. Every process logs what it publishes and what it receives, and a
+  row that another process wrote first is skipped.
+
+The backlog is bounded: past ``max_backlog`` queued events, ``write`` refuses at once.
 
 ``stop`` never cancels the writer: it asks it to finish the batch in hand, then writes
 the rest. A statement cancelled half-way can leave the SQLite driver waiting forever
@@ -18,18 +27,37 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from companion_ws.broker.base import Event
+from companion_ws.errors import Internal
 from companion_ws.protocol.codec import now_ms
 from companion_ws.store.repositories import NewEvent
 from companion_ws.store.store import Store
 
 log = logging.getLogger("companion_ws.eventlog")
 
+__all__ = ["EventLog"]
+
+Key = tuple[str, int]
+
+
+@dataclass(slots=True)
+class _Waiter:
+    event: Event
+    done: asyncio.Future[None]
+    visible: Callable[[Event], None]
+    rollback: Callable[[Event], None]
+
 
 class EventLog:
-    def __init__(self, store: Store, *, interval: float, batch: int, ttl_ms: int) -> None:
+    def __init__(
+        self, store: Store, *, interval: float, batch: int, ttl_ms: int, max_backlog: int = 20_000
+    ) -> None:
         self._store = store
+        self._max_backlog = max_backlog
+        self._waiters: dict[Key, _Waiter] = {}
         self._interval = interval
         self._batch = batch
         self._ttl_ms = ttl_ms
@@ -53,7 +81,26 @@ class EventLog:
             self._task = None
         await self.flush()
 
+    def write(
+        self,
+        event: Event,
+        *,
+        visible: Callable[[Event], None],
+        rollback: Callable[[Event], None],
+    ) -> asyncio.Future[None]:
+        """Queue ``event`` for the next commit; after it, ``visible(event)`` runs (in
+        seq order) and the future resolves. Refused at once (``Internal``, retryable)
+        while the backlog is full."""
+        if len(self._queue) >= self._max_backlog:
+            raise Internal("the database is not keeping up; retry")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[(event.session_id, event.seq)] = _Waiter(event, done, visible, rollback)
+        self.append(event)
+        self._wake.set()
+        return done
+
     def append(self, event: Event) -> None:
+        """Queue ``event`` for a background batch (no waiting, no visibility hook)."""
         key = (event.session_id, event.seq)
         if key in self._queue:
             return
@@ -85,8 +132,8 @@ class EventLog:
                 return  # stop() writes what is left
             try:
                 await self.flush()
-            except Exception:
-                log.exception("writing the event log failed; retrying")
+            except Exception as exc:
+                log.warning("writing the event log failed (%s); retrying", exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), min(self._interval * 5, 2.0))
 
@@ -102,7 +149,32 @@ class EventLog:
                     self._queue = {**dict(zip(keys, batch, strict=True)), **self._queue}
                     for sid, at in activity.items():
                         self._activity[sid] = max(at, self._activity.get(sid, 0))
+                    self._fail_waiters()
                     raise
+                self._release(keys)
+
+    def _release(self, keys: list[Key]) -> None:
+        """The batch is committed: make its events visible, in order."""
+        if not self._waiters:
+            return
+        for key in keys:
+            waiter = self._waiters.pop(key, None)
+            if waiter is not None:
+                waiter.visible(waiter.event)
+                if not waiter.done.done():
+                    waiter.done.set_result(None)
+
+    def _fail_waiters(self) -> None:
+        """A commit failed: every durable write still waiting fails, newest first (so
+        the broker rolls each session back to its last committed seq), and leaves the
+        queue: an event nobody saw must never be written later under a reused seq."""
+        waiters, self._waiters = self._waiters, {}
+        for key, waiter in reversed(list(waiters.items())):
+            self._queue.pop(key, None)
+            waiter.rollback(waiter.event)
+            if not waiter.done.done():
+                waiter.done.set_exception(Internal("the database is unavailable; retry"))
+                waiter.done.exception()  # retrieved: the caller may have gone
 
     async def _write(self, batch: list[NewEvent], activity: dict[str, int]) -> None:
         last: dict[str, int] = {}

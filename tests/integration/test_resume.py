@@ -262,10 +262,12 @@ async def test_resync_when_the_history_cannot_serve_the_resume(hub_factory: HubF
     await b.close()
 
 
-async def test_restarts_keep_the_epoch_only_after_a_clean_shutdown(hub_factory: HubFactory) -> None:
-    """SIGTERM: the event log is flushed and the epoch kept, so a resume replays from
-    the restored history. SIGKILL: what was newer than the log may be lost, so the
-    epoch changes and a resume gets a snapshot."""
+async def test_restarts_keep_the_epoch_after_a_clean_shutdown_and_after_a_crash(
+    hub_factory: HubFactory,
+) -> None:
+    """SIGTERM and SIGKILL alike: every event a client saw was committed before it was
+    sent (durable before visible, PROTOCOL.md v1.1), so the epoch is kept and a resume
+    replays from the restored history, with no snapshot."""
     hub = hub_factory().start()
     url = hub.ws_url
     b = await connect(url, token("alice"))
@@ -304,17 +306,19 @@ async def test_restarts_keep_the_epoch_only_after_a_clean_shutdown(hub_factory: 
 
     hub.kill()  # SIGKILL
     await asyncio.to_thread(hub.start)
-    a3 = await connect(url, token("alice"), session_id=sid, last_seq=marker["seq"], epoch=epoch)
-    assert a3.welcome["epoch"] != epoch and a3.welcome["resumed"] is False
-    snapshot = await a3.recv()
-    assert snapshot["type"] == "resync_required" and snapshot["epoch"] == a3.welcome["epoch"]
-    assert snapshot["state"] == {"step": "quotes"}
-    await eventually(lambda: client.epoch == snapshot["epoch"] and client.connected)
+    a3 = await connect(url, token("alice"), session_id=sid, last_seq=last, epoch=epoch)
+    assert a3.welcome["epoch"] == epoch and a3.welcome["resumed"] is True
+    *replay, resumed = await frames_until(a3, is_("resumed"))
+    assert seqs(replay) == list(range(last + 1, resumed["to_seq"] + 1))
+    assert marker in replay  # the last event anyone saw before the crash
+    await eventually(lambda: client.connected and client.reconnects >= 2)
     change = await a3.request({"type": "update_session_state", "patch": {"step": "label"}})
+    assert change["seq"] > marker["seq"]  # no number is reused
     await eventually(lambda: client.seq >= change["seq"])
     assert client.state == {"step": "label"} and client.version == change["version"]
+    assert client.epoch == epoch
     await client.close()
-    assert "resync_required" in [f["type"] async for f in stream]
+    assert "resync_required" not in [f["type"] async for f in stream]
     await a3.close()
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from companion_ws.auth.tokens import Principal
+from companion_ws.hub.connection import Connection
 from companion_ws.hub.outbox import Outbox
 from companion_ws.protocol.closecodes import Close
 
@@ -29,9 +31,14 @@ class FakeSocket:
     def overflow(self) -> None:
         self.overflows += 1
 
-    def outbox(self, limit: int = 3, grace: float = 30.0) -> Outbox:
+    def outbox(self, limit: int = 3, grace: float = 30.0, max_bytes: int = 1 << 20) -> Outbox:
         return Outbox(
-            self.send, limit=limit, grace=grace, abort=self.abort, on_overflow=self.overflow
+            self.send,
+            limit=limit,
+            max_bytes=max_bytes,
+            grace=grace,
+            abort=self.abort,
+            on_overflow=self.overflow,
         )
 
     @property
@@ -109,8 +116,35 @@ async def test_a_dead_socket_ends_the_writer_quietly() -> None:
         calls += 1
         raise ConnectionResetError
 
-    box = Outbox(broken, limit=10, grace=30, abort=lambda: None)
+    box = Outbox(broken, limit=10, max_bytes=1 << 20, grace=30, abort=lambda: None)
     for i in range(5):
         box.push(str(i))
     await asyncio.wait_for(box.drained(), 5)
     assert calls == 1 and box.closed and len(box) == 0
+
+
+async def test_overflow_by_bytes_closes_4409_whatever_the_count() -> None:
+    sock = FakeSocket()
+    box = sock.outbox(limit=1000, max_bytes=100)
+    sock.open.clear()
+    box.push("x" * 10)
+    await asyncio.sleep(0)  # in flight: no longer queued
+    box.push("y" * 60)
+    assert sock.overflows == 0
+    box.push("z" * 60)  # 120 queued > 100
+    assert sock.overflows == 1 and len(box) == 0
+
+
+async def test_frames_held_back_during_a_replay_count_against_the_same_budget() -> None:
+    sock = FakeSocket()
+    box = sock.outbox(limit=1000, max_bytes=100)
+    conn = Connection("c", "s", Principal(sub="u"), "ui", box)
+    conn.hold()
+    for seq in range(1, 4):
+        assert conn.deliver(seq, "e", "h" * 30)  # 90 held: fits
+    assert sock.overflows == 0 and box.held_bytes == 90
+    conn.deliver(4, "e", "h" * 30)  # 120 > 100: cut off, and nothing is held any more
+    assert sock.overflows == 1 and conn.held == []
+    conn.release(0, "e")
+    await asyncio.wait_for(box.drained(), 5)
+    assert sock.texts == [] and sock.closes[0][0] == Close.TOO_SLOW

@@ -37,10 +37,12 @@ def test_events_no_longer_kept_are_a_resync() -> None:
     assert plan_resume(3, "e1", HERE, available=False) == Resync(ResyncReason.WINDOW)
 
 
-def test_without_an_epoch_only_nothing_seen_is_known_to_count_in_this_history() -> None:
+def test_without_an_epoch_the_seq_alone_names_the_position() -> None:
     assert plan_resume(0, None, HERE, available=True) == Replay(after=0, until=40)
-    assert plan_resume(25, None, HERE, available=True) == Resync(ResyncReason.EPOCH)
-    assert epoch_matches(0, None, "anything") and not epoch_matches(1, None, "e1")
+    assert plan_resume(25, None, HERE, available=True) == Replay(after=25, until=40)
+    assert plan_resume(3, None, HERE, available=False) == Resync(ResyncReason.WINDOW)
+    assert plan_resume(41, None, HERE, available=False) == Resync(ResyncReason.AHEAD)
+    assert epoch_matches(7, None, "anything") and not epoch_matches(1, "e0", "e1")
 
 
 @given(
