@@ -5,9 +5,15 @@ node subscribed to the session (this one included) through the handler given to
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+
+def new_epoch() -> str:
+    """A fresh name for a session's history (its seq numbering)."""
+    return secrets.token_hex(4)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,6 @@ import collections
 import contextlib
 import json
 import logging
-import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,7 +38,15 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from companion_ws.broker.base import Event, EventHandler, HistorySlice, Position, Seed, SeedLoader
+from companion_ws.broker.base import (
+    Event,
+    EventHandler,
+    HistorySlice,
+    Position,
+    Seed,
+    SeedLoader,
+    new_epoch,
+)
 from companion_ws.protocol.codec import encode, frame, with_seq
 
 log = logging.getLogger("companion_ws.broker.redis")
@@ -153,10 +160,6 @@ end
 return out
 """
 )
-
-
-def new_epoch() -> str:
-    return secrets.token_hex(4)
 
 
 _SUBSCRIBED = object()  # a pending confirmation that starts a catch-up (after a reconnect)

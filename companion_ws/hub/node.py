@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from companion_ws.auth import policy
 from companion_ws.auth.tokens import Principal, TokenService
-from companion_ws.broker.base import Broker, Event, Position, Seed
+from companion_ws.broker.base import Broker, Event, Position, Seed, new_epoch
 from companion_ws.errors import (
     BadRequest,
     CompanionError,
@@ -64,10 +64,6 @@ REPLAY_PAGE = 256
 
 def new_id() -> str:
     return uuid.uuid4().hex
-
-
-def new_epoch() -> str:
-    return secrets.token_hex(4)
 
 
 @dataclass(frozen=True, slots=True)
