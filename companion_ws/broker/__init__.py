@@ -2,10 +2,39 @@
 
 from __future__ import annotations
 
-from companion_ws.broker.base import Broker
+from companion_ws.broker.base import (
+    Broker,
+    Event,
+    EventHandler,
+    HistorySlice,
+    Leave,
+    LeaveHandler,
+    Position,
+    Presence,
+    Seed,
+    SeedLoader,
+    new_epoch,
+)
+
+__all__ = [
+    "Broker",
+    "Event",
+    "EventHandler",
+    "HistorySlice",
+    "Leave",
+    "LeaveHandler",
+    "Position",
+    "Presence",
+    "Seed",
+    "SeedLoader",
+    "make_broker",
+    "new_epoch",
+]
 
 
 def make_broker(url: str, *, history_size: int, history_ttl: float, presence_ttl: float) -> Broker:
+    """The broker for ``url``'s scheme (memory://, redis://, rediss://, unix://),
+    imported only when chosen."""
     if url.startswith("memory://"):
         from companion_ws.broker.memory import MemoryBroker
 

@@ -1,4 +1,5 @@
-"""The in-process broker: a counter and a ring of recent events per session.
+"""The in-process broker: a counter and a ring of recent events per session, and a
+dict of who is connected.
 
 ``publish`` is synchronous once the session's stream exists (no await between taking
 the next seq and handing the event over), so seq order is delivery order.
@@ -11,7 +12,15 @@ import time
 from collections import deque
 from typing import Any
 
-from companion_ws.broker.base import Event, EventHandler, HistorySlice, Position, Seed, SeedLoader
+from companion_ws.broker.base import (
+    Event,
+    EventHandler,
+    HistorySlice,
+    LeaveHandler,
+    Position,
+    Seed,
+    SeedLoader,
+)
 from companion_ws.protocol.codec import with_seq
 
 
@@ -26,24 +35,51 @@ class _Stream:
         self.times: deque[float] = deque((now for _ in self.ring), maxlen=size)
 
 
+class MemoryPresence:
+    """One process: every connection is local, and none outlives the process."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, dict[str, dict[str, Any]]] = {}
+
+    async def add(self, session_id: str, connection_id: str, info: dict[str, Any]) -> None:
+        """Announce a local connection of the session."""
+        self._sessions.setdefault(session_id, {})[connection_id] = info
+
+    async def remove(self, session_id: str, connection_id: str) -> None:
+        """Withdraw a local connection; removing one that is not there is fine."""
+        members = self._sessions.get(session_id)
+        if members is not None:
+            members.pop(connection_id, None)
+            if not members:
+                del self._sessions[session_id]
+
+    async def members(self, session_id: str) -> list[dict[str, Any]]:
+        """The ``info`` of every connection to the session."""
+        return list(self._sessions.get(session_id, {}).values())
+
+
 class MemoryBroker:
     def __init__(self, *, history_size: int = 1000, history_ttl: float = 86400.0) -> None:
         self._size = history_size
         self._ttl = history_ttl
         self._streams: dict[str, _Stream] = {}
         self._loading: dict[str, asyncio.Future[_Stream]] = {}
-        self._presence: dict[str, dict[str, dict[str, Any]]] = {}
+        self.presence = MemoryPresence()
         self._handler: EventHandler | None = None
         self._seed: SeedLoader | None = None
 
-    async def start(self, handler: EventHandler, seed: SeedLoader) -> None:
+    async def start(self, handler: EventHandler, seed: SeedLoader, on_leave: LeaveHandler) -> None:
+        """Begin delivering events to ``handler``. ``on_leave`` is never called: no other
+        process's connections can be left behind."""
         self._handler = handler
         self._seed = seed
 
     async def close(self) -> None:
+        """Forget every stream."""
         self._streams.clear()
 
     async def ping(self) -> bool:
+        """Always: nothing to lose touch with."""
         return True
 
     async def _stream(self, session_id: str) -> _Stream:
@@ -69,6 +105,7 @@ class MemoryBroker:
         return stream
 
     async def publish(self, session_id: str, kind: str, body: bytes) -> Event:
+        """Give ``body`` the session's next seq and hand it to the handler."""
         stream = await self._stream(session_id)
         stream.seq += 1
         event = Event(session_id, stream.seq, stream.epoch, kind, with_seq(body, stream.seq))
@@ -79,16 +116,19 @@ class MemoryBroker:
         return event
 
     async def subscribe(self, session_id: str) -> None:
+        """Load the session's stream (one process: every publish is delivered)."""
         await self._stream(session_id)
 
     async def unsubscribe(self, session_id: str) -> None:
-        pass  # one process: every publish reaches the handler anyway
+        """Nothing to stop: in one process every publish reaches the handler anyway."""
 
     async def position(self, session_id: str) -> Position:
+        """The session's last seq and epoch."""
         stream = await self._stream(session_id)
         return Position(stream.seq, stream.epoch)
 
     async def history(self, session_id: str, after_seq: int, limit: int) -> HistorySlice:
+        """Up to ``limit`` kept (and not expired) events after ``after_seq``, or unavailable."""
         stream = await self._stream(session_id)
         position = Position(stream.seq, stream.epoch)
         if after_seq > stream.seq:
@@ -104,16 +144,3 @@ class MemoryBroker:
         skip = len(stream.ring) - (stream.seq - after_seq)
         events = [stream.ring[i] for i in range(max(skip, 0), min(len(stream.ring), skip + limit))]
         return HistorySlice(events, position, True)
-
-    async def presence_add(self, session_id: str, connection_id: str, info: dict[str, Any]) -> None:
-        self._presence.setdefault(session_id, {})[connection_id] = info
-
-    async def presence_remove(self, session_id: str, connection_id: str) -> None:
-        members = self._presence.get(session_id)
-        if members is not None:
-            members.pop(connection_id, None)
-            if not members:
-                del self._presence[session_id]
-
-    async def presence(self, session_id: str) -> list[dict[str, Any]]:
-        return list(self._presence.get(session_id, {}).values())

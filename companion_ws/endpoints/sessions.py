@@ -20,7 +20,7 @@ from companion_ws.store.models import SessionRow
 
 async def _info(node: Node, row: SessionRow) -> dict[str, Any]:
     live = row.ended_at is None
-    connections = len(await node.broker.presence(row.id)) if live else 0
+    connections = len(await node.broker.presence.members(row.id)) if live else 0
     return {
         "session_id": row.id,
         "owner_id": row.owner_id,
@@ -79,7 +79,7 @@ async def get_session(request: Request) -> Response:
     info = await _info(node, row)
     doc = await node.load_state(sid)
     info["state"] = doc.state
-    info["clients"] = await node.broker.presence(sid) if row.ended_at is None else []
+    info["clients"] = await node.broker.presence.members(sid) if row.ended_at is None else []
     return JSON(info)
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from companion_ws.auth import policy
 from companion_ws.auth.tokens import Principal, TokenService
-from companion_ws.broker.base import Broker, Event, Position, Seed, new_epoch
+from companion_ws.broker.base import Broker, Event, Leave, Position, Seed, new_epoch
 from companion_ws.errors import (
     BadRequest,
     CompanionError,
@@ -122,7 +122,7 @@ class Node:
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        await self.broker.start(self._on_event, self._seed)
+        await self.broker.start(self._on_event, self._seed, self._on_leave)
         self.eventlog.start()
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="expiry-sweep")
 
@@ -189,6 +189,9 @@ class Node:
             self._ended.add(event.session_id)
             for conn in self.hub.connections(event.session_id):
                 conn.outbox.close(Close.SESSION_ENDED, "session ended")
+
+    def _on_leave(self, leave: Leave) -> None:
+        self._spawn(self.publish(leave.session_id, "client_left", **leave.info))
 
     async def publish(
         self, session_id: str, kind: str, request_id: str | None = None, **fields: Any
@@ -331,9 +334,9 @@ class Node:
         self._user_connections[member.sub] = self._user_connections.get(member.sub, 0) + 1
         self.metrics.connections.inc()
         try:
-            await self.broker.presence_add(sid, conn.id, conn.info())
+            await self.broker.presence.add(sid, conn.id, conn.info())
             position = await self.broker.position(sid)
-            members = await self.broker.presence(sid)
+            members = await self.broker.presence.members(sid)
             welcome: dict[str, Any] = {
                 "connection_id": conn.id,
                 "user_id": conn.user_id,
@@ -387,7 +390,7 @@ class Node:
         else:
             self._user_connections.pop(conn.principal.sub, None)
         try:
-            await self.broker.presence_remove(sid, conn.id)
+            await self.broker.presence.remove(sid, conn.id)
             if sid not in self._ended:
                 await self.publish(sid, "client_left", **conn.info())
                 self.eventlog.touch(sid)
@@ -768,7 +771,7 @@ class Node:
             case m.GetHistory(after_seq=after_seq, limit=limit):
                 self._reply(conn, "history", rid, **await self.history(sid, after_seq, limit))
             case m.GetPresence():
-                self._reply(conn, "presence", rid, clients=await self.broker.presence(sid))
+                self._reply(conn, "presence", rid, clients=await self.broker.presence.members(sid))
             case m.EndSession():
                 row = await self.get_live(sid)
                 if row is None:
