@@ -298,6 +298,14 @@ async def test_presence_add_remove_members(start: Started) -> None:
     assert recorder.events == [] and recorder.leaves == []  # presence publishes nothing
 
 
+async def test_adding_again_replaces_the_info(start: Started) -> None:
+    broker, _, _ = await start()
+    s = sid()
+    await broker.presence.add(s, "c1", {"connection_id": "c1", "client": "ui"})
+    await broker.presence.add(s, "c1", {"connection_id": "c1", "client": "agent"})
+    assert await broker.presence.members(s) == [{"connection_id": "c1", "client": "agent"}]
+
+
 @pytest.mark.redis
 async def test_a_dead_processs_entries_leave_and_reach_on_leave_not_the_stream(
     start_redis: Started, prefix: str
@@ -329,6 +337,40 @@ async def test_a_dead_processs_entries_leave_and_reach_on_leave_not_the_stream(
     assert event.seq == 1
     await recorder.wait(lambda: bool(recorder.of(s)))
     assert recorder.of(s) == [event]
+
+
+@pytest.mark.redis
+async def test_each_expired_entry_is_handed_to_exactly_one_process(
+    start_redis: Started, prefix: str
+) -> None:
+    (a, rec_a, _), (b, rec_b, _) = (
+        await start_redis(presence_ttl=0.3),
+        await start_redis(presence_ttl=0.3),
+    )
+    dead = RedisBroker(REDIS_URL, presence_ttl=0.3, prefix=prefix)
+    s = sid()
+    try:
+        await a.presence.add(s, "a1", {"connection_id": "a1"})
+        await b.presence.add(s, "b1", {"connection_id": "b1"})
+        for n in range(5):
+            await dead.presence.add(s, f"dead{n}", {"connection_id": f"dead{n}"})
+        await rec_a.wait(lambda: len(rec_a.leaves) + len(rec_b.leaves) >= 5)
+    finally:
+        await dead.close()
+    await asyncio.sleep(0.3)  # a few more heartbeats of both: nothing handed over twice
+    reaped = sorted(leave.info["connection_id"] for leave in rec_a.leaves + rec_b.leaves)
+    assert reaped == [f"dead{n}" for n in range(5)]
+    assert sorted(m["connection_id"] for m in await a.presence.members(s)) == ["a1", "b1"]
+
+
+@pytest.mark.redis
+async def test_closing_withdraws_this_processs_entries_at_once(start_redis: Started) -> None:
+    (a, _, _), (b, _, _) = await start_redis(), await start_redis()  # a TTL of 15 s
+    s = sid()
+    await a.presence.add(s, "a1", {"connection_id": "a1"})
+    await b.presence.add(s, "b1", {"connection_id": "b1"})
+    await b.close()
+    assert await a.presence.members(s) == [{"connection_id": "a1"}]
 
 
 # ---------------------------------------------------------------- subscriptions
