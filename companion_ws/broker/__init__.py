@@ -4,13 +4,37 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from companion_ws.broker.base import Broker
+from companion_ws.broker.base import (
+    Broker,
+    Event,
+    EventHandler,
+    HistorySlice,
+    Leave,
+    LeaveHandler,
+    Position,
+    Presence,
+    Seed,
+    SeedLoader,
+    new_epoch,
+)
+
+__all__ = [
+    "Broker",
+    "Event",
+    "EventHandler",
+    "HistorySlice",
+    "Leave",
+    "LeaveHandler",
+    "Position",
+    "Presence",
+    "Seed",
+    "SeedLoader",
+    "make_broker",
+    "new_epoch",
+]
 
 if TYPE_CHECKING:
     from companion_ws.broker.memory import Journal
-
-__all__ = ["Broker", "make_broker"]
-
 
 def make_broker(
     url: str,

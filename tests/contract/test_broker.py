@@ -1,8 +1,10 @@
-"""The Broker contract: one suite, run against the in-memory and the Redis broker.
+"""The Broker and Presence contracts: one suite, run against the in-memory and the Redis
+broker.
 
 No server: the broker API is called directly, with a fake seed loader (the database's
-answer) and a handler that records what it is handed. The Redis runs use the test
-Redis (``COMPANION_TEST_REDIS``) under a key prefix of their own, deleted afterwards.
+answer) and handlers that record what they are handed (events, and leaves). The Redis
+runs use the test Redis (``COMPANION_TEST_REDIS``) under a key prefix of their own,
+deleted afterwards.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from companion_ws.broker.base import Broker, Event, Seed
+from companion_ws.broker.base import Broker, Event, Leave, Seed
 from companion_ws.broker.memory import MemoryBroker
-from companion_ws.broker.redis import RedisBroker
+from companion_ws.broker.redis import RedisBroker, RedisPresence
 from companion_ws.protocol.codec import encode, frame, with_seq
 from tests.support.hub import REDIS_URL, free_port
 
@@ -37,11 +39,17 @@ class Seeds:
 
 
 class Recorder:
+    """The event handler (called) and the leave handler (``leave``)."""
+
     def __init__(self) -> None:
         self.events: list[Event] = []
+        self.leaves: list[Leave] = []
 
     def __call__(self, event: Event) -> None:
         self.events.append(event)
+
+    def leave(self, leave: Leave) -> None:
+        self.leaves.append(leave)
 
     def of(self, session_id: str) -> list[Event]:
         return [e for e in self.events if e.session_id == session_id]
@@ -95,7 +103,7 @@ def _starter(kind: str, prefix: str) -> tuple[Started, list[Broker]]:
         else:
             broker = RedisBroker(REDIS_URL, history_size=size, prefix=prefix, **options)
         recorder, seeds = Recorder(), Seeds()
-        await broker.start(recorder, seeds)
+        await broker.start(recorder, seeds, recorder.leave)
         brokers.append(broker)
         return broker, recorder, seeds
 
@@ -269,29 +277,42 @@ async def test_losing_the_keys_seeds_again_under_a_new_epoch(
 # ---------------------------------------------------------------- presence
 
 
-async def test_presence_add_remove_list(start: Started) -> None:
-    broker, _, _ = await start()
-    s = sid()
+async def test_presence_add_remove_members(start: Started) -> None:
+    broker, recorder, _ = await start()
+    presence = broker.presence
+    s, other = sid(), sid()
     alice = {"connection_id": "c1", "user_id": "alice", "client": "ui"}
     agent = {"connection_id": "c2", "user_id": "alice", "client": "agent"}
-    assert await broker.presence(s) == []
-    await broker.presence_add(s, "c1", alice)
-    await broker.presence_add(s, "c2", agent)
-    assert sorted(await broker.presence(s), key=lambda m: m["connection_id"]) == [alice, agent]
-    await broker.presence_remove(s, "c1")
-    assert await broker.presence(s) == [agent]
-    await broker.presence_remove(s, "c1")  # twice is fine
-    await broker.presence_remove(s, "c2")
-    assert await broker.presence(s) == []
+    assert await presence.members(s) == []
+    await presence.add(s, "c1", alice)
+    await presence.add(s, "c2", agent)
+    await presence.add(other, "c3", {"connection_id": "c3", "n": [1, {"x": None}]})
+    assert sorted(await presence.members(s), key=lambda m: m["connection_id"]) == [alice, agent]
+    assert await presence.members(other) == [{"connection_id": "c3", "n": [1, {"x": None}]}]
+    await presence.remove(s, "c1")
+    assert await presence.members(s) == [agent]
+    await presence.remove(s, "c1")  # twice is fine
+    await presence.remove(s, "c2")
+    assert await presence.members(s) == []
+    assert len(await presence.members(other)) == 1
+    assert recorder.events == [] and recorder.leaves == []  # presence publishes nothing
+
+
+async def test_adding_again_replaces_the_info(start: Started) -> None:
+    broker, _, _ = await start()
+    s = sid()
+    await broker.presence.add(s, "c1", {"connection_id": "c1", "client": "ui"})
+    await broker.presence.add(s, "c1", {"connection_id": "c1", "client": "agent"})
+    assert await broker.presence.members(s) == [{"connection_id": "c1", "client": "agent"}]
 
 
 @pytest.mark.redis
-async def test_presence_is_seen_across_processes_and_a_dead_ones_entries_leave(
+async def test_a_dead_processs_entries_leave_and_reach_on_leave_not_the_stream(
     start_redis: Started, prefix: str
 ) -> None:
-    """A process that stops renewing its entries (it died) drops out within the TTL;
-    a live process with clients in the session removes them and announces each one
-    as ``client_left``, with a seq like any event."""
+    """A process that stops renewing its entries (it died) drops out within the TTL; a
+    live process with clients in the session reaps them and hands each to ``on_leave``
+    as a ``Leave`` fact. The broker publishes nothing itself: announcing is the node's."""
     live, recorder, _ = await start_redis(presence_ttl=0.3)
     # a process that never heartbeats: its entries are never renewed, as after SIGKILL
     dead = RedisBroker(REDIS_URL, presence_ttl=0.3, prefix=prefix)
@@ -300,22 +321,56 @@ async def test_presence_is_seen_across_processes_and_a_dead_ones_entries_leave(
     gone = {"connection_id": "dead1", "user_id": "alice", "client": "agent"}
     try:
         await live.subscribe(s)
-        await live.presence_add(s, "live1", me)
-        await dead.presence_add(s, "dead1", gone)
-        assert len(await live.presence(s)) == 2
-        await recorder.wait(lambda: bool(recorder.of(s)))
+        await live.presence.add(s, "live1", me)
+        await dead.presence.add(s, "dead1", gone)
+        assert len(await live.presence.members(s)) == 2
+        await recorder.wait(lambda: bool(recorder.leaves))
     finally:
         await dead.close()
-    [left] = recorder.of(s)
-    announced = json.loads(left.payload)
-    assert left.kind == "client_left" and announced["type"] == "client_left"
-    assert announced["connection_id"] == "dead1" and announced["seq"] == left.seq == 1
-    assert await live.presence(s) == [me]  # the live one is renewed by its heartbeat
-    assert isinstance(live, RedisBroker)
-    await live.renew_presence()  # a second pass finds nothing more to announce
-    await live.publish(s, "contextual_update", body(s, 1))
-    await recorder.wait(lambda: len(recorder.of(s)) == 2)
-    assert [e.kind for e in recorder.of(s)] == ["client_left", "contextual_update"]
+    assert recorder.leaves == [Leave(s, gone)]
+    assert await live.presence.members(s) == [me]  # the live one is renewed by its heartbeat
+    assert isinstance(live.presence, RedisPresence)
+    await live.presence.renew()  # a second pass finds nothing more to hand over
+    assert recorder.leaves == [Leave(s, gone)]
+    # no frame from the broker: the first event of the session is the next publish
+    event = await live.publish(s, "contextual_update", body(s, 1))
+    assert event.seq == 1
+    await recorder.wait(lambda: bool(recorder.of(s)))
+    assert recorder.of(s) == [event]
+
+
+@pytest.mark.redis
+async def test_each_expired_entry_is_handed_to_exactly_one_process(
+    start_redis: Started, prefix: str
+) -> None:
+    (a, rec_a, _), (b, rec_b, _) = (
+        await start_redis(presence_ttl=0.3),
+        await start_redis(presence_ttl=0.3),
+    )
+    dead = RedisBroker(REDIS_URL, presence_ttl=0.3, prefix=prefix)
+    s = sid()
+    try:
+        await a.presence.add(s, "a1", {"connection_id": "a1"})
+        await b.presence.add(s, "b1", {"connection_id": "b1"})
+        for n in range(5):
+            await dead.presence.add(s, f"dead{n}", {"connection_id": f"dead{n}"})
+        await rec_a.wait(lambda: len(rec_a.leaves) + len(rec_b.leaves) >= 5)
+    finally:
+        await dead.close()
+    await asyncio.sleep(0.3)  # a few more heartbeats of both: nothing handed over twice
+    reaped = sorted(leave.info["connection_id"] for leave in rec_a.leaves + rec_b.leaves)
+    assert reaped == [f"dead{n}" for n in range(5)]
+    assert sorted(m["connection_id"] for m in await a.presence.members(s)) == ["a1", "b1"]
+
+
+@pytest.mark.redis
+async def test_closing_withdraws_this_processs_entries_at_once(start_redis: Started) -> None:
+    (a, _, _), (b, _, _) = await start_redis(), await start_redis()  # a TTL of 15 s
+    s = sid()
+    await a.presence.add(s, "a1", {"connection_id": "a1"})
+    await b.presence.add(s, "b1", {"connection_id": "b1"})
+    await b.close()
+    assert await a.presence.members(s) == [{"connection_id": "a1"}]
 
 
 # ---------------------------------------------------------------- subscriptions
@@ -385,7 +440,8 @@ async def test_a_dropped_subscriber_reconnects_and_misses_nothing(
 @pytest.mark.redis
 async def test_with_redis_away_publish_fails_and_ping_says_so() -> None:
     broker = RedisBroker(f"redis://127.0.0.1:{free_port()}/0", prefix="cwtest-nowhere")
-    await broker.start(Recorder(), Seeds())
+    recorder = Recorder()
+    await broker.start(recorder, Seeds(), recorder.leave)
     try:
         with pytest.raises(RedisConnectionError):
             await broker.publish(sid(), "contextual_update", b'{"type":"x"}')

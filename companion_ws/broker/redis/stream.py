@@ -1,0 +1,120 @@
+"""A session's stream on Redis: its counter, its epoch and its capped history (the meta
+and stream keys), read and written by Lua scripts that seed the keys first when they are
+missing.
+
+``publish`` is one script: increment the counter, splice the seq into the frame, append
+it to the stream, publish it on the session's channel, refresh the TTLs. It answers the
+spliced frame, so the publisher's event carries the very bytes the clients get and the
+seq is spliced once, in Redis.
+
+When a session's keys are gone (expired, or Redis restarted without persistence) the
+next use seeds them from the database (the ``seed`` loader) with a new epoch: seq goes
+on after the last persisted event, and a client holding a number from the lost history
+is told to resync instead of being replayed something else under the same name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from companion_ws.broker.base import Event, HistorySlice, Position, Seed, SeedLoader, new_epoch
+from companion_ws.broker.redis.keys import Keys, text
+from companion_ws.broker.redis.scripts import source
+
+
+class Streams:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, *, size: int, ttl_ms: int) -> None:
+        self._keys = keys
+        self._size = size
+        self._ttl_ms = ttl_ms
+        self._publish = redis.register_script(source("publish"))
+        self._position = redis.register_script(source("position"))
+        self._history = redis.register_script(source("history"))
+        self._seed: SeedLoader | None = None
+        self._last_delivered: Callable[[str], int] = lambda _: 0
+        self._loading: dict[str, asyncio.Future[Seed]] = {}
+
+    def start(self, seed: SeedLoader, last_delivered: Callable[[str], int]) -> None:
+        """``seed`` says where a missing stream starts; ``last_delivered`` is the last seq
+        this process handed over, which a new numbering must not go below."""
+        self._seed = seed
+        self._last_delivered = last_delivered
+
+    async def publish(self, session_id: str, kind: str, body: bytes) -> Event:
+        """Give ``body`` the session's next seq, keep it and publish it."""
+        args = [body, kind, self._size, self._keys.channel(session_id)]
+        result = await self._call(self._publish, session_id, args, seed=True)
+        return Event(session_id, int(result[0]), text(result[1]), kind, result[2])
+
+    async def position(self, session_id: str) -> Position:
+        """The session's last seq and epoch."""
+        result = await self._call(self._position, session_id, [], seed=True)
+        return Position(int(result[0]), text(result[1]))
+
+    async def history(self, session_id: str, after_seq: int, limit: int) -> HistorySlice:
+        """Up to ``limit`` kept events after ``after_seq``, or unavailable."""
+        result = await self._read(session_id, after_seq, limit, seed=True)
+        assert result is not None
+        position, first, events = result
+        if after_seq > position.seq or after_seq + 1 < first:
+            return HistorySlice((), position, False)
+        return HistorySlice(events, position, True)
+
+    async def since(self, session_id: str, after_seq: int, limit: int) -> list[Event]:
+        """Up to ``limit`` events after ``after_seq``, without seeding: none when the
+        session's keys are missing (the subscriber's catch-up)."""
+        result = await self._read(session_id, after_seq, limit, seed=False)
+        return result[2] if result is not None else []
+
+    async def _read(
+        self, session_id: str, after_seq: int, limit: int, *, seed: bool
+    ) -> tuple[Position, int, list[Event]] | None:
+        """The position, the first seq kept, and up to ``limit`` events after
+        ``after_seq``; None when the keys are missing and ``seed`` is False."""
+        args = [max(after_seq, 0), limit]
+        result = await self._call(self._history, session_id, args, seed=seed)
+        if not result:
+            return None
+        position = Position(int(result[0]), text(result[1]))
+        first = _seq_of_id(result[2]) if result[2] else position.seq + 1
+        events = [_event(session_id, position.epoch, entry) for entry in result[3]]
+        return position, first, events
+
+    async def _call(
+        self, script: AsyncScript, session_id: str, args: list[Any], *, seed: bool
+    ) -> Any:
+        """Run a stream script (seed.lua + its lines). Its keys missing, it answers
+        false; with ``seed``, a seed is loaded and the script runs again with it."""
+        keys = self._keys.stream(session_id)
+        result = await script(keys=keys, args=[0, "", self._ttl_ms, *args])
+        if result or not seed:
+            return result
+        seq, epoch = await self._load_seed(session_id)
+        return await script(keys=keys, args=[seq, epoch, self._ttl_ms, *args])
+
+    async def _load_seed(self, session_id: str) -> tuple[int, str]:
+        """Where a session's keys start when they are missing: after the last persisted
+        seq (or the last one this process delivered, if later), under a new epoch."""
+        pending = self._loading.get(session_id)
+        if pending is None:
+            assert self._seed is not None, "broker not started"
+            pending = asyncio.ensure_future(self._seed(session_id))
+            self._loading[session_id] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(session_id, None))
+        seed = await asyncio.shield(pending)
+        return max(seed.seq, self._last_delivered(session_id)), new_epoch()
+
+
+def _seq_of_id(entry_id: bytes | str) -> int:
+    return int(text(entry_id).split("-", 1)[0])
+
+
+def _event(session_id: str, epoch: str, entry: Sequence[Any]) -> Event:
+    entry_id, raw = entry
+    fields = dict(zip(raw[::2], raw[1::2], strict=True))
+    return Event(session_id, _seq_of_id(entry_id), epoch, text(fields[b"k"]), fields[b"p"])
