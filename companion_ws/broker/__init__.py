@@ -36,6 +36,7 @@ __all__ = [
 if TYPE_CHECKING:
     from companion_ws.broker.memory import Journal
 
+
 def make_broker(
     url: str,
     *,

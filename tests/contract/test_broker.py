@@ -22,7 +22,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from companion_ws.broker.base import Broker, Event, Leave, Seed
 from companion_ws.broker.memory import MemoryBroker
 from companion_ws.broker.redis import RedisBroker, RedisPresence
-from companion_ws.protocol.codec import encode, frame, with_seq
+from companion_ws.protocol.codec import encode, with_seq
+from companion_ws.protocol.frames import ContextualUpdate
 from tests.support.hub import REDIS_URL, free_port
 
 
@@ -133,7 +134,7 @@ async def start_redis(prefix: str) -> AsyncIterator[Started]:
 
 
 def body(session_id: str, n: int) -> bytes:
-    return encode(frame("contextual_update", session_id, text="t", data={"n": n}))
+    return encode(ContextualUpdate(session_id=session_id, text="t", data={"n": n}))
 
 
 def sid() -> str:

@@ -18,7 +18,9 @@ ROUNDS = 20
 SENDERS = 3
 
 
-async def _collect(ws: WS, seen: dict[int, dict[str, Any]], counts: list[int]) -> None:
+async def _collect(
+    ws: WS, seen: dict[int, dict[str, Any]], counts: list[int], enough: int, done: asyncio.Event
+) -> None:
     """Every broadcast this socket receives, by seq; a number seen twice must be the same
     event."""
     with contextlib.suppress(websockets.ConnectionClosed, TimeoutError, OSError):
@@ -30,6 +32,8 @@ async def _collect(ws: WS, seen: dict[int, dict[str, Any]], counts: list[int]) -
                     assert seen[seq] == frame, f"seq {seq} reused: {seen[seq]} != {frame}"
                 seen[seq] = frame
                 counts[0] += 1
+                if counts[0] >= enough:
+                    done.set()
 
 
 async def _burst(ws: WS, label: str) -> None:
@@ -82,14 +86,14 @@ async def test_kill_9_in_the_middle_of_bursts_loses_nothing_a_client_saw(
         clients = [back] + [
             await connect(hub.ws_url, tok, session_id=sid) for _ in range(SENDERS - 1)
         ]
-        counts = [0]
-        readers = [asyncio.create_task(_collect(ws, seen, counts)) for ws in clients]
+        counts, enough = [0], asyncio.Event()
+        readers = [
+            asyncio.create_task(_collect(ws, seen, counts, 40 + round_no, enough)) for ws in clients
+        ]
         writers = [
             asyncio.create_task(_burst(ws, f"r{round_no}c{i}")) for i, ws in enumerate(clients)
         ]
-        async with asyncio.timeout(30):
-            while counts[0] < 40 + round_no:
-                await asyncio.sleep(0.005)
+        await asyncio.wait_for(enough.wait(), 30)
         hub.kill()  # SIGKILL while events are being sent and received
         await asyncio.gather(*writers, *readers)
         last_seen = max(seen)
