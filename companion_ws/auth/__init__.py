@@ -1,1 +1,6 @@
 """Authentication (JWT verification, minting) and authorization policy. Pure."""
+
+__all__ = [
+    "policy",
+    "tokens",
+]

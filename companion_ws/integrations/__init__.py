@@ -2,3 +2,8 @@
 
 The HTTP side (server tools, the post-call webhook) is ``companion_ws.endpoints.elevenlabs``.
 """
+
+__all__ = [
+    "cli",
+    "elevenlabs",
+]
