@@ -46,6 +46,7 @@ from common import (
     Server,
     WSClient,
     cpu_seconds,
+    create_session,
     free_port,
     gather_limited,
     header_lines,
@@ -187,17 +188,10 @@ class Fleet:
     async def connect(self) -> None:
         token = hub_tokens().mint("bench", ttl=7200)
         on_text = self.recorder.on_text
-        welcome: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-        def first(payload: bytes, now: int) -> None:
-            if not welcome.done():
-                welcome.set_result(payload)
-            else:
-                on_text(payload, now)
-
         hubs = self.setup.hubs
-        creator = await ws_connect(hubs[0].ws_url(f"/ws?token={token}"), first)
-        sid = msgspec.json.decode(await asyncio.wait_for(welcome, 30))["session_id"]
+        creator, sid = await create_session(
+            ws_connect, hubs[0].ws_url(f"/ws?token={token}"), on_text
+        )
         self.all.append(creator)
         self.publishers.append(creator)
         urls = [h.ws_url(f"/ws/{sid}?token={token}") for h in hubs]

@@ -438,6 +438,25 @@ async def lib_connect(url: str, on_text: OnText, *, timeout: float = 30.0) -> Li
     return LibClient(ws, on_text)
 
 
+async def create_session(
+    connect: Callable[[str, OnText], Any], url: str, on_text: OnText
+) -> tuple[Any, str]:
+    """Open the socket that creates a hub session (``url`` has its token and no
+    session id): its welcome gives the session id, every later frame goes to
+    ``on_text``. Returns the client and the session id."""
+    welcome: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    def first(payload: bytes, now: int) -> None:
+        if not welcome.done():
+            welcome.set_result(payload)
+        else:
+            on_text(payload, now)
+
+    client = await connect(url, first)
+    session_id = json.loads(await asyncio.wait_for(welcome, 30))["session_id"]
+    return client, str(session_id)
+
+
 async def gather_limited(coros: Sequence[Any], limit: int) -> list[Any]:
     """Run coroutines at most ``limit`` at a time, in order."""
     semaphore = asyncio.Semaphore(limit)

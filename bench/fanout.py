@@ -40,6 +40,7 @@ from common import (
     core_busy,
     core_times,
     cpu_seconds,
+    create_session,
     gather_limited,
     git_revision,
     header_lines,
@@ -169,17 +170,9 @@ class Fleet:
         on_text = self.recorder.on_text
         if self.kind == "hub":
             token = hub_tokens().mint(f"bench-u{index}", ttl=7200)
-            welcome: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-            def first(payload: bytes, now: int) -> None:
-                if not welcome.done():
-                    welcome.set_result(payload)
-                else:
-                    on_text(payload, now)
-
-            first_client = await self.ws_connect(self.server.ws_url(f"/ws?token={token}"), first)
-            frame = msgspec.json.decode(await asyncio.wait_for(welcome, 30))
-            sid = frame["session_id"]
+            first_client, sid = await create_session(
+                self.ws_connect, self.server.ws_url(f"/ws?token={token}"), on_text
+            )
             url = self.server.ws_url(f"/ws/{sid}?token={token}")
         else:
             first_client = await self.ws_connect(

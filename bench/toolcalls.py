@@ -38,6 +38,7 @@ from common import (
     core_busy,
     core_times,
     cpu_seconds,
+    create_session,
     gather_limited,
     hub_server,
     hub_tokens,
@@ -129,16 +130,7 @@ async def open_session(
 ) -> tuple[WSClient, list[WSClient]]:
     """One session: the first client creates it (and is the caller), the rest join."""
     token = hub_tokens().mint(f"bench-u{index}", ttl=7200)
-    welcome: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-    def first(payload: bytes, now: int) -> None:
-        if not welcome.done():
-            welcome.set_result(payload)
-        else:
-            on_text(payload, now)
-
-    caller = await ws_connect(server.ws_url(f"/ws?token={token}"), first)
-    sid = msgspec.json.decode(await asyncio.wait_for(welcome, 30))["session_id"]
+    caller, sid = await create_session(ws_connect, server.ws_url(f"/ws?token={token}"), on_text)
     url = server.ws_url(f"/ws/{sid}?token={token}")
     rest = await gather_limited([ws_connect(url, on_text) for _ in range(clients - 1)], 16)
     return caller, [caller, *rest]

@@ -65,16 +65,18 @@ class _Broadcast(_Frame, frozen=True):
 # ---------------------------------------------------------------- broadcasts
 
 
-class ClientJoined(_Broadcast, tag="client_joined", frozen=True):
+class _PresenceChange(_Broadcast, frozen=True):
     connection_id: str
     user_id: str
     client: str
 
 
-class ClientLeft(_Broadcast, tag="client_left", frozen=True):
-    connection_id: str
-    user_id: str
-    client: str
+class ClientJoined(_PresenceChange, tag="client_joined", frozen=True):
+    pass
+
+
+class ClientLeft(_PresenceChange, tag="client_left", frozen=True):
+    pass
 
 
 class SessionStateUpdated(_Broadcast, tag="session_state_updated", frozen=True):
