@@ -29,14 +29,15 @@ Frame = dict[str, Any]
 
 @dataclass(frozen=True)
 class Deliver:
-    """Hand ``frame`` to the application."""
+    """Hand ``frame`` to the application; ``seq`` is its place in the session's order
+    (None for a direct frame)."""
 
     frame: Frame
+    seq: int | None = None
     name: ClassVar[str] = "deliver"
 
     def describe(self) -> list[Any]:
-        seq = self.frame.get("seq")
-        return [self.name, self.frame.get("type"), seq if isinstance(seq, int) else None]
+        return [self.name, self.frame.get("type"), self.seq]
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,7 @@ class SessionMirror:
         follow: list[Action] = []
         if frame.get("type") == "session_state_updated":
             follow = self._patch(frame)
-        return [Deliver(frame), *follow]
+        return [Deliver(frame, seq), *follow]
 
     def _gap(self) -> list[Action]:
         """Missed broadcasts: drop this one and ask, once, for the ones in between."""
@@ -214,9 +214,8 @@ class SessionMirror:
             self.reconnects += 1
         self._welcomed = True
         self.phase = Phase.LIVE if fresh else Phase.REPLAYING
-        if fresh or not self.synced or self._newest_version > self.version:
-            return self._fetch()
-        return self._became_ready()
+        behind = fresh or not self.synced or self._newest_version > self.version
+        return [*(self._fetch() if behind else []), *self._became_ready()]
 
     def _snapshot(self, frame: Frame) -> list[Action]:
         state, version = frame.get("state"), _int(frame.get("version"))
