@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite, as a newcomer or CI would on a fresh machine:
 # system packages, PostgreSQL and Redis (started if not answering), the venv, then
-# ruff, mypy and pytest. Extra arguments go to pytest.
+# ruff, mypy, the page's JavaScript tests (node --test) and pytest. Extra arguments go
+# to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -45,5 +47,7 @@ log "ruff"
 .venv/bin/ruff format --check .
 log "mypy"
 .venv/bin/mypy companion_ws ui_state tests
+log "node --test (the page's mirror and client)"
+node --test tests/js/
 log "pytest"
 exec .venv/bin/python -m pytest "$@"

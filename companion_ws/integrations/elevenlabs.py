@@ -9,10 +9,13 @@
   hub's result, a JSON string.
 - **screens -> agent.** A state change or ``contextual_update`` made by anyone else (a
   screen, a backend) is told to the agent as an ElevenLabs ``contextual_update`` in
-  plain words (``ui_state.describe_change``).
+  plain words, by the :class:`~companion_ws.integrations.narrator.Narrator`, which
+  reads the state from the hub client's mirror (the bridge keeps no copy of its own).
 - **resume.** Started on a session that already has state, or back on the hub after
   missing events (a ``resync_required``, or a reconnect that replayed changes made by
   others), the bridge first tells the agent ``ui_state.create_session_context``.
+
+The SDK's types are adapted in :mod:`~companion_ws.integrations.elevenlabs_sdk`.
 
 The conversation carries ``dynamic_variables={"session_id": ...}``: bind each tool's
 ``session_id`` parameter to that variable in the agent's configuration
@@ -28,36 +31,36 @@ import contextlib
 import json
 import logging
 import uuid
-import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from companion_ws.client import ClientError, CompanionClient
+from companion_ws.integrations.elevenlabs_sdk import (
+    AsyncAudioInterface,
+    ClientTools,
+    Conversation,
+    ConversationInitiationData,
+    DisconnectionDetails,
+    ElevenLabs,
+    NullAudioInterface,
+)
+from companion_ws.integrations.narrator import AGENT_SENDER_PREFIX, Narrator, describe_update
 from companion_ws.tools.registry import ToolRegistry
-from ui_state import create_session_context, describe_change, merge_patch
 
-with warnings.catch_warnings():
-    # elevenlabs 2.78 annotates AsyncConversation with a deprecated websockets alias.
-    warnings.filterwarnings("ignore", "websockets.WebSocketClientProtocol", DeprecationWarning)
-    from elevenlabs.client import ElevenLabs
-    from elevenlabs.conversational_ai.conversation import (
-        AsyncAudioInterface,
-        AsyncConversation,
-        ClientTools,
-        ConversationInitiationData,
-        DisconnectionDetails,
-    )
+__all__ = [
+    "AGENT_SENDER_PREFIX",
+    "AgentBridge",
+    "BridgeConfig",
+    "BridgeError",
+    "ToolCallFailed",
+    "describe_update",
+]
 
 log = logging.getLogger("companion_ws.bridge")
 
 AudioMode = Literal["null", "text", "device"]
 Token = str | Callable[[], str | Awaitable[str]]
-
-#: Senders whose events the agent caused itself (ElevenLabs server tools, post-call).
-AGENT_SENDER_PREFIX = "elevenlabs:"
-_DATA_MAX = 600
-_SAMPLE_RATE = 16_000  # the agent's default input: PCM16 mono at 16 kHz
 
 
 class BridgeError(Exception):
@@ -83,61 +86,6 @@ class BridgeConfig:
     forward_transcripts: bool = True  # publish agent_response/user_transcript to the hub
 
 
-class NullAudioInterface(AsyncAudioInterface):
-    """No microphone, no speaker. :meth:`silence` feeds the agent a chunk of silence, so
-    a voice-mode conversation is not ended for want of input."""
-
-    def __init__(self) -> None:
-        self._input: Callable[[bytes], Awaitable[None]] | None = None
-
-    async def start(self, input_callback: Callable[[bytes], Awaitable[None]]) -> None:
-        self._input = input_callback
-
-    async def stop(self) -> None:
-        self._input = None
-
-    async def output(self, audio: bytes) -> None:
-        pass
-
-    async def interrupt(self) -> None:
-        pass
-
-    async def silence(self, seconds: float = 0.25) -> None:
-        if self._input is not None:
-            await self._input(b"\x00\x00" * int(_SAMPLE_RATE * seconds))
-
-
-class _Conversation(AsyncConversation):
-    """``AsyncConversation`` that says when the agent is ready (its
-    ``conversation_initiation_metadata`` arrived), so nothing is sent before."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ready = asyncio.Event()
-
-    async def _handle_message(self, message: Any, ws: Any) -> None:
-        await super()._handle_message(message, ws)  # type: ignore[no-untyped-call]
-        if isinstance(message, dict) and message.get("type") == "conversation_initiation_metadata":
-            self.ready.set()
-
-    @property
-    def conversation_id(self) -> str | None:
-        value = self._conversation_id
-        return str(value) if value is not None else None
-
-
-def describe_update(frame: Mapping[str, Any]) -> str:
-    """A ``contextual_update`` from a screen or a backend, in words for the agent."""
-    sender = str(frame.get("sender") or "")
-    source = "the backend" if sender.startswith("backend") else "the screen"
-    words = f"Update from {source}: {frame.get('text')}"
-    data = frame.get("data")
-    if data not in (None, {}, [], ""):
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-        words += f" ({text if len(text) <= _DATA_MAX else text[:_DATA_MAX] + '...'})"
-    return words
-
-
 class AgentBridge:
     """Runs one conversation against one session until the conversation ends, the
     session ends, or :meth:`stop` is called."""
@@ -145,19 +93,20 @@ class AgentBridge:
     def __init__(self, config: BridgeConfig, tools: ToolRegistry) -> None:
         self.config = config
         self.tools = tools
-        self.state: dict[str, Any] = {}
-        self.version = 0
         self.hub: CompanionClient | None = None
-        self.conversation: _Conversation | None = None
+        self.conversation: Conversation | None = None
         self.audio: NullAudioInterface | None = None
         self.disconnect: DisconnectionDetails | None = None
         self.outcome = "running"
-        self._own: set[str] = set()
+        self.narrator: Narrator | None = None
         self._to_agent: asyncio.Queue[str] = asyncio.Queue()
-        self._catching_up = False
-        self._missed = False
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The session state: the hub client's mirror (there is no other copy)."""
+        return self.hub.state if self.hub is not None else {}
 
     def stop(self) -> None:
         """Ask the bridge to end the conversation and leave (SIGINT/SIGTERM)."""
@@ -183,11 +132,9 @@ class AgentBridge:
                     f"session {cfg.session_id!r} is not live on the hub (it has ended, "
                     "expired or never existed)"
                 )
-            if hub.connection_id:
-                self._own.add(hub.connection_id)
-            self._sync_from(hub)
-            if self.state:
-                self._tell(create_session_context(self.state))
+            self.narrator = Narrator(hub, cfg.session_id)
+            for text in self.narrator.started():
+                self._tell(text)
             await self._converse(hub, events)
         finally:
             await self._shutdown()
@@ -240,7 +187,7 @@ class AgentBridge:
             why = repr(failure) if failure is not None else "the connection failed"
         raise BridgeError(f"the ElevenLabs conversation failed: {why.rstrip()}") from failure
 
-    def _conversation(self) -> _Conversation:
+    def _conversation(self) -> Conversation:
         cfg = self.config
         client = ElevenLabs(api_key=cfg.api_key, base_url=cfg.base_url)
         tools = ClientTools(loop=asyncio.get_running_loop())
@@ -263,7 +210,7 @@ class AgentBridge:
         if cfg.forward_transcripts:
             callbacks["callback_agent_response"] = self._agent_said
             callbacks["callback_user_transcript"] = self._user_said
-        return _Conversation(
+        return Conversation(
             client,
             cfg.agent_id,
             cfg.user_id,
@@ -355,7 +302,7 @@ class AgentBridge:
     def _tell(self, text: str) -> None:
         self._to_agent.put_nowait(text)
 
-    async def _talk(self, conversation: _Conversation) -> None:
+    async def _talk(self, conversation: Conversation) -> None:
         """Send the agent what the bridge has to tell it, in order, once it is ready;
         then keep a voice conversation fed with silence."""
         await conversation.ready.wait()
@@ -375,79 +322,17 @@ class AgentBridge:
             await asyncio.sleep(every)
             await audio.silence()
 
-    def _sync_from(self, hub: CompanionClient) -> None:
-        """Take the hub client's mirror of the state (current as of its last frame)."""
-        self.state = dict(hub.state)
-        self.version = hub.version
-
-    def _foreign(self, frame: Mapping[str, Any]) -> bool:
-        """Made by someone else than this bridge (or the agent's own server tools)."""
-        sender = frame.get("sender")
-        if isinstance(sender, str) and sender.startswith(AGENT_SENDER_PREFIX):
-            return False
-        return sender not in self._own
-
     async def _pump(self, events: AsyncIterator[dict[str, Any]]) -> None:
+        narrator = self.narrator
+        assert narrator is not None
         async for frame in events:
-            self._on_frame(frame)
-            if self._stop.is_set():
-                return
-
-    def _on_frame(self, frame: Mapping[str, Any]) -> None:
-        kind = frame.get("type")
-        if kind == "session_joined":
-            connection = frame.get("connection_id")
-            if connection in self._own:
-                return  # the first welcome
-            if isinstance(connection, str):
-                self._own.add(connection)
-            if frame.get("session_id") != self.config.session_id:
+            for text in narrator.read(frame):
+                self._tell(text)
+            if narrator.ended:
                 self.outcome = "session_ended"
                 self._stop.set()
+            if self._stop.is_set():
                 return
-            # Back after a reconnect: the replay (or a snapshot) follows.
-            self._catching_up, self._missed = True, False
-        elif kind == "resumed":
-            if self._catching_up and self._missed:
-                self._tell(create_session_context(self.state))
-            self._catching_up = False
-        elif kind == "resync_required":
-            self.state = dict(frame.get("state") or {})
-            self.version = int(frame.get("version") or 0)
-            self._catching_up = False
-            self._tell(create_session_context(self.state))
-        elif kind == "session_state_updated":
-            self._on_state_update(frame)
-        elif kind == "contextual_update":
-            if self._foreign(frame):
-                if self._catching_up:
-                    self._missed = True
-                else:
-                    self._tell(describe_update(frame))
-        elif kind == "session_ended":
-            self.outcome = "session_ended"
-            self._stop.set()
-
-    def _on_state_update(self, frame: Mapping[str, Any]) -> None:
-        version = frame.get("version")
-        patch = frame.get("patch")
-        if not isinstance(version, int) or version <= self.version:
-            return  # already in the state the bridge holds
-        if version != self.version + 1 or not isinstance(patch, Mapping):
-            assert self.hub is not None  # a change the bridge never saw: start from the state
-            self._sync_from(self.hub)
-            self._tell(create_session_context(self.state))
-            return
-        self.state = merge_patch(self.state, patch)
-        self.version = version
-        if not self._foreign(frame):
-            return
-        if self._catching_up:
-            self._missed = True
-            return
-        text = describe_change(patch, self.state)
-        if text:
-            self._tell(text)
 
 
 def _error_json(message: str, code: str | None = None) -> str:

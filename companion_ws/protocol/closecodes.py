@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["Close", "should_reconnect"]
+__all__ = ["RETRYABLE_44XX", "TERMINAL_STANDARD", "Close", "should_reconnect"]
 
 
 class Close(IntEnum):
@@ -34,8 +34,9 @@ class Close(IntEnum):
 
 
 #: The 44xx codes that describe a passing condition of the server, not of the request.
-_RETRYABLE_44XX = frozenset({Close.TOO_SLOW, Close.TOO_MANY})
-_TERMINAL_STANDARD = frozenset({Close.NORMAL, Close.MESSAGE_TOO_BIG})
+RETRYABLE_44XX = frozenset({Close.TOO_SLOW, Close.TOO_MANY})
+#: The standard codes after which reconnecting cannot help.
+TERMINAL_STANDARD = frozenset({Close.NORMAL, Close.MESSAGE_TOO_BIG})
 
 
 def should_reconnect(code: int | None) -> bool:
@@ -43,9 +44,9 @@ def should_reconnect(code: int | None) -> bool:
     if code is None:
         return True
     if 1000 <= code <= 2999:
-        return code not in _TERMINAL_STANDARD
+        return code not in TERMINAL_STANDARD
     if 4000 <= code <= 4099:
         return True
     if 4400 <= code <= 4499:
-        return code in _RETRYABLE_44XX
+        return code in RETRYABLE_44XX
     return False

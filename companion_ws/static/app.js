@@ -164,7 +164,7 @@ function showTerminal(info) {
   if (info.reason === 'ended' && auth?.kind === 'owner') {
     actions.push({ label: 'Start a new session', primary: true, onClick: startNewSession });
   }
-  if (info.reason === 'normal' || info.reason === 'too_large') {
+  if (info.reason === 'normal' || info.reason === 'message_too_big') {
     actions.push({ label: 'Reconnect', primary: true, onClick: reconnect });
   }
   renderTerminal(el.terminal, { ...info, device: auth?.kind !== 'owner', actions });

@@ -3,29 +3,15 @@
 //   import { connect } from '/static/client.js';
 //   const hub = connect({ getToken: async () => jwt, onEvent, onStatus, onState });
 //
-// The controller reconnects on retryable closes with exponential backoff and
-// jitter, resumes with `last_seq` + `epoch`, drops duplicate broadcasts by `seq`,
-// keeps the session state document in step (snapshot + versioned merge patches)
-// and tracks presence. It never touches the DOM, so any page can embed it.
+// The controller drives a SessionMirror (mirror.js, the port of the Python client's
+// mirror): it feeds it every frame and carries out what it asks (deliver the frame,
+// ask a replay with `resume` for a gap, fetch the state). It reconnects with
+// exponential backoff and jitter when protocol.js's shouldReconnect(code) says so,
+// resuming with the mirror's `last_seq` + `epoch`, and tracks presence. It never
+// touches the DOM, so any page can embed it.
 
-import { deepFreeze, mergePatch } from './merge-patch.js';
-
-// Close codes after which reconnecting cannot help (PROTOCOL.md section 6).
-export const TERMINAL_CLOSES = Object.freeze({
-  1000: 'normal',
-  1009: 'too_large',
-  4400: 'bad_request',
-  4401: 'unauthorized',
-  4403: 'forbidden',
-  4410: 'ended',
-});
-
-// Frames sent to one client only. Their `seq` (if any) is a snapshot position,
-// not the frame's own place in the session's event order.
-const DIRECT_TYPES = new Set([
-  'session_joined', 'session_state', 'resync_required', 'resumed', 'presence',
-  'history', 'pong', 'error', 'client_tool_result',
-]);
+import { SessionMirror } from './mirror.js';
+import { CLOSE_NAMES, shouldReconnect } from './protocol.js';
 
 export const DEFAULTS = Object.freeze({
   client: 'ui',
@@ -70,13 +56,9 @@ export function connect(options = {}) {
   let ws = null; // the live socket, or null
   let welcomed = false; // session_joined received on the live socket
   let generation = 0; // bumps on every open(); stale async work checks it
-  let sessionId = opts.sessionId || null;
-  let connectionId = null;
+  const mirror = new SessionMirror(opts.sessionId || null);
   let userId = null;
-  let lastSeq = null;
-  let epoch = null;
-  let state = null;
-  let version = null;
+  let fetchRequestId = null; // the get_session_state the mirror asked for
   let presence = new Map();
   let status = 'idle';
   let statusDetail = {};
@@ -89,8 +71,6 @@ export function connect(options = {}) {
   let endTimer = null;
   let lastFrameAt = 0;
   let lastError = null;
-  let snapshotPending = false;
-  let buffered = []; // session_state_updated frames seen while a snapshot is on its way
   let outbox = [];
 
   function setStatus(next, detail = {}) {
@@ -128,16 +108,18 @@ export function connect(options = {}) {
     }
     const url = new URL(opts.url || defaultUrl(), globalThis.location?.href);
     url.searchParams.set('token', token);
-    if (sessionId) url.searchParams.set('session_id', sessionId);
-    if (lastSeq !== null && epoch !== null) {
-      url.searchParams.set('last_seq', String(lastSeq));
-      url.searchParams.set('epoch', String(epoch));
+    if (mirror.sessionId) url.searchParams.set('session_id', mirror.sessionId);
+    const resume = mirror.connecting();
+    if (resume) {
+      url.searchParams.set('last_seq', String(resume.lastSeq));
+      url.searchParams.set('epoch', String(resume.epoch));
     }
     url.searchParams.set('client', opts.client);
     let sock;
     try {
       sock = new WebSocketImpl(url.toString());
     } catch {
+      mirror.dropped();
       scheduleRetry({ code: 0, reason: 'bad_url' });
       return;
     }
@@ -171,14 +153,18 @@ export function connect(options = {}) {
   function closed(code, reason) {
     stopTimers();
     welcomed = false;
+    mirror.dropped();
+    fetchRequestId = null;
     if (done) return;
     const recent = lastError && Date.now() - lastError.at < 5000 ? lastError : null;
     lastError = null;
-    const detail = { code, reason: TERMINAL_CLOSES[code] || reason || 'connection_lost' };
+    const retry = shouldReconnect(code);
+    const named = retry ? null : CLOSE_NAMES[code];
+    const detail = { code, reason: named || reason || 'connection_lost' };
     if (recent) detail.error = { code: recent.code, message: recent.message };
     if (endedByFrame || code === 4410) {
       finish('ended', { ...detail, code: 4410, reason: 'ended' });
-    } else if (code in TERMINAL_CLOSES) {
+    } else if (!retry) {
       finish('stopped', detail);
     } else {
       scheduleRetry(detail);
@@ -201,6 +187,7 @@ export function connect(options = {}) {
 
   function finish(next, detail) {
     done = true;
+    mirror.close();
     stopTimers();
     clearTimeout(retryTimer);
     clearTimeout(endTimer);
@@ -245,12 +232,6 @@ export function connect(options = {}) {
     return out.requestId;
   }
 
-  function requestSnapshot() {
-    snapshotPending = true;
-    buffered = [];
-    return send({ type: 'get_session_state' });
-  }
-
   function receive(text) {
     let frame;
     try {
@@ -260,36 +241,44 @@ export function connect(options = {}) {
     }
     if (!frame || typeof frame !== 'object' || typeof frame.type !== 'string') return;
     lastFrameAt = Date.now();
-    const { type } = frame;
-
-    if (typeof frame.seq === 'number' && !DIRECT_TYPES.has(type)) {
-      if (lastSeq !== null && frame.seq <= lastSeq) return; // duplicate from a replay
-      const gap = lastSeq !== null && frame.seq > lastSeq + 1;
-      lastSeq = frame.seq;
-      if (gap && type !== 'session_state_updated' && !snapshotPending) requestSnapshot();
+    const wasSynced = mirror.synced;
+    const before = mirror.state;
+    let delivered = false;
+    const actions = mirror.receive(frame);
+    for (const action of actions) {
+      if (action.action === 'deliver') {
+        delivered = true;
+        note(frame);
+      }
     }
+    for (const action of actions) {
+      if (action.action === 'request_replay') {
+        // A gap: the frames in it come in order from the replay, then the live ones.
+        if (ws && welcomed && ws.readyState === 1) {
+          rawSend({ type: 'resume', last_seq: action.lastSeq, epoch: action.epoch });
+        }
+      } else if (action.action === 'fetch_state') {
+        fetchRequestId = send({ type: 'get_session_state' });
+      }
+    }
+    if (mirror.synced && (mirror.state !== before || !wasSynced)) stateChanged(frame);
+    if (delivered) safe(onEvent, frame, controller);
+  }
 
-    switch (type) {
+  // What the connection (not the session, which is the mirror's) takes from a frame.
+  function note(frame) {
+    switch (frame.type) {
       case 'session_joined':
         welcome(frame);
         break;
-      case 'session_state':
-        snapshot(frame, 'snapshot');
-        break;
       case 'resync_required':
-        if (typeof frame.seq === 'number') lastSeq = frame.seq;
-        if (frame.epoch !== undefined) epoch = frame.epoch;
-        snapshot(frame, 'resync');
         send({ type: 'get_presence' });
-        break;
-      case 'session_state_updated':
-        patch(frame);
         break;
       case 'client_joined':
         if (frame.connection_id) presence.set(frame.connection_id, member(frame));
         break;
       case 'client_left':
-        if (frame.connection_id !== connectionId) presence.delete(frame.connection_id);
+        if (frame.connection_id !== mirror.connectionId) presence.delete(frame.connection_id);
         break;
       case 'presence':
         presence = new Map((frame.clients || []).map((c) => [c.connection_id, member(c)]));
@@ -302,11 +291,21 @@ export function connect(options = {}) {
         break;
       case 'error':
         lastError = { code: frame.code, message: frame.message, at: Date.now() };
+        if (fetchRequestId !== null && frame.requestId === fetchRequestId) {
+          fetchRequestId = null;
+          mirror.fetchFailed();
+        }
         break;
       default:
         break;
     }
-    safe(onEvent, frame, controller);
+  }
+
+  function stateChanged(frame) {
+    const reasons = { session_state: 'snapshot', resync_required: 'resync' };
+    const info = { version: mirror.version, reason: reasons[frame.type] || 'patch', frame };
+    if (frame.type === 'session_state_updated') info.patch = frame.patch;
+    safe(onState, mirror.state, info, controller);
   }
 
   function member(c) {
@@ -314,6 +313,7 @@ export function connect(options = {}) {
   }
 
   function addSelf() {
+    const connectionId = mirror.connectionId;
     if (connectionId && !presence.has(connectionId)) {
       presence.set(connectionId, member({ connection_id: connectionId, user_id: userId, client: opts.client }));
     }
@@ -321,15 +321,7 @@ export function connect(options = {}) {
 
   function welcome(frame) {
     welcomed = true;
-    sessionId = frame.session_id || sessionId;
-    connectionId = frame.connection_id || null;
     userId = frame.user_id || null;
-    const nextEpoch = frame.epoch ?? null;
-    const seq = typeof frame.seq === 'number' ? frame.seq : null;
-    // Keep our position on a plain resume (the replay follows); otherwise start
-    // from the session's latest event.
-    if (lastSeq === null || nextEpoch !== epoch || (seq !== null && seq < lastSeq)) lastSeq = seq;
-    epoch = nextEpoch;
     addSelf();
     setStatus('connected', {
       attempt,
@@ -340,7 +332,6 @@ export function connect(options = {}) {
     });
     stableTimer = setTimeout(() => { attempt = 0; }, opts.stableAfter);
     pingTimer = setInterval(heartbeat, opts.pingInterval);
-    requestSnapshot();
     send({ type: 'get_presence' });
     const queued = outbox;
     outbox = [];
@@ -351,35 +342,6 @@ export function connect(options = {}) {
     if (!ws || ws.readyState !== 1) return;
     if (Date.now() - lastFrameAt > opts.idleTimeout) drop('idle_timeout');
     else rawSend({ type: 'ping' });
-  }
-
-  function snapshot(frame, reason) {
-    state = deepFreeze(frame.state && typeof frame.state === 'object' ? frame.state : {});
-    version = typeof frame.version === 'number' ? frame.version : 0;
-    snapshotPending = false;
-    const later = buffered.sort((a, b) => a.version - b.version);
-    buffered = [];
-    for (const f of later) {
-      if (f.version === version + 1) {
-        state = deepFreeze(mergePatch(state, f.patch));
-        version = f.version;
-      }
-    }
-    safe(onState, state, { version, reason, frame }, controller);
-  }
-
-  function patch(frame) {
-    const v = frame.version;
-    if (typeof v !== 'number') return;
-    if (snapshotPending) buffered.push(frame);
-    if (version === null || v <= version) return; // no base yet, or already applied
-    if (v !== version + 1) {
-      if (!snapshotPending) requestSnapshot(); // we missed one: fetch the whole document
-      return;
-    }
-    state = deepFreeze(mergePatch(state, frame.patch));
-    version = v;
-    safe(onState, state, { version, reason: 'patch', patch: frame.patch, frame }, controller);
   }
 
   // The browser knows more about the network than our backoff does.
@@ -413,7 +375,8 @@ export function connect(options = {}) {
       if (expectedVersion !== undefined) frame.expected_version = expectedVersion;
       return send(frame);
     },
-    refresh: requestSnapshot,
+    // Read the whole state again; the reply is applied by the mirror's rules.
+    refresh: () => send({ type: 'get_session_state' }),
     reconnect() {
       if (status === 'closed') return;
       done = false;
@@ -440,12 +403,15 @@ export function connect(options = {}) {
       if (status === 'closed') return;
       finish('closed', { code: 1000, reason: 'closed_by_client' });
     },
-    get state() { return state; },
-    get version() { return version; },
-    get seq() { return lastSeq; },
-    get epoch() { return epoch; },
-    get sessionId() { return sessionId; },
-    get connectionId() { return connectionId; },
+    // The state document (frozen) and its version, once known; null before.
+    get state() { return mirror.synced ? mirror.state : null; },
+    get version() { return mirror.synced ? mirror.version : null; },
+    get seq() { return mirror.seq; },
+    get epoch() { return mirror.epoch; },
+    get phase() { return mirror.phase; },
+    get feed() { return [...mirror.feed]; }, // the broadcasts delivered, oldest first
+    get sessionId() { return mirror.sessionId; },
+    get connectionId() { return mirror.connectionId; },
     get userId() { return userId; },
     get status() { return status; },
     get statusDetail() { return statusDetail; },

@@ -344,7 +344,7 @@ const TERMINAL = {
     title: 'This link is not valid — ask for a new one',
     text: 'The hub could not make sense of the connection request. Open the link exactly as it was printed or shared.',
   },
-  too_large: {
+  message_too_big: {
     icon: ICONS.plug,
     title: 'Disconnected',
     text: 'The hub closed the connection because a message was too large.',

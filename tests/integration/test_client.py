@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from companion_ws.client import UNSEQUENCED, ClientClosed, ClientError, CompanionClient
+from companion_ws.client import ClientClosed, ClientError, CompanionClient
+from companion_ws.protocol.frames import BROADCAST_TYPES
 from tests.support.hub import HubFactory, HubProcess, token
 from tests.support.ws import connect
 
@@ -132,7 +133,7 @@ def assert_exactly_once_in_order(frames: list[Frame]) -> None:
         kind = frame["type"]
         if (kind == "session_joined" and expected is None) or kind == "resync_required":
             expected = frame["seq"] + 1
-        elif kind not in UNSEQUENCED and "seq" in frame:
+        elif kind in BROADCAST_TYPES:
             assert expected is not None and frame["seq"] == expected, (frame, expected)
             expected += 1
 
@@ -188,7 +189,7 @@ async def test_the_client_api(shared_hub: HubProcess) -> None:
         assert frames[0]["type"] == "session_joined"
         assert [f for f in frames if f.get("requestId") == echo["requestId"]] == [echo]
         assert_exactly_once_in_order(frames)
-        assert [f["seq"] for f in frames if f["type"] not in UNSEQUENCED][-1] == b.seq
+        assert [f["seq"] for f in frames if f["type"] in BROADCAST_TYPES][-1] == b.seq
 
 
 async def test_connect_command(shared_hub: HubProcess) -> None:

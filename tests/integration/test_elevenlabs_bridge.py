@@ -21,16 +21,19 @@ from typing import Any, BinaryIO
 import httpx
 import pytest
 
+from companion_ws.client import CompanionClient, Deliver
 from companion_ws.integrations.elevenlabs import (
     AgentBridge,
     BridgeConfig,
     BridgeError,
     describe_update,
 )
+from companion_ws.integrations.narrator import Narrator
 from companion_ws.tools.registry import ToolRegistry
 from tests.support.fake_elevenlabs import FakeConversation, FakeElevenLabs
 from tests.support.hub import HubFactory, HubProcess, token
 from tests.support.ws import WS, connect
+from ui_state import create_session_context
 
 QUOTE_PARAMS = {"from_zip": "90210", "to_zip": "10001", "weight": 5}
 
@@ -422,12 +425,34 @@ async def test_a_bridge_back_on_a_hub_that_lost_its_history_is_told_the_summary(
 
 def test_a_replay_with_changes_from_others_ends_in_one_summary() -> None:
     """The bridge's reading of a reconnect: replayed changes made by others while it was
-    away are summed up once, after the replay, instead of one sentence each."""
-    config = BridgeConfig(agent_id="a", session_id="s1", token="t")
-    bridge = AgentBridge(config, ToolRegistry())
-    bridge._own.add("c1")
-    frames: list[dict[str, Any]] = [
-        {"type": "session_joined", "session_id": "s1", "connection_id": "c2", "resumed": True},
+    away are summed up once, after the replay, instead of one sentence each. The frames
+    go through the hub client's mirror first, as in the bridge."""
+    client = CompanionClient("ws://127.0.0.1:9", token="t", session_id="s1", client="agent")
+    narrator = Narrator(client, "s1")
+    mirror = client.mirror
+    told: list[str] = []
+
+    def receive(frame: dict[str, Any]) -> None:
+        for action in mirror.receive(frame):
+            if isinstance(action, Deliver):
+                told.extend(narrator.read(action.frame))
+
+    def reconnect(connection_id: str) -> None:
+        mirror.dropped()
+        assert mirror.connecting() == (mirror.seq, "e1")
+        receive(
+            {"type": "session_joined", "session_id": "s1", "connection_id": connection_id,
+             "created": False, "resumed": True, "seq": mirror.seq, "epoch": "e1"}
+        )  # fmt: skip
+
+    mirror.connecting()
+    receive({"type": "session_joined", "session_id": "s1", "connection_id": "c1", "seq": 2,
+             "epoch": "e1"})  # fmt: skip
+    receive({"type": "session_state", "session_id": "s1", "state": {}, "version": 0, "seq": 2})
+    assert narrator.started() == [] and narrator.own == {"c1"}
+
+    reconnect("c2")
+    for frame in [
         {"type": "client_left", "seq": 3, "connection_id": "c1"},
         {
             "type": "session_state_updated",
@@ -438,19 +463,19 @@ def test_a_replay_with_changes_from_others_ends_in_one_summary() -> None:
         },
         {"type": "client_joined", "seq": 5, "connection_id": "c2"},
         {"type": "resumed", "from_seq": 2, "to_seq": 5, "replayed": 3},
-    ]
-    for frame in frames:
-        bridge._on_frame(frame)
-    told = [bridge._to_agent.get_nowait() for _ in range(bridge._to_agent.qsize())]
+    ]:
+        receive(frame)
     assert told == ["Resuming the session. The user selected UPS Ground for $9.50."]
+    assert client.version == 1 and client.seq == 5
 
     # A replay of presence only: nothing to tell.
-    bridge._on_frame({"type": "session_joined", "session_id": "s1", "connection_id": "c3"})
-    bridge._on_frame({"type": "client_joined", "seq": 6, "connection_id": "c3"})
-    bridge._on_frame({"type": "resumed", "from_seq": 5, "to_seq": 6, "replayed": 1})
-    assert bridge._to_agent.empty()
+    told.clear()
+    reconnect("c3")
+    receive({"type": "client_joined", "seq": 6, "connection_id": "c3"})
+    receive({"type": "resumed", "from_seq": 5, "to_seq": 6, "replayed": 1})
+    assert told == []
     # Live again: a change from a screen is one sentence.
-    bridge._on_frame(
+    receive(
         {
             "type": "session_state_updated",
             "seq": 7,
@@ -459,9 +484,15 @@ def test_a_replay_with_changes_from_others_ends_in_one_summary() -> None:
             "sender": "screen-1",
         }
     )
-    assert (
-        bridge._to_agent.get_nowait() == "On screen, the user cleared the selected shipping option."
-    )
+    assert told == ["On screen, the user cleared the selected shipping option."]
+    # A skipped version: the mirror fetches the state, and the agent hears it whole.
+    told.clear()
+    receive({"type": "session_state_updated", "seq": 8, "patch": {"x": 1}, "version": 4,
+             "sender": "screen-1"})  # fmt: skip
+    assert told == [] and client.version == 2
+    receive({"type": "session_state", "session_id": "s1", "state": {"x": 1}, "version": 4,
+             "seq": 8})  # fmt: skip
+    assert told == [create_session_context({"x": 1})] and client.version == 4
 
 
 def test_updates_are_described_by_their_source() -> None:

@@ -1,0 +1,57 @@
+"""Where and as whom the client connects: the hub's ``/ws`` URL and the token to use."""
+
+from __future__ import annotations
+
+import base64
+import inspect
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import msgspec
+
+__all__ = ["TokenSource", "current_token", "is_join_token", "ws_base", "ws_url"]
+
+TokenSource = str | Callable[[], str | Awaitable[str]]
+
+_decode = msgspec.json.Decoder().decode
+
+
+def ws_base(url: str) -> str:
+    """``ws://host:port`` (or http/https, or a URL ending in /ws) -> ``ws://host:port/ws``."""
+    parts = urlsplit(url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("ws", "wss"):
+        raise ValueError(f"not a ws:// or http:// URL: {url!r}")
+    path = parts.path.rstrip("/")
+    if not path.endswith("/ws"):
+        path += "/ws"
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+def ws_url(base: str, query: dict[str, str]) -> str:
+    return f"{base}?{urlencode(query)}"
+
+
+async def current_token(source: TokenSource, reconnect_token: str | None) -> str:
+    """The token for the next connect: the source's, unless it is a one-time join token
+    already spent, in which case the welcome's ``reconnect_token``."""
+    value = source if isinstance(source, str) else source()
+    if inspect.isawaitable(value):
+        value = await value
+    token = str(value)
+    if reconnect_token is not None and is_join_token(token):
+        return reconnect_token  # the join token was good for one connect only
+    return token
+
+
+def is_join_token(token: str) -> bool:
+    """A one-time join token: a join code (not a JWT: no dots), or a JWT with
+    ``typ: join``, read without verifying it (the hub verifies)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return True
+    try:
+        claims = _decode(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, msgspec.DecodeError):
+        return False
+    return isinstance(claims, dict) and claims.get("typ") == "join"

@@ -1,0 +1,43 @@
+"""The exported wire (``static/protocol.json`` and ``static/protocol.js``) is what
+``companion_ws.protocol`` says: the committed files are fresh."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from companion_ws.protocol import export
+from companion_ws.protocol.closecodes import should_reconnect
+
+
+def test_the_committed_files_are_fresh() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "companion_ws.protocol.export", "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_check_names_a_stale_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stale = tmp_path / "protocol.js"
+    stale.write_text("// old\n")
+    monkeypatch.setitem(export.TARGETS, stale, export.render_js)
+    assert export.main(["--check"]) == 1
+    assert "protocol.js is stale" in capsys.readouterr().err
+
+
+def test_the_js_module_carries_the_rule() -> None:
+    text = export.render_js().decode()
+    assert "export function shouldReconnect(code)" in text
+    assert "const RETRYABLE_44XX = new Set([4409, 4429]);" in text
+    assert "const TERMINAL_STANDARD = new Set([1000, 1009]);" in text
+    for code, reconnect in export.document()["close_codes"]["reconnect"].items():
+        assert f'"{code}": {"true" if should_reconnect(int(code)) else "false"},' in text
+        assert reconnect == should_reconnect(int(code))
