@@ -125,9 +125,10 @@ class ToolRunner:
                 outcome, result, is_error = None, _json({"error": str(exc)}), True
             except CompanionError as exc:
                 outcome, result, is_error = None, _json({"error": exc.message}), True
-            except Exception as exc:
+            except Exception:
+                # A bug, not an answer: logged with its traceback, never stored or sent.
                 log.exception("%s failed", name)
-                outcome, result, is_error = None, _json({"error": f"{name} failed: {exc}"}), True
+                outcome, result, is_error = None, _json({"error": f"{name} failed"}), True
             try:
                 async with self._store.uow() as uow:
                     if new_doc is not None and not await self._state.save(

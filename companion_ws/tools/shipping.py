@@ -72,26 +72,43 @@ async def get_shipping_quotes(
     )
 
 
+class _Details(msgspec.Struct):
+    """The shipping details a label is priced from, validated as the quote tool's."""
+
+    from_: Zip = msgspec.field(name="from")
+    to: Zip
+    weight_lbs: Weight
+
+
 def _find_quote(
     state: State, quote_id: str | None, carrier: str | None, service: str | None
 ) -> dict[str, Any]:
-    quotes = state.get("quotes") or []
-    if not quotes:
+    """The chosen quote, recomputed from the session's shipping details and the rate
+    table: nothing a client could have written into the state (a price, a carrier)
+    is taken from it."""
+    raw = state.get("shipping_details")
+    if not raw:
         raise ToolError("there are no quotes in this session yet: call get_shipping_quotes first")
+    try:
+        details = msgspec.convert(raw, _Details)
+    except msgspec.ValidationError:
+        raise ToolError(
+            "the session's shipping details are not valid: call get_shipping_quotes again"
+        ) from None
+    quotes = quote_table(details.from_, details.to, details.weight_lbs)
     if quote_id is not None:
         for quote in quotes:
-            if quote.get("quote_id") == quote_id:
-                return dict(quote)
-        raise ToolError(f"quote_id: no quote {quote_id!r} in this session")
+            if quote["quote_id"] == quote_id:
+                return quote
+        raise ToolError(f"quote_id: no quote {quote_id!r} for this session's shipping details")
     if carrier is None or service is None:
         raise ToolError("quote_id: give a quote_id, or both carrier and service")
     for quote in quotes:
-        if (
-            str(quote.get("carrier", "")).lower() == carrier.lower()
-            and str(quote.get("service", "")).lower() == service.lower()
+        if quote["carrier"].lower() == carrier.lower() and quote["service"].lower() == (
+            service.lower()
         ):
-            return dict(quote)
-    raise ToolError(f"carrier: no {carrier} {service} quote in this session")
+            return quote
+    raise ToolError(f"carrier: no {carrier} {service} quote for this session's shipping details")
 
 
 @tool(description="Create a shipping label for one of the session's quotes.")

@@ -72,7 +72,8 @@ def test_bad_quote_parameters_are_named(params: dict[str, Any], named: str) -> N
 
 
 def _state() -> dict[str, Any]:
-    return {"quotes": quote_table("90210", "10001", 5)}
+    details = {"from": "90210", "to": "10001", "weight_lbs": 5}
+    return {"shipping_details": details, "quotes": quote_table("90210", "10001", 5)}
 
 
 async def test_a_label_for_a_quote_by_id_or_by_carrier_and_service() -> None:
@@ -110,3 +111,24 @@ async def test_a_label_needs_a_quote_of_this_session(
 ) -> None:
     with pytest.raises(ToolError, match=named):
         await create_shipping_label.run(_state() if state is None else state, params)
+
+
+async def test_a_forged_price_in_the_state_never_reaches_the_label() -> None:
+    """Any client may write the state: the label is priced from the rate table."""
+    state = _state()
+    honest = state["quotes"][0]
+    state["quotes"][0] = {**honest, "cost": 0.01, "carrier": "Free"}
+    label = (await create_shipping_label.run(state, {"quote_id": honest["quote_id"]})).result
+    assert label["label"]["cost"] == honest["cost"] and label["label"]["carrier"] != "Free"
+    forged_id = {**state, "quotes": [{"quote_id": "q_cheap", "cost": 0.01}]}
+    with pytest.raises(ToolError, match="no quote 'q_cheap'"):
+        await create_shipping_label.run(forged_id, {"quote_id": "q_cheap"})
+
+
+@pytest.mark.parametrize(
+    "details",
+    [{"from": "90210"}, {"from": 1, "to": "10001", "weight_lbs": 5}, "junk", [1, 2]],
+)
+async def test_malformed_shipping_details_are_a_clear_tool_error(details: Any) -> None:
+    with pytest.raises(ToolError, match="shipping details are not valid"):
+        await create_shipping_label.run({"shipping_details": details}, {"quote_id": "q_1"})
