@@ -1,32 +1,147 @@
-"""Who may do what to which session. Pure functions of a principal and a session's owner."""
+"""Who may do what to which session (PROTOCOL.md section 11). Pure: a principal, the
+session's owner and what the connection calls itself in; a role and its rights out.
+
+One table, asked by every adapter (the socket, the HTTP API, the webhooks, the bridge):
+
+    role       read  write  converse  end  invite  devices
+    owner       x     x       x        x     x       x
+    agent       x     x       x
+    companion   x     x
+    observer    x
+    service     x     x       x                          (in any session)
+    admin       x     x       x        x     x       x   (in any session)
+
+*read*: the welcome, replays, state, history, presence, ping; *write*:
+``contextual_update``, ``update_session_state``, ``client_tool_call``; *converse*: the
+agent's frames of section 13; *end*: end the session; *invite*: mint join tokens;
+*devices*: list and revoke joined devices.
+"""
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from companion_ws.auth.tokens import Principal
 from companion_ws.errors import Forbidden
 
+__all__ = [
+    "PERMISSIONS",
+    "Action",
+    "Role",
+    "allows",
+    "can_create_sessions",
+    "check_scope",
+    "http_role",
+    "require",
+    "require_admin",
+    "require_http",
+    "socket_role",
+]
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    AGENT = "agent"
+    COMPANION = "companion"
+    OBSERVER = "observer"
+    SERVICE = "service"
+    ADMIN = "admin"
+
+
+class Action(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    CONVERSE = "converse"
+    END = "end"
+    INVITE = "invite"
+    DEVICES = "devices"
+
+
+_ALL = frozenset(Action)
+PERMISSIONS: dict[Role, frozenset[Action]] = {
+    Role.OWNER: _ALL,
+    Role.AGENT: frozenset({Action.READ, Action.WRITE, Action.CONVERSE}),
+    Role.COMPANION: frozenset({Action.READ, Action.WRITE}),
+    Role.OBSERVER: frozenset({Action.READ}),
+    Role.SERVICE: frozenset({Action.READ, Action.WRITE, Action.CONVERSE}),
+    Role.ADMIN: _ALL,
+}
+
+#: What a role may not do, in words, for the ``forbidden`` answer.
+_DOING: dict[Action, str] = {
+    Action.READ: "read this session",
+    Action.WRITE: "change this session",
+    Action.CONVERSE: "speak for the agent",
+    Action.END: "end this session",
+    Action.INVITE: "invite devices",
+    Action.DEVICES: "manage devices",
+}
+
+#: Device roles a join token may carry.
+DEVICE_ROLES = frozenset({Role.COMPANION, Role.OBSERVER})
+AGENT_CLIENT = "agent"
+
+
+def allows(role: Role, action: Action) -> bool:
+    return action in PERMISSIONS[role]
+
+
+def require(role: Role, action: Action) -> None:
+    """:class:`Forbidden` unless ``role`` may do ``action``."""
+    if action not in PERMISSIONS[role]:
+        raise Forbidden(f"a device with the {role.value} role may not {_DOING[action]}")
+
 
 def check_scope(principal: Principal, session_id: str | None) -> None:
-    """A token scoped to one session (join/reconnect tokens) admits only that session."""
+    """A token scoped to one session (device, reconnect) admits only that session."""
     if principal.session_scope is not None and principal.session_scope != session_id:
         raise Forbidden("this token is only good for another session")
 
 
-def can_access(principal: Principal, session_id: str, owner_id: str) -> bool:
-    """Read, write and join: the owner (within the token's scope) or an admin."""
+def socket_role(principal: Principal, session_id: str, owner_id: str, client: str) -> Role:
+    """The role of a connection to the session, from its credential alone; what it
+    calls itself (``client``) matters only to ask for the narrower agent role.
+    :class:`Forbidden` when the credential gives no access."""
     if principal.session_scope is not None and principal.session_scope != session_id:
-        return False
-    return principal.is_admin or principal.sub == owner_id
-
-
-def require_access(principal: Principal, session_id: str, owner_id: str) -> None:
-    if not can_access(principal, session_id, owner_id):
+        raise Forbidden("this token is only good for another session")
+    if principal.device_role is not None:
+        if client == AGENT_CLIENT:
+            raise Forbidden("a joined device cannot connect as the agent")
+        return Role(principal.device_role)
+    wide = _wide_role(principal, owner_id)
+    if wide is None:
         raise Forbidden("this session belongs to another user")
+    return Role.AGENT if client == AGENT_CLIENT else wide
 
 
-def can_publish(principal: Principal, session_id: str, owner_id: str) -> bool:
-    """Backends with the service role may publish events into any session."""
-    return principal.is_service or can_access(principal, session_id, owner_id)
+def http_role(principal: Principal, session_id: str, owner_id: str) -> Role:
+    """The role of an HTTP caller on the session. A device's token reads its session
+    and nothing more over HTTP."""
+    if principal.session_scope is not None and principal.session_scope != session_id:
+        raise Forbidden("this token is only good for another session")
+    if principal.device_role is not None:
+        return Role.OBSERVER
+    wide = _wide_role(principal, owner_id)
+    if wide is None:
+        raise Forbidden("this session belongs to another user")
+    return wide
+
+
+def require_http(principal: Principal, session_id: str, owner_id: str, action: Action) -> Role:
+    """:func:`http_role`, then :func:`require`; answers the role."""
+    role = http_role(principal, session_id, owner_id)
+    require(role, action)
+    return role
+
+
+def _wide_role(principal: Principal, owner_id: str) -> Role | None:
+    if principal.is_admin:
+        return Role.ADMIN
+    if principal.sub == owner_id and principal.sub:
+        return Role.OWNER
+    if principal.is_service:
+        return Role.SERVICE
+    return None
 
 
 def require_admin(principal: Principal) -> None:
@@ -35,11 +150,5 @@ def require_admin(principal: Principal) -> None:
 
 
 def can_create_sessions(principal: Principal) -> bool:
-    """Scoped tokens (join/reconnect) open one session and never create others."""
-    return principal.session_scope is None
-
-
-def require_can_end(principal: Principal, session_id: str, owner_id: str) -> None:
-    """Ending a session: its owner or an admin."""
-    if not can_access(principal, session_id, owner_id):
-        raise Forbidden("only the session's owner can end it")
+    """Scoped tokens (devices, reconnect) open one session and never create others."""
+    return principal.session_scope is None and principal.device_role is None

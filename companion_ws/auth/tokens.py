@@ -1,10 +1,18 @@
 """JWTs with PyJWT: verification with a pinned algorithm, and minting.
 
-Token kinds: an access token (a JWT, no ``typ``), a ``reconnect`` token (a JWT with
-``typ: reconnect`` scoped to one session: a token with a ``sid`` claim admits only that
-session), and a one-time *join code*: not a JWT but a short random string the database
-knows (so the QR code that carries it stays small). :meth:`TokenService.verify` turns a
-join code into a join principal whose session the node resolves when it consumes it.
+Token kinds (PROTOCOL.md sections 8 and 11):
+
+- an access token: a JWT from the identity provider, no ``typ``;
+- ``reconnect``: a JWT the hub mints for an access token's connection, scoped to one
+  session by the hub's own claim ``companion_sid`` (the OpenID Connect ``sid`` claim,
+  which identity providers use for their login session, is ignored);
+- ``device``: the hub's JWT for a device that joined by join code: ``companion_sid``,
+  the device (``did``) and its role (``drole``), expiring a fixed time after the join;
+- ``agent``: the capability an ElevenLabs conversation carries in its ``session_id``
+  dynamic variable: ``companion_sid`` and the agent role, with an expiry;
+- a one-time *join code*: not a JWT but a short random string the database knows (so
+  the QR code that carries it stays small). :meth:`TokenService.verify` turns it into a
+  join principal whose session the directory resolves when it consumes it.
 """
 
 from __future__ import annotations
@@ -28,6 +36,10 @@ def is_join_code(token: str) -> bool:
 
 
 RECONNECT = "reconnect"
+DEVICE = "device"
+AGENT = "agent"
+#: The hub's session-scope claim.
+SCOPE_CLAIM = "companion_sid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +53,16 @@ class Principal:
     token_type: str | None = None
     jti: str | None = None
     expires_at: float = 0.0
+    device_id: str | None = None  # a joined device's, from its device token
+    device_role: str | None = None  # "companion" or "observer", from its device token
 
     @property
     def is_join(self) -> bool:
         return self.token_type == JOIN
+
+    @property
+    def is_device(self) -> bool:
+        return self.token_type == DEVICE
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +75,7 @@ class TokenConfig:
     admin_claim: str = "role"
     admin_value: str = "admin"
     service_value: str = "service"
+    leeway: float = 10.0  # seconds of clock skew allowed on exp, nbf and iat
 
 
 class TokenService:
@@ -85,6 +104,7 @@ class TokenService:
                 algorithms=[cfg.algorithm],
                 audience=cfg.audience,
                 issuer=cfg.issuer,
+                leeway=cfg.leeway,
                 options={"require": ["exp", "sub"]},
             )
         except jwt.ExpiredSignatureError:
@@ -96,16 +116,25 @@ class TokenService:
             raise Unauthorized("the token's sub must be a non-empty string")
         role = claims.get(cfg.admin_claim)
         roles = role if isinstance(role, list) else [role]
-        sid = claims.get("sid")
-        typ = claims.get("typ")
+        typ = _text(claims.get("typ"))
+        scope = _text(claims.get(SCOPE_CLAIM))
+        if typ in (RECONNECT, DEVICE, AGENT) and scope is None:
+            raise Unauthorized(f"a {typ} token must name its session")
+        device_role = _text(claims.get("drole")) if typ == DEVICE else None
+        if typ == DEVICE and (
+            device_role not in ("companion", "observer") or not claims.get("did")
+        ):
+            raise Unauthorized("a device token must name its device and role")
         return Principal(
             sub=sub,
-            is_admin=cfg.admin_value in roles,
-            is_service=cfg.service_value in roles,
-            session_scope=sid if isinstance(sid, str) else None,
-            token_type=typ if isinstance(typ, str) else None,
-            jti=claims.get("jti") if isinstance(claims.get("jti"), str) else None,
+            is_admin=cfg.admin_value in roles and typ != DEVICE,
+            is_service=cfg.service_value in roles and typ != DEVICE,
+            session_scope=scope,
+            token_type=typ,
+            jti=_text(claims.get("jti")),
             expires_at=float(claims["exp"]),
+            device_id=_text(claims.get("did")) if typ == DEVICE else None,
+            device_role=device_role,
         )
 
     def mint(
@@ -118,16 +147,21 @@ class TokenService:
         session_id: str | None = None,
         token_type: str | None = None,
         jti: str | None = None,
+        expires_at: float | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> str:
+        """A JWT signed with the configured key; ``expires_at`` (unix seconds) wins
+        over ``ttl``."""
         cfg = self._config
         if cfg.signing_key is None:
             raise RuntimeError("no signing key configured: this hub only verifies tokens")
         now = int(time.time())
-        claims: dict[str, Any] = {"sub": sub, "iat": now, "exp": now + int(ttl)}
+        exp = int(expires_at) if expires_at is not None else now + int(ttl)
+        claims: dict[str, Any] = {"sub": sub, "iat": now, "exp": exp, **(extra or {})}
         if admin or service:
             claims[cfg.admin_claim] = cfg.admin_value if admin else cfg.service_value
         if session_id is not None:
-            claims["sid"] = session_id
+            claims[SCOPE_CLAIM] = session_id
         if token_type is not None:
             claims["typ"] = token_type
         if jti is not None:
@@ -143,5 +177,46 @@ class TokenService:
         """A one-time join code (22 characters); the database holds its session and expiry."""
         return secrets.token_urlsafe(JOIN_CODE_BYTES)
 
-    def mint_reconnect(self, sub: str, session_id: str, ttl: float) -> str:
-        return self.mint(sub, ttl=ttl, session_id=session_id, token_type=RECONNECT)
+    def mint_reconnect(self, principal: Principal, session_id: str, ttl: float) -> str:
+        """For a connection opened with an access token: the same principal (an admin
+        stays an admin), scoped to the session."""
+        return self.mint(
+            principal.sub,
+            ttl=ttl,
+            admin=principal.is_admin,
+            service=principal.is_service and not principal.is_admin,
+            session_id=session_id,
+            token_type=RECONNECT,
+        )
+
+    def mint_device(
+        self, owner: str, session_id: str, device_id: str, role: str, expires_at: float
+    ) -> str:
+        """A joined device's token: its session, device and role, until ``expires_at``
+        (fixed at the join: reconnecting never extends it)."""
+        return self.mint(
+            owner,
+            session_id=session_id,
+            token_type=DEVICE,
+            expires_at=expires_at,
+            extra={"did": device_id, "drole": role},
+        )
+
+    def mint_capability(self, owner: str, session_id: str, ttl: float) -> str:
+        """The agent-role capability for one session (an ElevenLabs conversation's
+        ``session_id`` dynamic variable)."""
+        return self.mint(owner, ttl=ttl, session_id=session_id, token_type=AGENT)
+
+    def verify_capability(self, token: str) -> Principal:
+        """The capability's principal, or :class:`Unauthorized` for anything else (a
+        bare session id included)."""
+        if is_join_code(token) or token.count(".") != 2:
+            raise Unauthorized("session_id must be the session's agent capability, not its bare id")
+        principal = self.verify(token)
+        if principal.token_type != AGENT:
+            raise Unauthorized("session_id must be the session's agent capability")
+        return principal
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -12,12 +12,33 @@ from starlette.staticfiles import StaticFiles
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
+#: Every page (PROTOCOL.md section 16): scripts and styles from the hub only, never
+#: inline or from a third party; the page may not be framed; the one-time join codes
+#: in its URL never leave in a Referer.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' blob: data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
 
 async def page(request: Request) -> Response:
-    return FileResponse(
-        STATIC / "index.html",
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
-    )
+    return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
 
 class _Assets(StaticFiles):
@@ -26,6 +47,7 @@ class _Assets(StaticFiles):
     def file_response(self, *args: Any, **kwargs: Any) -> Response:
         response = super().file_response(*args, **kwargs)
         response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
 
