@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
 from companion_ws import failpoints
+from companion_ws.auth.keys import KeyConfigError, check_keys
 from companion_ws.auth.tokens import TokenConfig, TokenService
 from companion_ws.broker import make_broker
 from companion_ws.broker.base import Broker
@@ -30,11 +31,17 @@ from companion_ws.tools.registry import ToolRegistry
 
 
 def token_service(settings: Settings) -> TokenService:
+    """The token service for the settings' keys; :class:`RuntimeError` with a one-line
+    reason for a configuration the hub refuses."""
     key = settings.verifying_key
     if key is None:
         raise RuntimeError(
             "no JWT key: set COMPANION_JWT_SECRET (HS256) or COMPANION_JWT_PUBLIC_KEY (RS256/ES256)"
         )
+    try:
+        check_keys(settings.jwt_secret, settings.jwt_public_key, settings.jwt_algorithm)
+    except KeyConfigError as exc:
+        raise RuntimeError(str(exc)) from None
     return TokenService(
         TokenConfig(
             algorithm=settings.jwt_algorithm,
@@ -45,6 +52,7 @@ def token_service(settings: Settings) -> TokenService:
             admin_claim=settings.admin_claim,
             admin_value=settings.admin_value,
             service_value=settings.service_value,
+            leeway=settings.jwt_leeway,
         )
     )
 

@@ -42,6 +42,8 @@ class Settings:
     max_connections_per_user: int = 1000
     join_token_ttl: float = 300.0
     reconnect_token_ttl: float = 86400.0
+    device_ttl: float = 86400.0
+    jwt_leeway: float = 10.0
     public_url: str | None = None
     tools: tuple[str, ...] = DEFAULT_TOOLS
     elevenlabs_tool_secret: str | None = None

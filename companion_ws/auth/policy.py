@@ -32,6 +32,7 @@ __all__ = [
     "can_create_sessions",
     "check_scope",
     "http_role",
+    "may_open",
     "require",
     "require_admin",
     "require_http",
@@ -132,6 +133,11 @@ def require_http(principal: Principal, session_id: str, owner_id: str, action: A
     role = http_role(principal, session_id, owner_id)
     require(role, action)
     return role
+
+
+def may_open(principal: Principal, owner_id: str) -> bool:
+    """Whether an unscoped credential gives any role in a session of ``owner_id``."""
+    return principal.device_role is None and _wide_role(principal, owner_id) is not None
 
 
 def _wide_role(principal: Principal, owner_id: str) -> Role | None:

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from companion_ws.auth import policy
+from companion_ws.auth.policy import Action, Role
 from companion_ws.endpoints.common import (
     JSON,
     int_param,
@@ -62,7 +63,7 @@ async def get_session(request: Request) -> Response:
 async def delete_session(request: Request) -> Response:
     sessions = node_of(request).sessions
     sid = request.path_params["session_id"]
-    await sessions.authorize(principal(request), sid)
+    await sessions.authorize(principal(request), sid, Action.END)
     ended = await sessions.end(sid, reason="ended")
     return JSON({"session_id": sid, "ended": True, "already_ended": not ended})
 
@@ -88,7 +89,7 @@ def _if_match(request: Request) -> int | None:
 async def patch_state(request: Request) -> Response:
     node = node_of(request)
     sid = request.path_params["session_id"]
-    row = await node.sessions.authorize(principal(request), sid)
+    row = await node.sessions.authorize(principal(request), sid, Action.WRITE)
     if row.ended_at is not None:
         raise SessionEnded("this session has ended")
     patch = await json_body(request)
@@ -101,21 +102,21 @@ async def publish_event(request: Request) -> Response:
     node = node_of(request)
     sid = request.path_params["session_id"]
     who = principal(request)
-    row = await node.sessions.get_live(sid)
-    if row is None:
+    row = await node.sessions.authorize(who, sid, Action.WRITE)
+    if row.ended_at is not None:
         raise SessionEnded("no live session with this id")
-    if not policy.can_publish(who, sid, row.owner_id):
-        raise Forbidden("only the owner, an admin or a service may publish here")
     body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("text"), str) or not body["text"]:
         raise BadRequest("the body must be an object with a non-empty string `text`")
-    unknown = set(body) - {"text", "data", "sender"}
+    if "sender" in body:
+        raise BadRequest("sender is not yours to choose: it is derived from your credential")
+    unknown = set(body) - {"text", "data"}
     if unknown:
         raise BadRequest(f"unknown fields: {', '.join(sorted(unknown))}")
-    sender = body.get("sender") or f"backend:{who.sub}"
+    role = policy.http_role(who, sid, row.owner_id)
     event = await node.publisher.publish(
         ContextualUpdate(
-            session_id=sid, text=body["text"], data=body.get("data"), sender=str(sender)
+            session_id=sid, text=body["text"], data=body.get("data"), sender=f"{role}:{who.sub}"
         )
     )
     return JSON({"session_id": sid, "seq": event.seq, "epoch": event.epoch}, status_code=201)
@@ -136,10 +137,21 @@ def _join_url(request: Request, token: str) -> str:
     return f"{base.rstrip('/')}/join?token={token}"
 
 
+async def _join_role(request: Request) -> Role:
+    body = await request.body()
+    if not body:
+        return Role.COMPANION
+    parsed = await json_body(request)
+    role = parsed.get("role", "companion") if isinstance(parsed, dict) else None
+    if role not in ("companion", "observer"):
+        raise BadRequest('the body is optional: {"role": "companion" | "observer"}')
+    return Role(role)
+
+
 async def join_token(request: Request) -> Response:
     node = node_of(request)
     sid = request.path_params["session_id"]
-    issued = await node.sessions.issue_join_code(principal(request), sid)
+    issued = await node.sessions.issue_join_code(principal(request), sid, await _join_role(request))
     return JSON(
         {**issued, "session_id": sid, "join_url": _join_url(request, issued["join_token"])},
         status_code=201,
@@ -165,6 +177,19 @@ async def qr_svg(request: Request) -> Response:
     )
 
 
+async def list_devices(request: Request) -> Response:
+    sid = request.path_params["session_id"]
+    devices = await node_of(request).sessions.devices(principal(request), sid)
+    return JSON({"session_id": sid, "devices": devices})
+
+
+async def revoke_device(request: Request) -> Response:
+    sid = request.path_params["session_id"]
+    device_id = request.path_params["device_id"]
+    await node_of(request).sessions.revoke_device(principal(request), sid, device_id)
+    return JSON({"session_id": sid, "device_id": device_id, "revoked": True})
+
+
 def _qr_svg(url: str) -> bytes:
     """A standalone SVG (xmlns, viewBox) that draws as an <img> and scales to its box."""
     qr = segno.make(url, error="m")
@@ -187,4 +212,6 @@ routes = [
     Route("/sessions/{session_id}/history", get_history, methods=["GET"]),
     Route("/sessions/{session_id}/join-token", join_token, methods=["POST"]),
     Route("/sessions/{session_id}/qr.svg", qr_svg, methods=["GET"]),
+    Route("/sessions/{session_id}/devices", list_devices, methods=["GET"]),
+    Route("/sessions/{session_id}/devices/{device_id}", revoke_device, methods=["DELETE"]),
 ]

@@ -51,7 +51,7 @@ def extract_token(scope: Scope) -> str | None:
 
 
 class ConnectParams:
-    __slots__ = ("client", "epoch", "last_seq", "session_id")
+    __slots__ = ("client", "device_id", "epoch", "last_seq", "session_id")
 
     def __init__(self, scope: Scope) -> None:
         query = _query(scope)
@@ -70,7 +70,7 @@ class ConnectParams:
         raw_seq = one("last_seq")
         self.last_seq: int | None = None
         if raw_seq is not None:
-            if not raw_seq.isdigit():
+            if not (raw_seq.isascii() and raw_seq.isdigit()) or len(raw_seq) > 18:
                 raise BadConnectParams("last_seq must be a non-negative integer")
             self.last_seq = int(raw_seq)
         self.epoch = one("epoch") or None
@@ -81,6 +81,11 @@ class ConnectParams:
         ):
             raise BadConnectParams("client must be a short name such as ui, agent or backend")
         self.client = client
+        self.device_id = one("device_id") or None
+        if self.device_id is not None and not (
+            len(self.device_id) <= 64 and self.device_id.isascii() and self.device_id.isprintable()
+        ):
+            raise BadConnectParams("device_id must be at most 64 printable ASCII characters")
 
 
 def session_path(path: str) -> str | None:
@@ -165,6 +170,7 @@ class SocketServer:
                 client=params.client,
                 last_seq=params.last_seq,
                 epoch=params.epoch,
+                device_id=params.device_id,
             )
             self.metrics.connects.labels("ok").inc()
             # The handshake's headers and query (the token among them) are no longer

@@ -76,17 +76,16 @@ class Admission:
         client: str,
         last_seq: int | None,
         epoch: str | None,
+        device_id: str | None = None,
     ) -> Connection:
         """Admit a socket: the welcome, ``client_joined``, then a replay from
         ``last_seq`` or the live stream. Raises the error that refuses it."""
         if self._per_user.get(principal.sub, 0) >= self._limits.max_per_user:
             raise TooManyConnections("too many connections for this user")
-        resolved = await self._directory.resolve(principal, requested)
+        resolved = await self._directory.resolve(principal, requested, client)
         row = resolved.row
         sid = row.id
-        member = principal
-        if principal.is_join:  # a companion joins as the owner, scoped to this session
-            member = Principal(sub=row.owner_id, session_scope=sid)
+        member = resolved.principal
         outbox = Outbox(
             send,
             limit=self._limits.outbox_limit,
@@ -95,7 +94,15 @@ class Admission:
             abort=abort,
             on_overflow=self._count_slow_close,
         )
-        conn = Connection(secrets.token_urlsafe(9), sid, member, client, outbox)
+        conn = Connection(
+            secrets.token_urlsafe(9),
+            sid,
+            member,
+            client,
+            outbox,
+            role=resolved.role,
+            device_id=member.device_id or device_id or secrets.token_urlsafe(9),
+        )
         if self._hub.add(conn):
             await self._broker.subscribe(sid)
         self._per_user[member.sub] = self._per_user.get(member.sub, 0) + 1
@@ -119,11 +126,9 @@ class Admission:
                 epoch=position.epoch,
                 state_version=row.state_version,
                 clients=len(members),
-                reconnect_token=self._tokens.mint_reconnect(
-                    conn.user_id, sid, self._limits.reconnect_ttl
-                )
-                if self._tokens.can_mint
-                else None,
+                reconnect_token=self._reconnect_token(member, sid, row.owner_id),
+                role=conn.role,
+                device_id=conn.device_id,
                 requested_session_id=f.opt(resolved.requested),
                 reason=f.opt(resolved.reason),
             )
@@ -138,6 +143,17 @@ class Admission:
             await self.leave(conn)
             raise
         return conn
+
+    def _reconnect_token(self, member: Principal, session_id: str, owner: str) -> str | None:
+        """A device's token keeps its device, role and expiry (never extended); any
+        other connection's keeps its principal, scoped to the session."""
+        if not self._tokens.can_mint:
+            return None
+        if member.device_id is not None and member.device_role is not None:
+            return self._tokens.mint_device(
+                owner, session_id, member.device_id, member.device_role, member.expires_at
+            )
+        return self._tokens.mint_reconnect(member, session_id, self._limits.reconnect_ttl)
 
     async def leave(self, conn: Connection) -> None:
         """Forget a socket; ``client_left`` to the others unless the session ended."""

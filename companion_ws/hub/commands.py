@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from companion_ws.auth import policy
+from companion_ws.auth.policy import Action
 from companion_ws.broker.base import Presence
 from companion_ws.errors import BadRequest, CompanionError, SessionEnded, SessionMismatch
 from companion_ws.hub.connection import Connection
@@ -23,7 +24,20 @@ from companion_ws.protocol.codec import encode
 from companion_ws.store.eventlog import EventLog
 from ui_state import InvalidPatch, key_patch
 
-__all__ = ["CommandRouter", "error_frame"]
+__all__ = ["ACTIONS", "CommandRouter", "error_frame"]
+
+#: What each client frame does, for the role table (PROTOCOL.md section 11).
+ACTIONS: dict[type[m.ClientMessage], Action] = {
+    m.Ping: Action.READ,
+    m.GetSessionState: Action.READ,
+    m.Resume: Action.READ,
+    m.GetHistory: Action.READ,
+    m.GetPresence: Action.READ,
+    m.UpdateSessionState: Action.WRITE,
+    m.ContextualUpdate: Action.WRITE,
+    m.ClientToolCall: Action.WRITE,
+    m.EndSession: Action.END,
+}
 
 
 def error_frame(session_id: str, error: CompanionError, request_id: str | None) -> str:
@@ -64,6 +78,7 @@ class CommandRouter:
         """Do what ``msg`` asks; raise the error that answers it."""
         sid = conn.session_id
         rid = msg.requestId
+        policy.require(conn.role, ACTIONS[type(msg)])
         self._eventlog.touch(sid)
         match msg:
             case m.Ping():
@@ -127,10 +142,8 @@ class CommandRouter:
                 clients = await self._presence.members(sid)
                 conn.send(_text(f.Presence(session_id=sid, requestId=f.opt(rid), clients=clients)))
             case m.EndSession():
-                row = await self._directory.get_live(sid)
-                if row is None:
+                if await self._directory.get_live(sid) is None:
                     raise SessionEnded("this session has ended")
-                policy.require_can_end(conn.principal, sid, row.owner_id)
                 await self._directory.end(sid, reason="ended", request_id=rid)
 
 

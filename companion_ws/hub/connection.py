@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from companion_ws.auth.policy import Role
 from companion_ws.auth.tokens import Principal
 from companion_ws.hub.outbox import Outbox
 from companion_ws.hub.ratelimit import TokenBucket
@@ -28,13 +29,21 @@ class Connection:
     epoch: str = ""  # the history ``cursor`` counts in
     bucket: TokenBucket | None = None  # made on the first frame: idle sockets need none
     ended: bool = False  # its session ended: it leaves without a ``client_left``
+    role: Role = Role.OWNER  # PROTOCOL.md section 11, fixed by the credential
+    device_id: str = ""
 
     @property
     def user_id(self) -> str:
         return self.principal.sub
 
     def info(self) -> dict[str, Any]:
-        return {"connection_id": self.id, "user_id": self.user_id, "client": self.client}
+        return {
+            "connection_id": self.id,
+            "user_id": self.user_id,
+            "client": self.client,
+            "role": self.role,
+            "device_id": self.device_id,
+        }
 
     def send(self, text: str) -> None:
         """A frame for this client only (a reply, the welcome)."""

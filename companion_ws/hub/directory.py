@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from companion_ws.auth import policy
-from companion_ws.auth.tokens import Principal, TokenService
+from companion_ws.auth.policy import Action, Role
+from companion_ws.auth.tokens import DEVICE, Principal, TokenService
 from companion_ws.broker.base import Presence, new_epoch
-from companion_ws.errors import Forbidden, NotFound, SessionEnded, Unauthorized
+from companion_ws.errors import BadRequest, Forbidden, NotFound, SessionEnded, Unauthorized
 from companion_ws.hub.publisher import Publisher
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import now_ms
 from companion_ws.store.eventlog import EventLog
-from companion_ws.store.models import JoinTokenRow, SessionRow
+from companion_ws.store.models import DeviceRow, JoinTokenRow, SessionRow
 from companion_ws.store.store import Store
 
 __all__ = ["Resolved", "SessionDirectory", "new_id"]
@@ -28,12 +29,16 @@ def new_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """The session a connect lands in, and why (PROTOCOL.md section 1)."""
+    """The session a connect lands in, why (PROTOCOL.md section 1), and as whom: the
+    connection's principal (a joined device's, after a join code), role and device."""
 
     row: SessionRow
     created: bool
+    principal: Principal
+    role: Role
     requested: str | None = None
     reason: str | None = None
+    device: DeviceRow | None = None  # a device that joined just now
 
 
 class SessionDirectory:
@@ -47,6 +52,7 @@ class SessionDirectory:
         *,
         ttl_ms: int,
         join_token_ttl: float,
+        device_ttl: float,
     ) -> None:
         self._store = store
         self._publisher = publisher
@@ -55,6 +61,7 @@ class SessionDirectory:
         self._tokens = tokens
         self._ttl_ms = ttl_ms
         self._join_ttl_ms = int(join_token_ttl * 1000)
+        self._device_ttl_ms = int(device_ttl * 1000)
 
     async def create(self, owner: str, session_id: str | None = None) -> SessionRow:
         """A new live session owned by ``owner``."""
@@ -88,60 +95,104 @@ class SessionDirectory:
             return None
         return row
 
-    async def authorize(self, principal: Principal, session_id: str) -> SessionRow:
-        """The session, if this principal may use it (HTTP routes)."""
+    async def authorize(
+        self, principal: Principal, session_id: str, action: Action = Action.READ
+    ) -> SessionRow:
+        """The session, if this HTTP caller's role on it allows ``action``."""
         row = await self.get(session_id)
         if row is None:
             raise NotFound(f"no session {session_id!r}")
-        policy.require_access(principal, session_id, row.owner_id)
+        policy.require_http(principal, session_id, row.owner_id, action)
+        if principal.is_device:
+            await self._check_device(principal)
         return row
 
-    async def resolve(self, principal: Principal, requested: str | None) -> Resolved:
-        """PROTOCOL.md section 1's join rules."""
+    async def resolve(self, principal: Principal, requested: str | None, client: str) -> Resolved:
+        """PROTOCOL.md section 1's join rules, and section 11's roles."""
         if principal.is_join:
             return await self._resolve_join(principal, requested)
         if requested is None and principal.session_scope is not None:
             requested = principal.session_scope
         policy.check_scope(principal, requested)
+        if principal.is_device:
+            await self._check_device(principal)
         if requested is None:
-            return Resolved(await self.create(principal.sub), created=True)
-        async with self._store.uow() as uow:
-            row = await uow.sessions.get(requested)
+            new = await self.create(principal.sub)
+            role = policy.socket_role(principal, new.id, new.owner_id, client)
+            return Resolved(new, created=True, principal=principal, role=role)
+        row = await self.get(requested)
         if row is not None and row.ended_at is None and row.expires_at <= now_ms():
             await self.end(row.id, reason="expired")
             row.ended_at = now_ms()
             row.end_reason = "expired"
         if row is not None and row.ended_at is None:
-            policy.require_access(principal, row.id, row.owner_id)
-            return Resolved(row, created=False)
+            role = policy.socket_role(principal, row.id, row.owner_id, client)
+            return Resolved(row, created=False, principal=principal, role=role)
         if principal.session_scope is not None:
             raise SessionEnded("this session has ended")
         reason = "not_found" if row is None else (row.end_reason or "expired")
-        if row is not None and not policy.can_access(principal, row.id, row.owner_id):
+        if row is not None and not policy.may_open(principal, row.owner_id):
             reason = "not_found"  # never tell a stranger that someone else's session existed
         fresh = await self.create(principal.sub)
-        return Resolved(fresh, created=True, requested=requested, reason=reason)
+        role = policy.socket_role(principal, fresh.id, fresh.owner_id, client)
+        return Resolved(
+            fresh, created=True, principal=principal, role=role, requested=requested, reason=reason
+        )
 
     async def _resolve_join(self, principal: Principal, requested: str | None) -> Resolved:
-        """Consume a one-time join code: the winner joins its session as a companion of
-        the owner; a used or expired code is refused, and so is a code combined with
-        another session's id (the code stays unused: nothing is committed)."""
+        """Consume a one-time join code: the winner joins its session as a new device
+        with the code's role; a used or expired code is refused, and so is a code
+        combined with another session's id (the code stays unused: nothing is
+        committed)."""
         assert principal.jti is not None
+        now = now_ms()
         async with self._store.uow() as uow:
-            session_id = await uow.join_tokens.consume(principal.jti, now_ms())
-            if session_id is None:
+            code = await uow.join_tokens.consume(principal.jti, now)
+            if code is None:
                 raise Unauthorized("this join link was already used or has expired")
-            if requested is not None and requested != session_id:
+            if requested is not None and requested != code.session_id:
                 raise Forbidden("this join link is for another session")
-            row = await uow.sessions.get(session_id)
+            row = await uow.sessions.get(code.session_id)
             if row is None or row.ended_at is not None:
                 raise SessionEnded("this session has ended")
+            device = DeviceRow(
+                device_id=new_id()[:16],
+                session_id=row.id,
+                role=code.role,
+                joined_at=now,
+                expires_at=now + self._device_ttl_ms,
+            )
+            uow.devices.add(device)
             await uow.commit()
-        return Resolved(row, created=False)
+        member = Principal(
+            sub=row.owner_id,
+            session_scope=row.id,
+            token_type=DEVICE,
+            expires_at=device.expires_at / 1000,
+            device_id=device.device_id,
+            device_role=device.role,
+        )
+        return Resolved(row, created=False, principal=member, role=Role(device.role), device=device)
 
-    async def issue_join_code(self, principal: Principal, session_id: str) -> dict[str, Any]:
-        """A one-time join code for the session (its owner or an admin asks)."""
-        row = await self.authorize(principal, session_id)
+    async def _check_device(self, principal: Principal) -> None:
+        """A device token is good while its device is neither revoked nor expired."""
+        assert principal.device_id is not None
+        async with self._store.uow() as uow:
+            device = await uow.devices.get(principal.device_id)
+        if device is None or device.session_id != principal.session_scope:
+            raise Unauthorized("this device is unknown")
+        if device.revoked_at is not None:
+            raise Unauthorized("this device was removed from the session")
+        if device.expires_at <= now_ms():
+            raise Unauthorized("this device's access has expired: join again")
+
+    async def issue_join_code(
+        self, principal: Principal, session_id: str, role: Role = Role.COMPANION
+    ) -> dict[str, Any]:
+        """A one-time join code for the session, for a device of ``role``."""
+        if role not in policy.DEVICE_ROLES:
+            raise BadRequest("role must be companion or observer")
+        row = await self.authorize(principal, session_id, Action.INVITE)
         if row.ended_at is not None:
             raise SessionEnded("this session has ended")
         code = self._tokens.new_join_code()
@@ -149,11 +200,44 @@ class SessionDirectory:
         async with self._store.uow() as uow:
             uow.join_tokens.add(
                 JoinTokenRow(
-                    jti=code, session_id=session_id, created_by=principal.sub, expires_at=expires_at
+                    jti=code,
+                    session_id=session_id,
+                    created_by=principal.sub,
+                    expires_at=expires_at,
+                    role=role.value,
                 )
             )
             await uow.commit()
-        return {"join_token": code, "expires_at": expires_at}
+        return {"join_token": code, "expires_at": expires_at, "role": role.value}
+
+    async def devices(self, principal: Principal, session_id: str) -> list[dict[str, Any]]:
+        """The devices joined to the session by join code, with whether each is live."""
+        await self.authorize(principal, session_id, Action.DEVICES)
+        async with self._store.uow() as uow:
+            rows = await uow.devices.of_session(session_id)
+        connected = {m.get("device_id") for m in await self._presence.members(session_id)}
+        return [
+            {
+                "device_id": d.device_id,
+                "role": d.role,
+                "joined_at": d.joined_at,
+                "expires_at": d.expires_at,
+                "connected": d.device_id in connected,
+                "revoked": d.revoked_at is not None,
+            }
+            for d in rows
+        ]
+
+    async def revoke_device(self, principal: Principal, session_id: str, device_id: str) -> None:
+        """Revoke a joined device: its token is refused from now on, and every process
+        closes its connections (the ``device_revoked`` event)."""
+        await self.authorize(principal, session_id, Action.DEVICES)
+        async with self._store.uow() as uow:
+            found = await uow.devices.revoke(session_id, device_id, now_ms())
+            await uow.commit()
+        if not found:
+            raise NotFound(f"no device {device_id!r} in this session")
+        await self._publisher.publish(f.DeviceRevoked(session_id=session_id, device_id=device_id))
 
     async def end(
         self, session_id: str, *, reason: str = "ended", request_id: str | None = None
@@ -210,6 +294,8 @@ class SessionDirectory:
         return info
 
     async def fresh(self, principal: Principal, session_id: str) -> SessionRow:
-        """:meth:`authorize`, after the event log's pending writes (``seq`` current)."""
+        """:meth:`authorize` to read, then the row after the event log's pending writes
+        (``seq`` current)."""
+        row = await self.authorize(principal, session_id)
         await self._eventlog.flush()
-        return await self.authorize(principal, session_id)
+        return await self.get(session_id) or row

@@ -16,10 +16,12 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from companion_ws.auth.policy import DEVICE_ROLES
 from companion_ws.auth.tokens import TokenService
 from companion_ws.broker.base import Broker, Event, Leave
+from companion_ws.errors import Forbidden
 from companion_ws.hub.admission import Admission, AdmissionLimits
-from companion_ws.hub.commands import CommandRouter
+from companion_ws.hub.commands import CommandRouter, error_frame
 from companion_ws.hub.directory import SessionDirectory
 from companion_ws.hub.hub import Hub
 from companion_ws.hub.locks import KeyedLock
@@ -31,6 +33,7 @@ from companion_ws.hub.toolrunner import ToolRunner
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.closecodes import Close
+from companion_ws.protocol.codec import decode_json
 from companion_ws.settings import Settings
 from companion_ws.store.eventlog import EventLog
 from companion_ws.store.store import Store
@@ -85,6 +88,7 @@ class Node:
             tokens,
             ttl_ms=ttl_ms,
             join_token_ttl=settings.join_token_ttl,
+            device_ttl=settings.device_ttl,
         )
         self.recovery = Recovery(
             broker, self.state, store, self._eventlog, locks, outbox_limit=settings.outbox_limit
@@ -183,6 +187,17 @@ class Node:
             for conn in self._hub.connections(event.session_id):
                 conn.ended = True  # no client_left after session_ended
                 conn.outbox.close(Close.SESSION_ENDED, "session ended")
+        elif event.kind == "device_revoked":
+            self._cut_off(event)
+
+    def _cut_off(self, event: Event) -> None:
+        """A revoked device's connections here: ``forbidden``, then 4403."""
+        device_id = decode_json(event.payload).get("device_id")
+        revoked = Forbidden("this device was removed from the session")
+        for conn in self._hub.connections(event.session_id):
+            if conn.device_id == device_id and conn.role in DEVICE_ROLES:
+                conn.send(error_frame(event.session_id, revoked, None))
+                conn.outbox.close(Close.FORBIDDEN, revoked.message)
 
     def _on_leave(self, leave: Leave) -> None:
         """A connection of a process that died: announce it as ``client_left``."""

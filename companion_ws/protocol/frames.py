@@ -34,6 +34,7 @@ __all__ = [
     "ClientLeft",
     "ClientToolResult",
     "ContextualUpdate",
+    "DeviceRevoked",
     "Error",
     "History",
     "Pong",
@@ -69,6 +70,8 @@ class _PresenceChange(_Broadcast, frozen=True):
     connection_id: str
     user_id: str
     client: str
+    role: str
+    device_id: str
 
 
 class ClientJoined(_PresenceChange, tag="client_joined", frozen=True):
@@ -95,6 +98,12 @@ class SessionEnded(_Broadcast, tag="session_ended", frozen=True):
     reason: str
 
 
+class DeviceRevoked(_Broadcast, tag="device_revoked", frozen=True):
+    """The owner revoked a joined device: its connections are closed 4403."""
+
+    device_id: str
+
+
 # ---------------------------------------------------------------- direct
 
 
@@ -108,6 +117,8 @@ class SessionJoined(_Frame, tag="session_joined", frozen=True):
     state_version: int
     clients: int
     reconnect_token: str | None
+    role: str
+    device_id: str
     requested_session_id: str | UnsetType = UNSET
     reason: str | UnsetType = UNSET
 
@@ -169,6 +180,7 @@ ServerFrame = (
     | SessionStateUpdated
     | ContextualUpdate
     | SessionEnded
+    | DeviceRevoked
     | SessionJoined
     | SessionState
     | ResyncRequired
@@ -186,6 +198,7 @@ SERVER_FRAMES: tuple[type[_Frame], ...] = (
     SessionStateUpdated,
     ContextualUpdate,
     SessionEnded,
+    DeviceRevoked,
     SessionJoined,
     SessionState,
     ResyncRequired,

@@ -7,6 +7,7 @@ export const BROADCAST_TYPES = new Set([
   "client_joined",
   "client_left",
   "contextual_update",
+  "device_revoked",
   "session_ended",
   "session_state_updated",
 ]);

@@ -78,3 +78,20 @@ class JoinTokenRow(Base):
     created_by: Mapped[str] = mapped_column(String(255))
     expires_at: Mapped[int] = mapped_column(BigInteger)
     used_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    role: Mapped[str] = mapped_column(String(16), default="companion", server_default="companion")
+
+
+class DeviceRow(Base):
+    """A device that joined a session by join code: its role, for how long, and whether
+    the owner revoked it (PROTOCOL.md section 11)."""
+
+    __tablename__ = "devices"
+
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    joined_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, default=None)

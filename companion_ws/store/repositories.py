@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession as DBSession
 
-from companion_ws.store.models import EventRow, JoinTokenRow, SessionRow, ToolCallRow
+from companion_ws.store.models import DeviceRow, EventRow, JoinTokenRow, SessionRow, ToolCallRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,9 +203,9 @@ class JoinTokenRepository:
     def add(self, row: JoinTokenRow) -> None:
         self._db.add(row)
 
-    async def consume(self, jti: str, now: int) -> str | None:
-        """Atomically mark an unexpired, unused code used: its session id for the one
-        winner, None for everyone else."""
+    async def consume(self, jti: str, now: int) -> JoinTokenRow | None:
+        """Atomically mark an unexpired, unused code used: its row for the one winner,
+        None for everyone else."""
         result = await self._db.execute(
             update(JoinTokenRow)
             .where(
@@ -217,5 +217,28 @@ class JoinTokenRepository:
         )
         if getattr(result, "rowcount", 0) != 1:
             return None
-        row = await self._db.get(JoinTokenRow, jti)
-        return row.session_id if row is not None else None
+        return await self._db.get(JoinTokenRow, jti)
+
+
+class DeviceRepository:
+    def __init__(self, db: DBSession) -> None:
+        self._db = db
+
+    def add(self, row: DeviceRow) -> None:
+        self._db.add(row)
+
+    async def get(self, device_id: str) -> DeviceRow | None:
+        return await self._db.get(DeviceRow, device_id)
+
+    async def of_session(self, session_id: str) -> Sequence[DeviceRow]:
+        stmt = select(DeviceRow).where(DeviceRow.session_id == session_id)
+        return (await self._db.execute(stmt.order_by(DeviceRow.joined_at))).scalars().all()
+
+    async def revoke(self, session_id: str, device_id: str, now: int) -> bool:
+        """Mark the session's device revoked; False when there is no such device."""
+        result = await self._db.execute(
+            update(DeviceRow)
+            .where(DeviceRow.device_id == device_id, DeviceRow.session_id == session_id)
+            .values(revoked_at=func.coalesce(DeviceRow.revoked_at, now))
+        )
+        return getattr(result, "rowcount", 0) == 1

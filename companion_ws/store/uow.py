@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession as DBSession
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from companion_ws.store.repositories import (
+    DeviceRepository,
     EventRepository,
     JoinTokenRepository,
     SessionRepository,
@@ -42,6 +43,7 @@ class UnitOfWork:
         self.events = EventRepository(self._db)
         self.tool_calls = ToolCallRepository(self._db)
         self.join_tokens = JoinTokenRepository(self._db)
+        self.devices = DeviceRepository(self._db)
         return self
 
     async def __aexit__(

@@ -14,7 +14,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from companion_ws.auth.tokens import JOIN, RECONNECT, TokenConfig, TokenService, is_join_code
+from companion_ws.auth.tokens import (
+    JOIN,
+    RECONNECT,
+    Principal,
+    TokenConfig,
+    TokenService,
+    is_join_code,
+)
 from companion_ws.errors import Unauthorized
 
 SECRET = "unit-secret-" + "0123456789abcdef" * 4  # long enough for HS512
@@ -71,8 +78,51 @@ def test_join_codes_and_reconnect_tokens() -> None:
     assert who.is_join and who.token_type == JOIN and who.jti == code
     assert who.sub == "" and who.session_scope is None and not who.is_admin
     assert service.new_join_code() != code
-    again = service.verify(service.mint_reconnect("alice", "s1", 60))
+    again = service.verify(service.mint_reconnect(Principal(sub="alice"), "s1", 60))
     assert again.token_type == RECONNECT and again.session_scope == "s1" and not again.is_join
+    root = service.verify(service.mint_reconnect(Principal(sub="root", is_admin=True), "s1", 60))
+    assert root.is_admin and root.session_scope == "s1"  # an admin stays an admin
+
+
+def test_the_oidc_sid_claim_is_not_a_session_scope() -> None:
+    """Keycloak and other providers put their login session in ``sid``."""
+    who = service.verify(jwt.encode(_claims(sid="keycloak-login-1"), SECRET, algorithm="HS256"))
+    assert who.session_scope is None
+    scoped = service.verify(
+        jwt.encode(_claims(companion_sid="s1", typ="reconnect"), SECRET, algorithm="HS256")
+    )
+    assert scoped.session_scope == "s1"
+
+
+def test_a_device_token_names_its_session_device_and_role_and_never_grows() -> None:
+    expires = time.time() + 120
+    token = service.mint_device("alice", "s1", "d1", "observer", expires)
+    who = service.verify(token)
+    assert (who.session_scope, who.device_id, who.device_role) == ("s1", "d1", "observer")
+    assert who.is_device and int(who.expires_at) == int(expires) and not who.is_admin
+    forged = jwt.encode(
+        _claims(typ="device", companion_sid="s1", did="d1", drole="owner"),
+        SECRET,
+        algorithm="HS256",
+    )
+    with pytest.raises(Unauthorized, match="device and role"):
+        service.verify(forged)
+
+
+def test_the_agent_capability_is_the_only_thing_a_webhook_takes_for_a_session() -> None:
+    cap = service.mint_capability("alice", "s1", 60)
+    assert service.verify_capability(cap).session_scope == "s1"
+    for not_a_capability in ("s1", "0f1e2d3c4b5a69788796a5b4c3d2e1f0", service.mint("alice")):
+        with pytest.raises(Unauthorized, match="capability"):
+            service.verify_capability(not_a_capability)
+
+
+def test_clock_skew_within_the_leeway_is_accepted() -> None:
+    ahead = int(time.time()) + 5
+    token = jwt.encode(_claims(iat=ahead, nbf=ahead), SECRET, algorithm="HS256")
+    assert service.verify(token).sub == "alice"  # leeway 10 s by default
+    late = jwt.encode(_claims(exp=int(time.time()) - 5), SECRET, algorithm="HS256")
+    assert service.verify(late).sub == "alice"
 
 
 @pytest.mark.parametrize(
