@@ -132,8 +132,20 @@ async def test_presence_events_are_in_seq_order_and_get_presence_lists_clients(
     reply = await b.request({"type": "get_presence"})
     clients = sorted(reply["clients"], key=lambda c: c["client"])
     assert clients == [
-        {"connection_id": b.welcome["connection_id"], "user_id": user, "client": "agent"},
-        {"connection_id": a.welcome["connection_id"], "user_id": user, "client": "ui"},
+        {
+            "connection_id": b.welcome["connection_id"],
+            "user_id": user,
+            "client": "agent",
+            "role": "agent",
+            "device_id": b.welcome["device_id"],
+        },
+        {
+            "connection_id": a.welcome["connection_id"],
+            "user_id": user,
+            "client": "ui",
+            "role": "owner",
+            "device_id": a.welcome["device_id"],
+        },
     ]
 
     await b.send({"type": "contextual_update", "text": "bye", "data": None})

@@ -140,7 +140,13 @@ async def test_one_session_for_its_owner_and_admins_only(
         assert info["session_id"] == sid and info["owner_id"] == owner
         assert info["state"] == {"quotes": [1, 2]} and info["state_version"] == 1
         assert info["clients"] == [
-            {"connection_id": ws.welcome["connection_id"], "user_id": owner, "client": "agent"}
+            {
+                "connection_id": ws.welcome["connection_id"],
+                "user_id": owner,
+                "client": "agent",
+                "role": "agent",
+                "device_id": ws.welcome["device_id"],
+            }
         ]
         assert info["connections"] == 1
     _error(await http.get(f"/sessions/{sid}", headers=_auth(_user())), 403, "forbidden")
