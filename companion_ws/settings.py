@@ -42,6 +42,7 @@ class Settings:
     rate_limit_flood: int = 100
     connect_rate: float = 20.0  # WebSocket connects per second per client address
     connect_burst: int = 50
+    max_body_bytes: int = 1024 * 1024  # HTTP request bodies; over it: 413
     max_connections_per_user: int = 1000
     join_token_ttl: float = 300.0
     reconnect_token_ttl: float = 86400.0
