@@ -87,6 +87,7 @@ class Node:
             tokens,
             ttl_ms=ttl_ms,
             join_token_ttl=settings.join_token_ttl,
+            retention_ms=int(settings.retention * 1000),
         )
         self.recovery = Recovery(
             broker, self.state, store, self._eventlog, locks, outbox_limit=settings.outbox_limit
