@@ -20,6 +20,7 @@ from companion_ws.endpoints.common import (
     http_error_response,
     internal_error_response,
 )
+from companion_ws.endpoints.limits import BodyLimit
 from companion_ws.endpoints.ws import SocketServer
 from companion_ws.errors import CompanionError
 from companion_ws.hub.node import Node
@@ -120,5 +121,7 @@ def create_app(
     app.state.settings = settings
     app.state.tokens = tokens
     app.state.metrics = counters
-    # The ASGI entry point: sockets on /ws are served directly, the rest by Starlette.
-    return SocketServer(node.admission, node.commands, tokens, counters, settings, fallback=app)
+    # The ASGI entry point: sockets on /ws are served directly, the rest by Starlette,
+    # behind the bound on request bodies.
+    http = BodyLimit(app, settings.max_body_bytes)
+    return SocketServer(node.admission, node.commands, tokens, counters, settings, fallback=http)

@@ -12,6 +12,7 @@
     ├── VersionConflict               version_conflict -     409  (carries ``version``)
     ├── SessionMismatch               session_mismatch -     409
     ├── StateTooLarge                 state_too_large  -     413
+    ├── PayloadTooLarge               payload_too_large -    413
     ├── RateLimited                   rate_limited     -     429
     ├── TooManyConnections            rate_limited    4429   429
     ├── ToolNotFound                  tool_not_found   -     404
@@ -96,6 +97,13 @@ class SessionMismatch(CompanionError):
 
 class StateTooLarge(CompanionError):
     code = "state_too_large"
+    http_status = 413
+
+
+class PayloadTooLarge(CompanionError):
+    """An HTTP body over ``COMPANION_MAX_BODY_BYTES`` (refused before it is read whole)."""
+
+    code = "payload_too_large"
     http_status = 413
 
 

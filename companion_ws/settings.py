@@ -39,6 +39,13 @@ class Settings:
     slow_close_grace: float = 5.0
     rate_limit_per_second: float = 200.0
     rate_limit_burst: int = 400
+    # Frames refused by the rate limit may outrun it by this many before the
+    # connection is closed 4429 (a second bucket, refilled at the same rate).
+    rate_limit_flood: int = 100
+    connect_rate: float = 20.0  # WebSocket connects per second per client address
+    connect_burst: int = 50
+    max_body_bytes: int = 1024 * 1024  # HTTP request bodies; over it: 413
+    retention: float = 7 * 86400.0  # seconds an ended session is kept in the database; 0: for ever
     max_connections_per_user: int = 1000
     join_token_ttl: float = 300.0
     reconnect_token_ttl: float = 86400.0

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from companion_ws.auth.tokens import Principal, TokenService
 from companion_ws.errors import BadRequest, CompanionError, Internal, Unauthorized
 from companion_ws.hub.node import Node
-from companion_ws.protocol.codec import JSON_ERRORS, decode_json, encode
+from companion_ws.protocol.codec import JSON_ERRORS, decode_body, encode
 from companion_ws.settings import Settings
 
 
@@ -52,11 +52,13 @@ def principal(request: Request) -> Principal:
 
 
 async def json_body(request: Request) -> Any:
+    """The request's JSON body: at most ``COMPANION_MAX_BODY_BYTES`` (the BodyLimit
+    middleware answers 413 past it) and nested at most 64 levels deep (else 400)."""
     body = await request.body()
     if not body:
         raise BadRequest("a JSON body is required")
     try:
-        return decode_json(body)
+        return decode_body(body)
     except JSON_ERRORS:
         raise BadRequest("the body is not valid JSON") from None
 

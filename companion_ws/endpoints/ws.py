@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -18,11 +19,12 @@ from companion_ws.errors import (
     Forbidden,
     Internal,
     RateLimited,
+    TooManyConnections,
 )
 from companion_ws.hub.admission import Admission
 from companion_ws.hub.commands import CommandRouter
 from companion_ws.hub.connection import Connection
-from companion_ws.hub.ratelimit import TokenBucket
+from companion_ws.hub.ratelimit import FrameLimiter, KeyedLimiter, Verdict
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import codec
 from companion_ws.protocol.closecodes import Close
@@ -142,7 +144,13 @@ class SocketServer:
         self.tokens = tokens
         self.metrics = metrics
         self.allowed_origins = frozenset(o.rstrip("/") for o in settings.allowed_origins)
-        self.rate = (settings.rate_limit_per_second, settings.rate_limit_burst)
+        self.rate = (
+            settings.rate_limit_per_second,
+            settings.rate_limit_burst,
+            settings.rate_limit_flood,
+        )
+        # Connection attempts per client address, before any token check or database work.
+        self.connects = KeyedLimiter(settings.connect_rate, settings.connect_burst)
         self.fallback = fallback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -160,6 +168,9 @@ class SocketServer:
         abort = _Abort(task)
         conn: Connection | None = None
         try:
+            client = scope.get("client")
+            if not self.connects.take(str(client[0]) if client else ""):
+                raise TooManyConnections("too many connection attempts: slow down")
             principal = self._authenticate(scope)
             params = ConnectParams(scope)
             conn = await self.admission.join(
@@ -228,10 +239,23 @@ class SocketServer:
             pass  # the client is already gone
 
     async def _on_frame(self, conn: Connection, data: str | None) -> None:
-        """One client frame: decode, rate-limit, hand to the node; errors become ``error``
-        frames (and a close, for the errors that carry a close code)."""
+        """One client frame: rate-limit (every frame, valid or not, before it is
+        decoded), decode, hand to the node; errors become ``error`` frames (and a close,
+        for the errors that carry a close code)."""
         request_id: str | None = None
         try:
+            limiter = conn.bucket
+            if limiter is None:
+                limiter = conn.bucket = FrameLimiter(*self.rate)
+            verdict = cast(FrameLimiter, limiter).check()
+            if verdict is Verdict.FLOOD:
+                # It kept sending after being told: one error, then 4429 (the frames
+                # that still arrive before the close are dropped by the closed outbox).
+                raise TooManyConnections("too many messages after rate_limited: closing")
+            if verdict is Verdict.LIMITED:
+                if data is not None:
+                    request_id = codec.request_id_of(data)
+                raise RateLimited("too many messages: slow down")
             if data is None:
                 raise BadRequest("binary frames are not supported: send JSON as text")
             try:
@@ -240,10 +264,6 @@ class SocketServer:
                 request_id = codec.request_id_of(data)
                 raise
             request_id = msg.requestId
-            if conn.bucket is None:
-                conn.bucket = TokenBucket(*self.rate)
-            if not conn.bucket.take():
-                raise RateLimited("too many messages: slow down")
             self.metrics.frames_in.labels(type(msg).__struct_config__.tag).inc()
             await self.commands.handle(conn, msg)
         except CompanionError as exc:

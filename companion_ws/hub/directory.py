@@ -3,6 +3,7 @@ the join rules of PROTOCOL.md section 1, and one-time join codes."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +21,14 @@ from companion_ws.store.eventlog import EventLog
 from companion_ws.store.models import DeviceRow, JoinTokenRow, SessionRow
 from companion_ws.store.store import Store
 
-__all__ = ["Resolved", "SessionDirectory", "new_id"]
+log = logging.getLogger("companion_ws.retention")
+
+__all__ = ["PURGE_BATCH", "PURGE_ROUNDS", "Resolved", "SessionDirectory", "new_id"]
+
+# Retention deletes in batches of this many sessions (and join tokens), each batch its
+# own transaction, at most this many batches a sweep: bounded work per sweep.
+PURGE_BATCH = 500
+PURGE_ROUNDS = 10
 
 
 def new_id() -> str:
@@ -53,6 +61,7 @@ class SessionDirectory:
         ttl_ms: int,
         join_token_ttl: float,
         device_ttl: float,
+        retention_ms: int | None = None,
     ) -> None:
         self._store = store
         self._publisher = publisher
@@ -62,6 +71,7 @@ class SessionDirectory:
         self._ttl_ms = ttl_ms
         self._join_ttl_ms = int(join_token_ttl * 1000)
         self._device_ttl_ms = int(device_ttl * 1000)
+        self._retention_ms = retention_ms
 
     async def create(self, owner: str, session_id: str | None = None) -> SessionRow:
         """A new live session owned by ``owner``."""
@@ -254,11 +264,41 @@ class SessionDirectory:
         return ended
 
     async def sweep(self) -> list[str]:
-        """End every session inactive for longer than the TTL."""
+        """End every session inactive for longer than the TTL, then delete what is
+        past retention (:meth:`purge`)."""
         await self._eventlog.flush()
         async with self._store.uow() as uow:
             expired = await uow.sessions.expired(now_ms())
-        return [sid for sid in expired if await self.end(sid, reason="expired")]
+        ended = [sid for sid in expired if await self.end(sid, reason="expired")]
+        if self._retention_ms:  # 0 (or None): keep everything
+            # What the endings just published is written before its session can go.
+            await self._eventlog.flush()
+            await self.purge(now_ms() - self._retention_ms)
+        return ended
+
+    async def purge(self, cutoff: int) -> tuple[int, int]:
+        """Delete the sessions that ended before ``cutoff`` with their events, tool-call
+        ledger rows and join tokens, and the join tokens that expired before it, in
+        batches of :data:`PURGE_BATCH`; at most :data:`PURGE_ROUNDS` batches of each
+        (the next sweep goes on). Answers (sessions, join tokens) deleted."""
+        sessions = tokens = 0
+        for _ in range(PURGE_ROUNDS):
+            async with self._store.uow() as uow:
+                ids = await uow.sessions.ended_before(cutoff, PURGE_BATCH)
+                sessions += await uow.sessions.purge(ids)
+                await uow.commit()
+            if len(ids) < PURGE_BATCH:
+                break
+        for _ in range(PURGE_ROUNDS):
+            async with self._store.uow() as uow:
+                deleted = await uow.join_tokens.purge_expired(cutoff, PURGE_BATCH)
+                await uow.commit()
+            tokens += deleted
+            if deleted < PURGE_BATCH:
+                break
+        if sessions or tokens:
+            log.info("retention: deleted %d ended sessions and %d join tokens", sessions, tokens)
+        return sessions, tokens
 
     async def page(
         self, *, limit: int, after_id: str | None, owner_id: str | None, active: bool | None

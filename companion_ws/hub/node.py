@@ -89,6 +89,7 @@ class Node:
             ttl_ms=ttl_ms,
             join_token_ttl=settings.join_token_ttl,
             device_ttl=settings.device_ttl,
+            retention_ms=int(settings.retention * 1000),
         )
         self.recovery = Recovery(
             broker, self.state, store, self._eventlog, locks, outbox_limit=settings.outbox_limit

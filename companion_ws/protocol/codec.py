@@ -15,12 +15,16 @@ from typing import Any
 import msgspec
 
 from companion_ws.errors import BadRequest, InvalidJSON, UnknownType
+from companion_ws.protocol import messages as m
 from companion_ws.protocol.clock import now_ms
 from companion_ws.protocol.messages import MESSAGE_TYPES, ClientMessage
 
 __all__ = [
     "JSON_ERRORS",
+    "MAX_DEPTH",
+    "check_depth",
     "decode",
+    "decode_body",
     "decode_json",
     "encode",
     "now_ms",
@@ -38,6 +42,20 @@ _encoder = msgspec.json.Encoder()
 JSON_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _SEQ_PREFIX = re.compile(rb'^\{"seq":(\d+),')
 
+# JSON nested deeper than this is refused (``invalid_message``): client documents are
+# merged recursively (ui_state), and msgspec itself has no depth option.
+MAX_DEPTH = 64
+_TOO_DEEP = f"JSON is nested more than {MAX_DEPTH} levels deep"
+
+
+class _Envelope(msgspec.Struct):
+    """Only a frame's ``requestId``: the rest is skipped without building objects."""
+
+    requestId: Any = None
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+
 
 def decode(data: str | bytes) -> ClientMessage:
     """Decode one client frame. Raises InvalidJSON, UnknownType or BadRequest."""
@@ -51,8 +69,40 @@ def decode(data: str | bytes) -> ClientMessage:
         # msgspec raises this (not DecodeError) for bad UTF-8 inside a string.
         raise InvalidJSON(f"not valid UTF-8: {exc.reason} at byte {exc.start}") from None
     except RecursionError:
-        raise InvalidJSON("JSON is nested too deeply") from None
+        raise BadRequest(_TOO_DEEP) from None
+    # Only the free-form fields can nest: frames without them are not walked.
+    kind = type(message)
+    if kind is m.UpdateSessionState:
+        _check_fields(message, ("patch", "value"), 2)
+    elif kind is m.ContextualUpdate:
+        _check_fields(message, ("data",), 2)
+    elif kind is m.ClientToolCall:
+        assert isinstance(message, m.ClientToolCall)
+        _check_fields(message, ("metadata",), 2)
+        _check_fields(message.client_tool_call, ("parameters",), 3)
     return message
+
+
+def _check_fields(obj: object, names: tuple[str, ...], depth: int) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if type(value) is dict or type(value) is list:
+            check_depth(value, depth)
+
+
+def check_depth(value: Any, depth: int = 1, limit: int = MAX_DEPTH) -> None:
+    """Raise BadRequest when ``value`` (a decoded JSON value whose outermost container
+    is at nesting level ``depth``) holds containers deeper than ``limit``. Iterative,
+    so a deep value cannot exhaust the stack; it visits containers, not scalars."""
+    stack: list[tuple[Any, int]] = [(value, depth)]
+    while stack:
+        node, level = stack.pop()
+        if level > limit:
+            raise BadRequest(_TOO_DEEP)
+        children = node.values() if type(node) is dict else node
+        for child in children:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, level + 1))
 
 
 def _classify(data: str | bytes, detail: str) -> BadRequest:
@@ -70,12 +120,12 @@ def _classify(data: str | bytes, detail: str) -> BadRequest:
 
 
 def request_id_of(data: str | bytes) -> str | None:
-    """Best-effort ``requestId`` of a frame that failed to decode, for the error reply."""
+    """Best-effort ``requestId`` of a frame that failed to decode (or was refused before
+    decoding), for the error reply. Cheap: nothing but the ``requestId`` is built."""
     try:
-        obj = _any_decoder.decode(data)
-    except JSON_ERRORS:
+        rid = _envelope_decoder.decode(data).requestId
+    except (*JSON_ERRORS, msgspec.ValidationError):
         return None
-    rid = obj.get("requestId") if isinstance(obj, dict) else None
     return rid if isinstance(rid, str) and len(rid) <= 128 else None
 
 
@@ -92,6 +142,18 @@ def to_builtins(value: Any) -> Any:
 def decode_json(data: str | bytes) -> Any:
     """Plain JSON (state documents, stored events)."""
     return _any_decoder.decode(data)
+
+
+def decode_body(data: str | bytes) -> Any:
+    """Untrusted plain JSON (an HTTP body): as :func:`decode_json`, and nested at most
+    :data:`MAX_DEPTH` levels deep (else BadRequest)."""
+    try:
+        value = _any_decoder.decode(data)
+    except RecursionError:
+        raise BadRequest(_TOO_DEEP) from None
+    if type(value) is dict or type(value) is list:
+        check_depth(value)
+    return value
 
 
 def with_seq(body: bytes, seq: int) -> bytes:

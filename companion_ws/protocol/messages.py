@@ -1,6 +1,8 @@
 """Client messages (PROTOCOL.md section 3): a tagged union on ``type``.
 
-Frozen structs; unknown fields are rejected. ``requestId`` is at most 128 characters.
+Frozen structs. Fields the hub does not know are ignored (a newer client keeps working
+with an older hub, PROTOCOL.md v1.1); a known field of the wrong type is refused.
+``requestId`` is at most 128 characters.
 """
 
 from __future__ import annotations
@@ -14,9 +16,7 @@ NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 JSONObject = dict[str, Any]
 
 
-class _Message(
-    msgspec.Struct, tag_field="type", forbid_unknown_fields=True, frozen=True, kw_only=True
-):
+class _Message(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
     requestId: RequestId | None = None
 
 
@@ -40,7 +40,7 @@ class ContextualUpdate(_Message, tag="contextual_update", frozen=True):
     data: Any = None
 
 
-class ToolCall(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+class ToolCall(msgspec.Struct, frozen=True, kw_only=True):
     tool_name: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     tool_call_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     parameters: JSONObject = msgspec.field(default_factory=dict)

@@ -26,7 +26,7 @@ class SessionRow(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     last_activity_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
-    ended_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    ended_at: Mapped[int | None] = mapped_column(BigInteger, default=None, index=True)
     end_reason: Mapped[str | None] = mapped_column(String(32), default=None)
     state: Mapped[str] = mapped_column(Text, default="{}")
     state_version: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -69,7 +69,10 @@ class JoinTokenRow(Base):
     """One-time join tokens: consumed atomically (``used_at`` set once)."""
 
     __tablename__ = "join_tokens"
-    __table_args__ = (Index("ix_join_tokens_session_id", "session_id"),)
+    __table_args__ = (
+        Index("ix_join_tokens_session_id", "session_id"),
+        Index("ix_join_tokens_expires_at", "expires_at"),
+    )
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     session_id: Mapped[str] = mapped_column(

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession as DBSession
@@ -98,6 +98,33 @@ class SessionRepository:
             .limit(limit)
         )
         return (await self._db.execute(stmt)).scalars().all()
+
+    async def ended_before(self, cutoff: int, limit: int = 500) -> Sequence[str]:
+        """Sessions that ended before ``cutoff`` (at most ``limit``): past retention."""
+        stmt = (
+            select(SessionRow.id)
+            .where(SessionRow.ended_at.is_not(None), SessionRow.ended_at < cutoff)
+            .order_by(SessionRow.ended_at)
+            .limit(limit)
+        )
+        return (await self._db.execute(stmt)).scalars().all()
+
+    async def purge(self, session_ids: Sequence[str]) -> int:
+        """Delete the sessions with their events, tool-call ledger rows and join tokens.
+        The children go first, explicitly, rather than relying on ``ON DELETE CASCADE``
+        (SQLite enforces it only with its foreign-key pragma on). Answers the number of
+        sessions deleted."""
+        ids = list(session_ids)
+        if not ids:
+            return 0
+        await self._db.execute(delete(EventRow).where(EventRow.session_id.in_(ids)))
+        await self._db.execute(delete(ToolCallRow).where(ToolCallRow.session_id.in_(ids)))
+        await self._db.execute(delete(JoinTokenRow).where(JoinTokenRow.session_id.in_(ids)))
+        await self._db.execute(delete(DeviceRow).where(DeviceRow.session_id.in_(ids)))
+        result = await self._db.execute(
+            delete(SessionRow).where(SessionRow.id.in_(ids), SessionRow.ended_at.is_not(None))
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def set_epoch(self, session_id: str, epoch: str, *, clean: bool) -> None:
         await self._db.execute(
@@ -218,6 +245,20 @@ class JoinTokenRepository:
         if getattr(result, "rowcount", 0) != 1:
             return None
         return await self._db.get(JoinTokenRow, jti)
+
+    async def purge_expired(self, cutoff: int, limit: int = 500) -> int:
+        """Delete at most ``limit`` join tokens that expired before ``cutoff``. A code is
+        used before it expires (:meth:`consume`), so this takes the used ones too, at
+        most one join-token TTL after their use passed the cutoff."""
+        doomed = (
+            select(JoinTokenRow.jti)
+            .where(JoinTokenRow.expires_at < cutoff)
+            .order_by(JoinTokenRow.expires_at)
+            .limit(limit)
+            .scalar_subquery()
+        )
+        result = await self._db.execute(delete(JoinTokenRow).where(JoinTokenRow.jti.in_(doomed)))
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 class DeviceRepository:

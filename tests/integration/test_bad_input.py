@@ -14,6 +14,8 @@ from tests.support.hub import HubProcess, token
 from tests.support.ws import WS, connect
 
 NESTED = "[" * 5000 + "]" * 5000
+# 950 objects deep: decodes, but would overflow the recursion of the state's merge patch.
+PATCH_950 = '{"a":' * 949 + "{}" + "}" * 949
 
 BAD_FRAMES: list[tuple[str, str | bytes, str]] = [
     ("not-json", "this is not JSON", "invalid_json"),
@@ -25,7 +27,11 @@ BAD_FRAMES: list[tuple[str, str | bytes, str]] = [
     ("missing-type", '{"requestId": "x"}', "invalid_message"),
     ("type-not-string", '{"type": 7}', "invalid_message"),
     ("unknown-type", '{"type": "teleport"}', "unknown_type"),
-    ("unknown-field", '{"type": "ping", "colour": "blue"}', "invalid_message"),
+    (
+        "known-field-wrong-type",
+        '{"type": "ping", "colour": "blue", "requestId": 5}',
+        "invalid_message",
+    ),
     ("last-seq-string", '{"type": "resume", "last_seq": "ten"}', "invalid_message"),
     ("text-number", '{"type": "contextual_update", "text": 5}', "invalid_message"),
     ("limit-too-big", '{"type": "get_history", "limit": 100000}', "invalid_message"),
@@ -40,7 +46,12 @@ BAD_FRAMES: list[tuple[str, str | bytes, str]] = [
     (
         "deeply-nested",
         '{"type": "contextual_update", "text": "x", "data": ' + NESTED + "}",
-        "invalid_json",
+        "invalid_message",
+    ),
+    (
+        "nested-950-deep-patch",
+        '{"type": "update_session_state", "patch": {"keep": ' + PATCH_950 + "}}",
+        "invalid_message",
     ),
 ]
 
@@ -77,6 +88,23 @@ async def _state_over_http(hub: HubProcess, user: str, sid: str) -> Any:
         )
     assert got.status_code == 200
     return got.json()
+
+
+async def test_unknown_fields_are_ignored(shared_hub: HubProcess) -> None:
+    """PROTOCOL.md v1.1: fields the hub does not know are ignored, at any level."""
+    user, sid, a, b = await _setup(shared_hub)
+    pong = await a.request({"type": "ping", "colour": "blue", "v2": {"x": [1]}})
+    assert pong["type"] == "pong"
+    reply = await a.request(
+        {"type": "update_session_state", "key": "keep.new", "value": 1, "priority": "high"}
+    )
+    assert reply["type"] == "session_state_updated" and reply["version"] == 2
+    assert await _state_over_http(shared_hub, user, sid) == {
+        "state": {"keep": {"me": [1, 2], "new": 1}},
+        "version": 2,
+    }
+    await a.close()
+    await b.close()
 
 
 @pytest.mark.parametrize(("name", "data", "code"), BAD_FRAMES, ids=[f[0] for f in BAD_FRAMES])

@@ -95,6 +95,10 @@ class HubProcess:
             "COMPANION_DATABASE_URL": self.database_url,
             "COMPANION_AUTO_MIGRATE": "true",
             "COMPANION_EVENT_FLUSH_INTERVAL": "0.05",
+            # Every test connects from 127.0.0.1: the per-address connect limit is
+            # lifted here and set low only by the test of it (test_abuse.py).
+            "COMPANION_CONNECT_RATE": "100000",
+            "COMPANION_CONNECT_BURST": "100000",
             # SIGABRT makes a hung hub print every thread's stack into its log.
             "PYTHONFAULTHANDLER": "1",
             **self.env,

@@ -117,14 +117,15 @@ def test_the_type_tag_selects_the_message_class() -> None:
         ('{"type": "teleport"}', UnknownType, "unknown_type"),
         ('{"type": "resume", "last_seq": "x"}', BadRequest, "invalid_message"),
         ('{"type": "resume", "last_seq": -1}', BadRequest, "invalid_message"),
-        ('{"type": "ping", "extra": 1}', BadRequest, "invalid_message"),
+        ('{"type": "ping", "requestId": 7, "extra": 1}', BadRequest, "invalid_message"),
+        ('{"type": "update_session_state", "key": 5, "x": 1}', BadRequest, "invalid_message"),
         ('{"type": "ping", "requestId": "' + "x" * 129 + '"}', BadRequest, "invalid_message"),
         ('{"type": "get_history", "limit": 1001}', BadRequest, "invalid_message"),
         ('{"type": "update_session_state", "patch": [1]}', BadRequest, "invalid_message"),
         (
             '{"type":"contextual_update","text":"x","data":' + "[" * 5000 + "]" * 5000 + "}",
-            InvalidJSON,
-            "invalid_json",
+            BadRequest,
+            "invalid_message",
         ),
     ],
 )
@@ -134,6 +135,70 @@ def test_bad_frames_raise_the_right_error(
     with pytest.raises(error) as info:
         codec.decode(data)
     assert info.value.code == code
+
+
+def test_unknown_fields_are_ignored_at_every_level() -> None:
+    """PROTOCOL.md v1.1: a newer client's extra fields do not break an older hub."""
+    assert codec.decode('{"type": "ping", "colour": "blue", "requestId": "r"}') == m.Ping(
+        requestId="r"
+    )
+    msg = codec.decode(
+        '{"type":"client_tool_call","future":{"a":1},"client_tool_call":'
+        '{"tool_name":"t","tool_call_id":"c","parameters":{},"new_field":[1]}}'
+    )
+    assert isinstance(msg, m.ClientToolCall)
+    assert msg.client_tool_call == m.ToolCall(tool_name="t", tool_call_id="c")
+
+
+def _nested(depth: int) -> str:
+    """A JSON value of ``depth`` nested containers, objects and lists in turn."""
+    opens = "".join('{"a":' if i % 2 else "[" for i in range(depth - 1))
+    closes = "".join("}" if i % 2 else "]" for i in reversed(range(depth - 1)))
+    return opens + "{}" + closes
+
+
+def test_depth_64_is_the_limit_of_a_whole_frame() -> None:
+    # The frame object is level 1, so its free-form field may hold 63 levels more.
+    fits = '{"type":"update_session_state","patch":{"x":' + _nested(62) + "}}"
+    assert isinstance(codec.decode(fits), m.UpdateSessionState)
+    too_deep = '{"type":"update_session_state","patch":{"x":' + _nested(63) + "}}"
+    with pytest.raises(BadRequest) as info:
+        codec.decode(too_deep)
+    assert info.value.code == "invalid_message" and "64" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{"type":"update_session_state","patch":{"x":%s}}',
+        '{"type":"update_session_state","key":"k","value":%s}',
+        '{"type":"contextual_update","text":"t","data":%s}',
+        '{"type":"client_tool_call","client_tool_call":'
+        '{"tool_name":"t","tool_call_id":"c","parameters":{"p":%s}}}',
+        '{"type":"client_tool_call","client_tool_call":{"tool_name":"t","tool_call_id":"c"},'
+        '"metadata":{"m":%s}}',
+    ],
+)
+def test_a_950_deep_value_in_any_field_is_invalid_message(template: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        codec.decode(template % _nested(950))
+    assert type(info.value) is BadRequest and info.value.code == "invalid_message"
+
+
+def test_an_unknown_field_is_skipped_not_walked() -> None:
+    """An ignored field is never built nor walked, however deep (msgspec skips it), up
+    to msgspec's own recursion limit, past which the frame is invalid_message too."""
+    assert codec.decode('{"type":"ping","x":' + _nested(950) + "}") == m.Ping()
+    with pytest.raises(BadRequest):
+        codec.decode('{"type":"ping","x":' + _nested(20000) + "}")
+
+
+def test_decode_body_checks_the_depth_of_plain_json() -> None:
+    assert codec.decode_body(_nested(64)) is not None
+    for depth in (65, 950, 20000):
+        with pytest.raises(BadRequest):
+            codec.decode_body(_nested(depth))
+    assert codec.decode_body("[1, 2]") == [1, 2]
 
 
 def test_request_id_of_a_bad_frame_is_recovered_when_it_is_sane() -> None:

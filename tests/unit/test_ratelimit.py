@@ -1,4 +1,4 @@
-"""companion_ws.hub.ratelimit.TokenBucket, driven by an explicit clock."""
+"""companion_ws.hub.ratelimit: the token buckets, driven by an explicit clock."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from companion_ws.hub.ratelimit import TokenBucket
+from companion_ws.hub.ratelimit import FrameLimiter, KeyedLimiter, TokenBucket, Verdict
 from tests.unit.strategies import relaxed
 
 
@@ -51,3 +51,31 @@ def test_never_more_than_burst_plus_rate_times_elapsed(
         now += gap
         taken += bucket.take(now)
     assert taken <= burst + rate * (now - start) + 1e-6
+
+
+def test_a_frame_limiter_answers_limited_then_flood_when_refusals_outrun_the_rate() -> None:
+    limiter = FrameLimiter(rate=10, burst=5, flood=3)
+    now = _clock()
+    verdicts = [limiter.check(now) for _ in range(10)]
+    assert verdicts == [Verdict.OK] * 5 + [Verdict.LIMITED] * 3 + [Verdict.FLOOD] * 2
+
+
+def test_a_frame_limiter_forgives_a_client_that_slows_down() -> None:
+    limiter = FrameLimiter(rate=10, burst=5, flood=3)
+    now = _clock()
+    assert [limiter.check(now) for _ in range(7)][-1] == Verdict.LIMITED
+    later = now + 1.0  # both buckets full again
+    assert [limiter.check(later) for _ in range(9)] == (
+        [Verdict.OK] * 5 + [Verdict.LIMITED] * 3 + [Verdict.FLOOD]
+    )
+
+
+def test_a_keyed_limiter_limits_each_key_and_keeps_at_most_capacity_buckets() -> None:
+    limiter = KeyedLimiter(rate=1, burst=2, capacity=3)
+    now = _clock()
+    assert [limiter.take("a", now) for _ in range(3)] == [True, True, False]
+    assert limiter.take("b", now)  # another address has its own bucket
+    for key in ("c", "d", "e"):
+        limiter.take(key, now)
+    assert len(limiter) == 3  # "a" and "b", the least recently used, were dropped
+    assert limiter.take("a", now)  # "a" starts over with a full bucket

@@ -1,0 +1,136 @@
+"""Retention (PROTOCOL.md section 4, *v1.1 retention*): the sweeper deletes sessions
+that ended longer ago than ``COMPANION_RETENTION``, with their events, tool-call ledger
+rows and join tokens, and join tokens that expired that long ago; everything newer
+stays. On SQLite and PostgreSQL; old rows are made by moving timestamps back."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.support.hub import HubFactory, HubProcess, token
+from tests.support.ws import WS, connect
+
+HOUR_MS = 3600 * 1000
+QUOTE_PARAMS = {"from_zip": "90210", "to_zip": "10001", "weight": 5}
+
+
+def _auth(user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(user)}"}
+
+
+async def _busy_session(hub: HubProcess, http: httpx.AsyncClient, user: str) -> tuple[str, WS]:
+    """A session with state, events, a tool-call ledger row and a join token."""
+    ws = await connect(hub.ws_url, token(user))
+    sid = ws.welcome["session_id"]
+    reply = await ws.request({"type": "update_session_state", "key": "k", "value": 1})
+    assert reply["type"] == "session_state_updated"
+    call = {
+        "type": "client_tool_call",
+        "client_tool_call": {
+            "tool_name": "get_shipping_quotes",
+            "tool_call_id": f"toolu_{uuid.uuid4().hex[:12]}",
+            "parameters": QUOTE_PARAMS,
+        },
+    }
+    await ws.send(call)
+    result = await ws.recv_type("client_tool_result")
+    assert result["type"] == "client_tool_result" and not result["is_error"], result
+    issued = await http.post(f"/sessions/{sid}/join-token", headers=_auth(user))
+    assert issued.status_code == 201
+    return sid, ws
+
+
+async def _counts(db_url: str, sid: str) -> dict[str, int]:
+    engine = create_async_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            counts: dict[str, Any] = {}
+            for table, column in (
+                ("sessions", "id"),
+                ("events", "session_id"),
+                ("tool_calls", "session_id"),
+                ("join_tokens", "session_id"),
+            ):
+                counts[table] = (
+                    await conn.execute(
+                        text(f"SELECT count(*) FROM {table} WHERE {column} = :sid"), {"sid": sid}
+                    )
+                ).scalar_one()
+            return counts
+    finally:
+        await engine.dispose()
+
+
+async def _execute(db_url: str, sql: str, **params: Any) -> None:
+    engine = create_async_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(sql), params)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_sweeper_deletes_what_is_past_retention_and_keeps_the_rest(
+    hub_factory: HubFactory, db_url: str
+) -> None:
+    hub = hub_factory(
+        env={"COMPANION_RETENTION": "3600", "COMPANION_SWEEP_INTERVAL": "0.2"}
+    ).start()
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(base_url=hub.base_url, timeout=15) as http:
+        old, old_ws = await _busy_session(hub, http, user)
+        recent, recent_ws = await _busy_session(hub, http, user)
+        live, live_ws = await _busy_session(hub, http, user)
+        for sid, ws in ((old, old_ws), (recent, recent_ws)):
+            assert (await http.delete(f"/sessions/{sid}", headers=_auth(user))).status_code == 200
+            assert (await ws.closed())[0] == 4410
+        await asyncio.sleep(0.5)  # the event log has written everything
+        before = {sid: await _counts(db_url, sid) for sid in (old, recent, live)}
+        for counts in before.values():
+            assert all(n >= 1 for n in counts.values()), before
+        # "old" ended two hours ago; "live" holds a join token that expired two hours ago
+        # beside a fresh one.
+        await _execute(
+            db_url,
+            "UPDATE sessions SET ended_at = ended_at - :shift WHERE id = :sid",
+            shift=2 * HOUR_MS,
+            sid=old,
+        )
+        fresh = await http.post(f"/sessions/{live}/join-token", headers=_auth(user))
+        assert fresh.status_code == 201
+        await _execute(
+            db_url,
+            "UPDATE join_tokens SET expires_at = expires_at - :shift "
+            "WHERE session_id = :sid AND jti <> :keep",
+            shift=2 * HOUR_MS,
+            sid=live,
+            keep=fresh.json()["join_token"],
+        )
+        for _ in range(50):  # the sweeper runs every 0.2 s
+            if not (await _counts(db_url, old))["sessions"]:
+                break
+            await asyncio.sleep(0.2)
+        assert await _counts(db_url, old) == {
+            "sessions": 0,
+            "events": 0,
+            "tool_calls": 0,
+            "join_tokens": 0,
+        }
+        await asyncio.sleep(0.5)  # a few more sweeps
+        assert await _counts(db_url, recent) == before[recent]
+        after_live = await _counts(db_url, live)
+        assert after_live["join_tokens"] == 1  # the expired one went, the fresh one stayed
+        assert after_live["sessions"] == 1 and after_live["tool_calls"] == 1
+        assert after_live["events"] >= before[live]["events"]
+        # The hub goes on: the live session works, the deleted one is simply gone.
+        reply = await live_ws.request({"type": "update_session_state", "key": "k", "value": 2})
+        assert reply["type"] == "session_state_updated"
+        assert (await http.get(f"/sessions/{old}", headers=_auth(user))).status_code == 404
+        assert (await http.get(f"/sessions/{recent}", headers=_auth(user))).status_code == 200
+    await live_ws.close()
