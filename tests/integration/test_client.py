@@ -279,7 +279,7 @@ async def test_a_reconnect_with_a_refused_token_stops_the_client(
         calls += 1
         if calls == 1:
             return token("alice")
-        return token("alice", ttl=-5) if who == "expired" else token("mallory")
+        return token("alice", ttl=-120) if who == "expired" else token("mallory")
 
     async with Proxy(shared_hub.port) as proxy:
         client = CompanionClient(proxy.ws_url, token=tokens, backoff_max=0.3)

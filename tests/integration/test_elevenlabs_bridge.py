@@ -20,6 +20,8 @@ from typing import Any, BinaryIO
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from companion_ws.client import CompanionClient, Deliver
 from companion_ws.integrations.elevenlabs import (
@@ -415,12 +417,30 @@ async def test_a_bridge_back_on_a_hub_that_lost_its_history_is_told_the_summary(
     await run.conv.tool_result(call_id)
     await ui.close()
 
-    hub.kill()  # a crash: the restarted hub starts a new epoch, so the bridge must resync
+    # The hub's database comes back from a backup: the history the bridge knows is gone
+    # (a new epoch), so it must resync and be told where things stand.
+    hub.kill()
+    await _restore_from_backup(hub.database_url, sid)
     hub.start()
     told = await run.conv.contextual_update(lambda text: text.startswith("Resuming"), timeout=30)
     assert "Quotes offered (5)" in told and "90210" in told
     assert run.bridge.hub is not None and run.bridge.hub.reconnects >= 1
     assert await run.stop() == "stopped"
+
+
+async def _restore_from_backup(database_url: str, session_id: str) -> None:
+    """What a restore from an older backup leaves: the session, under another history."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as db:
+            await db.execute(
+                text("UPDATE sessions SET epoch = 'restored' WHERE id = :sid"), {"sid": session_id}
+            )
+            await db.execute(
+                text("DELETE FROM events WHERE session_id = :sid"), {"sid": session_id}
+            )
+    finally:
+        await engine.dispose()
 
 
 def test_a_replay_with_changes_from_others_ends_in_one_summary() -> None:

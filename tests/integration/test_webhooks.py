@@ -61,6 +61,9 @@ def _auth(tok: str) -> dict[str, str]:
 async def _session(el_hub: HubProcess) -> tuple[str, str, WS]:
     tok = token(_user())
     ui = await connect(el_hub.ws_url, tok)
+    # Its own arrival is an event too, committed before anyone sees it: once it is
+    # here, the history is settled.
+    await ui.recv_type("client_joined")
     return ui.welcome["session_id"], tok, ui
 
 
