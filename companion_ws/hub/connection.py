@@ -15,6 +15,7 @@ from companion_ws.auth.policy import Role
 from companion_ws.auth.tokens import Principal
 from companion_ws.hub.outbox import Outbox
 from companion_ws.hub.ratelimit import TokenBucket
+from companion_ws.protocol.closecodes import Close
 
 
 @dataclass(eq=False, slots=True)
@@ -76,6 +77,13 @@ class Connection:
         self.outbox.push(text)
         return True
 
+    def end_session(self) -> None:
+        """Its session ended (``session_ended`` is being delivered): close 4410 after
+        that frame, which may still be held back by a join or a replay."""
+        self.ended = True
+        if self.held is None:
+            self.outbox.close(Close.SESSION_ENDED, "session ended")
+
     def _hold_from(self, seq: int, epoch: str, text: str) -> None:
         self.held = [(seq, epoch, text)] if self.outbox.reserve(len(text)) else []
 
@@ -94,3 +102,5 @@ class Connection:
             if seq > self.cursor and frame_epoch == epoch:
                 self.cursor = seq
                 self.outbox.push(text)
+        if self.ended:
+            self.outbox.close(Close.SESSION_ENDED, "session ended")

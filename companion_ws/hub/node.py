@@ -186,8 +186,7 @@ class Node:
             self._spawn(self.recovery.repair(conn))
         if event.kind == "session_ended":
             for conn in self._hub.connections(event.session_id):
-                conn.ended = True  # no client_left after session_ended
-                conn.outbox.close(Close.SESSION_ENDED, "session ended")
+                conn.end_session()  # no client_left after it
         elif event.kind == "device_revoked":
             self._cut_off(event)
 

@@ -105,4 +105,4 @@ async def test_kill_9_in_the_middle_of_bursts_loses_nothing_a_client_saw(
     missing = [seq for seq in seen if seq not in by_seq]
     assert not missing, f"events a client saw are gone after kill -9: {missing[:10]}"
     assert all(by_seq[seq] == frame for seq, frame in seen.items())
-    assert len(seen) >= ROUNDS * 40
+    assert len(seen) >= ROUNDS * 10  # distinct events (each was seen by three clients)
