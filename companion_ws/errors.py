@@ -6,6 +6,7 @@
     │   ├── UnknownType               unknown_type     -     400
     │   └── BadConnectParams          invalid_message 4400   400
     ├── Unauthorized                  unauthorized    4401   401
+    │   └── TokenExpired              token_expired   4401   401  (no refresh in time)
     ├── Forbidden                     forbidden       4403   403
     ├── NotFound                      not_found        -     404
     ├── SessionEnded                  session_ended   4410   410
@@ -66,6 +67,12 @@ class Unauthorized(CompanionError):
     code = "unauthorized"
     close_code = Close.UNAUTHORIZED
     http_status = 401
+
+
+class TokenExpired(Unauthorized):
+    """An open connection's credential expired and was not refreshed (section 12)."""
+
+    code = "token_expired"
 
 
 class Forbidden(CompanionError):

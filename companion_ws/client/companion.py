@@ -378,6 +378,23 @@ class CompanionClient:
                 self._online.set()
             case "error" if frame.get("requestId") is None:
                 self._last_error = frame
+            case "refresh_required":
+                self._spawn(self._refresh())
+
+    async def _refresh(self) -> None:
+        """Renew the open connection's credential (PROTOCOL.md section 12): from the
+        token callback when there is one, else the hub's own reconnect token."""
+        try:
+            if callable(self._token):
+                token = await current_token(self._token, self.reconnect_token)
+            elif self.reconnect_token is not None:
+                token = self.reconnect_token
+            else:
+                log.warning("the token expires soon and there is no way to renew it")
+                return
+            await self.request({"type": "refresh", "token": token})
+        except (ConnectionError, TimeoutError, ClientError) as exc:
+            log.warning("renewing the token failed: %s", exc)
 
     async def _fetch_state(self) -> None:
         """``get_session_state``; the read loop applies the reply, in socket order, and

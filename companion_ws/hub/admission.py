@@ -15,6 +15,7 @@ from companion_ws.errors import TooManyConnections
 from companion_ws.hub.connection import Connection
 from companion_ws.hub.directory import SessionDirectory
 from companion_ws.hub.hub import Hub
+from companion_ws.hub.lifetimes import Lifetimes
 from companion_ws.hub.outbox import Outbox, Send
 from companion_ws.hub.publisher import Publisher
 from companion_ws.hub.recovery import Recovery
@@ -52,6 +53,7 @@ class Admission:
         metrics: Metrics,
         limits: AdmissionLimits,
         spawn: Spawn,
+        lifetimes: Lifetimes,
     ) -> None:
         self._hub = hub
         self._broker = broker
@@ -63,6 +65,7 @@ class Admission:
         self._metrics = metrics
         self._limits = limits
         self._spawn = spawn
+        self._lifetimes = lifetimes
         self._per_user: dict[str, int] = {}
         self._count_slow_close = metrics.slow_closes.inc  # one bound method for every outbox
 
@@ -139,6 +142,7 @@ class Admission:
                 conn.release(position.seq, position.epoch)
             else:
                 await self._recovery.resume(conn, last_seq, epoch)
+            self._lifetimes.watch(conn)
         except BaseException:
             await self.leave(conn)
             raise

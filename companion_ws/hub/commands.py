@@ -3,14 +3,23 @@ and handed to the service that does it; replies go to that socket only."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from companion_ws.auth import policy
 from companion_ws.auth.policy import Action
+from companion_ws.auth.tokens import Principal, TokenService
 from companion_ws.broker.base import Presence
-from companion_ws.errors import BadRequest, CompanionError, SessionEnded, SessionMismatch
+from companion_ws.errors import (
+    BadRequest,
+    CompanionError,
+    Forbidden,
+    SessionEnded,
+    SessionMismatch,
+    Unauthorized,
+)
 from companion_ws.hub.connection import Connection
 from companion_ws.hub.directory import SessionDirectory
 from companion_ws.hub.publisher import Publisher
@@ -23,6 +32,9 @@ from companion_ws.protocol import messages as m
 from companion_ws.protocol.codec import encode
 from companion_ws.store.eventlog import EventLog
 from ui_state import InvalidPatch, key_patch
+
+if TYPE_CHECKING:
+    from companion_ws.hub.lifetimes import Lifetimes
 
 __all__ = ["ACTIONS", "CommandRouter", "error_frame"]
 
@@ -37,6 +49,7 @@ ACTIONS: dict[type[m.ClientMessage], Action] = {
     m.ContextualUpdate: Action.WRITE,
     m.ClientToolCall: Action.WRITE,
     m.EndSession: Action.END,
+    m.Refresh: Action.READ,
 }
 
 
@@ -59,6 +72,8 @@ class CommandRouter:
         presence: Presence,
         eventlog: EventLog,
         metrics: Metrics,
+        tokens: TokenService,
+        lifetimes: Lifetimes,
     ) -> None:
         self._directory = directory
         self._state = state
@@ -68,6 +83,8 @@ class CommandRouter:
         self._presence = presence
         self._eventlog = eventlog
         self._metrics = metrics
+        self._tokens = tokens
+        self._lifetimes = lifetimes
 
     def error(self, session_id: str, error: CompanionError, request_id: str | None) -> str:
         """:func:`error_frame`, counted."""
@@ -145,6 +162,34 @@ class CommandRouter:
                 if await self._directory.get_live(sid) is None:
                     raise SessionEnded("this session has ended")
                 await self._directory.end(sid, reason="ended", request_id=rid)
+            case m.Refresh(token=token):
+                conn.principal = self._renewed(conn, token)
+                self._lifetimes.watch(conn)
+                expires_at = int(conn.principal.expires_at * 1000)
+                conn.send(
+                    _text(f.Refreshed(session_id=sid, requestId=f.opt(rid), expires_at=expires_at))
+                )
+
+    def _renewed(self, conn: Connection, token: str) -> Principal:
+        """The principal of a refresh token, if it is the connection's own: the same
+        user (and the same device, for a device), good for this session."""
+        try:
+            fresh = self._tokens.verify(token)
+        except Unauthorized as exc:
+            raise Forbidden(f"refresh refused: {exc.message}") from None
+        old = conn.principal
+        same = (
+            not fresh.is_join
+            and fresh.sub == old.sub
+            and fresh.device_id == old.device_id
+            and fresh.session_scope in (None, conn.session_id)
+            and (old.device_id is not None or not fresh.is_device)
+        )
+        if not same:
+            raise Forbidden("refresh refused: the token is for another user, device or session")
+        if old.is_device:
+            fresh = replace(fresh, device_role=old.device_role)
+        return fresh
 
 
 def patch_of(msg: m.UpdateSessionState) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from companion_ws.hub.admission import Admission, AdmissionLimits
 from companion_ws.hub.commands import CommandRouter, error_frame
 from companion_ws.hub.directory import SessionDirectory
 from companion_ws.hub.hub import Hub
+from companion_ws.hub.lifetimes import Lifetimes
 from companion_ws.hub.locks import KeyedLock
 from companion_ws.hub.publisher import Publisher
 from companion_ws.hub.recovery import Recovery
@@ -94,6 +95,7 @@ class Node:
         self.recovery = Recovery(
             broker, self.state, store, self._eventlog, locks, outbox_limit=settings.outbox_limit
         )
+        self._lifetimes = Lifetimes(lead=settings.refresh_lead, grace=settings.refresh_grace)
         self.tools = ToolRunner(store, self.state, publisher, tools, locks, metrics)
         self.admission = Admission(
             self._hub,
@@ -112,6 +114,7 @@ class Node:
                 reconnect_ttl=settings.reconnect_token_ttl,
             ),
             self._spawn,
+            self._lifetimes,
         )
         self.commands = CommandRouter(
             self.sessions,
@@ -122,6 +125,8 @@ class Node:
             broker.presence,
             self._eventlog,
             metrics,
+            tokens,
+            self._lifetimes,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -132,6 +137,7 @@ class Node:
     async def start(self) -> None:
         await self._broker.start(self._on_event, self._seeder, self._on_leave)
         self._eventlog.start()
+        self._lifetimes.start()
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="expiry-sweep")
 
     async def stop(self) -> None:
@@ -145,6 +151,7 @@ class Node:
             for task in late:
                 log.warning("cancelling %s, still running at shutdown", task.get_name())
                 task.cancel()
+        await self._lifetimes.stop()
         await self._eventlog.stop()
         # Everything published is in the event log now: the history survives a restart.
         await self._seeder.mark_clean()

@@ -39,6 +39,8 @@ __all__ = [
     "History",
     "Pong",
     "Presence",
+    "RefreshRequired",
+    "Refreshed",
     "Resumed",
     "ResyncRequired",
     "ServerFrame",
@@ -165,6 +167,16 @@ class ClientToolResult(_Frame, tag="client_tool_result", frozen=True):
     is_error: bool
 
 
+class RefreshRequired(_Frame, tag="refresh_required", frozen=True):
+    """The connection's credential expires at ``expires_at`` (ms): send ``refresh``."""
+
+    expires_at: int
+
+
+class Refreshed(_Frame, tag="refreshed", frozen=True):
+    expires_at: int
+
+
 class Error(_Frame, tag="error", frozen=True):
     code: str
     message: str
@@ -189,6 +201,8 @@ ServerFrame = (
     | Presence
     | Pong
     | ClientToolResult
+    | RefreshRequired
+    | Refreshed
     | Error
 )
 
@@ -207,6 +221,8 @@ SERVER_FRAMES: tuple[type[_Frame], ...] = (
     Presence,
     Pong,
     ClientToolResult,
+    RefreshRequired,
+    Refreshed,
     Error,
 )
 

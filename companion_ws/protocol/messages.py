@@ -70,6 +70,12 @@ class EndSession(_Message, tag="end_session", frozen=True):
     pass
 
 
+class Refresh(_Message, tag="refresh", frozen=True):
+    """A new credential for this connection (PROTOCOL.md section 12)."""
+
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
+
+
 ClientMessage = (
     Ping
     | GetSessionState
@@ -80,6 +86,7 @@ ClientMessage = (
     | GetHistory
     | GetPresence
     | EndSession
+    | Refresh
 )
 
 MESSAGE_TYPES: frozenset[str] = frozenset(
@@ -94,5 +101,6 @@ MESSAGE_TYPES: frozenset[str] = frozenset(
         GetHistory,
         GetPresence,
         EndSession,
+        Refresh,
     )
 )

@@ -284,6 +284,9 @@ export function connect(options = {}) {
         presence = new Map((frame.clients || []).map((c) => [c.connection_id, member(c)]));
         addSelf();
         break;
+      case 'refresh_required':
+        renewToken(); // PROTOCOL.md section 12: a fresh credential before this one expires
+        break;
       case 'session_ended':
         endedByFrame = true;
         clearTimeout(endTimer);
@@ -299,6 +302,16 @@ export function connect(options = {}) {
       default:
         break;
     }
+  }
+
+  async function renewToken() {
+    let token;
+    try {
+      token = await opts.getToken();
+    } catch {
+      return; // the hub closes 4401 after its grace; the reconnect asks getToken again
+    }
+    if (token) send({ type: 'refresh', token });
   }
 
   function stateChanged(frame) {

@@ -19,6 +19,8 @@ export const DIRECT_TYPES = new Set([
   "history",
   "pong",
   "presence",
+  "refresh_required",
+  "refreshed",
   "resumed",
   "resync_required",
   "session_joined",
