@@ -8,6 +8,7 @@
     ├── Unauthorized                  unauthorized    4401   401
     │   └── TokenExpired              token_expired   4401   401  (no refresh in time)
     ├── Forbidden                     forbidden       4403   403
+    │   └── NotAllowed                forbidden        -     403  (a frame the role may not send)
     ├── NotFound                      not_found        -     404
     ├── SessionEnded                  session_ended   4410   410
     ├── VersionConflict               version_conflict -     409  (carries ``version``)
@@ -77,8 +78,14 @@ class TokenExpired(Unauthorized):
 
 class Forbidden(CompanionError):
     code = "forbidden"
-    close_code = Close.FORBIDDEN
+    close_code: ClassVar[int | None] = Close.FORBIDDEN
     http_status = 403
+
+
+class NotAllowed(Forbidden):
+    """A frame or request this role may not send: refused, the connection stays open."""
+
+    close_code = None
 
 
 class NotFound(CompanionError):

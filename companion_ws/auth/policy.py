@@ -22,7 +22,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from companion_ws.auth.tokens import Principal
-from companion_ws.errors import Forbidden
+from companion_ws.errors import Forbidden, NotAllowed
 
 __all__ = [
     "PERMISSIONS",
@@ -90,7 +90,7 @@ def allows(role: Role, action: Action) -> bool:
 def require(role: Role, action: Action) -> None:
     """:class:`Forbidden` unless ``role`` may do ``action``."""
     if action not in PERMISSIONS[role]:
-        raise Forbidden(f"a device with the {role.value} role may not {_DOING[action]}")
+        raise NotAllowed(f"a device with the {role.value} role may not {_DOING[action]}")
 
 
 def check_scope(principal: Principal, session_id: str | None) -> None:

@@ -15,7 +15,7 @@ from companion_ws.broker.base import Presence
 from companion_ws.errors import (
     BadRequest,
     CompanionError,
-    Forbidden,
+    NotAllowed,
     SessionEnded,
     SessionMismatch,
     Unauthorized,
@@ -176,7 +176,7 @@ class CommandRouter:
         try:
             fresh = self._tokens.verify(token)
         except Unauthorized as exc:
-            raise Forbidden(f"refresh refused: {exc.message}") from None
+            raise NotAllowed(f"refresh refused: {exc.message}") from None
         old = conn.principal
         same = (
             not fresh.is_join
@@ -186,7 +186,7 @@ class CommandRouter:
             and (old.device_id is not None or not fresh.is_device)
         )
         if not same:
-            raise Forbidden("refresh refused: the token is for another user, device or session")
+            raise NotAllowed("refresh refused: the token is for another user, device or session")
         if old.is_device:
             fresh = replace(fresh, device_role=old.device_role)
         return fresh

@@ -120,7 +120,7 @@ class SessionDirectory:
     async def resolve(self, principal: Principal, requested: str | None, client: str) -> Resolved:
         """PROTOCOL.md section 1's join rules, and section 11's roles."""
         if principal.is_join:
-            return await self._resolve_join(principal, requested)
+            return await self._resolve_join(principal, requested, client)
         if requested is None and principal.session_scope is not None:
             requested = principal.session_scope
         policy.check_scope(principal, requested)
@@ -149,13 +149,19 @@ class SessionDirectory:
             fresh, created=True, principal=principal, role=role, requested=requested, reason=reason
         )
 
-    async def _resolve_join(self, principal: Principal, requested: str | None) -> Resolved:
+    async def _resolve_join(
+        self, principal: Principal, requested: str | None, client: str
+    ) -> Resolved:
         """Consume a one-time join code: the winner joins its session as a new device
         with the code's role; a used or expired code is refused, and so is a code
         combined with another session's id (the code stays unused: nothing is
         committed)."""
         assert principal.jti is not None
+        if client == policy.AGENT_CLIENT:
+            raise Forbidden("a joined device cannot connect as the agent")
         now = now_ms()
+        # Whole seconds, as in the device's token: the two expire together.
+        expires_at = (now + self._device_ttl_ms) // 1000 * 1000
         async with self._store.uow() as uow:
             code = await uow.join_tokens.consume(principal.jti, now)
             if code is None:
@@ -170,7 +176,7 @@ class SessionDirectory:
                 session_id=row.id,
                 role=code.role,
                 joined_at=now,
-                expires_at=now + self._device_ttl_ms,
+                expires_at=expires_at,
             )
             uow.devices.add(device)
             await uow.commit()
