@@ -51,6 +51,7 @@ class Settings:
     reconnect_token_ttl: float = 86400.0
     device_ttl: float = 86400.0
     refresh_lead: float = 30.0
+    agent_capability_ttl: float = 86400.0
     refresh_grace: float = 25.0
     jwt_leeway: float = 10.0
     public_url: str | None = None

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from companion_ws.endpoints.common import JSON, json_body, node_of, settings_of
+from companion_ws.endpoints.common import JSON, json_body, node_of, settings_of, tokens_of
 from companion_ws.errors import (
     BadRequest,
     NotFound,
@@ -101,12 +101,16 @@ async def server_tool(request: Request) -> Response:
     body = await json_body(request)
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object of the tool's parameters")
-    sid = body.get("session_id")
-    if not isinstance(sid, str) or not sid:
+    capability = body.get("session_id")
+    if not isinstance(capability, str) or not capability:
         raise BadRequest(
             "session_id is missing: bind the tool's session_id parameter to the "
             "session_id dynamic variable"
         )
+    # The dynamic variable is chosen by whoever starts the conversation: only the
+    # capability the hub signed for a session names one (PROTOCOL.md section 11).
+    sid = tokens_of(request).verify_capability(capability).session_scope
+    assert sid is not None
     tool_call_id = _tool_call_id(body, request.headers)
     if await node.sessions.get_live(sid) is None:
         raise SessionEnded(f"no live session {sid!r}")
@@ -246,13 +250,18 @@ async def post_call(request: Request) -> Response:
         raise BadRequest("the body must be a JSON object")
     # Unknown sessions and kinds still answer 200: ElevenLabs disables a webhook that
     # keeps failing, and a retry would not make them known.
-    sid = _get(payload, "data", "conversation_initiation_client_data", "dynamic_variables")
-    sid = sid.get("session_id") if isinstance(sid, Mapping) else None
+    variables = _get(payload, "data", "conversation_initiation_client_data", "dynamic_variables")
+    capability = variables.get("session_id") if isinstance(variables, Mapping) else None
     outcome = conversation_outcome(payload)
     if outcome is None:
         return JSON({"stored": False, "note": f"{payload.get('type')!r} is not stored"})
-    if not isinstance(sid, str) or not sid:
+    if not isinstance(capability, str) or not capability:
         return JSON({"stored": False, "note": "no session_id dynamic variable in this call"})
+    try:
+        sid = tokens_of(request).verify_capability(capability).session_scope
+    except Unauthorized as exc:
+        return JSON({"stored": False, "note": exc.message})
+    assert sid is not None
     if await node.sessions.get(sid) is None:
         log.info("post-call webhook for unknown session %s ignored", sid)
         return JSON({"stored": False, "note": "no such session"})

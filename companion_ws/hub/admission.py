@@ -9,6 +9,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from msgspec import UNSET, UnsetType
+
+from companion_ws.auth.policy import Role
 from companion_ws.auth.tokens import Principal, TokenService
 from companion_ws.broker.base import Broker
 from companion_ws.errors import TooManyConnections
@@ -38,6 +41,7 @@ class AdmissionLimits:
     send_queue_bytes: int
     grace: float
     reconnect_ttl: float
+    capability_ttl: float
 
 
 class Admission:
@@ -132,6 +136,7 @@ class Admission:
                 reconnect_token=self._reconnect_token(member, sid, row.owner_id),
                 role=conn.role,
                 device_id=conn.device_id,
+                agent_capability=self._capability(conn, row.owner_id),
                 requested_session_id=f.opt(resolved.requested),
                 reason=f.opt(resolved.reason),
             )
@@ -158,6 +163,12 @@ class Admission:
                 owner, session_id, member.device_id, member.device_role, member.expires_at
             )
         return self._tokens.mint_reconnect(member, session_id, self._limits.reconnect_ttl)
+
+    def _capability(self, conn: Connection, owner: str) -> str | UnsetType:
+        """What an agent's ElevenLabs conversation carries as its ``session_id``."""
+        if conn.role is not Role.AGENT or not self._tokens.can_mint:
+            return UNSET
+        return self._tokens.mint_capability(owner, conn.session_id, self._limits.capability_ttl)
 
     async def leave(self, conn: Connection) -> None:
         """Forget a socket; ``client_left`` to the others unless the session ended."""

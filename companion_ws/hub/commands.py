@@ -128,9 +128,11 @@ class CommandRouter:
                     )
                 )
             case m.ClientToolCall(client_tool_call=call, metadata=metadata):
-                named = (metadata or {}).get("session_id")
-                if named is not None and named != sid:
-                    raise SessionMismatch(f"this call names session {named!r}, not {sid!r}")
+                for named in (
+                    (metadata or {}).get("session_id"),
+                    call.parameters.get("session_id"),
+                ):
+                    self._check_named(named, sid)
                 outcome = await self._tools.call(
                     sid,
                     call.tool_name,
@@ -169,6 +171,20 @@ class CommandRouter:
                 conn.send(
                     _text(f.Refreshed(session_id=sid, requestId=f.opt(rid), expires_at=expires_at))
                 )
+
+    def _check_named(self, named: Any, session_id: str) -> None:
+        """A call may name its session by the bare id or by the agent capability (the
+        ElevenLabs ``session_id`` dynamic variable); any other session is refused."""
+        if named is None or named == session_id:
+            return
+        if isinstance(named, str) and named.count(".") == 2:
+            try:
+                scope = self._tokens.verify_capability(named).session_scope
+            except Unauthorized:
+                scope = None
+            if scope == session_id:
+                return
+        raise SessionMismatch("this call names another session than the connection's")
 
     def _renewed(self, conn: Connection, token: str) -> Principal:
         """The principal of a refresh token, if it is the connection's own: the same

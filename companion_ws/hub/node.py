@@ -112,6 +112,7 @@ class Node:
                 send_queue_bytes=settings.send_queue_bytes,
                 grace=settings.slow_close_grace,
                 reconnect_ttl=settings.reconnect_token_ttl,
+                capability_ttl=settings.agent_capability_ttl,
             ),
             self._spawn,
             self._lifetimes,

@@ -78,10 +78,8 @@ class ToolRunner:
         sender: str | None = None,
         request_id: str | None = None,
     ) -> ToolResult:
-        """Run a registered tool once per ``tool_call_id``."""
-        named = parameters.get("session_id")
-        if named is not None and named != session_id:
-            raise SessionMismatch(f"this call names session {named!r}, not {session_id!r}")
+        """Run a registered tool once per ``tool_call_id``. The adapter has checked any
+        session the call names (a bare id or the agent capability)."""
         tool = self._registry.get(tool_name)
         if tool is None:
             self._metrics.tool_calls.labels("unknown", "not_found").inc()

@@ -217,12 +217,24 @@ class AgentBridge:
             requires_auth=cfg.requires_auth,
             audio_interface=audio,
             config=ConversationInitiationData(
-                dynamic_variables={"session_id": cfg.session_id},
+                # The hub's signed capability for this session (PROTOCOL.md section 11):
+                # the server tools and the post-call webhook accept nothing else.
+                dynamic_variables={"session_id": self._capability()},
                 conversation_config_override=override,
             ),
             client_tools=tools,
             **callbacks,
         )
+
+    def _capability(self) -> str:
+        hub = self.hub
+        capability = hub.welcome.get("agent_capability") if hub is not None else None
+        if not isinstance(capability, str):
+            raise BridgeError(
+                "the hub sent no agent capability: connect with a token that may act as the "
+                "agent (the session's owner, a service or an admin)"
+            )
+        return capability
 
     async def _shutdown(self) -> None:
         conversation = self.conversation

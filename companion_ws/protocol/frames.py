@@ -121,6 +121,7 @@ class SessionJoined(_Frame, tag="session_joined", frozen=True):
     reconnect_token: str | None
     role: str
     device_id: str
+    agent_capability: str | UnsetType = UNSET  # agent role only: the ElevenLabs session_id
     requested_session_id: str | UnsetType = UNSET
     reason: str | UnsetType = UNSET
 

@@ -33,7 +33,7 @@ from companion_ws.integrations.elevenlabs import (
 from companion_ws.integrations.narrator import Narrator
 from companion_ws.tools.registry import ToolRegistry
 from tests.support.fake_elevenlabs import FakeConversation, FakeElevenLabs
-from tests.support.hub import HubFactory, HubProcess, token
+from tests.support.hub import HubFactory, HubProcess, token, tokens
 from tests.support.ws import WS, connect
 from ui_state import create_session_context
 
@@ -108,7 +108,7 @@ async def test_an_agent_tool_call_reaches_every_screen_and_the_state(
     sid, uis = await screens(shared_hub, tok)
     run = await start_bridge(shared_hub, fake, sid, tok)
     conv = run.conv
-    assert conv.dynamic_variables == {"session_id": sid}
+    assert tokens.verify_capability(conv.dynamic_variables["session_id"]).session_scope == sid
     assert conv.query["agent_id"] == fake.agent_id
 
     call_id = await conv.call_tool("get_shipping_quotes", {**QUOTE_PARAMS, "session_id": sid})
@@ -388,7 +388,7 @@ async def test_a_restarted_bridge_first_tells_the_agent_where_the_session_is(
     second = await _spawn_agent(shared_hub, fake, sid, tok, log)
     try:
         again = await fake.conversation()
-        assert again.dynamic_variables == {"session_id": sid}
+        assert tokens.verify_capability(again.dynamic_variables["session_id"]).session_scope == sid
         opening = await again.wait_for(lambda m: True)  # its first message after the init
         assert opening["type"] == "contextual_update", opening
         text = opening["text"]

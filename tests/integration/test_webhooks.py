@@ -16,7 +16,7 @@ import pytest
 
 from companion_ws.endpoints.elevenlabs import sign
 from tests.conftest import _db_url
-from tests.support.hub import HubProcess, token
+from tests.support.hub import HubProcess, token, tokens
 from tests.support.ws import WS, connect
 
 TOOL_SECRET = "tool-secret-" + "x" * 24
@@ -102,7 +102,9 @@ async def test_a_server_tool_call_without_the_secret_is_refused(
     el_hub: HubProcess, http: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
     sid, tok, ui = await _session(el_hub)
-    reply = await http.post(_tool_url(), json={**QUOTE_PARAMS, "session_id": sid}, headers=headers)
+    reply = await http.post(
+        _tool_url(), json={**QUOTE_PARAMS, "session_id": _cap(sid)}, headers=headers
+    )
     assert reply.status_code == 401, reply.text
     assert reply.json()["error"]["code"] == "unauthorized"
     assert await _version(http, sid, tok) == 0
@@ -116,7 +118,7 @@ async def test_a_server_tool_runs_the_tool_and_every_screen_sees_it(
     sid, tok, ui = await _session(el_hub)
     value = f"Bearer {TOOL_SECRET}" if header == "Authorization" else TOOL_SECRET
     reply = await http.post(
-        _tool_url(), json={**QUOTE_PARAMS, "session_id": sid}, headers={header: value}
+        _tool_url(), json={**QUOTE_PARAMS, "session_id": _cap(sid)}, headers={header: value}
     )
     assert reply.status_code == 200, reply.text
     body = reply.json()  # the tool's result itself: what the agent's LLM sees
@@ -133,7 +135,7 @@ async def test_a_server_tool_call_runs_once_per_idempotency_key(
 ) -> None:
     sid, tok, ui = await _session(el_hub)
     secret = {"X-Companion-Tool-Secret": TOOL_SECRET}
-    body = {**QUOTE_PARAMS, "session_id": sid}
+    body = {**QUOTE_PARAMS, "session_id": _cap(sid)}
     key = {**secret, "Idempotency-Key": f"idem-{uuid.uuid4().hex}"}
     first = await http.post(_tool_url(), json=body, headers=key)
     again = await http.post(_tool_url(), json=body, headers=key)
@@ -184,10 +186,14 @@ async def test_a_server_tool_with_bad_parameters_is_422_naming_them(
     sid, tok, ui = await _session(el_hub)
     secret = {"X-Companion-Tool-Secret": TOOL_SECRET}
     if name == "create_shipping_label":
-        ok = await http.post(_tool_url(), json={**QUOTE_PARAMS, "session_id": sid}, headers=secret)
+        ok = await http.post(
+            _tool_url(), json={**QUOTE_PARAMS, "session_id": _cap(sid)}, headers=secret
+        )
         assert ok.status_code == 200
     before = await _version(http, sid, tok)
-    reply = await http.post(_tool_url(name), json={**params, "session_id": sid}, headers=secret)
+    reply = await http.post(
+        _tool_url(name), json={**params, "session_id": _cap(sid)}, headers=secret
+    )
     assert reply.status_code == 422, reply.text
     error = reply.json()["error"]
     assert error["code"] == "tool_failed" and named in error["message"]
@@ -200,22 +206,25 @@ async def test_a_server_tool_call_needs_a_known_tool_and_a_live_session(
 ) -> None:
     sid, _, ui = await _session(el_hub)
     secret = {"X-Companion-Tool-Secret": TOOL_SECRET}
-    unknown = await http.post(_tool_url("nope"), json={"session_id": sid}, headers=secret)
+    unknown = await http.post(_tool_url("nope"), json={"session_id": _cap(sid)}, headers=secret)
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "tool_not_found"
     missing = await http.post(_tool_url(), json=QUOTE_PARAMS, headers=secret)
     assert missing.status_code == 400 and "session_id" in missing.json()["error"]["message"]
-    gone = await http.post(_tool_url(), json={**QUOTE_PARAMS, "session_id": "gone"}, headers=secret)
+    gone_cap = _cap("gone")
+    gone = await http.post(
+        _tool_url(), json={**QUOTE_PARAMS, "session_id": gone_cap}, headers=secret
+    )
     assert gone.status_code == 410
-    odd = {**QUOTE_PARAMS, "session_id": sid, "tool_call_id": "a\r\nX-Evil: 1"}
+    odd = {**QUOTE_PARAMS, "session_id": _cap(sid), "tool_call_id": "a\r\nX-Evil: 1"}
     refused = await http.post(_tool_url(), json=odd, headers=secret)
     assert refused.status_code == 400 and "tool_call_id" in refused.json()["error"]["message"]
     # An id used by one session is not another session's.
     other_sid, _, other_ui = await _session(el_hub)
     key = {**secret, "Idempotency-Key": f"idem-{uuid.uuid4().hex}"}
-    ok = await http.post(_tool_url(), json={**QUOTE_PARAMS, "session_id": sid}, headers=key)
+    ok = await http.post(_tool_url(), json={**QUOTE_PARAMS, "session_id": _cap(sid)}, headers=key)
     assert ok.status_code == 200
     stolen = await http.post(
-        _tool_url(), json={**QUOTE_PARAMS, "session_id": other_sid}, headers=key
+        _tool_url(), json={**QUOTE_PARAMS, "session_id": _cap(other_sid)}, headers=key
     )
     assert stolen.status_code == 409 and stolen.json()["error"]["code"] == "session_mismatch"
     await ui.close()
@@ -223,6 +232,11 @@ async def test_a_server_tool_call_needs_a_known_tool_and_a_live_session(
 
 
 # ---------------------------------------------------------------- post-call webhook
+
+
+def _cap(sid: str) -> str:
+    """The capability the hub signs for a session: the ElevenLabs ``session_id``."""
+    return tokens.mint_capability("owner", sid, 3600)
 
 
 def _post_call(sid: str, conversation_id: str | None = None) -> bytes:
@@ -243,7 +257,7 @@ def _post_call(sid: str, conversation_id: str | None = None) -> bytes:
                 "call_successful": "success",
             },
             "conversation_initiation_client_data": {
-                "dynamic_variables": {"session_id": sid, "system__agent_id": "agent_test"}
+                "dynamic_variables": {"session_id": _cap(sid), "system__agent_id": "agent_test"}
             },
         },
     }
@@ -373,10 +387,9 @@ def test_our_signatures_are_what_the_elevenlabs_sdk_verifies() -> None:
     event = ElevenLabs(api_key="unused").webhooks.construct_event(
         body.decode(), sign(body, WEBHOOK_SECRET), WEBHOOK_SECRET
     )
-    assert event["data"]["conversation_initiation_client_data"]["dynamic_variables"] == {
-        "session_id": "s-1",
-        "system__agent_id": "agent_test",
-    }
+    variables = event["data"]["conversation_initiation_client_data"]["dynamic_variables"]
+    assert tokens.verify_capability(variables["session_id"]).session_scope == "s-1"
+    assert variables["system__agent_id"] == "agent_test"
 
 
 # ---------------------------------------------------------------- backend events
@@ -447,3 +460,29 @@ async def test_a_post_call_redelivered_after_a_crash_between_ledger_and_publish_
             assert not [e for e in history if e.get("text") == "conversation_ended"]
     finally:
         hub.stop()
+
+
+async def test_the_tools_and_the_webhook_take_only_the_sessions_capability(
+    el_hub: HubProcess, http: httpx.AsyncClient
+) -> None:
+    """Whoever starts an ElevenLabs conversation chooses its dynamic variables: a bare
+    session id (shown in the page and in links) runs nothing and stores nothing."""
+    sid, tok, ui = await _session(el_hub)
+    secret = {"Authorization": f"Bearer {TOOL_SECRET}"}
+    bare = await http.post(_tool_url(), json={**QUOTE_PARAMS, "session_id": sid}, headers=secret)
+    assert bare.status_code == 401 and "capability" in bare.json()["error"]["message"]
+    other = tokens.mint_capability("owner", "another-session", 3600)
+    wrong = await http.post(_tool_url(), json={**QUOTE_PARAMS, "session_id": other}, headers=secret)
+    assert wrong.status_code == 410  # no live session of that capability
+    payload = json.loads(_post_call(sid))
+    payload["data"]["conversation_initiation_client_data"]["dynamic_variables"]["session_id"] = sid
+    body = json.dumps(payload).encode()
+    reply = await http.post(
+        "/elevenlabs/post-call",
+        content=body,
+        headers={"ElevenLabs-Signature": sign(body, WEBHOOK_SECRET)},
+    )
+    assert reply.status_code == 200 and reply.json()["stored"] is False
+    assert "capability" in reply.json()["note"]
+    assert await _version(http, sid, tok) == 0  # nothing ran
+    await ui.close()
