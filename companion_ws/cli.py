@@ -147,6 +147,16 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{raw} must be more than 0 seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="companion-ws", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -176,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--sub", required=True)
     token.add_argument("--admin", action="store_true")
     token.add_argument("--service", action="store_true")
-    token.add_argument("--ttl", type=float, default=3600)
+    token.add_argument(
+        "--ttl", type=_positive_seconds, default=3600, help="seconds the token lives (> 0)"
+    )
     token.add_argument("--session", help="scope the token to this session")
     token.set_defaults(func=cmd_token)
 

@@ -6,7 +6,7 @@ and sends each as a JSON frame. A bare word sends ``{"type": word}`` (``ping``,
 :class:`~companion_ws.client.CompanionClient`; notes go to stderr. Ends at the end of
 stdin, or when the hub closes the session for good (exit status 1 unless 1000).
 
-    companion-ws connect --token "$(companion-ws token --sub alice)"
+    COMPANION_TOKEN="$(companion-ws token --sub alice)" companion-ws connect
     {"type": "contextual_update", "text": "hello", "data": {"n": 1}}
 """
 
@@ -16,12 +16,12 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import sys
 import threading
 from typing import Any
 
 from companion_ws.client import ClientClosed, CompanionClient
+from companion_ws.secrets_input import read_secret
 
 
 def register(subparsers: Any) -> None:
@@ -30,16 +30,22 @@ def register(subparsers: Any) -> None:
         "connect", help="an interactive client: frames out as JSON lines, lines in as frames"
     )
     parser.add_argument("--url", default="ws://127.0.0.1:8000", help="the hub's base URL")
-    parser.add_argument("--token", help="a JWT (default: $COMPANION_TOKEN)")
+    parser.add_argument(
+        "--token-stdin",
+        action="store_true",
+        help="read the token from standard input (default: $COMPANION_TOKEN)",
+    )
     parser.add_argument("--session-id", help="join this session (default: a new one)")
     parser.add_argument("--client", default="cli", help="the client kind the others see")
     parser.set_defaults(func=cmd_connect)
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
-    token = args.token or os.environ.get("COMPANION_TOKEN")
+    token = read_secret("COMPANION_TOKEN", from_stdin=args.token_stdin)
     if not token:
-        print("companion-ws: pass --token or set COMPANION_TOKEN", file=sys.stderr)
+        print(
+            "companion-ws: set COMPANION_TOKEN, or pipe it in with --token-stdin", file=sys.stderr
+        )
         return 2
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(_connect(args.url, token, args.session_id, args.client))

@@ -1,7 +1,7 @@
 """``companion-ws agent`` (the ElevenLabs bridge) and ``companion-ws tools --elevenlabs``.
 
 companion-ws agent --agent-id A --session-id S [--url ws://127.0.0.1:8000]
-    [--token T | env COMPANION_TOKEN] [--api-key K | env ELEVENLABS_API_KEY]
+    [env COMPANION_TOKEN | --token-stdin] [env ELEVENLABS_API_KEY]
     [--base-url U | env ELEVENLABS_BASE_URL] [--requires-auth] [--audio null|text|device]
 companion-ws tools --elevenlabs [--tools MODULE ...] [--server-url URL]
 """
@@ -17,6 +17,7 @@ import signal
 import sys
 from typing import Any
 
+from companion_ws.secrets_input import read_secret
 from companion_ws.settings import Settings
 from companion_ws.tools.registry import Tool, ToolRegistry
 
@@ -73,9 +74,12 @@ def cmd_tools(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    token = args.token or os.environ.get("COMPANION_TOKEN")
+    token = read_secret("COMPANION_TOKEN", from_stdin=args.token_stdin)
     if not token:
-        print("companion-ws agent: give --token or set COMPANION_TOKEN", file=sys.stderr)
+        print(
+            "companion-ws agent: set COMPANION_TOKEN, or pipe it in with --token-stdin",
+            file=sys.stderr,
+        )
         return 2
     try:
         registry = _registry(args)
@@ -94,7 +98,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         session_id=args.session_id,
         hub_url=args.url,
         token=token,
-        api_key=args.api_key or os.environ.get("ELEVENLABS_API_KEY") or None,
+        api_key=read_secret("ELEVENLABS_API_KEY", from_stdin=False),
         base_url=args.base_url or os.environ.get("ELEVENLABS_BASE_URL") or None,
         requires_auth=args.requires_auth,
         audio=args.audio,
@@ -133,8 +137,12 @@ def register(subparsers: Any) -> None:
     agent.add_argument("--agent-id", required=True, help="the ElevenLabs agent id")
     agent.add_argument("--session-id", required=True, help="the hub session to join")
     agent.add_argument("--url", default="ws://127.0.0.1:8000", help="the hub's WebSocket URL")
-    agent.add_argument("--token", help="a hub token for the session (env COMPANION_TOKEN)")
-    agent.add_argument("--api-key", help="ElevenLabs API key (env ELEVENLABS_API_KEY)")
+    agent.add_argument(
+        "--token-stdin",
+        action="store_true",
+        help="read the hub token from standard input (default: $COMPANION_TOKEN); the "
+        "ElevenLabs API key comes from $ELEVENLABS_API_KEY",
+    )
     agent.add_argument(
         "--base-url", help="ElevenLabs API base URL (env ELEVENLABS_BASE_URL; default: production)"
     )

@@ -356,7 +356,7 @@ async def test_the_agent_command_says_why_it_cannot_run(
     shared_hub: HubProcess, fake: FakeElevenLabs
 ) -> None:
     code, out = await _run_agent(shared_hub, "s-1", {"COMPANION_TOKEN": ""})
-    assert code == 2 and "give --token or set COMPANION_TOKEN" in out
+    assert code == 2 and "set COMPANION_TOKEN, or pipe it in with --token-stdin" in out
     env = {"COMPANION_TOKEN": token(_user()), "ELEVENLABS_BASE_URL": fake.base_url}
     code, out = await _run_agent(shared_hub, "no-such-session", env)
     assert code == 1 and "session 'no-such-session' is not live on the hub" in out, out
