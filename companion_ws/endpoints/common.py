@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from companion_ws.auth.tokens import Principal, TokenService
 from companion_ws.errors import BadRequest, CompanionError, Internal, Unauthorized
@@ -63,19 +65,35 @@ async def json_body(request: Request) -> Any:
         raise BadRequest("the body is not valid JSON") from None
 
 
-def int_param(
-    request: Request, name: str, default: int, *, lo: int = 0, hi: int | None = None
-) -> int:
+#: The largest integer a query parameter takes: what every database's BIGINT holds.
+MAX_INT = 2**62
+
+
+def int_param(request: Request, name: str, default: int, *, lo: int = 0, hi: int = MAX_INT) -> int:
+    """An integer query parameter in ``[lo, hi]``, ``default`` when absent."""
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer") from None
-    if value < lo or (hi is not None and value > hi):
+    if not (raw.isascii() and raw.lstrip("-").isdigit()) or len(raw) > 20:
+        raise BadRequest(f"{name} must be an integer")
+    value = int(raw)
+    if value < lo or value > hi:
         raise BadRequest(f"{name} must be between {lo} and {hi}")
     return value
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def route(path: str, **handlers: Endpoint) -> Route:
+    """One route per path that dispatches on the method (``GET=...``, ``POST=...``), so
+    a 405 lists every method the path allows."""
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return Route(path, dispatch, methods=list(handlers))
 
 
 async def http_error_response(request: Request, exc: Exception) -> Response:

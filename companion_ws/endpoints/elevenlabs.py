@@ -167,7 +167,7 @@ def verify_signature(
             timestamp = value.strip()
         elif key == "v0":
             digests.append(value.strip())
-    if timestamp is None or not timestamp.isdigit() or not digests:
+    if timestamp is None or not (timestamp.isascii() and timestamp.isdigit()) or not digests:
         raise Unauthorized("the ElevenLabs-Signature header is malformed")
     current = time.time() if now is None else now
     age = current - int(timestamp)

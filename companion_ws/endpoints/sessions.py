@@ -18,6 +18,7 @@ from companion_ws.endpoints.common import (
     json_body,
     node_of,
     principal,
+    route,
     settings_of,
 )
 from companion_ws.errors import BadRequest, Forbidden, SessionEnded
@@ -40,7 +41,7 @@ async def list_sessions(request: Request) -> Response:
     sessions = node_of(request).sessions
     limit = int_param(request, "limit", 50, lo=1, hi=500)
     active_raw = request.query_params.get("active")
-    if active_raw not in (None, "", "true", "false"):
+    if active_raw not in (None, "true", "false"):
         raise BadRequest("active must be true or false")
     rows, cursor = await sessions.page(
         limit=limit,
@@ -81,7 +82,7 @@ def _if_match(request: Request) -> int | None:
     if raw is None:
         return None
     value = raw.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise BadRequest("If-Match must be the state version, e.g. If-Match: 7")
     return int(value)
 
@@ -90,10 +91,11 @@ async def patch_state(request: Request) -> Response:
     node = node_of(request)
     sid = request.path_params["session_id"]
     row = await node.sessions.authorize(principal(request), sid, Action.WRITE)
+    patch = await json_body(request)  # a bad request is that, whatever the session's state
+    expected = _if_match(request)
     if row.ended_at is not None:
         raise SessionEnded("this session has ended")
-    patch = await json_body(request)
-    doc = await node.state.update(sid, patch, expected_version=_if_match(request), sender="http")
+    doc = await node.state.update(sid, patch, expected_version=expected, sender="http")
     return JSON({"state": doc.state, "version": doc.version}, headers={"ETag": f'"{doc.version}"'})
 
 
@@ -103,8 +105,6 @@ async def publish_event(request: Request) -> Response:
     sid = request.path_params["session_id"]
     who = principal(request)
     row = await node.sessions.authorize(who, sid, Action.WRITE)
-    if row.ended_at is not None:
-        raise SessionEnded("no live session with this id")
     body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("text"), str) or not body["text"]:
         raise BadRequest("the body must be an object with a non-empty string `text`")
@@ -113,6 +113,8 @@ async def publish_event(request: Request) -> Response:
     unknown = set(body) - {"text", "data"}
     if unknown:
         raise BadRequest(f"unknown fields: {', '.join(sorted(unknown))}")
+    if row.ended_at is not None:
+        raise SessionEnded("no live session with this id")
     role = policy.http_role(who, sid, row.owner_id)
     event = await node.publisher.publish(
         ContextualUpdate(
@@ -143,7 +145,7 @@ async def _join_role(request: Request) -> Role:
         return Role.COMPANION
     parsed = await json_body(request)
     role = parsed.get("role", "companion") if isinstance(parsed, dict) else None
-    if role not in ("companion", "observer"):
+    if role not in ("companion", "observer") or set(parsed) - {"role"}:
         raise BadRequest('the body is optional: {"role": "companion" | "observer"}')
     return Role(role)
 
@@ -202,12 +204,9 @@ def _qr_svg(url: str) -> bytes:
 
 
 routes = [
-    Route("/sessions", create_session, methods=["POST"]),
-    Route("/sessions", list_sessions, methods=["GET"]),
-    Route("/sessions/{session_id}", get_session, methods=["GET"]),
-    Route("/sessions/{session_id}", delete_session, methods=["DELETE"]),
-    Route("/sessions/{session_id}/state", get_state, methods=["GET"]),
-    Route("/sessions/{session_id}/state", patch_state, methods=["PATCH"]),
+    route("/sessions", POST=create_session, GET=list_sessions),
+    route("/sessions/{session_id}", GET=get_session, DELETE=delete_session),
+    route("/sessions/{session_id}/state", GET=get_state, PATCH=patch_state),
     Route("/sessions/{session_id}/events", publish_event, methods=["POST"]),
     Route("/sessions/{session_id}/history", get_history, methods=["GET"]),
     Route("/sessions/{session_id}/join-token", join_token, methods=["POST"]),
