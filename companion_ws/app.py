@@ -4,6 +4,7 @@ resources live in the lifespan."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -29,6 +30,8 @@ from companion_ws.settings import Settings
 from companion_ws.store.eventlog import EventLog
 from companion_ws.store.store import Store
 from companion_ws.tools.registry import ToolRegistry
+
+log = logging.getLogger("companion_ws.app")
 
 
 def token_service(settings: Settings) -> TokenService:
@@ -95,6 +98,11 @@ def create_app(
         if settings.migrate_on_start:
             await store.migrate()
         await node.start()
+        if not (await node.ready())["broker"]:
+            log.warning(
+                "the broker at %s does not answer: /readyz says 503 until it does",
+                settings.broker_url.split("@")[-1],
+            )
         try:
             yield
         finally:

@@ -35,16 +35,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from companion_ws.app import create_app, token_service
     from companion_ws.logs import log_config
+    from companion_ws.startup import StartupError, check_port, check_schema, warn_about
 
     settings = _settings(args)
+    if args.migrate:
+        settings = settings.replace(auto_migrate=True)
     generated = settings.verifying_key is None
     if generated:
         settings = settings.replace(jwt_secret=secrets.token_urlsafe(32), jwt_algorithm="HS256")
     try:
+        check_port(args.host, args.port)
         app = create_app(settings)
-    except RuntimeError as exc:
+        asyncio.run(check_schema(settings, _safe_url(settings.database_url)))
+    except (StartupError, RuntimeError) as exc:
         print(f"companion-ws: {exc}", file=sys.stderr)
         return 2
+    for warning in warn_about(settings):
+        print(f"companion-ws: warning: {warning}", file=sys.stderr, flush=True)
     base = settings.public_url or f"http://{_display_host(args.host)}:{args.port}"
     if generated:
         tokens = token_service(settings)
@@ -175,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (uvicorn's option)",
     )
     serve.add_argument("--shutdown-timeout", type=float, default=8.0)
+    serve.add_argument(
+        "--migrate",
+        action="store_true",
+        help="migrate the database to this code's schema before starting (PostgreSQL "
+        "is never migrated otherwise; SQLite always is)",
+    )
     serve.add_argument("--dev-token-ttl", type=float, default=12 * 3600)
     serve.set_defaults(func=cmd_serve)
 

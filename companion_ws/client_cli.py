@@ -67,14 +67,28 @@ def parse_line(line: str) -> dict[str, Any] | None:
 
 
 async def _connect(url: str, token: str, session_id: str | None, kind: str) -> int:
-    client = CompanionClient(url, token=token, session_id=session_id, client=kind)
+    client = CompanionClient(
+        url,
+        token=token,
+        session_id=session_id,
+        client=kind,
+        open_timeout=3.0,
+        first_connect_timeout=3.0,  # a wrong URL or port is said at once, not retried for ever
+    )
     frames = client.events()  # made before start(): the welcome is printed too
     printer = asyncio.create_task(_print_frames(frames))
     try:
         await client.start()
     except ClientClosed as exc:
         await printer
-        print(f"companion-ws: refused: {exc}", file=sys.stderr)
+        if exc.code in (None, 1006) and client.connection_id is None:
+            print(
+                f"companion-ws: nothing answers at {url}: is the hub running? Start it with "
+                "`companion-ws serve`, or point --url at it",
+                file=sys.stderr,
+            )
+        else:
+            print(f"companion-ws: refused: {exc}", file=sys.stderr)
         return 1
     lines = _stdin_lines()
     reader = asyncio.create_task(_send_lines(client, lines))

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -64,6 +65,7 @@ class CompanionClient:
         backoff_max: float = 5.0,
         max_attempts: int | None = None,
         open_timeout: float = 10.0,
+        first_connect_timeout: float | None = None,
     ) -> None:
         self._base = ws_base(url)
         self._token = token
@@ -72,6 +74,9 @@ class CompanionClient:
         self._backoff_max = backoff_max
         self._max_attempts = max_attempts
         self._open_timeout = open_timeout
+        # Give up when nothing has ever answered within this long (a wrong URL or port
+        # is a mistake to report, not an outage to ride out); None: retry for ever.
+        self._first_connect_timeout = first_connect_timeout
 
         self.mirror = SessionMirror(session_id)
         self.reconnect_token: str | None = None
@@ -267,15 +272,22 @@ class CompanionClient:
 
     async def _run(self) -> None:
         failures = 0
+        started = time.monotonic()
+        ever = False
         try:
             while not self._closing:
                 code, reason = await self._connect_and_read()
                 welcomed = self.connected
+                ever = ever or welcomed
                 self._went_offline(code)
                 if self._closing:
                     break
                 if not should_reconnect(code):
                     self._finish(code, reason)
+                    return
+                limit = self._first_connect_timeout
+                if not ever and limit is not None and time.monotonic() - started >= limit:
+                    self._finish(code, f"nothing answers at {self._base} ({reason})")
                     return
                 failures = 0 if welcomed else failures + 1
                 if self._max_attempts is not None and failures >= self._max_attempts:
@@ -283,6 +295,8 @@ class CompanionClient:
                     return
                 ceiling = min(self._backoff_max, self._backoff_initial * 2**failures)
                 delay = random.uniform(0, ceiling)
+                if not ever and limit is not None:  # never wait past the first-connect limit
+                    delay = min(delay, max(0.0, started + limit - time.monotonic()))
                 log.info("connection closed (%s %s); reconnecting in %.2fs", code, reason, delay)
                 await asyncio.sleep(delay)
         except Exception as exc:

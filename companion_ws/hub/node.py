@@ -159,13 +159,15 @@ class Node:
         await self._broker.close()
 
     async def ready(self) -> dict[str, bool]:
-        """Whether the database and the broker answer."""
+        """Whether the database answers, is migrated to this code's schema, and whether
+        the broker answers."""
         database = await self._store.ping()
+        schema = database and await self._store.schema_ready()
         try:
             broker = await self._broker.ping()
         except Exception:
             broker = False
-        return {"database": database, "broker": broker}
+        return {"database": database, "schema": schema, "broker": broker}
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)

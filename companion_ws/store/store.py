@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
 import migrations
@@ -18,6 +20,13 @@ def alembic_config(url: str) -> Config:
     cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+def head_revision() -> str:
+    """The newest migration this code knows."""
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
 
 
 class Store:
@@ -39,6 +48,24 @@ class Store:
 
         async with self.engine.begin() as conn:
             await conn.run_sync(upgrade)
+
+    async def schema(self) -> tuple[str | None, str]:
+        """The database's migration revision (None: never migrated) and the code's head."""
+
+        def current(conn: Connection) -> str | None:
+            return MigrationContext.configure(conn).get_current_revision()
+
+        async with self.engine.connect() as conn:
+            revision = await conn.run_sync(current)
+        return revision, head_revision()
+
+    async def schema_ready(self) -> bool:
+        """The database answers and is migrated to the code's head."""
+        try:
+            revision, head = await self.schema()
+        except Exception:
+            return False
+        return revision == head
 
     async def ping(self) -> bool:
         try:
