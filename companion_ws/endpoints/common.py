@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from companion_ws.auth.tokens import Principal, TokenService
-from companion_ws.errors import BadRequest, CompanionError, Internal, Unauthorized
+from companion_ws.errors import BadRequest, CompanionError, Internal, InvalidJSON, Unauthorized
 from companion_ws.hub.node import Node
 from companion_ws.protocol.codec import JSON_ERRORS, decode_body, encode
 from companion_ws.settings import Settings
@@ -62,7 +62,7 @@ async def json_body(request: Request) -> Any:
     try:
         return decode_body(body)
     except JSON_ERRORS:
-        raise BadRequest("the body is not valid JSON") from None
+        raise InvalidJSON("the body is not valid JSON") from None
 
 
 #: The largest integer a query parameter takes: what every database's BIGINT holds.

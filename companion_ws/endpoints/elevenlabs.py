@@ -28,6 +28,7 @@ from starlette.routing import Route
 from companion_ws.endpoints.common import JSON, json_body, node_of, settings_of, tokens_of
 from companion_ws.errors import (
     BadRequest,
+    InvalidJSON,
     NotFound,
     SessionEnded,
     SessionMismatch,
@@ -245,7 +246,7 @@ async def post_call(request: Request) -> Response:
     try:
         payload = decode_json(raw)
     except JSON_ERRORS:
-        raise BadRequest("the body is not valid JSON") from None
+        raise InvalidJSON("the body is not valid JSON") from None
     if not isinstance(payload, dict):
         raise BadRequest("the body must be a JSON object")
     # Unknown sessions and kinds still answer 200: ElevenLabs disables a webhook that

@@ -18,6 +18,7 @@ from companion_ws.errors import (
     CompanionError,
     Forbidden,
     Internal,
+    NotFound,
     RateLimited,
     TooManyConnections,
 )
@@ -90,6 +91,19 @@ class ConnectParams:
             raise BadConnectParams("device_id must be at most 64 printable ASCII characters")
 
 
+async def _no_such_socket(receive: Receive, send: Send) -> None:
+    """A WebSocket on another path: refused with HTTP 404 and the JSON error shape of the
+    HTTP API (the ASGI WebSocket denial response)."""
+    if (await receive())["type"] != "websocket.connect":
+        return
+    body = codec.encode(
+        {"error": NotFound("no WebSocket here: connect to /ws or /ws/{session_id}").payload()}
+    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "websocket.http.response.start", "status": 404, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
 def session_path(path: str) -> str | None:
     """The session id of a WebSocket path: "" for ``/ws``, the id for ``/ws/{id}``,
     None for any other path."""
@@ -154,9 +168,12 @@ class SocketServer:
         self.fallback = fallback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        session_id = session_path(scope["path"]) if scope["type"] == "websocket" else None
-        if session_id is None:
+        if scope["type"] != "websocket":
             await self.fallback(scope, receive, send)
+            return
+        session_id = session_path(scope["path"])
+        if session_id is None:
+            await _no_such_socket(receive, send)
             return
         if session_id:
             scope["path_params"] = {"session_id": session_id}

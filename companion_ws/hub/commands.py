@@ -55,7 +55,10 @@ ACTIONS: dict[type[m.ClientMessage], Action] = {
 
 def error_frame(session_id: str, error: CompanionError, request_id: str | None) -> str:
     """The ``error`` frame that answers ``error``, encoded."""
-    frame = msgspec.convert({"type": "error", "session_id": session_id, **error.payload()}, f.Error)
+    fields = {"type": "error", **error.payload()}
+    if session_id:  # errors before a join name no session
+        fields["session_id"] = session_id
+    frame = msgspec.convert(fields, f.Error)
     if request_id is not None:
         frame = msgspec.structs.replace(frame, requestId=request_id)
     return encode(frame).decode()

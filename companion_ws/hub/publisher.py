@@ -9,7 +9,7 @@ from companion_ws.broker.base import Broker, Event
 from companion_ws.errors import CompanionError, Internal
 from companion_ws.metrics import Metrics
 from companion_ws.protocol.codec import encode
-from companion_ws.protocol.frames import ServerFrame, tag_of
+from companion_ws.protocol.frames import BroadcastFrame, tag_of
 from companion_ws.store.eventlog import EventLog
 
 __all__ = ["Publisher"]
@@ -23,7 +23,7 @@ class Publisher:
         self._eventlog = eventlog
         self._metrics = metrics
 
-    async def publish(self, frame: ServerFrame) -> Event:
+    async def publish(self, frame: BroadcastFrame) -> Event:
         """Broadcast ``frame`` to every client of its session; answers its event."""
         kind = tag_of(type(frame))
         session_id = frame.session_id

@@ -30,6 +30,7 @@ __all__ = [
     "BROADCAST_TYPES",
     "DIRECT_TYPES",
     "SERVER_FRAMES",
+    "BroadcastFrame",
     "ClientJoined",
     "ClientLeft",
     "ClientToolResult",
@@ -178,7 +179,8 @@ class Refreshed(_Frame, tag="refreshed", frozen=True):
     expires_at: int
 
 
-class Error(_Frame, tag="error", frozen=True):
+class Error(_Frame, tag="error", frozen=True, kw_only=True):
+    session_id: str | UnsetType = UNSET  # type: ignore[assignment]  # none before a join
     code: str
     message: str
     retryable: bool | UnsetType = UNSET
@@ -186,6 +188,16 @@ class Error(_Frame, tag="error", frozen=True):
     size: int | UnsetType = UNSET  # state_too_large
     limit: int | UnsetType = UNSET
 
+
+#: The frames the publisher broadcasts (the broker gives each its ``seq``).
+BroadcastFrame = (
+    ClientJoined
+    | ClientLeft
+    | SessionStateUpdated
+    | ContextualUpdate
+    | SessionEnded
+    | DeviceRevoked
+)
 
 ServerFrame = (
     ClientJoined

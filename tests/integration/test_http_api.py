@@ -58,7 +58,7 @@ async def test_health_and_readiness(http: httpx.AsyncClient) -> None:
     assert health.status_code == 200 and health.json()["status"] == "ok"
     ready = await http.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "database": True, "broker": True}
+    assert ready.json() == {"status": "ready", "database": True, "schema": True, "broker": True}
 
 
 async def test_create_a_session(http: httpx.AsyncClient) -> None:
@@ -220,9 +220,10 @@ async def test_state_read_and_patch_with_if_match(
     _error(await http.get("/sessions/nope/state", headers=ADMIN), 404, "not_found")
     body = {**_auth(owner), "If-Match": "seven"}
     _error(await http.patch(url, json={"z": 1}, headers=body), 400, "invalid_message")
-    _error(await http.patch(url, content=b"{nope", headers=_auth(owner)), 400, "invalid_message")
+    # Bad JSON is the same fault, with the same code, over HTTP as on the socket.
+    _error(await http.patch(url, content=b"{nope", headers=_auth(owner)), 400, "invalid_json")
     bad_utf8 = b'{"a": "\xd8"}'
-    _error(await http.patch(url, content=bad_utf8, headers=_auth(owner)), 400, "invalid_message")
+    _error(await http.patch(url, content=bad_utf8, headers=_auth(owner)), 400, "invalid_json")
     _error(await http.patch(url, json=[1], headers=_auth(owner)), 400, "invalid_message")
     final = await http.get(url, headers=_auth(owner))
     assert final.json()["version"] == 3
