@@ -72,6 +72,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             ),
             flush=True,
         )
+    else:
+        print(
+            f"companion-ws: serving on {base}\n"
+            f"  companion UI  {base}/?token=<a token: companion-ws token --sub USER>\n"
+            f"  WebSocket     {base.replace('http', 'ws', 1)}/ws\n",
+            flush=True,
+        )
     config = uvicorn.Config(
         app,
         host=args.host,
