@@ -167,13 +167,18 @@ class MemoryBroker:
         if self._journal is None:
             self._visible(event, stream)
             return event
-        stream.in_flight += 1
         try:
-            await self._journal.write(
+            committed = self._journal.write(
                 event,
                 visible=lambda ev: self._visible(ev, stream),
                 rollback=lambda ev: self._rollback(ev, stream),
             )
+        except BaseException:
+            self._rollback(event, stream)  # refused at once (backlog full): nobody saw it
+            raise
+        stream.in_flight += 1
+        try:
+            await committed
         finally:
             stream.in_flight -= 1
         return event

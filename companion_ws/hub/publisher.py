@@ -3,7 +3,9 @@ appended to the event log. Every adapter's broadcast takes it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 
 from companion_ws.broker.base import Broker, Event
 from companion_ws.errors import CompanionError, Internal
@@ -38,3 +40,10 @@ class Publisher:
             self._eventlog.append(event)
         self._metrics.events.labels(kind).inc()
         return event
+
+    async def publish_all(self, frames: Sequence[BroadcastFrame]) -> tuple[Event, ...]:
+        """Broadcast ``frames`` in order. With a journaled broker they take their numbers
+        at once, in order, and ride one commit; otherwise one after the other."""
+        if not self._broker.journaled:
+            return tuple([await self.publish(frame) for frame in frames])
+        return tuple(await asyncio.gather(*(self.publish(frame) for frame in frames)))

@@ -47,7 +47,11 @@ class StateService:
     async def load(self, session_id: str) -> StateDoc:
         """The session's state and version as committed."""
         async with self._store.uow() as uow:
-            row = await uow.sessions.get(session_id)
+            return await self.read(uow, session_id)
+
+    async def read(self, uow: UnitOfWork, session_id: str) -> StateDoc:
+        """:meth:`load`, inside the caller's unit of work."""
+        row = await uow.sessions.get(session_id)
         if row is None:
             raise NotFound(f"no session {session_id!r}")
         return StateDoc(decode_json(row.state), row.state_version)

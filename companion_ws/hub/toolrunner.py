@@ -27,6 +27,7 @@ from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import encode, now_ms
 from companion_ws.store.models import ToolCallRow
 from companion_ws.store.store import Store
+from companion_ws.store.uow import UnitOfWork
 from companion_ws.tools.registry import ToolError, ToolOutcome, ToolRegistry
 from ui_state import StateDoc
 
@@ -108,10 +109,11 @@ class ToolRunner:
         """The effect ``compute`` once per ``key``: ledger and state in one commit,
         then the events. A repeat answers the stored result, ``replayed``."""
         async with self._locks(session_id):
-            stored = await self._stored(key, session_id)
-            if stored is not None:
-                return stored
-            doc = await self._state.load(session_id)
+            async with self._store.uow() as uow:  # one round trip: the ledger and the state
+                stored = await self._stored_in(uow, key, session_id)
+                if stored is not None:
+                    return stored
+                doc = await self._state.read(uow, session_id)
             new_doc: StateDoc | None = None
             outcome: ToolOutcome | None = None
             try:
@@ -163,29 +165,38 @@ class ToolRunner:
         sender: str | None,
         request_id: str | None,
     ) -> tuple[Event, ...]:
-        events: list[Event] = []
         if outcome is None:
             return ()
+        frames: list[f.BroadcastFrame] = []
         if new_doc is not None:
-            events.append(
-                await self._state.announce(
-                    session_id, outcome.patch, new_doc.version, request_id, sender
+            frames.append(
+                f.SessionStateUpdated(
+                    session_id=session_id,
+                    requestId=f.opt(request_id),
+                    patch=outcome.patch,
+                    version=new_doc.version,
+                    sender=sender,
                 )
             )
         if outcome.update_text:
-            update = f.ContextualUpdate(
-                session_id=session_id,
-                requestId=f.opt(request_id),
-                text=outcome.update_text,
-                data=outcome.update_data,
-                sender=sender,
+            frames.append(
+                f.ContextualUpdate(
+                    session_id=session_id,
+                    requestId=f.opt(request_id),
+                    text=outcome.update_text,
+                    data=outcome.update_data,
+                    sender=sender,
+                )
             )
-            events.append(await self._publisher.publish(update))
-        return tuple(events)
+        return await self._publisher.publish_all(frames)
 
     async def _stored(self, key: str, session_id: str) -> ToolResult | None:
         async with self._store.uow() as uow:
-            row = await uow.tool_calls.get(key)
+            return await self._stored_in(uow, key, session_id)
+
+    @staticmethod
+    async def _stored_in(uow: UnitOfWork, key: str, session_id: str) -> ToolResult | None:
+        row = await uow.tool_calls.get(key)
         if row is None:
             return None
         if row.session_id != session_id:
