@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,9 +37,9 @@ from companion_ws.client.address import TokenSource, current_token, ws_base, ws_
 from companion_ws.client.errors import ClientClosed, ClientError
 from companion_ws.client.mirror import Phase, SessionMirror
 from companion_ws.client.pending import PendingRequests
+from companion_ws.client.retry import Retry, Stop
 from companion_ws.client.stream import EVENT_QUEUE_LIMIT, EventStream
 from companion_ws.client.transport import Closed, dial, read_until_closed
-from companion_ws.protocol.closecodes import should_reconnect
 
 __all__ = ["CompanionClient"]
 
@@ -271,34 +270,27 @@ class CompanionClient:
     # ---------------------------------------------------------------- the connection loop
 
     async def _run(self) -> None:
-        failures = 0
-        started = time.monotonic()
-        ever = False
+        retry = Retry(
+            started=time.monotonic(),
+            where=self._base,
+            backoff_initial=self._backoff_initial,
+            backoff_max=self._backoff_max,
+            max_attempts=self._max_attempts,
+            first_connect_timeout=self._first_connect_timeout,
+        )
         try:
             while not self._closing:
                 code, reason = await self._connect_and_read()
                 welcomed = self.connected
-                ever = ever or welcomed
                 self._went_offline(code)
                 if self._closing:
                     break
-                if not should_reconnect(code):
-                    self._finish(code, reason)
+                decision = retry.after(code, reason, welcomed=welcomed, now=time.monotonic())
+                if isinstance(decision, Stop):
+                    self._finish(code, decision.reason)
                     return
-                limit = self._first_connect_timeout
-                if not ever and limit is not None and time.monotonic() - started >= limit:
-                    self._finish(code, f"nothing answers at {self._base} ({reason})")
-                    return
-                failures = 0 if welcomed else failures + 1
-                if self._max_attempts is not None and failures >= self._max_attempts:
-                    self._finish(code, f"gave up after {failures} attempts: {reason}")
-                    return
-                ceiling = min(self._backoff_max, self._backoff_initial * 2**failures)
-                delay = random.uniform(0, ceiling)
-                if not ever and limit is not None:  # never wait past the first-connect limit
-                    delay = min(delay, max(0.0, started + limit - time.monotonic()))
-                log.info("connection closed (%s %s); reconnecting in %.2fs", code, reason, delay)
-                await asyncio.sleep(delay)
+                log.info("connection closed (%s %s); reconnecting in %.2fs", code, reason, decision)
+                await asyncio.sleep(decision)
         except Exception as exc:
             log.exception("the companion client failed")
             self._finish(None, f"client failure: {exc!r}")
