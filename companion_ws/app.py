@@ -15,7 +15,7 @@ from companion_ws.auth.keys import KeyConfigError, check_keys
 from companion_ws.auth.tokens import TokenConfig, TokenService
 from companion_ws.broker import make_broker
 from companion_ws.broker.base import Broker
-from companion_ws.endpoints import elevenlabs, health, metrics, openapi, sessions, ui
+from companion_ws.endpoints import admin, elevenlabs, health, metrics, openapi, sessions, ui
 from companion_ws.endpoints.common import (
     error_response,
     http_error_response,
@@ -116,6 +116,7 @@ def create_app(
         *sessions.routes,
         *elevenlabs.routes,
         *ui.routes,
+        *admin.routes,
     ]
     app = Starlette(
         routes=routes,

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from companion_ws import __version__
+from companion_ws.endpoints.admin import STATS_SCHEMA
 from companion_ws.endpoints.common import JSON, MAX_INT
 from companion_ws.endpoints.openapi_schemas import DEVICE, HISTORY, REASONS, SESSION, STATE
 
@@ -367,6 +368,20 @@ def document() -> dict[str, Any]:
                     "summary": "the page a join link opens",
                     "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
                 }
+            },
+            "/admin": {
+                "get": {
+                    "summary": "the operator's page (its data needs an admin token)",
+                    "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+                }
+            },
+            "/admin/stats": {
+                "get": _op(
+                    "this process's counters since it started, for /admin (admin)",
+                    {"200": _json(STATS_SCHEMA, "totals")},
+                    401,
+                    403,
+                )
             },
         },
     }
