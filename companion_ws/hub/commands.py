@@ -102,19 +102,16 @@ class CommandRouter:
         self._eventlog.touch(sid)
         match msg:
             case m.Ping():
-                conn.send(_text(f.Pong(session_id=sid, requestId=f.opt(rid))))
+                _reply(conn, rid, f.Pong)
             case m.GetSessionState():
                 position, doc = await self._recovery.snapshot(sid)
-                conn.send(
-                    _text(
-                        f.SessionState(
-                            session_id=sid,
-                            requestId=f.opt(rid),
-                            state=doc.state,
-                            version=doc.version,
-                            seq=position.seq,
-                        )
-                    )
+                _reply(
+                    conn,
+                    rid,
+                    f.SessionState,
+                    state=doc.state,
+                    version=doc.version,
+                    seq=position.seq,
                 )
             case m.UpdateSessionState():
                 await self._state.update(
@@ -144,25 +141,22 @@ class CommandRouter:
                     sender=conn.id,
                     request_id=rid,
                 )
-                conn.send(
-                    _text(
-                        f.ClientToolResult(
-                            session_id=sid,
-                            requestId=f.opt(rid),
-                            tool_call_id=outcome.tool_call_id,
-                            result=outcome.result,
-                            is_error=outcome.is_error,
-                        )
-                    )
+                _reply(
+                    conn,
+                    rid,
+                    f.ClientToolResult,
+                    tool_call_id=outcome.tool_call_id,
+                    result=outcome.result,
+                    is_error=outcome.is_error,
                 )
             case m.Resume(last_seq=last_seq, epoch=epoch):
                 await self._recovery.resume(conn, last_seq, epoch, rid)
             case m.GetHistory(after_seq=after_seq, limit=limit):
                 page = await self._recovery.history(sid, after_seq, limit)
-                conn.send(_text(msgspec.structs.replace(page, requestId=f.opt(rid))))
+                conn.send(encode(msgspec.structs.replace(page, requestId=f.opt(rid))).decode())
             case m.GetPresence():
                 clients = await self._presence.members(sid)
-                conn.send(_text(f.Presence(session_id=sid, requestId=f.opt(rid), clients=clients)))
+                _reply(conn, rid, f.Presence, clients=clients)
             case m.EndSession():
                 if await self._directory.get_live(sid) is None:
                     raise SessionEnded("this session has ended")
@@ -170,10 +164,7 @@ class CommandRouter:
             case m.Refresh(token=token):
                 conn.principal = self._renewed(conn, token)
                 self._lifetimes.watch(conn)
-                expires_at = int(conn.principal.expires_at * 1000)
-                conn.send(
-                    _text(f.Refreshed(session_id=sid, requestId=f.opt(rid), expires_at=expires_at))
-                )
+                _reply(conn, rid, f.Refreshed, expires_at=int(conn.principal.expires_at * 1000))
 
     def _check_named(self, named: Any, session_id: str) -> None:
         """A call may name its session by the bare id or by the agent capability (the
@@ -225,5 +216,7 @@ def patch_of(msg: m.UpdateSessionState) -> dict[str, Any]:
         raise BadRequest(str(exc)) from None
 
 
-def _text(frame: f.ServerFrame) -> str:
-    return encode(frame).decode()
+def _reply(conn: Connection, request_id: str | None, kind: Any, **fields: Any) -> None:
+    """A direct frame of ``kind`` to ``conn``, answering ``request_id``."""
+    frame = kind(session_id=conn.session_id, requestId=f.opt(request_id), **fields)
+    conn.send(encode(frame).decode())

@@ -17,6 +17,7 @@ fields are ``UNSET`` and left out of the JSON; every other field is always writt
 
 from __future__ import annotations
 
+import typing
 from typing import Any, ClassVar, TypeVar
 
 import msgspec
@@ -200,12 +201,7 @@ BroadcastFrame = (
 )
 
 ServerFrame = (
-    ClientJoined
-    | ClientLeft
-    | SessionStateUpdated
-    | ContextualUpdate
-    | SessionEnded
-    | DeviceRevoked
+    BroadcastFrame
     | SessionJoined
     | SessionState
     | ResyncRequired
@@ -219,25 +215,7 @@ ServerFrame = (
     | Error
 )
 
-SERVER_FRAMES: tuple[type[_Frame], ...] = (
-    ClientJoined,
-    ClientLeft,
-    SessionStateUpdated,
-    ContextualUpdate,
-    SessionEnded,
-    DeviceRevoked,
-    SessionJoined,
-    SessionState,
-    ResyncRequired,
-    Resumed,
-    History,
-    Presence,
-    Pong,
-    ClientToolResult,
-    RefreshRequired,
-    Refreshed,
-    Error,
-)
+SERVER_FRAMES: tuple[type[_Frame], ...] = typing.get_args(ServerFrame)
 
 
 def tag_of(cls: type[_Frame]) -> str:
