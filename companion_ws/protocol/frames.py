@@ -17,7 +17,7 @@ fields are ``UNSET`` and left out of the JSON; every other field is always writt
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -32,6 +32,7 @@ __all__ = [
     "SERVER_FRAMES",
     "ClientJoined",
     "ClientLeft",
+    "AgentState",
     "ClientToolResult",
     "ContextualUpdate",
     "Error",
@@ -45,6 +46,8 @@ __all__ = [
     "SessionJoined",
     "SessionState",
     "SessionStateUpdated",
+    "Step",
+    "Transcript",
     "opt",
     "tag_of",
 ]
@@ -93,6 +96,39 @@ class ContextualUpdate(_Broadcast, tag="contextual_update", frozen=True):
 
 class SessionEnded(_Broadcast, tag="session_ended", frozen=True):
     reason: str
+
+
+# The conversation on every screen (PROTOCOL.md section 13).
+
+TranscriptRole = Literal["user", "agent"]
+AgentStateName = Literal["idle", "listening", "thinking", "speaking"]
+StepStatus = Literal["started", "done", "failed"]
+
+
+class Transcript(_Broadcast, tag="transcript", frozen=True):
+    """One message of the conversation; a later one with the same ``message_id``
+    replaces its text (streaming partials, corrections)."""
+
+    role: TranscriptRole
+    message_id: str
+    text: str
+    final: bool
+    sender: str | None = None
+
+
+class AgentState(_Broadcast, tag="agent_state", frozen=True):
+    state: AgentStateName
+    sender: str | None = None
+
+
+class Step(_Broadcast, tag="step", frozen=True):
+    """The seeds' "thinking steps": intent recognition, tool execution, ..."""
+
+    step_id: str
+    name: str
+    status: StepStatus
+    detail: str | UnsetType = UNSET
+    sender: str | None = None
 
 
 # ---------------------------------------------------------------- direct
@@ -169,6 +205,9 @@ ServerFrame = (
     | SessionStateUpdated
     | ContextualUpdate
     | SessionEnded
+    | Transcript
+    | AgentState
+    | Step
     | SessionJoined
     | SessionState
     | ResyncRequired
@@ -186,6 +225,9 @@ SERVER_FRAMES: tuple[type[_Frame], ...] = (
     SessionStateUpdated,
     ContextualUpdate,
     SessionEnded,
+    Transcript,
+    AgentState,
+    Step,
     SessionJoined,
     SessionState,
     ResyncRequired,
