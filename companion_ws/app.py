@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 
 from companion_ws import failpoints
 from companion_ws.auth.tokens import TokenConfig, TokenService
+from companion_ws.backends import start_backends
 from companion_ws.broker import make_broker
 from companion_ws.broker.base import Broker
 from companion_ws.endpoints import elevenlabs, health, metrics, sessions, ui
@@ -86,9 +87,11 @@ def create_app(
         if settings.migrate_on_start:
             await store.migrate()
         await node.start()
+        backends = await start_backends(settings, node, tokens)
         try:
             yield
         finally:
+            await backends.aclose()
             await node.stop()
             await store.close()
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from companion_ws.auth.tokens import TokenService
@@ -22,6 +22,8 @@ from companion_ws.hub.admission import Admission, AdmissionLimits
 from companion_ws.hub.commands import CommandRouter
 from companion_ws.hub.directory import SessionDirectory
 from companion_ws.hub.hub import Hub
+from companion_ws.hub.idempotent import IdempotentPublisher
+from companion_ws.hub.listeners import Listeners
 from companion_ws.hub.locks import KeyedLock
 from companion_ws.hub.publisher import Publisher
 from companion_ws.hub.recovery import Recovery
@@ -90,6 +92,11 @@ class Node:
             broker, self.state, store, self._eventlog, locks, outbox_limit=settings.outbox_limit
         )
         self.tools = ToolRunner(store, self.state, publisher, tools, locks, metrics)
+        # Backends (gRPC, the bus): one effect per idempotency key, and live listeners.
+        self.backend = IdempotentPublisher(store, publisher, lease=settings.bus_ack_wait)
+        self.listeners = Listeners(broker)
+        #: Extra readiness checks (the bus bridge adds one when it runs).
+        self.checks: dict[str, Callable[[], Awaitable[bool]]] = {}
         self.admission = Admission(
             self._hub,
             broker,
@@ -152,7 +159,13 @@ class Node:
             broker = await self._broker.ping()
         except Exception:
             broker = False
-        return {"database": database, "broker": broker}
+        checks = {"database": database, "broker": broker}
+        for name, check in self.checks.items():
+            try:
+                checks[name] = await check()
+            except Exception:
+                checks[name] = False
+        return checks
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)
@@ -183,6 +196,8 @@ class Node:
             for conn in self._hub.connections(event.session_id):
                 conn.ended = True  # no client_left after session_ended
                 conn.outbox.close(Close.SESSION_ENDED, "session ended")
+        if self.listeners.active:
+            self.listeners.feed(event)
 
     def _on_leave(self, leave: Leave) -> None:
         """A connection of a process that died: announce it as ``client_left``."""
