@@ -101,7 +101,7 @@ class NatsBus:
                 await asyncio.wait_for(self._task, 5.0)
         if self._nc is not None:
             with contextlib.suppress(Exception):
-                await self._nc.drain()
+                await self._nc.close()
 
     async def ping(self) -> bool:
         return self._nc is not None and self._nc.is_connected
