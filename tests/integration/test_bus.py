@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -49,13 +50,17 @@ def _hub(tmp_path: Path, hubs: list[HubProcess], env: dict[str, str]) -> HubProc
     return hub.start()
 
 
+def _has_request_id(rid: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda frame: frame.get("requestId") == rid
+
+
 async def test_inbound_reaches_every_socket_with_its_correlation_id(
     bus: BusProbe, tmp_path: Path, hubs: list[HubProcess]
 ) -> None:
     hub = _hub(tmp_path, hubs, bus.env())
     sid = await new_session(hub)
     screens = [await connect(hub.ws_url, token("alice"), session_id=sid) for _ in range(3)]
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"type": "contextual_update", "text": "quote_ready", "data": {"n": 1}},
         {"type": "transcript", "role": "agent", "message_id": "m1", "text": "Hi", "final": True},
         {"type": "step", "step_id": "s1", "name": "intent recognition", "status": "started"},
@@ -65,7 +70,7 @@ async def test_inbound_reaches_every_socket_with_its_correlation_id(
         await bus.send({**message, "session_id": sid, "correlation_id": f"c{i}"})
     for screen in screens:
         for i, message in enumerate(messages):
-            frame = await screen.recv_until(lambda f, i=i: f.get("requestId") == f"c{i}", 10)
+            frame = await screen.recv_until(_has_request_id(f"c{i}"), 10)
             assert frame["type"] == message["type"] and frame["sender"] == "bus"
             assert {k: frame[k] for k in message} == message
             assert isinstance(frame["seq"], int)
@@ -120,7 +125,9 @@ async def test_a_message_whose_hub_dies_before_the_ack_is_delivered_once(
     hub.start()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 20
-    while loop.time() < deadline and await bus.in_flight() > 0:
+    while loop.time() < deadline:
+        if await bus.in_flight() == 0:
+            break
         await asyncio.sleep(0.2)
     assert await bus.in_flight() == 0  # redelivered and acknowledged this time
     events = [e for e in await history(hub, sid) if e.get("requestId") == "c-crash"]
@@ -168,7 +175,7 @@ async def test_outbound_carries_every_event_in_seq_order(
     for i in range(15):
         await bus.send({"session_id": sid, "type": "contextual_update", "text": f"t{i}"})
         await screen.send({"type": "update_session_state", "key": f"k{i}", "value": i})
-    seen = []
+    seen: list[dict[str, Any]] = []
     while len(seen) < 31:  # client_joined + 15 updates + 15 state changes
         frame = await screen.recv(10)
         if "seq" in frame and frame["type"] != "session_joined":

@@ -78,7 +78,7 @@ class BusProbe:
                 got = await self._nats_all(subject)
             else:
                 assert self._redis is not None
-                entries = await self._redis.xrange(key)
+                entries: Any = await self._redis.xrange(key)
                 got = [json.loads(fields[b"data"]) for _, fields in entries]
             if len(got) >= want or loop.time() > deadline:
                 return got
