@@ -75,7 +75,7 @@ class IdempotentPublisher:
             await self._claim(sid, claim_id)
             try:
                 event = await self._publisher.publish(frame)
-            except BaseException:
+            except Exception:  # (never DB work in a cancelled task: companion_ws.store.uow)
                 await self._release(claim_id)
                 raise
             failpoints.hit("after_backend_publish")
