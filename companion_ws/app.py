@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from companion_ws import failpoints
 from companion_ws.auth.keys import KeyConfigError, check_keys
 from companion_ws.auth.tokens import TokenConfig, TokenService
+from companion_ws.backends import start_backends
 from companion_ws.broker import make_broker
 from companion_ws.broker.base import Broker
 from companion_ws.endpoints import admin, elevenlabs, health, metrics, openapi, sessions, ui
@@ -103,9 +104,11 @@ def create_app(
                 "the broker at %s does not answer: /readyz says 503 until it does",
                 settings.broker_url.split("@")[-1],
             )
+        backends = await start_backends(settings, node, tokens)
         try:
             yield
         finally:
+            await backends.aclose()
             await node.stop()
             await store.close()
 

@@ -25,6 +25,9 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
         "database_url": getattr(args, "database_url", None),
         "broker_url": getattr(args, "broker_url", None),
         "tools": tuple(args.tools) if getattr(args, "tools", None) else None,
+        "grpc_port": getattr(args, "grpc_port", None),
+        "grpc_host": getattr(args, "grpc_host", None),
+        "bus_url": getattr(args, "bus_url", None),
         **extra,
     }
     return Settings.from_env(os.environ, **overrides)
@@ -181,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url")
     serve.add_argument("--broker-url")
     serve.add_argument("--tools", nargs="+", metavar="MODULE")
+    serve.add_argument("--grpc-port", type=int, help="serve gRPC (companion.v1) on this port")
+    serve.add_argument("--grpc-host", help="the gRPC server's address (default 127.0.0.1)")
+    serve.add_argument("--bus-url", help="nats://host:4222 or redis://host:6379/0")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--no-access-log", action="store_true")
     serve.add_argument(

@@ -64,6 +64,14 @@ class Settings:
     auto_migrate: bool | None = None  # None: migrate SQLite on start, never PostgreSQL
     presence_ttl: float = 15.0
     failpoints: str | None = None  # tests only: companion_ws.failpoints
+    # Backends (PROTOCOL.md section 15): gRPC and the message bus.
+    grpc_port: int | None = None  # serve companion.v1.Sessions on this port
+    grpc_host: str = "127.0.0.1"
+    bus_url: str | None = None  # nats://host:4222 (JetStream) or redis://host:6379/0 (Streams)
+    bus_prefix: str = "companion"  # subjects companion.in/.dead/.out.<sid>; keys companion:in...
+    bus_stream: str = "COMPANION"  # the JetStream stream made when none covers <prefix>.in
+    bus_consumer: str = "companion-hub"  # the durable consumer / consumer group
+    bus_ack_wait: float = 30.0  # an unacknowledged message is redelivered after this
 
     @property
     def signing_key(self) -> str | None:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite, as a newcomer or CI would on a fresh machine:
-# system packages, PostgreSQL and Redis (started if not answering), the venv, then
-# ruff, mypy, the page's JavaScript tests (node --test) and pytest. Extra arguments go
-# to pytest.
+# system packages, PostgreSQL, Redis and NATS JetStream (started if not answering), the
+# venv, then ruff, mypy, the page's JavaScript tests (node --test) and pytest. Extra
+# arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,7 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   as_root apt-get update -qq
@@ -31,6 +32,14 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
     --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
+fi
+
+if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+  log "starting NATS with JetStream"
+  as_root mkdir -p /var/lib/nats-server
+  as_root sh -c 'nats-server -js -a 127.0.0.1 -p 4222 -sd /var/lib/nats-server \
+    >/var/log/nats-server-ci.log 2>&1 &'
+  for _ in $(seq 1 30); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 1; done
 fi
 
 PYTHON=${PYTHON:-python3}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from companion_ws.auth.policy import DEVICE_ROLES
@@ -24,7 +24,9 @@ from companion_ws.hub.admission import Admission, AdmissionLimits
 from companion_ws.hub.commands import CommandRouter, error_frame
 from companion_ws.hub.directory import SessionDirectory
 from companion_ws.hub.hub import Hub
+from companion_ws.hub.idempotent import IdempotentPublisher
 from companion_ws.hub.lifetimes import Lifetimes
+from companion_ws.hub.listeners import Listeners
 from companion_ws.hub.locks import KeyedLock
 from companion_ws.hub.publisher import Publisher
 from companion_ws.hub.recovery import Recovery
@@ -97,6 +99,11 @@ class Node:
         )
         self._lifetimes = Lifetimes(lead=settings.refresh_lead, grace=settings.refresh_grace)
         self.tools = ToolRunner(store, self.state, publisher, tools, locks, metrics)
+        # Backends (gRPC, the bus): one effect per idempotency key, and live listeners.
+        self.backend = IdempotentPublisher(store, publisher, lease=settings.bus_ack_wait)
+        self.listeners = Listeners(broker)
+        #: Extra readiness checks (the bus bridge adds one when it runs).
+        self.checks: dict[str, Callable[[], Awaitable[bool]]] = {}
         self.admission = Admission(
             self._hub,
             broker,
@@ -167,7 +174,13 @@ class Node:
             broker = await self._broker.ping()
         except Exception:
             broker = False
-        return {"database": database, "schema": schema, "broker": broker}
+        checks = {"database": database, "schema": schema, "broker": broker}
+        for name, check in self.checks.items():
+            try:
+                checks[name] = await check()
+            except Exception:
+                checks[name] = False
+        return checks
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)
@@ -199,6 +212,8 @@ class Node:
                 conn.end_session()  # no client_left after it
         elif event.kind == "device_revoked":
             self._cut_off(event)
+        if self.listeners.active:
+            self.listeners.feed(event)
 
     def _cut_off(self, event: Event) -> None:
         """A revoked device's connections here: ``forbidden``, then 4403."""

@@ -18,7 +18,7 @@ fields are ``UNSET`` and left out of the JSON; every other field is always writt
 from __future__ import annotations
 
 import typing
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -31,6 +31,7 @@ __all__ = [
     "BROADCAST_TYPES",
     "DIRECT_TYPES",
     "SERVER_FRAMES",
+    "AgentState",
     "BroadcastFrame",
     "ClientJoined",
     "ClientLeft",
@@ -50,6 +51,8 @@ __all__ = [
     "SessionJoined",
     "SessionState",
     "SessionStateUpdated",
+    "Step",
+    "Transcript",
     "opt",
     "tag_of",
 ]
@@ -106,6 +109,39 @@ class DeviceRevoked(_Broadcast, tag="device_revoked", frozen=True):
     """The owner revoked a joined device: its connections are closed 4403."""
 
     device_id: str
+
+
+# The conversation on every screen (PROTOCOL.md section 13).
+
+TranscriptRole = Literal["user", "agent"]
+AgentStateName = Literal["idle", "listening", "thinking", "speaking"]
+StepStatus = Literal["started", "done", "failed"]
+
+
+class Transcript(_Broadcast, tag="transcript", frozen=True):
+    """One message of the conversation; a later one with the same ``message_id``
+    replaces its text (streaming partials, corrections)."""
+
+    role: TranscriptRole
+    message_id: str
+    text: str
+    final: bool
+    sender: str | None = None
+
+
+class AgentState(_Broadcast, tag="agent_state", frozen=True):
+    state: AgentStateName
+    sender: str | None = None
+
+
+class Step(_Broadcast, tag="step", frozen=True):
+    """The seeds' "thinking steps": intent recognition, tool execution, ..."""
+
+    step_id: str
+    name: str
+    status: StepStatus
+    detail: str | UnsetType = UNSET
+    sender: str | None = None
 
 
 # ---------------------------------------------------------------- direct
@@ -198,6 +234,9 @@ BroadcastFrame = (
     | ContextualUpdate
     | SessionEnded
     | DeviceRevoked
+    | Transcript
+    | AgentState
+    | Step
 )
 
 ServerFrame = (

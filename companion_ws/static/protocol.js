@@ -4,12 +4,15 @@
 
 // Frames with a place in the session's order: they carry `seq`.
 export const BROADCAST_TYPES = new Set([
+  "agent_state",
   "client_joined",
   "client_left",
   "contextual_update",
   "device_revoked",
   "session_ended",
   "session_state_updated",
+  "step",
+  "transcript",
 ]);
 
 // Frames for one client; a `seq` on one of them is a snapshot position.

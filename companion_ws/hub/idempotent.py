@@ -1,0 +1,131 @@
+"""One effect per idempotency key for backend publishes (gRPC ``Publish``, the bus's
+inbound messages): the same key twice gives one event and the same answer, across
+redeliveries and processes.
+
+The tool-call ledger holds two rows per key, both scoped to the session:
+
+1. a *claim*, committed before the publish: the table's primary key makes one process
+   the publisher of the key; another that sees a fresh claim answers
+   :class:`InProgress` (retry later);
+2. a *receipt* ``{"seq", "epoch"}``, committed after the event is durable: every repeat
+   answers it, ``duplicate``.
+
+A claim older than ``lease`` with no receipt was left by a process that died: the next
+delivery takes it over and publishes. The one window left is a crash after the event's
+commit and before its receipt's (one database round trip): the takeover then publishes
+the event a second time. A failed publish releases its claim at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from companion_ws import failpoints
+from companion_ws.errors import Internal
+from companion_ws.hub.locks import KeyedLock
+from companion_ws.hub.publisher import Publisher
+from companion_ws.protocol.codec import decode_json, encode, now_ms
+from companion_ws.protocol.frames import BroadcastFrame
+from companion_ws.store.models import ToolCallRow
+from companion_ws.store.store import Store
+
+__all__ = ["MAX_KEY", "IdempotentPublisher", "InProgress", "Published"]
+
+log = logging.getLogger("companion_ws.idempotent")
+
+MAX_KEY = 128
+_CLAIM = "publish"
+
+
+class InProgress(Internal):
+    """Another process holds this key's claim and has not answered yet: retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    session_id: str
+    seq: int
+    epoch: str
+    duplicate: bool = False
+
+
+class IdempotentPublisher:
+    def __init__(self, store: Store, publisher: Publisher, *, lease: float) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._lease_ms = int(lease * 1000)
+        self._locks = KeyedLock()
+
+    async def publish(self, frame: BroadcastFrame, key: str | None = None) -> Published:
+        """Publish ``frame`` (into a live session the caller checked); once per ``key``."""
+        if not key:
+            event = await self._publisher.publish(frame)
+            return Published(event.session_id, event.seq, event.epoch)
+        sid = frame.session_id
+        claim_id = f"{_CLAIM}:{sid}:{key}"
+        receipt_id = f"{claim_id}#done"
+        async with self._locks(claim_id):
+            receipt = await self._get(receipt_id)
+            if receipt is not None:
+                body = decode_json(receipt.result)
+                return Published(sid, int(body["seq"]), str(body["epoch"]), duplicate=True)
+            await self._claim(sid, claim_id)
+            try:
+                event = await self._publisher.publish(frame)
+            except Exception:  # (never DB work in a cancelled task: companion_ws.store.uow)
+                await self._release(claim_id)
+                raise
+            failpoints.hit("after_backend_publish")
+            try:
+                async with self._store.uow() as uow:
+                    uow.tool_calls.add(
+                        _row(receipt_id, sid, {"seq": event.seq, "epoch": event.epoch})
+                    )
+                    await uow.commit()
+            except IntegrityError:
+                # A takeover elsewhere published too (see the module docstring).
+                log.warning("the key %r of %s was published twice", key, sid)
+        return Published(sid, event.seq, event.epoch)
+
+    async def _get(self, row_id: str) -> ToolCallRow | None:
+        async with self._store.uow() as uow:
+            return await uow.tool_calls.get(row_id)
+
+    async def _claim(self, sid: str, claim_id: str) -> None:
+        existing = await self._get(claim_id)
+        if existing is None:
+            try:
+                async with self._store.uow() as uow:
+                    uow.tool_calls.add(_row(claim_id, sid, {"claimed": True}))
+                    await uow.commit()
+                return
+            except IntegrityError:
+                raise InProgress("this idempotency key is being published; retry") from None
+        if now_ms() - existing.created_at < self._lease_ms:
+            raise InProgress("this idempotency key is being published; retry")
+        log.info("taking over the stale claim %s", claim_id)
+
+    async def _release(self, claim_id: str) -> None:
+        """Backdate the claim so that the next try takes it over at once."""
+        try:
+            async with self._store.uow() as uow:
+                row = await uow.tool_calls.get(claim_id)
+                if row is not None:
+                    row.created_at = 0
+                    await uow.commit()
+        except Exception as exc:
+            log.warning("releasing %s failed: %s", claim_id, exc)
+
+
+def _row(row_id: str, sid: str, result: object) -> ToolCallRow:
+    return ToolCallRow(
+        tool_call_id=row_id,
+        session_id=sid,
+        tool_name="publish",
+        result=encode(result).decode(),
+        is_error=False,
+        created_at=now_ms(),
+    )
