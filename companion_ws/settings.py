@@ -64,6 +64,7 @@ class Settings:
     auto_migrate: bool | None = None  # None: migrate SQLite on start, never PostgreSQL
     presence_ttl: float = 15.0
     failpoints: str | None = None  # tests only: companion_ws.failpoints
+    log_format: str = "text"  # or "json": one object per line (serve --log-format)
 
     @property
     def signing_key(self) -> str | None:
