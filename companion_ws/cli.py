@@ -37,10 +37,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from companion_ws.app import create_app, token_service
-    from companion_ws.logs import log_config
+    from companion_ws.logs import LOG_FORMATS, log_config
     from companion_ws.startup import StartupError, check_port, check_schema, warn_about
 
-    settings = _settings(args)
+    settings = _settings(args, log_format=args.log_format)
+    if settings.log_format not in LOG_FORMATS:
+        print(
+            f"companion-ws: COMPANION_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}",
+            file=sys.stderr,
+        )
+        return 2
     if args.migrate:
         settings = settings.replace(auto_migrate=True)
     generated = settings.verifying_key is None
@@ -91,7 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ws_per_message_deflate=False,
         http="httptools",
         loop="uvloop",
-        log_config=log_config(args.log_level),
+        log_config=log_config(args.log_level, settings.log_format),
         log_level=args.log_level,
         access_log=not args.no_access_log,
         timeout_graceful_shutdown=args.shutdown_timeout,
@@ -189,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--bus-url", help="nats://host:4222 or redis://host:6379/0")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--no-access-log", action="store_true")
+    serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="text lines, or one JSON object per line (default: $COMPANION_LOG_FORMAT or text)",
+    )
     serve.add_argument(
         "--proxy-headers",
         action="store_true",

@@ -72,6 +72,7 @@ class Settings:
     bus_stream: str = "COMPANION"  # the JetStream stream made when none covers <prefix>.in
     bus_consumer: str = "companion-hub"  # the durable consumer / consumer group
     bus_ack_wait: float = 30.0  # an unacknowledged message is redelivered after this
+    log_format: str = "text"  # or "json": one object per line (serve --log-format)
 
     @property
     def signing_key(self) -> str | None:

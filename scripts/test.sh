@@ -15,6 +15,8 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
+# tests/integration/test_nginx.py runs docs/nginx.conf (Debian puts nginx in /usr/sbin).
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   as_root apt-get update -qq

@@ -1,5 +1,9 @@
 """One WebSocket connection of the client, from the handshake to its close, reported
-as a close code whichever way it ends (so one rule, ``should_reconnect``, decides)."""
+as a close code whichever way it ends (so one rule, ``should_reconnect``, decides).
+
+The token rides in the handshake as the subprotocol ``bearer.<token>`` beside
+``companion.v1`` (PROTOCOL.md section 1), never in the URL; a token that is not a valid
+subprotocol value goes in ``Authorization: Bearer`` instead."""
 
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ from typing import Any
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
+
+from companion_ws.protocol.handshake import offer
 
 __all__ = ["Closed", "dial", "read_until_closed"]
 
@@ -26,10 +33,13 @@ _decode = msgspec.json.Decoder().decode
 async def dial(url: str, token: str, open_timeout: float) -> ClientConnection | Closed:
     """Open a connection, or say why not: 1006 (retryable) for a network failure or a
     passing HTTP status, 4000 + the status for a refusal (a 4xx but 408 and 429)."""
+    protocols = offer(token)
+    headers = {} if len(protocols) > 1 else {"Authorization": f"Bearer {token}"}
     try:
         return await connect(
             url,
-            additional_headers={"Authorization": f"Bearer {token}"},
+            subprotocols=[Subprotocol(p) for p in protocols],
+            additional_headers=headers,
             open_timeout=open_timeout,
             max_size=_MAX_FRAME,
         )

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from companion_ws import connlog
 from companion_ws.auth.tokens import Principal, TokenService
 from companion_ws.errors import BadRequest, CompanionError, Internal, InvalidJSON, Unauthorized
 from companion_ws.hub.node import Node
@@ -96,10 +97,16 @@ def route(path: str, **handlers: Endpoint) -> Route:
     return Route(path, dispatch, methods=list(handlers))
 
 
+def log_error(request: Request, status: int, code: str) -> None:
+    """The ``http_error`` line: status, code, method and path (never the query)."""
+    connlog.http_error(request.method, request.url.path, status, code)
+
+
 async def http_error_response(request: Request, exc: Exception) -> Response:
     """Starlette's own 404/405 in the same JSON shape as ours."""
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    log_error(request, exc.status_code, code)
     return JSON(
         {"error": {"code": code, "message": str(exc.detail)}},
         status_code=exc.status_code,
@@ -109,10 +116,12 @@ async def http_error_response(request: Request, exc: Exception) -> Response:
 
 async def internal_error_response(request: Request, exc: Exception) -> Response:
     """A bug: the same JSON shape as every other error (Starlette still logs it)."""
+    log_error(request, 500, Internal.code)
     return JSON({"error": Internal().payload()}, status_code=500)
 
 
 async def error_response(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CompanionError)
+    log_error(request, exc.http_status, exc.code)
     headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
     return JSON({"error": exc.payload()}, status_code=exc.http_status, headers=headers)

@@ -25,7 +25,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from companion_ws.endpoints.common import JSON, json_body, node_of, settings_of, tokens_of
+from companion_ws.endpoints.common import (
+    JSON,
+    json_body,
+    log_error,
+    node_of,
+    settings_of,
+    tokens_of,
+)
 from companion_ws.errors import (
     BadRequest,
     InvalidJSON,
@@ -129,6 +136,7 @@ async def server_tool(request: Request) -> Response:
         return Response(outcome.result, media_type="application/json", headers=headers)
     message = _error_message(outcome.result)
     failed = ToolFailed(message)
+    log_error(request, failed.http_status, failed.code)
     return JSON({"error": failed.payload()}, status_code=failed.http_status, headers=headers)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from companion_ws import connlog
 from companion_ws.errors import PayloadTooLarge
 from companion_ws.protocol.codec import encode
 
@@ -62,6 +63,7 @@ class BodyLimit:
             # Raised where no error handler caught it (outside a route): answer here.
             if started:
                 raise
+            connlog.http_error(scope["method"], scope["path"], exc.http_status, exc.code)
             await self._refuse(send, exc)
 
     def _error(self) -> PayloadTooLarge:

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from companion_ws import connlog
 from companion_ws.auth.tokens import Principal, TokenService
 from companion_ws.errors import (
     BadConnectParams,
@@ -29,6 +30,7 @@ from companion_ws.hub.ratelimit import FrameLimiter, KeyedLimiter, Verdict
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import codec
 from companion_ws.protocol.closecodes import Close
+from companion_ws.protocol.handshake import SUBPROTOCOL, token_from
 from companion_ws.settings import Settings
 
 log = logging.getLogger("companion_ws.ws")
@@ -40,17 +42,22 @@ def _query(scope: Scope) -> dict[str, list[str]]:
     return parse_qs(scope.get("query_string", b"").decode("latin-1"))
 
 
-def extract_token(scope: Scope) -> str | None:
-    """``?token=`` (browsers), else ``Authorization: Bearer`` (other clients)."""
+def extract_token(scope: Scope) -> tuple[str | None, str | None]:
+    """The token and where it came from: the ``bearer.<token>`` subprotocol (the page,
+    the Python client), else ``?token=`` (tools such as wscat), else ``Authorization:
+    Bearer``."""
+    offered = token_from(list(scope.get("subprotocols") or ()))
+    if offered is not None:
+        return offered, "subprotocol"
     values = _query(scope).get("token")
     if values:
-        return str(values[-1])
+        return str(values[-1]), "query"
     for name, value in scope.get("headers", []):
         if name == b"authorization":
             scheme, _, credentials = bytes(value).decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and credentials.strip():
-                return str(credentials.strip())
-    return None
+                return str(credentials.strip()), "header"
+    return None, None
 
 
 class ConnectParams:
@@ -179,11 +186,20 @@ class SocketServer:
             scope["path_params"] = {"session_id": session_id}
         if (await receive())["type"] != "websocket.connect":
             return
-        await send({"type": "websocket.accept"})
+        # Echo ``companion.v1`` when offered (a browser that offered subprotocols fails
+        # a handshake that picks none), never the ``bearer.<token>`` beside it.
+        if SUBPROTOCOL in (scope.get("subprotocols") or ()):
+            await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL})
+        else:
+            await send({"type": "websocket.accept"})
         task = asyncio.current_task()
         assert task is not None
         abort = _Abort(task)
         conn: Connection | None = None
+        principal: Principal | None = None
+        params: ConnectParams | None = None
+        started = asyncio.get_running_loop().time()
+        client_close: tuple[int, str] | None = None
         try:
             client = scope.get("client")
             if not self.connects.take(str(client[0]) if client else ""):
@@ -201,21 +217,33 @@ class SocketServer:
                 device_id=params.device_id,
             )
             self.metrics.connects.labels("ok").inc()
-            # The handshake's headers and query (the token among them) are no longer
-            # needed; the server keeps the scope for the socket's lifetime.
+            if connlog.enabled():
+                connlog.accepted(
+                    conn,
+                    connlog.scope_peer(scope),
+                    resumed=params.last_seq is not None,
+                    via=extract_token(scope)[1],
+                )
+            # The handshake's headers, subprotocols and query (the token among them) are
+            # no longer needed; the server keeps the scope for the socket's lifetime.
             scope["headers"] = []
             scope["query_string"] = b""
+            scope["subprotocols"] = []
             while not abort.requested:
                 # Inline rather than a helper coroutine: no extra frame per idle socket.
                 abort.waiting = True
                 message = await receive()
                 abort.waiting = False
                 if message["type"] == "websocket.disconnect":
+                    client_close = (int(message.get("code") or 1005), message.get("reason") or "")
                     break
                 if message["type"] == "websocket.receive":
+                    conn.frames_in += 1
                     await self._on_frame(conn, message.get("text"))
         except CompanionError as exc:
             self.metrics.connects.labels(exc.code).inc()
+            if conn is None:
+                self._log_refused(exc, principal, params, scope)
             await self._refuse(send, exc, conn)
         except asyncio.CancelledError:
             # The outbox gave up on a client that stopped reading (it set ``closed``
@@ -225,10 +253,50 @@ class SocketServer:
             task.uncancel()
         except Exception:
             log.exception("connection failed")
+            if conn is None:
+                self._log_refused(Internal(), principal, params, scope)
             await self._refuse(send, Internal(), conn)
         finally:
             if conn is not None:
+                if connlog.enabled():
+                    took = asyncio.get_running_loop().time() - started
+                    self._log_closed(conn, client_close, took)
                 await self.admission.leave(conn)
+
+    @staticmethod
+    def _log_refused(
+        exc: CompanionError,
+        principal: Principal | None,
+        params: ConnectParams | None,
+        scope: Scope,
+    ) -> None:
+        if not connlog.enabled():
+            return
+        connlog.refused(
+            exc.close_code or Close.INTERNAL,
+            exc.message[:120],
+            error=exc.code,
+            principal=principal,
+            session=params.session_id if params is not None else None,
+            client=params.client if params is not None else None,
+            via=extract_token(scope)[1],
+            peer=connlog.scope_peer(scope),
+        )
+
+    @staticmethod
+    def _log_closed(conn: Connection, client_close: tuple[int, str] | None, took: float) -> None:
+        """The hub's close wins (it was sent first: the client's is its echo); else the
+        client's; else the socket just went (1006)."""
+        server_close = conn.outbox.closing
+        if server_close is not None:
+            code, reason, by = *server_close, "server"
+        elif client_close is not None:
+            # uvicorn's own shutdown reads as a disconnect with 1012.
+            code, reason = client_close
+            by = "server" if code == Close.RESTARTING else "client"
+        else:
+            code, reason, by = 1006, "", "client"
+        connlog.closed(conn, code, reason, by=by, duration=took)
 
     def _authenticate(self, scope: Scope) -> Principal:
         """The origin (4403), then the token (4401): before any parameter is looked at."""
@@ -239,7 +307,8 @@ class SocketServer:
                 and origin.decode("latin-1").rstrip("/") not in self.allowed_origins
             ):
                 raise Forbidden("this origin is not allowed to connect")
-        return self.tokens.verify(extract_token(scope))
+        token, _ = extract_token(scope)
+        return self.tokens.verify(token)
 
     async def _refuse(self, send: Send, exc: CompanionError, conn: Connection | None) -> None:
         sid = conn.session_id if conn is not None else ""
@@ -247,7 +316,7 @@ class SocketServer:
         code = exc.close_code or Close.INTERNAL
         try:
             if conn is not None:
-                conn.outbox.push(text)
+                conn.send(text)
                 conn.outbox.close(code, exc.message[:120])
                 return
             await send({"type": "websocket.send", "text": text})

@@ -32,6 +32,8 @@ class Connection:
     ended: bool = False  # its session ended: it leaves without a ``client_left``
     role: Role = Role.OWNER  # PROTOCOL.md section 11, fixed by the credential
     device_id: str = ""
+    frames_in: int = 0  # frames the client sent (counted by the endpoint)
+    frames_out: int = 0  # frames queued for it (for the ``closed`` log line)
 
     @property
     def user_id(self) -> str:
@@ -48,6 +50,7 @@ class Connection:
 
     def send(self, text: str) -> None:
         """A frame for this client only (a reply, the welcome)."""
+        self.frames_out += 1
         self.outbox.push(text)
 
     def deliver(self, seq: int, epoch: str, text: str) -> bool:
@@ -74,6 +77,7 @@ class Connection:
         if seq <= self.cursor:
             return True
         self.cursor = seq
+        self.frames_out += 1
         self.outbox.push(text)
         return True
 
@@ -101,6 +105,7 @@ class Connection:
         for seq, frame_epoch, text in sorted(held, key=lambda item: item[0]):
             if seq > self.cursor and frame_epoch == epoch:
                 self.cursor = seq
+                self.frames_out += 1
                 self.outbox.push(text)
         if self.ended:
             self.outbox.close(Close.SESSION_ENDED, "session ended")

@@ -63,6 +63,11 @@ class Outbox:
         self.closed = False
         self.on_overflow = on_overflow
 
+    @property
+    def closing(self) -> tuple[int, str] | None:
+        """The close code and reason the hub chose for this socket, once it has."""
+        return self._close
+
     def __len__(self) -> int:
         return len(self._queue) if self._queue is not None else 0
 

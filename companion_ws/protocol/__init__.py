@@ -6,5 +6,6 @@ __all__ = [
     "codec",
     "export",
     "frames",
+    "handshake",
     "messages",
 ]

@@ -9,6 +9,11 @@
 // exponential backoff and jitter when protocol.js's shouldReconnect(code) says so,
 // resuming with the mirror's `last_seq` + `epoch`, and tracks presence. It never
 // touches the DOM, so any page can embed it.
+//
+// The token travels in the handshake, not the URL (proxies log URLs): the socket
+// offers the subprotocols `companion.v1` and `bearer.<token>`, and the hub answers
+// `companion.v1` (PROTOCOL.md section 1; companion_ws/protocol/handshake.py). Only a
+// token that is not a valid subprotocol value falls back to `?token=`.
 
 import { SessionMirror } from './mirror.js';
 import { CLOSE_NAMES, shouldReconnect } from './protocol.js';
@@ -33,6 +38,19 @@ export function backoffDelay(attempt, base = DEFAULTS.backoffBase, max = DEFAULT
   random = Math.random) {
   const d = Math.min(max, base * 2 ** Math.max(0, attempt - 1));
   return Math.round(d / 2 + (random() * d) / 2);
+}
+
+export const SUBPROTOCOL = 'companion.v1';
+export const BEARER_PREFIX = 'bearer.';
+// RFC 7230 token characters: what a subprotocol value may hold (JWTs and join codes do).
+const TOKEN_CHARS = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+// The subprotocols to offer for `token`, and whether it must go in the URL instead.
+export function handshake(token) {
+  if (TOKEN_CHARS.test(token)) {
+    return { protocols: [SUBPROTOCOL, `${BEARER_PREFIX}${token}`], inUrl: false };
+  }
+  return { protocols: [SUBPROTOCOL], inUrl: true };
 }
 
 let requestCounter = 0;
@@ -107,7 +125,9 @@ export function connect(options = {}) {
       return;
     }
     const url = new URL(opts.url || defaultUrl(), globalThis.location?.href);
-    url.searchParams.set('token', token);
+    url.searchParams.delete('token');
+    const { protocols, inUrl } = handshake(token);
+    if (inUrl) url.searchParams.set('token', token);
     if (mirror.sessionId) url.searchParams.set('session_id', mirror.sessionId);
     const resume = mirror.connecting();
     if (resume) {
@@ -117,7 +137,7 @@ export function connect(options = {}) {
     url.searchParams.set('client', opts.client);
     let sock;
     try {
-      sock = new WebSocketImpl(url.toString());
+      sock = new WebSocketImpl(url.toString(), protocols);
     } catch {
       mirror.dropped();
       scheduleRetry({ code: 0, reason: 'bad_url' });

@@ -87,6 +87,7 @@ class Screens:
             stale.unlink()
         self.console = Console()
         self.pages: dict[str, Page] = {}
+        self.sockets: list[tuple[str, str]] = []  # (page name, URL) of every WebSocket opened
         self._contexts: list[BrowserContext] = []
 
     async def open(self, name: str, url: str, device: dict[str, Any] = DESKTOP) -> Page:
@@ -96,6 +97,7 @@ class Screens:
         self._contexts.append(context)
         page = await context.new_page()
         self.console.watch(name, page)
+        page.on("websocket", lambda ws: self.sockets.append((name, ws.url)))
         self.pages[name] = page
         await page.goto(url)
         return page

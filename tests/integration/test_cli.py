@@ -182,7 +182,14 @@ async def test_serve_without_a_key_prints_a_working_link_and_admin_token(
     assert code == 0
 
 
-@pytest.mark.parametrize("args", [["serve", "--port", "not-a-port"], ["nope"], []])
+@pytest.mark.parametrize(
+    "args", [["serve", "--port", "not-a-port"], ["serve", "--log-format", "xml"], ["nope"], []]
+)
 def test_bad_arguments_are_usage_errors(args: list[str]) -> None:
     result = _run(*args, env=_env())
     assert result.returncode == 2 and "usage:" in result.stderr
+
+
+def test_a_bad_log_format_in_the_environment_is_refused() -> None:
+    result = _run("serve", env=_env(COMPANION_LOG_FORMAT="xml"))
+    assert result.returncode == 2 and "COMPANION_LOG_FORMAT" in result.stderr

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { connect } from '../../companion_ws/static/client.js';
+import { connect, handshake } from '../../companion_ws/static/client.js';
 
 const T = 1_700_000_000_000;
 const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
@@ -12,8 +12,9 @@ const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
 class FakeSocket {
   static all = [];
 
-  constructor(url) {
+  constructor(url, protocols = []) {
     this.url = new URL(url);
+    this.protocols = protocols;
     this.sent = [];
     this.readyState = 1;
     FakeSocket.all.push(this);
@@ -117,6 +118,8 @@ test('reconnects resume from the mirror; terminal closes stop, by shouldReconnec
   assert.equal(again.url.searchParams.get('last_seq'), '1');
   assert.equal(again.url.searchParams.get('epoch'), 'e1');
   assert.equal(again.url.searchParams.get('session_id'), 's1');
+  assert.deepEqual(again.protocols, ['companion.v1', 'bearer.token']); // again, not in the URL
+  assert.equal(again.url.searchParams.get('token'), null);
   again.serve(welcome(1, { created: false, resumed: true, connection_id: 'c2' }));
   assert.equal(hub.phase, 'replaying');
   assert.ok(!again.types().includes('get_session_state')); // the state is known
@@ -127,4 +130,17 @@ test('reconnects resume from the mirror; terminal closes stop, by shouldReconnec
   );
   assert.equal(hub.phase, 'closed');
   hub.close();
+});
+
+test('the token rides in the subprotocols, never the URL, when it is a valid one', async () => {
+  const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJlLV8';
+  const { hub, sock } = await open({ getToken: async () => jwt, url: 'ws://hub.test/ws?token=old' });
+  assert.deepEqual(sock.protocols, ['companion.v1', `bearer.${jwt}`]);
+  assert.equal(sock.url.searchParams.get('token'), null);
+  assert.equal(sock.url.href.includes(jwt), false);
+  hub.close();
+  const joinCode = 'Zm9vYmFyLWJhei1xdXV4XzE';
+  assert.deepEqual(handshake(joinCode).protocols, ['companion.v1', `bearer.${joinCode}`]);
+  // A token with characters a subprotocol may not hold goes in the URL instead.
+  assert.deepEqual(handshake('a/b+c=='), { protocols: ['companion.v1'], inUrl: true });
 });
