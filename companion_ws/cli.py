@@ -81,7 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             ),
             flush=True,
         )
-    else:
+    elif settings.log_format == "text":  # a log pipeline (json) gets log lines only
         print(
             f"companion-ws: serving on {base}\n"
             f"  companion UI  {base}/?token=<a token: companion-ws token --sub USER>\n"
