@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import gc
 import os
 import secrets
@@ -60,7 +61,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"companion-ws: {exc}", file=sys.stderr)
         return 2
     for warning in warn_about(settings):
-        print(f"companion-ws: warning: {warning}", file=sys.stderr, flush=True)
+        if settings.log_format == "json":
+            line = {"level": "warning", "logger": "companion_ws.startup", "message": warning}
+            print(json.dumps(line), file=sys.stderr, flush=True)
+        else:
+            print(f"companion-ws: warning: {warning}", file=sys.stderr, flush=True)
     base = settings.public_url or f"http://{_display_host(args.host)}:{args.port}"
     if generated:
         tokens = token_service(settings)
