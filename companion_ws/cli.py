@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import gc
+import json
 import os
 import secrets
 import signal
