@@ -219,6 +219,10 @@ def hub_server(
         **os.environ,
         "COMPANION_JWT_SECRET": SECRET,
         "COMPANION_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        # Thousands of sockets from one address: the per-address connect limit is for
+        # abuse, not for a load generator.
+        "COMPANION_CONNECT_RATE": "1000000",
+        "COMPANION_CONNECT_BURST": "1000000",
         **(env or {}),
     }
     if pythonpath:
