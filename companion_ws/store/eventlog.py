@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,9 +54,18 @@ class _Waiter:
 
 class EventLog:
     def __init__(
-        self, store: Store, *, interval: float, batch: int, ttl_ms: int, max_backlog: int = 20_000
+        self,
+        store: Store,
+        *,
+        interval: float,
+        batch: int,
+        ttl_ms: int,
+        max_backlog: int = 20_000,
+        linger: float = 0.002,
     ) -> None:
         self._store = store
+        self._linger = linger
+        self._touched = 0.0  # when sessions' activity was last written
         self._max_backlog = max_backlog
         self._waiters: dict[Key, _Waiter] = {}
         self._interval = interval
@@ -65,6 +75,7 @@ class EventLog:
         # from the broker is written once.
         self._queue: dict[tuple[str, int], NewEvent] = {}
         self._activity: dict[str, int] = {}
+        self._seqs: dict[str, int] = {}  # sessions' last_seq, not yet written
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -127,30 +138,49 @@ class EventLog:
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
+            if self._waiters and len(self._queue) < self._batch and self._linger > 0:
+                # Let the events of the next few moments ride the same commit: a commit
+                # costs far more than the wait (fewer, larger commits under load).
+                await asyncio.sleep(self._linger)
             self._wake.clear()
             if self._stopping:
                 return  # stop() writes what is left
+            # Last activity is bookkeeping, not history: written once an interval, not in
+            # every commit that makes events visible.
+            touch = time.monotonic() - self._touched >= self._interval
             try:
-                await self.flush()
+                await self.flush(touch=touch)
+                if touch:
+                    self._touched = time.monotonic()
             except Exception as exc:
                 log.warning("writing the event log failed (%s); retrying", exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), min(self._interval * 5, 2.0))
 
-    async def flush(self) -> None:
+    async def flush(self, *, touch: bool = True) -> None:
+        """Write everything queued; with ``touch``, the sessions' bookkeeping too (last
+        activity and ``last_seq``: written once an interval, not in every commit)."""
         async with self._lock:
-            while self._queue or self._activity:
+            while self._queue or (touch and (self._activity or self._seqs)):
                 keys = list(itertools.islice(self._queue, self._batch))
                 batch = [self._queue.pop(key) for key in keys]
-                activity, self._activity = self._activity, {}
+                newest = dict(self._seqs)
+                for event in batch:
+                    newest[event.session_id] = max(event.seq, newest.get(event.session_id, 0))
+                activity: dict[str, int] = {}
+                seqs: dict[str, int] = {}
+                if touch and not self._queue:
+                    activity, self._activity = self._activity, {}
+                    seqs = newest
                 try:
-                    await self._write(batch, activity)
+                    await self._write(batch, activity, seqs)
                 except BaseException:
                     self._queue = {**dict(zip(keys, batch, strict=True)), **self._queue}
                     for sid, at in activity.items():
                         self._activity[sid] = max(at, self._activity.get(sid, 0))
                     self._fail_waiters()
                     raise
+                self._seqs = {} if seqs else newest
                 self._release(keys)
 
     def _release(self, keys: list[Key]) -> None:
@@ -176,12 +206,11 @@ class EventLog:
                 waiter.done.set_exception(Internal("the database is unavailable; retry"))
                 waiter.done.exception()  # retrieved: the caller may have gone
 
-    async def _write(self, batch: list[NewEvent], activity: dict[str, int]) -> None:
-        last: dict[str, int] = {}
-        for event in batch:
-            last[event.session_id] = max(event.seq, last.get(event.session_id, 0))
+    async def _write(
+        self, batch: list[NewEvent], activity: dict[str, int], seqs: dict[str, int]
+    ) -> None:
         async with self._store.uow() as uow:
             await uow.events.add_new(batch)
-            await uow.sessions.advance_seqs(last)
+            await uow.sessions.advance_seqs(seqs)
             await uow.sessions.touch_many(activity, ttl_ms=self._ttl_ms)
             await uow.commit()
