@@ -74,6 +74,7 @@ def create_app(
         interval=settings.event_flush_interval,
         batch=settings.event_flush_batch,
         ttl_ms=int(settings.session_ttl * 1000),
+        linger=settings.event_commit_linger,
     )
     broker = broker or make_broker(
         settings.broker_url,

@@ -61,6 +61,7 @@ class Settings:
     webhook_tolerance: float = 1800.0
     event_flush_interval: float = 0.2
     event_flush_batch: int = 500
+    event_commit_linger: float = 0.002  # a commit's wait for more sessions' events
     auto_migrate: bool | None = None  # None: migrate SQLite on start, never PostgreSQL
     presence_ttl: float = 15.0
     failpoints: str | None = None  # tests only: companion_ws.failpoints

@@ -66,6 +66,7 @@ class EventLog:
         self._store = store
         self._linger = linger
         self._touched = 0.0  # when sessions' activity was last written
+        self._spread = 0  # sessions in the last batch: a sign of concurrent publishers
         self._max_backlog = max_backlog
         self._waiters: dict[Key, _Waiter] = {}
         self._interval = interval
@@ -138,9 +139,10 @@ class EventLog:
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
-            if self._waiters and len(self._queue) < self._batch and self._linger > 0:
-                # Let the events of the next few moments ride the same commit: a commit
-                # costs far more than the wait (fewer, larger commits under load).
+            if self._waiters and self._spread > 1 and len(self._queue) < self._batch:
+                # Many sessions publish at once: let the events of the next moment ride
+                # the same commit (a commit costs far more than the wait). One session's
+                # publisher alone would only wait longer: no linger then.
                 await asyncio.sleep(self._linger)
             self._wake.clear()
             if self._stopping:
@@ -181,6 +183,7 @@ class EventLog:
                     self._fail_waiters()
                     raise
                 self._seqs = {} if seqs else newest
+                self._spread = len({event.session_id for event in batch})
                 self._release(keys)
 
     def _release(self, keys: list[Key]) -> None:
