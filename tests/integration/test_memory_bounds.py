@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -24,6 +25,8 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 300.0) -> N
         while not predicate():  # noqa: ASYNC110 (polling counters other tasks update)
             await asyncio.sleep(0.05)
 
+
+WINDOW = 8  # frames in flight ahead of the slowest reader: 400 KB, under the 1 MiB budget
 
 FAST = {"COMPANION_RATE_LIMIT_PER_SECOND": "100000", "COMPANION_RATE_LIMIT_BURST": "100000"}
 
@@ -60,8 +63,18 @@ async def _drain(ws: WS, counts: dict[int, int], key: int) -> None:
                 counts[key] = counts.get(key, 0) + 1
 
 
-async def _flood(ws: WS, frames: int, payload: str) -> None:
+async def _flood(
+    ws: WS, frames: int, payload: str, sent: list[int] | None = None, read: Any = None
+) -> None:
+    """Send ``frames`` big updates. With ``sent`` and ``read`` (how many the slowest
+    reading client has), keep at most ``WINDOW`` frames ahead of it, as a real sender
+    paced by its screens would: the readers share this process with the senders, and a
+    reader that falls a megabyte behind is, rightly, cut off too."""
     for n in range(frames):
+        if sent is not None and read is not None:
+            while sent[0] - read() >= WINDOW:  # noqa: ASYNC110 (paced by another task)
+                await asyncio.sleep(0.002)
+            sent[0] += 1
         await ws.send({"type": "contextual_update", "text": "bulk", "data": {"n": n, "p": payload}})
 
 
@@ -81,7 +94,12 @@ async def test_a_200_mb_flood_past_a_client_that_does_not_read(hub_factory: HubF
     sampler = asyncio.create_task(peak.run())
     counts: dict[int, int] = {}
     readers = [asyncio.create_task(_drain(ws, counts, i)) for i, ws in enumerate([owner, *senders])]
-    await asyncio.gather(*(_flood(ws, per_sender, payload) for ws in senders))
+    sent = [0]
+
+    def slowest() -> int:
+        return min(counts.get(i, 0) for i in range(len(senders) + 1))
+
+    await asyncio.gather(*(_flood(ws, per_sender, payload, sent, slowest) for ws in senders))
     total = per_sender * len(senders)
     await eventually(lambda: min(counts.get(i, 0) for i in range(len(senders) + 1)) >= total)
     sampler.cancel()
@@ -112,7 +130,7 @@ async def test_sessions_of_big_events_that_end_leave_memory(hub_factory: HubFact
         ws = await connect(hub.ws_url, token(f"bounds-{n}"))
         counts: dict[int, int] = {}
         reader = asyncio.create_task(_drain(ws, counts, 0))
-        await _flood(ws, 150, payload)
+        await _flood(ws, 150, payload, [0], lambda: counts.get(0, 0))
         await eventually(lambda: counts.get(0, 0) >= 150)
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
