@@ -46,7 +46,6 @@ class Resolved:
     role: Role
     requested: str | None = None
     reason: str | None = None
-    device: DeviceRow | None = None  # a device that joined just now
 
 
 class SessionDirectory:
@@ -188,7 +187,7 @@ class SessionDirectory:
             device_id=device.device_id,
             device_role=device.role,
         )
-        return Resolved(row, created=False, principal=member, role=Role(device.role), device=device)
+        return Resolved(row, created=False, principal=member, role=Role(device.role))
 
     async def _check_device(self, principal: Principal) -> None:
         """A device token is good while its device is neither revoked nor expired."""

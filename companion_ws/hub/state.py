@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from companion_ws.broker.base import Event
 from companion_ws.errors import BadRequest, Internal, NotFound
 from companion_ws.errors import StateTooLarge as StateTooLargeError
 from companion_ws.errors import VersionConflict as VersionConflictError
@@ -21,7 +20,7 @@ from ui_state import InvalidPatch, StateDoc, apply_patch
 from ui_state import StateTooLarge as StateTooLargeDoc
 from ui_state import VersionConflict as VersionConflictDoc
 
-__all__ = ["StateService"]
+__all__ = ["StateService", "changed"]
 
 CAS_ATTEMPTS = 5
 
@@ -80,27 +79,10 @@ class StateService:
                 # another process committed first: re-read and re-apply
             else:
                 raise Internal("the state is changing too fast; retry")
-            await self.announce(session_id, patch, new.version, request_id, sender)
-        return new
-
-    async def announce(
-        self,
-        session_id: str,
-        patch: Any,
-        version: int,
-        request_id: str | None,
-        sender: str | None,
-    ) -> Event:
-        """Broadcast a committed change."""
-        return await self._publisher.publish(
-            f.SessionStateUpdated(
-                session_id=session_id,
-                requestId=f.opt(request_id),
-                patch=patch,
-                version=version,
-                sender=sender,
+            await self._publisher.publish(
+                changed(session_id, patch, new.version, request_id, sender)
             )
-        )
+        return new
 
     async def save(self, uow: UnitOfWork, session_id: str, old: StateDoc, new: StateDoc) -> bool:
         """Compare-and-set ``old`` -> ``new`` in ``uow`` (not committed): False when
@@ -126,3 +108,16 @@ class StateService:
             raise StateTooLargeError(str(exc), size=exc.size, limit=exc.limit) from None
         except InvalidPatch as exc:
             raise BadRequest(str(exc)) from None
+
+
+def changed(
+    session_id: str, patch: Any, version: int, request_id: str | None, sender: str | None
+) -> f.SessionStateUpdated:
+    """The broadcast of a committed state change."""
+    return f.SessionStateUpdated(
+        session_id=session_id,
+        requestId=f.opt(request_id),
+        patch=patch,
+        version=version,
+        sender=sender,
+    )

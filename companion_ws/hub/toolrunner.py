@@ -21,7 +21,7 @@ from companion_ws.broker.base import Event
 from companion_ws.errors import CompanionError, Internal, SessionMismatch
 from companion_ws.hub.locks import KeyedLock
 from companion_ws.hub.publisher import Publisher
-from companion_ws.hub.state import StateService
+from companion_ws.hub.state import StateService, changed
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import encode, now_ms
@@ -169,15 +169,7 @@ class ToolRunner:
             return ()
         frames: list[f.BroadcastFrame] = []
         if new_doc is not None:
-            frames.append(
-                f.SessionStateUpdated(
-                    session_id=session_id,
-                    requestId=f.opt(request_id),
-                    patch=outcome.patch,
-                    version=new_doc.version,
-                    sender=sender,
-                )
-            )
+            frames.append(changed(session_id, outcome.patch, new_doc.version, request_id, sender))
         if outcome.update_text:
             frames.append(
                 f.ContextualUpdate(
