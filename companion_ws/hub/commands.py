@@ -50,6 +50,9 @@ ACTIONS: dict[type[m.ClientMessage], Action] = {
     m.ClientToolCall: Action.WRITE,
     m.EndSession: Action.END,
     m.Refresh: Action.READ,
+    m.Transcript: Action.CONVERSE,
+    m.AgentState: Action.CONVERSE,
+    m.Step: Action.CONVERSE,
 }
 
 
@@ -127,6 +130,8 @@ class CommandRouter:
                         session_id=sid, requestId=f.opt(rid), text=text, data=data, sender=conn.id
                     )
                 )
+            case m.Transcript() | m.AgentState() | m.Step():
+                await self._publisher.publish(conversation_frame(sid, msg, conn.id, rid))
             case m.ClientToolCall(client_tool_call=call, metadata=metadata):
                 for named in (
                     (metadata or {}).get("session_id"),
@@ -200,6 +205,28 @@ class CommandRouter:
         if old.is_device:
             fresh = replace(fresh, device_role=old.device_role)
         return fresh
+
+
+#: The broadcast each of the agent's frames of section 13 becomes.
+_CONVERSATION: dict[type[m.ClientMessage], type[f.BroadcastFrame]] = {
+    m.Transcript: f.Transcript,
+    m.AgentState: f.AgentState,
+    m.Step: f.Step,
+}
+
+
+def conversation_frame(
+    session_id: str,
+    msg: m.Transcript | m.AgentState | m.Step,
+    sender: str,
+    request_id: str | None,
+) -> f.BroadcastFrame:
+    """The broadcast of an agent's frame of section 13: its fields, plus who sent it."""
+    fields = {k: v for k, v in msgspec.structs.asdict(msg).items() if v is not None}
+    fields.update(session_id=session_id, sender=sender)
+    if request_id is not None:
+        fields["requestId"] = request_id
+    return msgspec.convert(fields, _CONVERSATION[type(msg)])
 
 
 def patch_of(msg: m.UpdateSessionState) -> dict[str, Any]:

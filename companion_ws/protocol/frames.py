@@ -52,6 +52,8 @@ __all__ = [
     "SessionState",
     "SessionStateUpdated",
     "Step",
+    "ToolCallFinished",
+    "ToolCallStarted",
     "Transcript",
     "opt",
     "tag_of",
@@ -144,6 +146,22 @@ class Step(_Broadcast, tag="step", frozen=True):
     sender: str | None = None
 
 
+class ToolCallStarted(_Broadcast, tag="tool_call_started", frozen=True):
+    """A tool run begins (any path); broadcast before its state change."""
+
+    tool_call_id: str
+    tool_name: str
+
+
+class ToolCallFinished(_Broadcast, tag="tool_call_finished", frozen=True):
+    """A tool run ended; broadcast after its state change."""
+
+    tool_call_id: str
+    tool_name: str
+    is_error: bool
+    duration_ms: int
+
+
 # ---------------------------------------------------------------- direct
 
 
@@ -162,6 +180,7 @@ class SessionJoined(_Frame, tag="session_joined", frozen=True):
     agent_capability: str | UnsetType = UNSET  # agent role only: the ElevenLabs session_id
     requested_session_id: str | UnsetType = UNSET
     reason: str | UnsetType = UNSET
+    restored_from: str | UnsetType = UNSET  # the session whose state this one carries
 
 
 class SessionState(_Frame, tag="session_state", frozen=True):
@@ -237,6 +256,8 @@ BroadcastFrame = (
     | Transcript
     | AgentState
     | Step
+    | ToolCallStarted
+    | ToolCallFinished
 )
 
 ServerFrame = (

@@ -7,7 +7,7 @@ with an older hub, PROTOCOL.md v1.1); a known field of the wrong type is refused
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -76,6 +76,33 @@ class Refresh(_Message, tag="refresh", frozen=True):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
 
 
+# The agent's frames (PROTOCOL.md section 13): owner, agent and service connections.
+
+MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class Transcript(_Message, tag="transcript", frozen=True):
+    """One message of the conversation; a later one with the same ``message_id``
+    replaces its text."""
+
+    role: Literal["user", "agent"]
+    message_id: MessageId
+    text: Annotated[str, msgspec.Meta(max_length=16384)]
+    final: bool = True
+
+
+class AgentState(_Message, tag="agent_state", frozen=True):
+    state: Literal["idle", "listening", "thinking", "speaking"]
+
+
+class Step(_Message, tag="step", frozen=True):
+    step_id: MessageId
+    name: Name
+    status: Literal["started", "done", "failed"]
+    detail: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
+
+
 ClientMessage = (
     Ping
     | GetSessionState
@@ -87,6 +114,9 @@ ClientMessage = (
     | GetPresence
     | EndSession
     | Refresh
+    | Transcript
+    | AgentState
+    | Step
 )
 
 MESSAGE_TYPES: frozenset[str] = frozenset(
@@ -102,5 +132,8 @@ MESSAGE_TYPES: frozenset[str] = frozenset(
         GetPresence,
         EndSession,
         Refresh,
+        Transcript,
+        AgentState,
+        Step,
     )
 )

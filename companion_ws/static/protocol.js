@@ -12,6 +12,8 @@ export const BROADCAST_TYPES = new Set([
   "session_ended",
   "session_state_updated",
   "step",
+  "tool_call_finished",
+  "tool_call_started",
   "transcript",
 ]);
 

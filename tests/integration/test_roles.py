@@ -23,6 +23,7 @@ READ = {"type": "get_session_state"}
 WRITE = {"type": "update_session_state", "patch": {"touched": True}}
 SAY = {"type": "contextual_update", "text": "hello"}
 END = {"type": "end_session"}
+SPEAK = {"type": "transcript", "role": "agent", "message_id": "m1", "text": "Hi", "final": True}
 
 
 def _user() -> str:
@@ -63,12 +64,12 @@ async def _refused(ws: WS, frame: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("role", "may", "may_not"),
     [
-        ("owner", [READ, WRITE, SAY], []),
-        ("agent", [READ, WRITE, SAY], [END]),
-        ("companion", [READ, WRITE, SAY], [END]),
-        ("observer", [READ], [WRITE, SAY, END]),
-        ("service", [READ, WRITE, SAY], [END]),
-        ("admin", [READ, WRITE, SAY], []),
+        ("owner", [READ, WRITE, SAY, SPEAK], []),
+        ("agent", [READ, WRITE, SAY, SPEAK], [END]),
+        ("companion", [READ, WRITE, SAY], [END, SPEAK]),
+        ("observer", [READ], [WRITE, SAY, END, SPEAK]),
+        ("service", [READ, WRITE, SAY, SPEAK], [END]),
+        ("admin", [READ, WRITE, SAY, SPEAK], []),
     ],
 )
 async def test_each_role_over_the_socket(
