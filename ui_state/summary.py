@@ -59,9 +59,27 @@ def _quotes(state: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return []
 
 
+def _continued(state: Mapping[str, Any]) -> str | None:
+    """What a restored session's agent is told first: it carries on a task."""
+    tasks = state.get("tasks")
+    if not isinstance(tasks, Sequence) or isinstance(tasks, str) or not tasks:
+        return None
+    task = tasks[-1]
+    if not isinstance(task, Mapping) or task.get("status") != "active":
+        return None
+    if not task.get("restored_from"):
+        return None
+    name = str(task.get("name") or "task")
+    return (
+        f"This session continues an unfinished {name} task from an earlier session; "
+        "do not start over, carry on from what was already done."
+    )
+
+
 def create_session_context(state: Mapping[str, Any]) -> str:
     """Summarize the session's task so far in a few sentences an agent can act on."""
     sentences: list[str] = []
+    continued = _continued(state)
     details = state.get("shipping_details")
     if isinstance(details, Mapping):
         sentences.append(
@@ -87,6 +105,9 @@ def create_session_context(state: Mapping[str, Any]) -> str:
     ui = state.get("ui")
     if isinstance(ui, Mapping) and ui.get("current_step"):
         sentences.append(f"The screen is at the '{ui['current_step']}' step.")
+    if continued is not None:
+        done = " ".join(sentences) or "Nothing had been decided yet."
+        return f"{continued} Already done: {done}"
     if not sentences:
         return "The session has just started: nothing has been decided yet."
     return "Resuming the session. " + " ".join(sentences)
