@@ -106,13 +106,20 @@ def document() -> dict[str, Any]:
                     401,
                     403,
                     404,
+                    409,
                     requestBody={
                         "required": False,
                         "content": {
                             "application/json": {
                                 "schema": {
                                     "type": "object",
-                                    "properties": {"restore_from": {"type": "string"}},
+                                    "properties": {
+                                        "restore_from": {
+                                            "type": "string",
+                                            "minLength": 1,
+                                            "maxLength": 64,
+                                        }
+                                    },
                                 }
                             }
                         },

@@ -31,10 +31,10 @@ async def create_session(request: Request) -> Response:
     if not policy.can_create_sessions(who):
         raise Forbidden("this token is scoped to one session and cannot create others")
     sessions = node_of(request).sessions
-    source = (await json_body(request, optional=True) or {}).get("restore_from")
-    if source is None:
+    body = await json_body(request, optional=True) or {}
+    if "restore_from" not in body:
         row = await sessions.create(who.sub)
-    elif isinstance(source, str) and source:
+    elif isinstance(source := body["restore_from"], str) and 0 < len(source) <= 64:
         row = await sessions.restore(who, source)
     else:
         raise BadRequest("restore_from must be a session id")

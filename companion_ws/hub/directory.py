@@ -14,7 +14,14 @@ from companion_ws.auth import policy
 from companion_ws.auth.policy import Action, Role
 from companion_ws.auth.tokens import DEVICE, Principal, TokenService
 from companion_ws.broker.base import Presence, new_epoch
-from companion_ws.errors import BadRequest, Forbidden, NotFound, SessionEnded, Unauthorized
+from companion_ws.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    SessionEnded,
+    SessionLive,
+    Unauthorized,
+)
 from companion_ws.hub.publisher import Publisher
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import now_ms
@@ -110,7 +117,7 @@ class SessionDirectory:
             raise NotFound(f"you have no session {source_id!r}")  # never tell whose it is
         if row.ended_at is None:
             if row.expires_at > now_ms():
-                raise BadRequest("this session is still live: connect to it instead")
+                raise SessionLive("this session is still live: connect to it instead")
             await self.end(row.id, reason="expired")
             row = await self.get(source_id) or row
         return await self._carry_on(row)

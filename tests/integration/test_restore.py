@@ -112,14 +112,15 @@ async def test_restore_is_refused_for_what_is_not_ones_own_ended_session(
             return await http.post("/sessions", json=body, headers=_auth(user))
 
         still_live = await restore({"restore_from": live})
-        assert still_live.status_code == 400 and "live" in still_live.json()["error"]["message"]
+        assert still_live.status_code == 409
+        assert still_live.json()["error"]["code"] == "session_live"
         assert (await ws.request({"type": "end_session"}))["type"] == "session_ended"
 
         stranger = await restore({"restore_from": live}, mallory)
         assert stranger.status_code == 404 and stranger.json()["error"]["code"] == "not_found"
         missing = await restore({"restore_from": "no-such-session"})
         assert missing.status_code == 404
-        for bad in ({"restore_from": 7}, {"restore_from": ""}, ["x"]):
+        for bad in ({"restore_from": 7}, {"restore_from": ""}, {"restore_from": None}, ["x"]):
             answer = await restore(bad)
             assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_message"
         scoped = await http.post(
