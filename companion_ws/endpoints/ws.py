@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from companion_ws import connlog
 from companion_ws.auth.tokens import Principal, TokenService
+from companion_ws.endpoints.wire import direct_writer
 from companion_ws.errors import (
     BadConnectParams,
     BadRequest,
@@ -215,6 +216,7 @@ class SocketServer:
                 last_seq=params.last_seq,
                 epoch=params.epoch,
                 device_id=params.device_id,
+                direct=direct_writer(send),
             )
             self.metrics.connects.labels("ok").inc()
             if connlog.enabled():

@@ -19,7 +19,7 @@ from companion_ws.hub.connection import Connection
 from companion_ws.hub.directory import SessionDirectory
 from companion_ws.hub.hub import Hub
 from companion_ws.hub.lifetimes import Lifetimes
-from companion_ws.hub.outbox import Outbox, Send
+from companion_ws.hub.outbox import Direct, Outbox, Send
 from companion_ws.hub.publisher import Publisher
 from companion_ws.hub.recovery import Recovery
 from companion_ws.metrics import Metrics
@@ -84,6 +84,7 @@ class Admission:
         last_seq: int | None,
         epoch: str | None,
         device_id: str | None = None,
+        direct: Direct | None = None,
     ) -> Connection:
         """Admit a socket: the welcome, ``client_joined``, then a replay from
         ``last_seq`` or the live stream. Raises the error that refuses it."""
@@ -100,6 +101,7 @@ class Admission:
             grace=self._limits.grace,
             abort=abort,
             on_overflow=self._count_slow_close,
+            direct=direct,
         )
         conn = Connection(
             secrets.token_urlsafe(9),

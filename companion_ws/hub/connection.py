@@ -53,7 +53,7 @@ class Connection:
         self.frames_out += 1
         self.outbox.push(text)
 
-    def deliver(self, seq: int, epoch: str, text: str) -> bool:
+    def deliver(self, seq: int, epoch: str, text: str, framed: bytes | None = None) -> bool:
         """A broadcast frame. On a gap (it skips ahead of the cursor, or comes from a new
         history that does not go on right after the cursor: the broker lost its own and
         restarted the numbering) the connection starts holding and returns False: the
@@ -78,7 +78,7 @@ class Connection:
             return True
         self.cursor = seq
         self.frames_out += 1
-        self.outbox.push(text)
+        self.outbox.push(text, framed)
         return True
 
     def end_session(self) -> None:

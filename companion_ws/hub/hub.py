@@ -1,5 +1,5 @@
 """The local registry: this process's connections, by session. Delivers an event to
-every local connection of its session with one decode of the payload."""
+every local connection of its session with one decode of the payload and one frame."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from companion_ws.broker.base import Event
 from companion_ws.hub.connection import Connection
+from companion_ws.protocol.wire import text_frame
 
 
 class Hub:
@@ -47,5 +48,6 @@ class Hub:
         if not members:
             return []
         text = event.payload.decode()
+        framed = text_frame(event.payload)  # one frame for every socket that takes it now
         seq, epoch = event.seq, event.epoch
-        return [conn for conn in members.values() if not conn.deliver(seq, epoch, text)]
+        return [conn for conn in members.values() if not conn.deliver(seq, epoch, text, framed)]

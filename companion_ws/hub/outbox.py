@@ -15,12 +15,19 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from companion_ws.hub.eager import start_eagerly
 from companion_ws.protocol.closecodes import Close
+from companion_ws.protocol.wire import text_frame
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Direct(Protocol):
+    """Writes a framed message to the socket now, if it can take it without waiting."""
+
+    def write(self, frame: bytes) -> bool: ...
 
 
 class Outbox:
@@ -28,6 +35,7 @@ class Outbox:
         "_abort",
         "_bytes",
         "_close",
+        "_direct",
         "_grace",
         "_limit",
         "_max_bytes",
@@ -48,8 +56,10 @@ class Outbox:
         grace: float,
         abort: Callable[[], object],
         on_overflow: Callable[[], None] | None = None,
+        direct: Direct | None = None,
     ) -> None:
         self._send = send
+        self._direct = direct
         self._limit = limit
         self._max_bytes = max_bytes
         self._bytes = 0  # of the queued frames
@@ -81,8 +91,17 @@ class Outbox:
         while self._writer is not None and not self.closed:
             await asyncio.wait({self._writer})
 
-    def push(self, text: str) -> None:
+    def push(self, text: str, framed: bytes | None = None) -> None:
+        """Queue ``text`` (``framed``: its frame, when the caller built it already). With
+        nothing queued ahead and a socket that takes it now, it is written at once."""
         if self._close is not None or self.closed:
+            return
+        direct = self._direct
+        if (
+            direct is not None
+            and self._writer is None
+            and direct.write(framed if framed is not None else text_frame(text.encode()))
+        ):
             return
         queue = self._queue
         if queue is None:
