@@ -86,6 +86,8 @@ class Node:
         self.sessions = SessionDirectory(
             store,
             publisher,
+            self.state,
+            locks,
             broker.presence,
             self._eventlog,
             tokens,
