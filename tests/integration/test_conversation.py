@@ -160,13 +160,14 @@ async def test_a_server_tool_run_is_framed_too_and_its_retry_broadcasts_nothing(
     screen = await connect(conv_hub.ws_url, tok)
     sid = screen.welcome["session_id"]
     capability = tokens.mint_capability("owner", sid, 3600)
-    body = {**QUOTE_PARAMS, "session_id": capability, "tool_call_id": "srv-" + uuid.uuid4().hex}
+    call_id = "srv-" + uuid.uuid4().hex
+    body = {**QUOTE_PARAMS, "session_id": capability, "tool_call_id": call_id}
     secret = {"Authorization": f"Bearer {TOOL_SECRET}"}
     reply = await http.post("/elevenlabs/tools/get_shipping_quotes", json=body, headers=secret)
     assert reply.status_code == 200, reply.text
     _assert_framed_run(
         await _broadcasts_until(screen, "tool_call_finished"),
-        body["tool_call_id"],
+        call_id,
         "get_shipping_quotes",
     )
     retry = await http.post("/elevenlabs/tools/get_shipping_quotes", json=body, headers=secret)
@@ -185,10 +186,11 @@ async def test_a_failed_run_is_framed_with_is_error_and_changes_nothing(
     sid = agent.welcome["session_id"]
     screen = await connect(conv_hub.ws_url, tok, session_id=sid)
     # A precondition the tool checks (ToolError), then a parameter it refuses.
-    for tool_name, params in [
+    failing: list[tuple[str, dict[str, Any]]] = [
         ("create_shipping_label", {"quote_id": "q_nope"}),
         ("get_shipping_quotes", {**QUOTE_PARAMS, "weight": -1}),
-    ]:
+    ]
+    for tool_name, params in failing:
         call_id = f"toolu_{uuid.uuid4().hex[:12]}"
         reply = await _ask(agent, _call(tool_name, params, call_id))
         assert reply["is_error"] is True
@@ -233,9 +235,8 @@ async def test_quotes_start_a_shipment_task_in_the_same_change_and_a_label_compl
     [change] = [f for f in frames if f["type"] == "session_state_updated"]
     assert "tasks" not in change["patch"]
 
-    quote_id = json.loads(quotes["result"])["quotes"][0]["quote_id"]
-    # The label is for the first quotes, not these: the details were replaced, so
-    # price the label from the current ones.
+    assert json.loads(quotes["result"])["quotes"]
+    # The second quotes replaced the first: the label is for one of the current ones.
     state = await _state(http, sid, tok)
     quote_id = state["state"]["quotes"][0]["quote_id"]
     label = await _ask(agent, _call("create_shipping_label", {"quote_id": quote_id}, "lbl-" + sid))
