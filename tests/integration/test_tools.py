@@ -250,6 +250,7 @@ async def test_one_id_on_two_hub_processes_has_one_effect(
     a = await connect(first.ws_url, tok)
     sid = a.welcome["session_id"]
     b = await connect(second.ws_url, tok, session_id=sid)
+    watchers = [await connect(h.ws_url, tok, session_id=sid) for h in (first, second)]
     rounds = 8
     for i in range(rounds):
         frame = _call("get_shipping_quotes", {**QUOTE_PARAMS, "weight": 1 + i})
@@ -257,8 +258,26 @@ async def test_one_id_on_two_hub_processes_has_one_effect(
         assert ra["type"] == rb["type"] == "client_tool_result", (ra, rb)
         assert ra["is_error"] is False and ra["result"] == rb["result"], (ra, rb)
     assert (await _state(first, sid, tok))["version"] == rounds
-    await a.close()
-    await b.close()
+    # Each process frames what it ran: every tool_call_started it broadcast is followed
+    # by its tool_call_finished, also for a run that lost the race to the other process.
+    open_runs: list[set[str]] = []
+    finished = 0
+    for watcher, sender in zip(watchers, (a, b), strict=True):
+        marker = uuid.uuid4().hex
+        await sender.send({"type": "contextual_update", "text": marker})
+        running: set[str] = set()
+        while (seen := await watcher.recv(10)).get("text") != marker:
+            if seen["type"] == "tool_call_started":
+                running.add(seen["tool_call_id"])
+            elif seen["type"] == "tool_call_finished":
+                assert seen["is_error"] is False, seen  # the winner's result, either way
+                running.remove(seen["tool_call_id"])
+                finished += 1
+        open_runs.append(running)
+    assert open_runs == [set(), set()]
+    assert finished >= rounds  # each round's winner finished its run
+    for ws in (a, b, *watchers):
+        await ws.close()
 
 
 async def test_a_broken_tool_module_fails_the_start_with_a_clear_message(
