@@ -182,9 +182,7 @@ class ToolRunner:
             except (IntegrityError, Internal):
                 # The same id committed elsewhere (another process) first: its result stands.
                 # (Its state change can also make ours fail the version check first.)
-                stored = await self._stored(key, session_id)
-                if run is not None:
-                    await run.abort(is_error=stored is None or stored.is_error)
+                stored = await self._lost(key, session_id, run)
                 if stored is None:
                     raise
                 return stored
@@ -224,6 +222,18 @@ class ToolRunner:
                 )
             )
         return frames
+
+    async def _lost(self, key: str, session_id: str, run: _Run | None) -> ToolResult | None:
+        """Our commit failed: the result another process committed for ``key``, if any.
+        Our run is finished either way, with that result's ``is_error``."""
+        is_error = True
+        try:
+            stored = await self._stored(key, session_id)
+            is_error = stored is None or stored.is_error
+            return stored
+        finally:
+            if run is not None:
+                await run.abort(is_error=is_error)
 
     async def _stored(self, key: str, session_id: str) -> ToolResult | None:
         async with self._store.uow() as uow:
