@@ -109,6 +109,13 @@ class SessionMismatch(CompanionError):
     http_status = 409
 
 
+class SessionLive(CompanionError):
+    """Restoring a session that has neither ended nor expired: connect to it."""
+
+    code = "session_live"
+    http_status = 409
+
+
 class StateTooLarge(CompanionError):
     code = "state_too_large"
     http_status = 413

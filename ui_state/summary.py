@@ -59,6 +59,23 @@ def _quotes(state: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return []
 
 
+def _continued(state: Mapping[str, Any]) -> str | None:
+    """What a restored session's agent is told first: it carries on a task."""
+    tasks = state.get("tasks")
+    if not isinstance(tasks, Sequence) or isinstance(tasks, str) or not tasks:
+        return None
+    task = tasks[-1]
+    if not isinstance(task, Mapping) or task.get("status") != "active":
+        return None
+    if not task.get("restored_from"):
+        return None
+    name = str(task.get("name") or "task")
+    return (
+        f"This session continues an unfinished {name} task from an earlier session; "
+        "do not start over, carry on from what was already done."
+    )
+
+
 #: How many of the conversation's last messages the summary quotes, and how much of each.
 LAST_MESSAGES = 4
 QUOTE_CHARS = 200
@@ -87,6 +104,7 @@ def create_session_context(
     the conversation's ``messages`` (``GET /sessions/{id}/messages``), quote the
     ``last`` of them."""
     sentences: list[str] = []
+    continued = _continued(state)
     details = state.get("shipping_details")
     if isinstance(details, Mapping):
         sentences.append(
@@ -113,11 +131,13 @@ def create_session_context(
     if isinstance(ui, Mapping) and ui.get("current_step"):
         sentences.append(f"The screen is at the '{ui['current_step']}' step.")
     exchanges = _exchanges(messages, last)
-    if exchanges:
-        sentences.append(f"The conversation so far ended with: {exchanges}.")
-    if not sentences:
+    said = f" The conversation so far ended with: {exchanges}." if exchanges else ""
+    if continued is not None:
+        done = " ".join(sentences) or "Nothing had been decided yet."
+        return f"{continued} Already done: {done}{said}"
+    if not sentences and not said:
         return "The session has just started: nothing has been decided yet."
-    return "Resuming the session. " + " ".join(sentences)
+    return ("Resuming the session. " + " ".join(sentences)).rstrip() + said
 
 
 def describe_change(

@@ -54,16 +54,22 @@ def principal(request: Request) -> Principal:
     return who
 
 
-async def json_body(request: Request) -> Any:
+async def json_body(request: Request, *, optional: bool = False) -> Any:
     """The request's JSON body: at most ``COMPANION_MAX_BODY_BYTES`` (the BodyLimit
-    middleware answers 413 past it) and nested at most 64 levels deep (else 400)."""
+    middleware answers 413 past it) and nested at most 64 levels deep (else 400).
+    ``optional``: an empty body is ``None``; a body must then be a JSON object."""
     body = await request.body()
     if not body:
+        if optional:
+            return None
         raise BadRequest("a JSON body is required")
     try:
-        return decode_body(body)
+        value = decode_body(body)
     except JSON_ERRORS:
         raise InvalidJSON("the body is not valid JSON") from None
+    if optional and not isinstance(value, dict):
+        raise BadRequest("the body must be a JSON object")
+    return value
 
 
 #: The largest integer a query parameter takes: what every database's BIGINT holds.

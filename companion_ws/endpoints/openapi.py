@@ -106,13 +106,34 @@ def document() -> dict[str, Any]:
             },
             "/sessions": {
                 "post": _op(
-                    "create a session owned by the caller",
+                    "create a session owned by the caller; with restore_from, one that"
+                    " carries on the caller's ended or expired session",
                     {"201": _json(SESSION, "created")},
+                    400,
                     401,
                     403,
+                    404,
+                    409,
+                    requestBody={
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "restore_from": {
+                                            "type": "string",
+                                            "minLength": 1,
+                                            "maxLength": 64,
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
                 ),
                 "get": _op(
-                    "list sessions (admin)",
+                    "list the caller's own sessions (an admin: everyone's)",
                     {
                         "200": _json(
                             {

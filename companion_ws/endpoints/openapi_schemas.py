@@ -36,6 +36,7 @@ SESSION: dict[str, Any] = {
         "connections": {"type": "integer"},
         "seq": {"type": "integer"},
         "state_version": {"type": "integer"},
+        "restored_from": {"type": ["string", "null"]},
         "state": {"type": "object"},
         "clients": {"type": "array", "items": {"type": "object"}},
     },

@@ -31,13 +31,21 @@ async def create_session(request: Request) -> Response:
     if not policy.can_create_sessions(who):
         raise Forbidden("this token is scoped to one session and cannot create others")
     sessions = node_of(request).sessions
-    row = await sessions.create(who.sub)
+    body = await json_body(request, optional=True) or {}
+    if "restore_from" not in body:
+        row = await sessions.create(who.sub)
+    elif isinstance(source := body["restore_from"], str) and 0 < len(source) <= 64:
+        row = await sessions.restore(who, source)
+    else:
+        raise BadRequest("restore_from must be a session id")
     return JSON(await sessions.describe(row), status_code=201)
 
 
 async def list_sessions(request: Request) -> Response:
+    """An admin lists everyone's sessions (``?owner=`` narrows); a user their own."""
     who = principal(request)
-    policy.require_admin(who)
+    if not policy.can_create_sessions(who):
+        raise Forbidden("this token is scoped to one session and cannot list sessions")
     sessions = node_of(request).sessions
     limit = int_param(request, "limit", 50, lo=1, hi=500)
     active_raw = request.query_params.get("active")
@@ -46,7 +54,7 @@ async def list_sessions(request: Request) -> Response:
     rows, cursor = await sessions.page(
         limit=limit,
         after_id=request.query_params.get("cursor") or None,
-        owner_id=request.query_params.get("owner") or None,
+        owner_id=(request.query_params.get("owner") or None) if who.is_admin else who.sub,
         active=None if not active_raw else active_raw == "true",
     )
     return JSON({"sessions": [await sessions.describe(row) for row in rows], "next_cursor": cursor})

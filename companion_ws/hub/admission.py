@@ -139,6 +139,7 @@ class Admission:
                 agent_capability=self._capability(conn, row.owner_id),
                 requested_session_id=f.opt(resolved.requested),
                 reason=f.opt(resolved.reason),
+                restored_from=f.opt(row.restored_from),
             )
             conn.send(encode(welcome).decode())
             await self._publisher.publish(f.ClientJoined(session_id=sid, **conn.info()))

@@ -3,6 +3,7 @@ the join rules of PROTOCOL.md section 1, and one-time join codes."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from companion_ws.errors import (
     Internal,
     NotFound,
     SessionEnded,
+    SessionLive,
     Unauthorized,
 )
 from companion_ws.hub.locks import KeyedLock
@@ -31,6 +33,7 @@ from companion_ws.store.models import DeviceRow, JoinTokenRow, SessionRow
 from companion_ws.store.store import Store
 from companion_ws.store.uow import UnitOfWork
 from ui_state import StateDoc, abandon_tasks
+from ui_state.restore import restored_state, unfinished_task
 
 log = logging.getLogger("companion_ws.retention")
 
@@ -87,8 +90,15 @@ class SessionDirectory:
         self._device_ttl_ms = int(device_ttl * 1000)
         self._retention_ms = retention_ms
 
-    async def create(self, owner: str, session_id: str | None = None) -> SessionRow:
-        """A new live session owned by ``owner``."""
+    async def create(
+        self,
+        owner: str,
+        session_id: str | None = None,
+        *,
+        state: dict[str, Any] | None = None,
+        restored_from: str | None = None,
+    ) -> SessionRow:
+        """A new live session owned by ``owner``, empty or starting from ``state``."""
         now = now_ms()
         row = SessionRow(
             id=session_id or new_id(),
@@ -96,16 +106,36 @@ class SessionDirectory:
             created_at=now,
             last_activity_at=now,
             expires_at=now + self._ttl_ms,
-            state="{}",
-            state_version=0,
+            state=json.dumps(state, separators=(",", ":")) if state else "{}",
+            state_version=1 if state else 0,
             last_seq=0,
             epoch=new_epoch(),
             epoch_clean=True,
+            restored_from=restored_from,
         )
         async with self._store.uow() as uow:
             uow.sessions.add(row)
             await uow.commit()
         return row
+
+    async def restore(self, principal: Principal, source_id: str) -> SessionRow:
+        """A new session carrying on the caller's own ended or expired session
+        ``source_id``: its last state, its unfinished task active again (section 13)."""
+        row = await self.get(source_id)
+        if row is None or row.owner_id != principal.sub:
+            raise NotFound(f"you have no session {source_id!r}")  # never tell whose it is
+        if row.ended_at is None:
+            if row.expires_at > now_ms():
+                raise SessionLive("this session is still live: connect to it instead")
+            await self.end(row.id, reason="expired")
+            row = await self.get(source_id) or row
+        return await self._carry_on(row)
+
+    async def _carry_on(self, row: SessionRow) -> SessionRow:
+        state = restored_state(json.loads(row.state or "{}"), source=row.id)
+        fresh = await self.create(row.owner_id, state=state, restored_from=row.id)
+        log.info("session %s restored from %s", fresh.id, row.id)
+        return fresh
 
     async def get(self, session_id: str) -> SessionRow | None:
         """The session, live or ended, if it exists."""
@@ -147,8 +177,7 @@ class SessionDirectory:
         row = await self.get(requested)
         if row is not None and row.ended_at is None and row.expires_at <= now_ms():
             await self.end(row.id, reason="expired")
-            row.ended_at = now_ms()
-            row.end_reason = "expired"
+            row = await self.get(requested)
         if row is not None and row.ended_at is None:
             role = policy.socket_role(principal, row.id, row.owner_id, client)
             return Resolved(row, created=False, principal=principal, role=role)
@@ -157,10 +186,31 @@ class SessionDirectory:
         reason = "not_found" if row is None else (row.end_reason or "expired")
         if row is not None and not policy.may_open(principal, row.owner_id):
             reason = "not_found"  # never tell a stranger that someone else's session existed
+        elif row is not None and self._restores_itself(principal, row):
+            fresh = await self._carry_on(row)
+            role = policy.socket_role(principal, fresh.id, fresh.owner_id, client)
+            return Resolved(
+                fresh,
+                created=True,
+                principal=principal,
+                role=role,
+                requested=requested,
+                reason="expired",
+            )
         fresh = await self.create(principal.sub)
         role = policy.socket_role(principal, fresh.id, fresh.owner_id, client)
         return Resolved(
             fresh, created=True, principal=principal, role=role, requested=requested, reason=reason
+        )
+
+    @staticmethod
+    def _restores_itself(principal: Principal, row: SessionRow) -> bool:
+        """Connecting to one's own expired session that had an unfinished task carries
+        it on in a new session (section 13)."""
+        return (
+            row.owner_id == principal.sub
+            and row.end_reason == "expired"
+            and unfinished_task(json.loads(row.state or "{}")) is not None
         )
 
     async def _resolve_join(
@@ -377,6 +427,7 @@ class SessionDirectory:
             "connections": len(members),
             "seq": row.last_seq,
             "state_version": row.state_version,
+            "restored_from": row.restored_from,
         }
         if clients:
             info["clients"] = members

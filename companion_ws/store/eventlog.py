@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from companion_ws.broker.base import Event
 from companion_ws.errors import Internal
 from companion_ws.protocol.codec import now_ms
+from companion_ws.store.appender import EventAppender
 from companion_ws.store.repositories import NewEvent
 from companion_ws.store.store import Store
 
@@ -64,6 +65,7 @@ class EventLog:
         linger: float = 0.002,
     ) -> None:
         self._store = store
+        self._appender = EventAppender(store.engine)
         self._linger = linger
         self._touched = 0.0  # when sessions' activity was last written
         self._spread = 0  # sessions in the last batch: a sign of concurrent publishers
@@ -91,7 +93,10 @@ class EventLog:
         if self._task is not None:
             await self._task
             self._task = None
-        await self.flush()
+        try:
+            await self.flush()
+        finally:
+            await self._appender.close()
 
     def write(
         self,
@@ -212,6 +217,9 @@ class EventLog:
     async def _write(
         self, batch: list[NewEvent], activity: dict[str, int], seqs: dict[str, int]
     ) -> None:
+        if batch and not (activity or seqs) and self._appender.supported:
+            await self._appender.append(batch)  # the hot path: events only
+            return
         async with self._store.uow() as uow:
             await uow.events.add_new(batch)
             await uow.sessions.advance_seqs(seqs)

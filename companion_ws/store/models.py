@@ -33,6 +33,8 @@ class SessionRow(Base):
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     epoch: Mapped[str] = mapped_column(String(32))
     epoch_clean: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: The ended session whose state this one was restored from (section 13).
+    restored_from: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class EventRow(Base):

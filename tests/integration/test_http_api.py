@@ -79,7 +79,10 @@ async def test_who_may_list_sessions(http: httpx.AsyncClient) -> None:
     _error(await http.get("/sessions"), 401, "unauthorized")
     bad = {"Authorization": "Bearer not-a-token"}
     _error(await http.get("/sessions", headers=bad), 401, "unauthorized")
-    _error(await http.get("/sessions", headers=_auth(_user())), 403, "forbidden")
+    user = _user()
+    _error(await http.get("/sessions", headers=_auth(user, session_id="s1")), 403, "forbidden")
+    own = await http.get("/sessions", headers=_auth(user))  # a user: their own (none yet)
+    assert own.status_code == 200 and own.json()["sessions"] == []
     listed = await http.get("/sessions", headers=ADMIN)
     assert listed.status_code == 200 and isinstance(listed.json()["sessions"], list)
 

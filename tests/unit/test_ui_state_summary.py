@@ -105,3 +105,11 @@ def test_a_long_message_is_cut_and_messages_alone_make_a_summary() -> None:
     text = create_session_context({}, [_message("u", "user", "x" * 500)])
     assert "nothing has been decided" not in text
     assert "x" * 199 + "…" in text and "x" * 200 not in text
+
+
+def test_a_restored_session_says_so_first_and_quotes_the_conversation_last() -> None:
+    task = {"task_id": "t", "name": "shipment", "status": "active", "restored_from": "old"}
+    state = {**FULL, "tasks": [task]}
+    text = create_session_context(state, [_message("u", "user", "the cheapest one")])
+    assert text.startswith("This session continues an unfinished shipment task")
+    assert text.endswith('The conversation so far ended with: the user said "the cheapest one".')
