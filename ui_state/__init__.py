@@ -13,6 +13,7 @@ from ui_state.document import (
 )
 from ui_state.reducer import apply_patch
 from ui_state.summary import create_session_context, describe_change
+from ui_state.tasks import abandon_tasks, tool_task_change
 
 __all__ = [
     "InvalidPatch",
@@ -20,10 +21,12 @@ __all__ = [
     "StateError",
     "StateTooLarge",
     "VersionConflict",
+    "abandon_tasks",
     "apply_patch",
     "create_session_context",
     "describe_change",
     "encoded_size",
     "key_patch",
     "merge_patch",
+    "tool_task_change",
 ]

@@ -76,8 +76,33 @@ def _continued(state: Mapping[str, Any]) -> str | None:
     )
 
 
-def create_session_context(state: Mapping[str, Any]) -> str:
-    """Summarize the session's task so far in a few sentences an agent can act on."""
+#: How many of the conversation's last messages the summary quotes, and how much of each.
+LAST_MESSAGES = 4
+QUOTE_CHARS = 200
+
+
+def _exchanges(messages: Sequence[Mapping[str, Any]], last: int) -> str | None:
+    """The last messages with text (``ui_state.conversation``'s), quoted for the agent."""
+    said = [m for m in messages if isinstance(m.get("text"), str) and m["text"].strip()]
+    quoted = []
+    for message in said[-last:] if last > 0 else []:
+        text = " ".join(message["text"].split())
+        if len(text) > QUOTE_CHARS:
+            text = text[: QUOTE_CHARS - 1].rstrip() + "…"
+        who = "you" if message.get("role") == "agent" else "the user"
+        quoted.append(f'{who} said "{text}"')
+    return "; ".join(quoted) if quoted else None
+
+
+def create_session_context(
+    state: Mapping[str, Any],
+    messages: Sequence[Mapping[str, Any]] = (),
+    *,
+    last: int = LAST_MESSAGES,
+) -> str:
+    """Summarize the session's task so far in a few sentences an agent can act on; with
+    the conversation's ``messages`` (``GET /sessions/{id}/messages``), quote the
+    ``last`` of them."""
     sentences: list[str] = []
     continued = _continued(state)
     details = state.get("shipping_details")
@@ -105,12 +130,14 @@ def create_session_context(state: Mapping[str, Any]) -> str:
     ui = state.get("ui")
     if isinstance(ui, Mapping) and ui.get("current_step"):
         sentences.append(f"The screen is at the '{ui['current_step']}' step.")
+    exchanges = _exchanges(messages, last)
+    said = f" The conversation so far ended with: {exchanges}." if exchanges else ""
     if continued is not None:
         done = " ".join(sentences) or "Nothing had been decided yet."
-        return f"{continued} Already done: {done}"
-    if not sentences:
+        return f"{continued} Already done: {done}{said}"
+    if not sentences and not said:
         return "The session has just started: nothing has been decided yet."
-    return "Resuming the session. " + " ".join(sentences)
+    return ("Resuming the session. " + " ".join(sentences)).rstrip() + said
 
 
 def describe_change(

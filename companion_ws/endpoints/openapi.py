@@ -14,7 +14,14 @@ from starlette.routing import Route
 from companion_ws import __version__
 from companion_ws.endpoints.admin import STATS_SCHEMA
 from companion_ws.endpoints.common import JSON, MAX_INT
-from companion_ws.endpoints.openapi_schemas import DEVICE, HISTORY, REASONS, SESSION, STATE
+from companion_ws.endpoints.openapi_schemas import (
+    DEVICE,
+    HISTORY,
+    MESSAGES,
+    REASONS,
+    SESSION,
+    STATE,
+)
 
 __all__ = ["document", "routes"]
 
@@ -250,6 +257,25 @@ def document() -> dict[str, Any]:
                 "get": _op(
                     "events after a seq",
                     {"200": _json(HISTORY, "a page of events")},
+                    400,
+                    401,
+                    403,
+                    404,
+                    parameters=[
+                        {"name": "after_seq", "in": "query", "schema": int_query},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        },
+                    ],
+                ),
+            },
+            "/sessions/{session_id}/messages": {
+                "parameters": [_SID],
+                "get": _op(
+                    "the conversation, corrections applied, in order of first appearance",
+                    {"200": _json(MESSAGES, "messages first said after after_seq")},
                     400,
                     401,
                     403,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DEVICE", "HISTORY", "REASONS", "SESSION", "STATE"]
+__all__ = ["DEVICE", "HISTORY", "MESSAGES", "REASONS", "SESSION", "STATE"]
 
 REASONS: dict[int, str] = {
     400: "bad input (invalid_message)",
@@ -56,6 +56,29 @@ HISTORY: dict[str, Any] = {
         "next_after_seq": {"type": "integer"},
         "latest_seq": {"type": "integer"},
         "epoch": {"type": "string"},
+        "has_more": {"type": "boolean"},
+    },
+}
+MESSAGES: dict[str, Any] = {
+    "type": "object",
+    "required": ["session_id", "messages", "has_more"],
+    "properties": {
+        "session_id": {"type": "string"},
+        "messages": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["message_id", "role", "text", "final", "seq", "timestamp"],
+                "properties": {
+                    "message_id": {"type": "string"},
+                    "role": {"enum": ["user", "agent"]},
+                    "text": {"type": "string"},
+                    "final": {"type": "boolean"},
+                    "seq": {"type": "integer"},
+                    "timestamp": {"type": ["integer", "null"]},
+                },
+            },
+        },
         "has_more": {"type": "boolean"},
     },
 }

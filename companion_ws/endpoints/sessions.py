@@ -142,6 +142,22 @@ async def get_history(request: Request) -> Response:
     return JSON({"session_id": sid, **history_fields(page)})
 
 
+#: ``GET /sessions/{id}/messages``: how many messages one answer holds, by default and at most.
+MESSAGES_DEFAULT, MESSAGES_MAX = 200, 1000
+
+
+async def get_messages(request: Request) -> Response:
+    """The conversation (PROTOCOL.md section 13), corrections applied, in order of first
+    appearance; ``after_seq`` pages on (the last message's ``seq``) while ``has_more``."""
+    node = node_of(request)
+    sid = request.path_params["session_id"]
+    await node.sessions.authorize(principal(request), sid)
+    after = int_param(request, "after_seq", 0)
+    limit = int_param(request, "limit", MESSAGES_DEFAULT, lo=1, hi=MESSAGES_MAX)
+    page = await node.conversation.messages(sid, after_seq=after, limit=limit)
+    return JSON({"session_id": sid, "messages": page.messages, "has_more": page.has_more})
+
+
 def _join_url(request: Request, token: str) -> str:
     base = settings_of(request).public_url or str(request.base_url)
     return f"{base.rstrip('/')}/join?token={token}"
@@ -217,6 +233,7 @@ routes = [
     route("/sessions/{session_id}/state", GET=get_state, PATCH=patch_state),
     Route("/sessions/{session_id}/events", publish_event, methods=["POST"]),
     Route("/sessions/{session_id}/history", get_history, methods=["GET"]),
+    Route("/sessions/{session_id}/messages", get_messages, methods=["GET"]),
     Route("/sessions/{session_id}/join-token", join_token, methods=["POST"]),
     Route("/sessions/{session_id}/qr.svg", qr_svg, methods=["GET"]),
     Route("/sessions/{session_id}/devices", list_devices, methods=["GET"]),

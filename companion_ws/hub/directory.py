@@ -17,17 +17,22 @@ from companion_ws.broker.base import Presence, new_epoch
 from companion_ws.errors import (
     BadRequest,
     Forbidden,
+    Internal,
     NotFound,
     SessionEnded,
     SessionLive,
     Unauthorized,
 )
+from companion_ws.hub.locks import KeyedLock
 from companion_ws.hub.publisher import Publisher
+from companion_ws.hub.state import CAS_ATTEMPTS, StateService, changed
 from companion_ws.protocol import frames as f
-from companion_ws.protocol.codec import now_ms
+from companion_ws.protocol.codec import decode_json, now_ms
 from companion_ws.store.eventlog import EventLog
 from companion_ws.store.models import DeviceRow, JoinTokenRow, SessionRow
 from companion_ws.store.store import Store
+from companion_ws.store.uow import UnitOfWork
+from ui_state import StateDoc, abandon_tasks
 from ui_state.restore import restored_state, unfinished_task
 
 log = logging.getLogger("companion_ws.retention")
@@ -62,6 +67,8 @@ class SessionDirectory:
         self,
         store: Store,
         publisher: Publisher,
+        state: StateService,
+        locks: KeyedLock,
         presence: Presence,
         eventlog: EventLog,
         tokens: TokenService,
@@ -73,6 +80,8 @@ class SessionDirectory:
     ) -> None:
         self._store = store
         self._publisher = publisher
+        self._state = state
+        self._locks = locks
         self._presence = presence
         self._eventlog = eventlog
         self._tokens = tokens
@@ -313,16 +322,45 @@ class SessionDirectory:
     async def end(
         self, session_id: str, *, reason: str = "ended", request_id: str | None = None
     ) -> bool:
-        """End the session: committed, then ``session_ended`` to all. False when it had
-        ended already."""
-        async with self._store.uow() as uow:
-            ended = await uow.sessions.end(session_id, reason=reason, now=now_ms())
-            await uow.commit()
-        if ended:
-            await self._publisher.publish(
-                f.SessionEnded(session_id=session_id, requestId=f.opt(request_id), reason=reason)
+        """End the session: its active tasks abandoned (PROTOCOL.md section 13) in the
+        same commit as the end, then that state change and ``session_ended`` to all.
+        False when it had ended already."""
+        async with self._locks(session_id):  # no tool run's change lands in between
+            for _attempt in range(CAS_ATTEMPTS):
+                async with self._store.uow() as uow:
+                    row = await uow.sessions.get(session_id)
+                    if row is None or row.ended_at is not None:
+                        return False
+                    now = now_ms()
+                    frames = await self._abandon(uow, row, now)
+                    if frames is None:
+                        continue  # another process changed the state first: again
+                    if not await uow.sessions.end(session_id, reason=reason, now=now):
+                        return False  # another process ended it in between
+                    await uow.commit()
+                    break
+            else:
+                raise Internal("the session's state is changing too fast to end it; retry")
+            ended = f.SessionEnded(
+                session_id=session_id, requestId=f.opt(request_id), reason=reason
             )
-        return ended
+            await self._publisher.publish_all([*frames, ended])
+        return True
+
+    async def _abandon(
+        self, uow: UnitOfWork, row: SessionRow, now: int
+    ) -> list[f.BroadcastFrame] | None:
+        """In ``uow`` (not committed): the session's active tasks abandoned. Answers the
+        state change to broadcast (none when no task was active), or None when another
+        writer changed the state first."""
+        doc = StateDoc(decode_json(row.state), row.state_version)
+        patch = abandon_tasks(doc.state, now=now)
+        if patch is None:
+            return []
+        new = self._state.reduce(doc, patch, None, bounded=False)
+        if not await self._state.save(uow, row.id, doc, new):
+            return None
+        return [changed(row.id, patch, new.version, None, None)]
 
     async def sweep(self) -> list[str]:
         """End every session inactive for longer than the TTL, then delete what is

@@ -22,6 +22,7 @@ from companion_ws.broker.base import Broker, Event, Leave
 from companion_ws.errors import Forbidden
 from companion_ws.hub.admission import Admission, AdmissionLimits
 from companion_ws.hub.commands import CommandRouter, error_frame
+from companion_ws.hub.conversation import ConversationService
 from companion_ws.hub.directory import SessionDirectory
 from companion_ws.hub.hub import Hub
 from companion_ws.hub.idempotent import IdempotentPublisher
@@ -86,6 +87,8 @@ class Node:
         self.sessions = SessionDirectory(
             store,
             publisher,
+            self.state,
+            locks,
             broker.presence,
             self._eventlog,
             tokens,
@@ -98,6 +101,7 @@ class Node:
             broker, self.state, store, self._eventlog, locks, outbox_limit=settings.outbox_limit
         )
         self._lifetimes = Lifetimes(lead=settings.refresh_lead, grace=settings.refresh_grace)
+        self.conversation = ConversationService(store, self._eventlog)
         self.tools = ToolRunner(store, self.state, publisher, tools, locks, metrics)
         # Backends (gRPC, the bus): one effect per idempotency key, and live listeners.
         self.backend = IdempotentPublisher(store, publisher, lease=settings.bus_ack_wait)

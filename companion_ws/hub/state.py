@@ -3,6 +3,7 @@ commits, each then broadcast as ``session_state_updated``."""
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -96,12 +97,15 @@ class StateService:
             ttl_ms=self._ttl_ms,
         )
 
-    def reduce(self, doc: StateDoc, patch: Any, expected_version: int | None) -> StateDoc:
-        """The pure reducer, its errors translated to the protocol's."""
+    def reduce(
+        self, doc: StateDoc, patch: Any, expected_version: int | None, *, bounded: bool = True
+    ) -> StateDoc:
+        """The pure reducer, its errors translated to the protocol's. Only the hub's own
+        bookkeeping (a task abandoned as the session ends) is not ``bounded`` by the
+        size limit: it must never stop a session from ending."""
+        max_bytes = self._max_bytes if bounded else sys.maxsize
         try:
-            return apply_patch(
-                doc, patch, expected_version=expected_version, max_bytes=self._max_bytes
-            )
+            return apply_patch(doc, patch, expected_version=expected_version, max_bytes=max_bytes)
         except VersionConflictDoc as exc:
             raise VersionConflictError(str(exc), version=exc.current_version) from None
         except StateTooLargeDoc as exc:

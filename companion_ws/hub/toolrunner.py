@@ -5,13 +5,19 @@ The order is the guarantee: the effect's state change and its ledger row commit 
 transaction, *then* its events are published. A repeat of the id, or a redelivery after
 a crash anywhere in between, finds the ledger row and answers the stored result: the
 effect never happens twice.
+
+A tool run (:meth:`ToolRunner.call`) is also framed for every screen by
+``tool_call_started`` and ``tool_call_finished`` (PROTOCOL.md section 13), and the task
+its tool declares it starts or completes rides its state patch.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -45,7 +51,9 @@ class ToolResult:
     result: str  # JSON text, as the ElevenLabs protocol wants
     is_error: bool
     replayed: bool = False
-    events: tuple[Event, ...] = ()  # what this run published (none on a replay)
+    # What this run published, in seq order (none on a replay): a tool run's
+    # tool_call_started, its state change and update, its tool_call_finished.
+    events: tuple[Event, ...] = ()
 
 
 class ToolRunner:
@@ -87,10 +95,21 @@ class ToolRunner:
             return ToolResult(tool_call_id, _json({"error": f"no tool named {tool_name!r}"}), True)
 
         async def compute(doc: StateDoc) -> ToolOutcome:
-            return await tool.run(doc.state, parameters)
+            outcome = await tool.run(doc.state, parameters)
+            # The task the tool starts or completes rides the tool's own patch (one commit).
+            tasks = tool.task_change(doc.state, task_id=uuid.uuid4().hex, now=now_ms())
+            if tasks is None:
+                return outcome
+            return replace(outcome, patch={**(outcome.patch or {}), **tasks})
 
         outcome = await self.once(
-            session_id, tool_call_id, tool_name, compute, sender=sender, request_id=request_id
+            session_id,
+            tool_call_id,
+            tool_name,
+            compute,
+            sender=sender,
+            request_id=request_id,
+            lifecycle=True,
         )
         if not outcome.replayed:
             self._metrics.tool_calls.labels(tool_name, "error" if outcome.is_error else "ok").inc()
@@ -105,15 +124,29 @@ class ToolRunner:
         *,
         sender: str | None = None,
         request_id: str | None = None,
+        lifecycle: bool = False,
     ) -> ToolResult:
         """The effect ``compute`` once per ``key``: ledger and state in one commit,
-        then the events. A repeat answers the stored result, ``replayed``."""
+        then the events. A repeat answers the stored result, ``replayed``, and
+        publishes nothing.
+
+        With ``lifecycle`` (a tool run, PROTOCOL.md section 13) the run is framed by
+        ``tool_call_started``, published before the effect is computed (so before the
+        commit: its seq is below the state change's whatever happens next), and
+        ``tool_call_finished``, published after the state change and its update.
+        Every ``started`` is followed by a ``finished`` of the same id from the same
+        process: a run that fails (a tool error, a lost commit) finishes ``is_error``;
+        a run that lost the race to another process finishes with the winner's result.
+        """
         async with self._locks(session_id):
             async with self._store.uow() as uow:  # one round trip: the ledger and the state
                 stored = await self._stored_in(uow, key, session_id)
                 if stored is not None:
                     return stored
                 doc = await self._state.read(uow, session_id)
+            run = _Run(self._publisher, session_id, key, name, request_id) if lifecycle else None
+            if run is not None:
+                await run.start()
             new_doc: StateDoc | None = None
             outcome: ToolOutcome | None = None
             try:
@@ -149,24 +182,32 @@ class ToolRunner:
             except (IntegrityError, Internal):
                 # The same id committed elsewhere (another process) first: its result stands.
                 # (Its state change can also make ours fail the version check first.)
-                stored = await self._stored(key, session_id)
+                stored = await self._lost(key, session_id, run)
                 if stored is None:
                     raise
                 return stored
+            except Exception:
+                if run is not None:
+                    await run.abort(is_error=True)
+                raise
             failpoints.hit("after_ledger")
-            events = await self._announce(session_id, outcome, new_doc, sender, request_id)
-        return ToolResult(key, result, is_error, events=events)
+            frames = self._effects(session_id, outcome, new_doc, sender, request_id)
+            if run is not None:
+                frames.append(run.finished(is_error=is_error))
+            events = await self._publisher.publish_all(frames)
+        return ToolResult(key, result, is_error, events=(*run.events, *events) if run else events)
 
-    async def _announce(
-        self,
+    @staticmethod
+    def _effects(
         session_id: str,
         outcome: ToolOutcome | None,
         new_doc: StateDoc | None,
         sender: str | None,
         request_id: str | None,
-    ) -> tuple[Event, ...]:
+    ) -> list[f.BroadcastFrame]:
+        """The broadcasts of a committed effect: its state change, then its update."""
         if outcome is None:
-            return ()
+            return []
         frames: list[f.BroadcastFrame] = []
         if new_doc is not None:
             frames.append(changed(session_id, outcome.patch, new_doc.version, request_id, sender))
@@ -180,7 +221,19 @@ class ToolRunner:
                     sender=sender,
                 )
             )
-        return await self._publisher.publish_all(frames)
+        return frames
+
+    async def _lost(self, key: str, session_id: str, run: _Run | None) -> ToolResult | None:
+        """Our commit failed: the result another process committed for ``key``, if any.
+        Our run is finished either way, with that result's ``is_error``."""
+        is_error = True
+        try:
+            stored = await self._stored(key, session_id)
+            is_error = stored is None or stored.is_error
+            return stored
+        finally:
+            if run is not None:
+                await run.abort(is_error=is_error)
 
     async def _stored(self, key: str, session_id: str) -> ToolResult | None:
         async with self._store.uow() as uow:
@@ -198,3 +251,54 @@ class ToolRunner:
 
 def _json(value: Any) -> str:
     return value if isinstance(value, str) else encode(value).decode()
+
+
+class _Run:
+    """One tool run's ``tool_call_started`` / ``tool_call_finished`` pair."""
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        session_id: str,
+        tool_call_id: str,
+        tool_name: str,
+        request_id: str | None,
+    ) -> None:
+        self._publisher = publisher
+        self._session_id = session_id
+        self._tool_call_id = tool_call_id
+        self._tool_name = tool_name
+        self._request_id = request_id
+        self._began = time.perf_counter()
+        self.events: tuple[Event, ...] = ()
+
+    async def start(self) -> None:
+        """Broadcast ``tool_call_started``; a broker that fails it fails the call
+        before anything has run."""
+        started = f.ToolCallStarted(
+            session_id=self._session_id,
+            requestId=f.opt(self._request_id),
+            tool_call_id=self._tool_call_id,
+            tool_name=self._tool_name,
+        )
+        self.events = (await self._publisher.publish(started),)
+        self._began = time.perf_counter()
+
+    def finished(self, *, is_error: bool) -> f.ToolCallFinished:
+        duration_ms = round((time.perf_counter() - self._began) * 1000)
+        return f.ToolCallFinished(
+            session_id=self._session_id,
+            requestId=f.opt(self._request_id),
+            tool_call_id=self._tool_call_id,
+            tool_name=self._tool_name,
+            is_error=is_error,
+            duration_ms=duration_ms,
+        )
+
+    async def abort(self, *, is_error: bool) -> None:
+        """Finish a run whose effect was not committed here (best effort: the error
+        that stopped the run is the one the caller gets)."""
+        try:
+            await self._publisher.publish(self.finished(is_error=is_error))
+        except Exception as exc:
+            log.warning("tool_call_finished of %s not published: %s", self._tool_call_id, exc)

@@ -196,6 +196,22 @@ class EventRepository:
         )
         return (await self._db.execute(stmt)).scalars().all()
 
+    async def of_type(
+        self, session_id: str, type_: str, after_seq: int, limit: int
+    ) -> Sequence[EventRow]:
+        """The session's events of one type after ``after_seq``, by seq (at most ``limit``)."""
+        stmt = (
+            select(EventRow)
+            .where(
+                EventRow.session_id == session_id,
+                EventRow.type == type_,
+                EventRow.seq > after_seq,
+            )
+            .order_by(EventRow.seq)
+            .limit(limit)
+        )
+        return (await self._db.execute(stmt)).scalars().all()
+
     async def latest(self, session_id: str, limit: int) -> Sequence[EventRow]:
         stmt = (
             select(EventRow)

@@ -3,7 +3,10 @@ parameters; it returns a :class:`ToolOutcome` (its result, the state patch and t
 ``contextual_update`` it causes). Parameters are validated from the signature before
 the tool runs, and a bad one is named in the error.
 
-    @tool(description="Shipping quotes between two ZIP codes")
+A tool may declare the task (PROTOCOL.md section 13) it starts or completes when it
+succeeds; the tool runner puts that change in the same state patch as the tool's own.
+
+    @tool(description="Shipping quotes between two ZIP codes", starts_task="shipment")
     async def get_shipping_quotes(
         state: State, from_zip: Zip, to_zip: Zip, weight: Weight
     ) -> ToolOutcome:
@@ -19,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any, get_type_hints
 
 import msgspec
+
+from ui_state import tool_task_change
 
 State = Mapping[str, Any]
 
@@ -48,6 +53,14 @@ class Tool:
     description: str
     fn: ToolFn
     params: type[msgspec.Struct]
+    starts_task: str | None = None  # the task a success starts, when none of it is active
+    completes_task: str | None = None  # the task a success completes
+
+    def task_change(self, state: State, *, task_id: str, now: int) -> dict[str, Any] | None:
+        """The merge patch of what a success does to ``state.tasks``, or None."""
+        return tool_task_change(
+            state, starts=self.starts_task, completes=self.completes_task, task_id=task_id, now=now
+        )
 
     def parse(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
         """Validated keyword arguments for the tool, or :class:`ToolError`."""
@@ -118,8 +131,15 @@ def _plain(detail: str) -> str:
     return detail
 
 
-def tool(*, name: str | None = None, description: str) -> Callable[[ToolFn], Tool]:
-    """Make a :class:`Tool` of an async function ``(state, **params) -> ToolOutcome``."""
+def tool(
+    *,
+    name: str | None = None,
+    description: str,
+    starts_task: str | None = None,
+    completes_task: str | None = None,
+) -> Callable[[ToolFn], Tool]:
+    """Make a :class:`Tool` of an async function ``(state, **params) -> ToolOutcome``;
+    ``starts_task`` / ``completes_task`` name the task a success starts / completes."""
 
     def wrap(fn: ToolFn) -> Tool:
         if not inspect.iscoroutinefunction(fn):
@@ -135,7 +155,7 @@ def tool(*, name: str | None = None, description: str) -> Callable[[ToolFn], Too
         struct = msgspec.defstruct(
             f"{fn.__name__}_params", fields, forbid_unknown_fields=True, frozen=True
         )
-        return Tool(name or fn.__name__, description, fn, struct)
+        return Tool(name or fn.__name__, description, fn, struct, starts_task, completes_task)
 
     return wrap
 

@@ -52,7 +52,14 @@ def quote_table(from_zip: str, to_zip: str, weight: float) -> list[dict[str, Any
     return sorted(quotes, key=lambda q: q["cost"])
 
 
-@tool(description="Get shipping quotes for a package between two US ZIP codes.")
+#: The task (PROTOCOL.md section 13) quotes start and a label completes.
+SHIPMENT = "shipment"
+
+
+@tool(
+    description="Get shipping quotes for a package between two US ZIP codes.",
+    starts_task=SHIPMENT,
+)
 async def get_shipping_quotes(
     state: State, from_zip: Zip, to_zip: Zip, weight: Weight
 ) -> ToolOutcome:
@@ -111,7 +118,10 @@ def _find_quote(
     raise ToolError(f"carrier: no {carrier} {service} quote for this session's shipping details")
 
 
-@tool(description="Create a shipping label for one of the session's quotes.")
+@tool(
+    description="Create a shipping label for one of the session's quotes.",
+    completes_task=SHIPMENT,
+)
 async def create_shipping_label(
     state: State,
     quote_id: Annotated[str | None, msgspec.Meta(description="The chosen quote's id")] = None,

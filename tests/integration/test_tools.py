@@ -77,11 +77,14 @@ async def test_a_tool_call_answers_json_text_and_updates_every_screen(
     await caller.send(
         {**_call("get_shipping_quotes", {**QUOTE_PARAMS, "session_id": sid}), "requestId": "r1"}
     )
-    # The state change is committed and broadcast, then its update, then the answer.
-    frames = [await caller.recv_until(lambda f: f.get("requestId") == "r1") for _ in range(3)]
+    # The run starts, its state change is committed and broadcast, then its update, the
+    # run's end, and the answer.
+    frames = [await caller.recv_until(lambda f: f.get("requestId") == "r1") for _ in range(5)]
     assert [f["type"] for f in frames] == [
+        "tool_call_started",
         "session_state_updated",
         "contextual_update",
+        "tool_call_finished",
         "client_tool_result",
     ]
     reply = frames[-1]
@@ -136,14 +139,22 @@ async def test_bad_parameters_are_an_error_result_naming_them_and_change_nothing
     if tool_name == "create_shipping_label":  # there are quotes, just not this one
         ok = await _ask(caller, _call("get_shipping_quotes", QUOTE_PARAMS))
         assert ok["is_error"] is False
-        await screen.recv_until(lambda f: f.get("text") == "quote_ready")
+        await screen.recv_type("tool_call_finished")
     before = await _state(shared_hub, sid, tok)
 
-    reply = await _ask(caller, _call(tool_name, {**parameters, "session_id": sid}))
+    call = _call(tool_name, {**parameters, "session_id": sid})
+    reply = await _ask(caller, call)
     assert reply["type"] == "client_tool_result" and reply["is_error"] is True, reply
     assert isinstance(reply["result"], str)
     assert named in json.loads(reply["result"])["error"]
     assert await _state(shared_hub, sid, tok) == before
+    if tool_name != "no_such_tool":  # a run that failed: framed, with nothing in between
+        call_id = call["client_tool_call"]["tool_call_id"]
+        started = await screen.recv_until(lambda f: "seq" in f and f["type"] != "client_joined")
+        finished = await screen.recv_until(lambda f: "seq" in f)
+        assert (started["type"], started["tool_call_id"]) == ("tool_call_started", call_id)
+        assert (finished["type"], finished["tool_call_id"]) == ("tool_call_finished", call_id)
+        assert finished["is_error"] is True and finished["seq"] == started["seq"] + 1
     await _nothing_broadcast_before_marker(screen, caller)
     await caller.close()
     await screen.close()
@@ -221,6 +232,10 @@ async def test_two_concurrent_calls_with_one_id_have_one_effect(shared_hub: HubP
     updates = [f["version"] for f in seen if f["type"] == "session_state_updated"]
     ready = [f for f in seen if f.get("text") == "quote_ready"]
     assert updates == [1, 2, 3, 4, 5] and len(ready) == 5
+    # One run each: the repeat of the id broadcast nothing, not even a start.
+    runs = [(f["type"], f["tool_call_id"]) for f in seen if f["type"].startswith("tool_call_")]
+    assert [kind for kind, _ in runs] == ["tool_call_started", "tool_call_finished"] * 5
+    assert len({call_id for _, call_id in runs}) == 5
     for ws in (one, two, watcher):
         await ws.close()
 
@@ -235,6 +250,7 @@ async def test_one_id_on_two_hub_processes_has_one_effect(
     a = await connect(first.ws_url, tok)
     sid = a.welcome["session_id"]
     b = await connect(second.ws_url, tok, session_id=sid)
+    watchers = [await connect(h.ws_url, tok, session_id=sid) for h in (first, second)]
     rounds = 8
     for i in range(rounds):
         frame = _call("get_shipping_quotes", {**QUOTE_PARAMS, "weight": 1 + i})
@@ -242,8 +258,26 @@ async def test_one_id_on_two_hub_processes_has_one_effect(
         assert ra["type"] == rb["type"] == "client_tool_result", (ra, rb)
         assert ra["is_error"] is False and ra["result"] == rb["result"], (ra, rb)
     assert (await _state(first, sid, tok))["version"] == rounds
-    await a.close()
-    await b.close()
+    # Each process frames what it ran: every tool_call_started it broadcast is followed
+    # by its tool_call_finished, also for a run that lost the race to the other process.
+    open_runs: list[set[str]] = []
+    finished = 0
+    for watcher, sender in zip(watchers, (a, b), strict=True):
+        marker = uuid.uuid4().hex
+        await sender.send({"type": "contextual_update", "text": marker})
+        running: set[str] = set()
+        while (seen := await watcher.recv(10)).get("text") != marker:
+            if seen["type"] == "tool_call_started":
+                running.add(seen["tool_call_id"])
+            elif seen["type"] == "tool_call_finished":
+                assert seen["is_error"] is False, seen  # the winner's result, either way
+                running.remove(seen["tool_call_id"])
+                finished += 1
+        open_runs.append(running)
+    assert open_runs == [set(), set()]
+    assert finished >= rounds  # each round's winner finished its run
+    for ws in (a, b, *watchers):
+        await ws.close()
 
 
 async def test_a_broken_tool_module_fails_the_start_with_a_clear_message(

@@ -173,3 +173,23 @@ def test_the_tools_command_prints_every_definition(capsys: pytest.CaptureFixture
 
     assert main(["tools", "--elevenlabs", "--tools", "no_such_pack"]) == 2
     assert "cannot load tool module 'no_such_pack'" in capsys.readouterr().err
+
+
+def test_a_tool_declares_the_task_it_starts_or_completes_and_the_registry_shows_it() -> None:
+    registry = ToolRegistry.from_modules(["companion_ws.tools.shipping"])
+    quotes, label = registry.get("get_shipping_quotes"), registry.get("create_shipping_label")
+    assert quotes is not None and label is not None
+    assert (quotes.starts_task, quotes.completes_task) == ("shipment", None)
+    assert (label.starts_task, label.completes_task) == (None, "shipment")
+
+    started = quotes.task_change({}, task_id="t1", now=10)
+    assert started is not None and started["tasks"][0]["status"] == "active"
+    assert quotes.task_change(started, task_id="t2", now=11) is None  # one is active
+    done = label.task_change(started, task_id="t3", now=12)
+    assert done is not None and done["tasks"][0]["status"] == "completed"
+
+    @tool(description="Nothing to do with tasks")
+    async def plain(state: State) -> ToolOutcome:
+        return ToolOutcome(result=None)
+
+    assert plain.task_change(started, task_id="t4", now=13) is None

@@ -76,3 +76,40 @@ def test_describe_change_reports_a_cleared_selection_and_new_details() -> None:
     assert text is not None
     assert "cleared the selected shipping option" in text
     assert "3 lb package from 1 to 2" in text
+
+
+def _message(mid: str, role: str, text: str) -> dict[str, Any]:
+    return {"message_id": mid, "role": role, "text": text, "final": True, "seq": 1}
+
+
+def test_the_summary_quotes_the_last_exchanges_in_order() -> None:
+    messages = [
+        _message("u0", "user", "hello"),
+        _message("u1", "user", "ship a 5 lb box"),
+        _message("a1", "agent", "Sure! Where   from?"),
+        _message("e", "agent", "  "),  # nothing said: skipped
+        _message("u2", "user", "90210 to 10001"),
+        _message("a2", "agent", "Here are your quotes."),
+    ]
+    text = create_session_context(FULL, messages, last=4)
+    assert text.endswith(
+        'The conversation so far ended with: the user said "ship a 5 lb box"; you said '
+        '"Sure! Where from?"; the user said "90210 to 10001"; you said "Here are your quotes.".'
+    )
+    assert "hello" not in text
+    assert "tracking number" in text  # the state is still summarized first
+    assert "conversation" not in create_session_context(FULL, messages, last=0)
+
+
+def test_a_long_message_is_cut_and_messages_alone_make_a_summary() -> None:
+    text = create_session_context({}, [_message("u", "user", "x" * 500)])
+    assert "nothing has been decided" not in text
+    assert "x" * 199 + "…" in text and "x" * 200 not in text
+
+
+def test_a_restored_session_says_so_first_and_quotes_the_conversation_last() -> None:
+    task = {"task_id": "t", "name": "shipment", "status": "active", "restored_from": "old"}
+    state = {**FULL, "tasks": [task]}
+    text = create_session_context(state, [_message("u", "user", "the cheapest one")])
+    assert text.startswith("This session continues an unfinished shipment task")
+    assert text.endswith('The conversation so far ended with: the user said "the cheapest one".')
