@@ -240,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     from companion_ws.client_cli import register as register_connect
 
     register_connect(sub)
+    from companion_ws.demo.cli import register as register_demo
+
+    register_demo(sub)
     return parser
 
 
