@@ -62,12 +62,10 @@ def _caller(request: Request) -> Principal:
 
 def _after(request: Request) -> int | None:
     """The seq to resume after: ``Last-Event-ID``, else ``?after_seq=``; None for none."""
+    query = int_param(request, "after_seq", 0) if "after_seq" in request.query_params else None
     raw = request.headers.get("last-event-id")
-    if raw is None or not raw.strip():
-        if "after_seq" not in request.query_params:
-            return None
-        return int_param(request, "after_seq", 0)
-    raw = raw.strip()
+    if not raw:  # an EventSource with no last event ID sends none (or an empty one)
+        return query
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or int(raw) > MAX_INT:
         raise BadRequest("Last-Event-ID must be a seq this stream sent")
     return int(raw)

@@ -45,7 +45,7 @@ AG_UI: dict[str, Any] = {
             {
                 "name": "Last-Event-ID",
                 "in": "header",
-                "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                "schema": {"type": "string", "pattern": "^([0-9]{1,18})?$"},
             },
         ],
         "responses": {

@@ -235,6 +235,14 @@ async def test_a_session_followed_live_validates_and_rebuilds_the_hubs_state(
         await reader.until(lambda e: e["type"] == "RUN_FINISHED")
         with pytest.raises(EOFError):
             await reader.next()
+    # An ended session can still be read: the opening, then the run is over.
+    async with follow(shared_hub, sid, user) as late:
+        kinds = [(await late.next())["type"] for _ in range(4)]
+        assert kinds == ["RUN_STARTED", "STATE_SNAPSHOT", "MESSAGES_SNAPSHOT", "RUN_FINISHED"]
+        texts = {m["id"]: m.get("content") for m in late.events[2]["messages"]}
+        assert (texts["u0"], texts["u1"], texts["a1"]) == ("hello", "Ship a box", "Sure")
+        with pytest.raises(EOFError):
+            await late.next()
 
 
 async def test_last_event_id_resumes_after_that_seq(shared_hub: HubProcess) -> None:
@@ -305,4 +313,37 @@ async def test_who_may_follow_a_session(shared_hub: HubProcess) -> None:
             assert response.status_code == 200
             reader = Reader(response.aiter_lines())
             assert (await reader.next())["type"] == "RUN_STARTED"
+    await agent.close()
+
+
+async def test_a_reader_that_falls_behind_is_cut_off_and_resumes(shared_hub: HubProcess) -> None:
+    """Live events wait for a reader in a bounded queue (COMPANION_SEND_QUEUE_BYTES):
+    one that stops reading while the session floods gets RUN_ERROR too_slow, and the
+    stream ends; it resumes with Last-Event-ID, missing nothing."""
+    user = _user()
+    agent = await _agent(shared_hub, user)
+    sid = agent.welcome["session_id"]
+    auth = {"Authorization": f"Bearer {token(user)}"}
+    blob = "x" * 60_000
+    async with follow(shared_hub, sid, user) as reader:
+        for _ in range(3):
+            await reader.next()
+        async with httpx.AsyncClient(base_url=shared_hub.base_url, timeout=30) as http:
+            for i in range(200):  # 12 MB: past the socket buffers and the 1 MiB queue
+                reply = await http.post(
+                    f"/sessions/{sid}/events", headers=auth, json={"text": f"n{i}", "data": blob}
+                )
+                assert reply.status_code == 201, reply.text
+        last = await reader.until(lambda e: e["type"] == "RUN_ERROR", timeout=60)
+        assert last["code"] == "too_slow"
+        with pytest.raises(EOFError):
+            await reader.next()
+    seen = [e["value"]["text"] for e in reader.events if e["type"] == "CUSTOM"]
+    assert 0 < len(seen) < 200 and seen == [f"n{i}" for i in range(len(seen))]
+    assert reader.last_id is not None
+    headers = {"Last-Event-ID": str(reader.last_id)}
+    async with follow(shared_hub, sid, user, headers=headers) as again:
+        await again.until(_is_custom("contextual_update", "n199"), timeout=60)
+    rest = [e["value"]["text"] for e in again.events if e["type"] == "CUSTOM"]
+    assert seen + rest == [f"n{i}" for i in range(200)]
     await agent.close()
