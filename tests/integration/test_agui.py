@@ -19,6 +19,9 @@ import pytest
 from ag_ui.core import Event
 from pydantic import TypeAdapter
 
+from companion_ws.integrations.elevenlabs import AgentBridge, BridgeConfig
+from companion_ws.tools.registry import ToolRegistry
+from tests.support.fake_elevenlabs import FakeElevenLabs
 from tests.support.hub import HubProcess, token
 from tests.support.ws import WS, connect
 
@@ -347,3 +350,67 @@ async def test_a_reader_that_falls_behind_is_cut_off_and_resumes(shared_hub: Hub
     rest = [e["value"]["text"] for e in again.events if e["type"] == "CUSTOM"]
     assert seen + rest == [f"n{i}" for i in range(200)]
     await agent.close()
+
+
+async def test_a_voice_conversation_through_the_bridge_reads_as_ag_ui(
+    shared_hub: HubProcess,
+) -> None:
+    """The real SDK through the bridge against the local ElevenLabs-protocol server:
+    what the user and the agent say, the correction of an interrupted answer and a tool
+    run reach an AG-UI reader, every event valid, the state rebuilt."""
+    user = _user()
+    owner = await connect(shared_hub.ws_url, token(user))
+    sid = owner.welcome["session_id"]
+    async with FakeElevenLabs() as fake, follow(shared_hub, sid, user) as reader:
+        for _ in range(3):
+            await reader.next()
+        config = BridgeConfig(
+            agent_id=fake.agent_id,
+            session_id=sid,
+            hub_url=shared_hub.ws_url,
+            token=token(user),
+            api_key=fake.api_key,
+            base_url=fake.base_url,
+            keepalive=0,
+        )
+        bridge = AgentBridge(config, ToolRegistry.from_modules(["companion_ws.tools.shipping"]))
+        task = asyncio.create_task(bridge.run())
+        conv = await fake.conversation()
+        await conv.user_said("Ship a 5 lb box from 90210 to 10001")
+        spoken = "USPS is twelve eighty and FedEx is"
+        await conv.say(spoken)
+        await conv.send({"type": "interruption", "interruption_event": {"event_id": 5}})
+        await conv.send(
+            {
+                "type": "agent_response_correction",
+                "agent_response_correction_event": {
+                    "original_agent_response": spoken,
+                    "corrected_agent_response": "USPS is twelve eighty",
+                    "event_id": 6,
+                },
+            }
+        )
+        params = {"from_zip": "90210", "to_zip": "10001", "weight": 5, "session_id": sid}
+        call_id = await conv.call_tool("get_shipping_quotes", params)
+        assert (await conv.tool_result(call_id))["is_error"] is False
+        bridge.stop()
+        assert await asyncio.wait_for(task, 15) == "stopped"
+        # The bridge's last frame, published as it leaves: the agent is idle.
+        await reader.until(
+            lambda e: _is_custom("agent_state")(e) and e["value"]["state"] == "idle", timeout=20
+        )
+        assert reader.state == await _state(shared_hub, sid, user)
+        assert "quotes" in reader.state
+        states = [
+            e["value"]["state"]
+            for e in reader.events
+            if e["type"] == "CUSTOM" and e["name"] == "agent_state"
+        ]
+        assert states == ["listening", "thinking", "speaking", "listening", "thinking", "idle"]
+        snapshot = [e for e in reader.events if e["type"] == "MESSAGES_SNAPSHOT"][-1]
+        said = [(m["role"], m.get("content")) for m in snapshot["messages"]]
+        assert said[:2] == [
+            ("user", "Ship a 5 lb box from 90210 to 10001"),
+            ("assistant", "USPS is twelve eighty"),
+        ]
+    await owner.close()
