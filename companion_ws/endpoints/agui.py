@@ -110,18 +110,23 @@ class EventStream(StreamingResponse):
         )
         producer = asyncio.create_task(self._produce(send))
         listener = asyncio.create_task(self._disconnected(receive))
-        await asyncio.wait({producer, listener}, return_when=asyncio.FIRST_COMPLETED)
-        self._stop.set()
-        listener.cancel()
-        with contextlib.suppress(BaseException):
-            await listener
         try:
-            complete = await asyncio.wait_for(producer, CLOSE_GRACE)
-        except (TimeoutError, OSError):
-            complete = False  # a stalled reader, or one gone mid-write
-        except Exception:
-            log.exception("the AG-UI stream failed")
-            complete = False
+            await asyncio.wait({producer, listener}, return_when=asyncio.FIRST_COMPLETED)
+            self._stop.set()
+            listener.cancel()
+            try:
+                complete = await asyncio.wait_for(producer, CLOSE_GRACE)
+            except (TimeoutError, OSError):
+                complete = False  # a stalled reader, or one gone mid-write
+            except Exception:
+                log.exception("the AG-UI stream failed")
+                complete = False
+        finally:  # cancelled too (the server's shutdown grace ran out): leave no task
+            self._stop.set()
+            for task in (listener, producer):
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         if complete and not self._gone:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
