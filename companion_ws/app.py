@@ -16,7 +16,7 @@ from companion_ws.auth.tokens import TokenConfig, TokenService
 from companion_ws.backends import start_backends
 from companion_ws.broker import make_broker
 from companion_ws.broker.base import Broker
-from companion_ws.endpoints import admin, elevenlabs, health, metrics, openapi, sessions, ui
+from companion_ws.endpoints import admin, agui, elevenlabs, health, metrics, openapi, sessions, ui
 from companion_ws.endpoints.common import (
     error_response,
     http_error_response,
@@ -118,6 +118,7 @@ def create_app(
         *metrics.routes,
         *openapi.routes,
         *sessions.routes,
+        *agui.routes,
         *elevenlabs.routes,
         *ui.routes,
         *admin.routes,

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from companion_ws import __version__
 from companion_ws.endpoints.admin import STATS_SCHEMA
 from companion_ws.endpoints.common import JSON, MAX_INT
+from companion_ws.endpoints.openapi_agui import AG_UI
 from companion_ws.endpoints.openapi_schemas import (
     DEVICE,
     HISTORY,
@@ -290,6 +291,7 @@ def document() -> dict[str, Any]:
                     ],
                 ),
             },
+            "/sessions/{session_id}/ag-ui": AG_UI,
             "/sessions/{session_id}/join-token": {
                 "parameters": [_SID],
                 "post": _op(

@@ -29,26 +29,38 @@ WATCH_LIMIT = 4096
 
 
 class Watch:
-    """One session's live events, queued (bounded) until read."""
+    """One session's live events, queued (bounded by count, and by payload bytes when
+    ``max_bytes`` is given) until read."""
 
-    def __init__(self, session_id: str, limit: int = WATCH_LIMIT) -> None:
+    def __init__(
+        self, session_id: str, limit: int = WATCH_LIMIT, max_bytes: int | None = None
+    ) -> None:
         self.session_id = session_id
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._limit = limit
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self.overflowed = False
 
     def put(self, event: Event) -> None:
         if self.overflowed:
             return
-        if self._queue.qsize() >= self._limit:
+        size = len(event.payload)
+        if self._queue.qsize() >= self._limit or (
+            self._max_bytes is not None and self._bytes + size > self._max_bytes
+        ):
             self.overflowed = True
             self._queue.put_nowait(None)
             return
+        self._bytes += size
         self._queue.put_nowait(event)
 
     async def get(self) -> Event | None:
         """The next live event; None when this watch overflowed (resume from history)."""
-        return await self._queue.get()
+        event = await self._queue.get()
+        if event is not None:
+            self._bytes -= len(event.payload)
+        return event
 
     def pending(self) -> list[Event]:
         """The events queued now, without waiting."""
@@ -56,6 +68,7 @@ class Watch:
         while not self._queue.empty():
             event = self._queue.get_nowait()
             if event is not None:
+                self._bytes -= len(event.payload)
                 out.append(event)
         return out
 
@@ -81,9 +94,11 @@ class Listeners:
         self._update()
 
     @asynccontextmanager
-    async def watch(self, session_id: str) -> AsyncIterator[Watch]:
+    async def watch(
+        self, session_id: str, *, limit: int = WATCH_LIMIT, max_bytes: int | None = None
+    ) -> AsyncIterator[Watch]:
         """One session's live events, from now until the block ends."""
-        watch = Watch(session_id)
+        watch = Watch(session_id, limit, max_bytes)
         self._watches.setdefault(session_id, set()).add(watch)
         self._update()
         try:

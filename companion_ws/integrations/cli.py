@@ -167,7 +167,7 @@ def register(subparsers: Any) -> None:
     agent.add_argument(
         "--no-transcripts",
         action="store_true",
-        help="do not publish agent_response/user_transcript updates to the session",
+        help="do not publish what the user and the agent say (transcript frames) to the session",
     )
     agent.add_argument(
         "--tools", nargs="+", metavar="MODULE", help="tool modules (COMPANION_TOOLS)"

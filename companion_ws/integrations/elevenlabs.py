@@ -7,6 +7,10 @@
   over the bridge's own connection (``client="agent"``). The hub runs it once per
   ``tool_call_id`` and broadcasts its update to every screen; the agent gets the
   hub's result, a JSON string.
+- **the conversation -> screens.** What the user and the agent say, and what the
+  agent is doing, are published as PROTOCOL.md section 13 frames (``transcript``,
+  ``agent_state``) over the same connection, in order; the mapping from ElevenLabs'
+  events is :mod:`~companion_ws.integrations.voice_frames`.
 - **screens -> agent.** A state change or ``contextual_update`` made by anyone else (a
   screen, a backend) is told to the agent as an ElevenLabs ``contextual_update`` in
   plain words, by the :class:`~companion_ws.integrations.narrator.Narrator`, which
@@ -46,6 +50,7 @@ from companion_ws.integrations.elevenlabs_sdk import (
     NullAudioInterface,
 )
 from companion_ws.integrations.narrator import AGENT_SENDER_PREFIX, Narrator, describe_update
+from companion_ws.integrations.voice_frames import ConversationFrames
 from companion_ws.tools.registry import ToolRegistry
 
 __all__ = [
@@ -60,6 +65,8 @@ __all__ = [
 log = logging.getLogger("companion_ws.bridge")
 
 AudioMode = Literal["null", "text", "device"]
+#: Seconds the bridge waits, on leaving, for its last frames to reach the hub.
+FLUSH_TIMEOUT = 3.0
 Token = str | Callable[[], str | Awaitable[str]]
 
 
@@ -83,7 +90,7 @@ class BridgeConfig:
     audio: AudioMode = "null"
     keepalive: float = 5.0  # seconds between silence chunks in "null" mode; 0 = never
     user_id: str | None = None
-    forward_transcripts: bool = True  # publish agent_response/user_transcript to the hub
+    forward_transcripts: bool = True  # publish the conversation as transcript frames
 
 
 class AgentBridge:
@@ -100,6 +107,8 @@ class AgentBridge:
         self.outcome = "running"
         self.narrator: Narrator | None = None
         self._to_agent: asyncio.Queue[str] = asyncio.Queue()
+        self._to_hub: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.frames = ConversationFrames(transcripts=config.forward_transcripts)
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -144,6 +153,7 @@ class AgentBridge:
         conversation = self._conversation()
         self.conversation = conversation
         pump = self._spawn(self._pump(events))
+        self._spawn(self._publisher())
         await conversation.start_session()  # type: ignore[no-untyped-call]
         log.info(
             "bridge: session %s, agent %s: conversation starting",
@@ -206,10 +216,13 @@ class AgentBridge:
         else:
             audio = None  # chat mode: the agent must allow the text_only override
             override = {"conversation": {"text_only": True}}
-        callbacks: dict[str, Any] = {"callback_disconnect": self._on_disconnect}
-        if cfg.forward_transcripts:
-            callbacks["callback_agent_response"] = self._agent_said
-            callbacks["callback_user_transcript"] = self._user_said
+        callbacks: dict[str, Any] = {
+            "callback_disconnect": self._on_disconnect,
+            "callback_agent_response": self._agent_said,
+            "callback_agent_response_correction": self._agent_corrected,
+            "callback_agent_chat_response_part": self._agent_part,
+            "callback_user_transcript": self._user_said,
+        }
         return Conversation(
             client,
             cfg.agent_id,
@@ -223,6 +236,7 @@ class AgentBridge:
                 conversation_config_override=override,
             ),
             client_tools=tools,
+            on_message=self._on_message,
             **callbacks,
         )
 
@@ -244,6 +258,9 @@ class AgentBridge:
             if conversation._task is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(asyncio.shield(conversation._task), 5)
+            self._publish(self.frames.ended())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._to_hub.join(), FLUSH_TIMEOUT)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -266,6 +283,7 @@ class AgentBridge:
             params = dict(parameters)
             call_id = str(params.pop("tool_call_id", "") or f"bridge_{uuid.uuid4().hex}")
             assert self.hub is not None
+            self._publish(self.frames.tool_call())
             try:
                 reply = await self.hub.call_tool(tool_name, call_id, params)
             except ClientError as exc:
@@ -280,25 +298,50 @@ class AgentBridge:
 
         return handle
 
-    async def _agent_said(self, text: str) -> None:
-        self._publish("agent_response", {"text": text})
+    # What the conversation looks like on the screens (voice_frames documents the
+    # mapping), published in order over the bridge's connection.
+
+    async def _on_message(self, message: dict[str, Any]) -> None:
+        match message.get("type"):
+            case "conversation_initiation_metadata":
+                self._publish(self.frames.ready())
+            case "interruption":
+                self._publish(self.frames.interrupted())
+            case "tentative_user_transcript":
+                event = message.get("tentative_user_transcription_event") or {}
+                text = event.get("user_transcript") if isinstance(event, dict) else None
+                if isinstance(text, str) and text:
+                    self._publish(self.frames.user_partial(text))
 
     async def _user_said(self, text: str) -> None:
-        self._publish("user_transcript", {"text": text})
+        self._publish(self.frames.user_said(text))
 
-    def _publish(self, text: str, data: dict[str, Any]) -> None:
-        """Let the screens show the conversation, without holding up the agent."""
-        hub = self.hub
-        if hub is None or not hub.connected:
-            return
+    async def _agent_said(self, text: str) -> None:
+        self._publish(self.frames.agent_said(text))
 
-        async def send() -> None:
+    async def _agent_corrected(self, original: str, corrected: str) -> None:
+        self._publish(self.frames.corrected(original, corrected))
+
+    async def _agent_part(self, text: str, kind: Any) -> None:
+        self._publish(self.frames.agent_part(text, str(getattr(kind, "value", kind))))
+
+    def _publish(self, frames: list[dict[str, Any]]) -> None:
+        """Queue frames for the screens, without holding up the agent."""
+        for frame in frames:
+            self._to_hub.put_nowait(frame)
+
+    async def _publisher(self) -> None:
+        """Send the queued frames to the hub one by one, in order."""
+        while True:
+            frame = await self._to_hub.get()
+            hub = self.hub
             try:
-                await hub.contextual_update(text, data)
+                if hub is not None and hub.connected:
+                    await hub.request(frame)
             except Exception as exc:
-                log.warning("bridge: forwarding %s failed: %s", text, exc)
-
-        self._spawn(send())
+                log.warning("bridge: publishing %s failed: %s", frame.get("type"), exc)
+            finally:
+                self._to_hub.task_done()
 
     async def _on_disconnect(self, details: DisconnectionDetails) -> None:
         self.disconnect = details

@@ -64,11 +64,21 @@ class Conversation(AsyncConversation):
     """``AsyncConversation`` that says when the agent is ready (its
     ``conversation_initiation_metadata`` arrived), so nothing is sent before."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        on_message: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.ready = asyncio.Event()
+        #: Sees every server message before the SDK handles it: the SDK has no callback
+        #: for ``interruption`` or ``tentative_user_transcript`` (ELEVENLABS.md, 4).
+        self.on_message = on_message
 
     async def _handle_message(self, message: Any, ws: Any) -> None:
+        if self.on_message is not None and isinstance(message, dict):
+            await self.on_message(message)
         await super()._handle_message(message, ws)  # type: ignore[no-untyped-call]
         if isinstance(message, dict) and message.get("type") == "conversation_initiation_metadata":
             self.ready.set()

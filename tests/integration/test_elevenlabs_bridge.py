@@ -167,23 +167,101 @@ async def test_a_selection_on_a_screen_is_told_to_the_agent(
     await ui.close()
 
 
+def _is(kind: str, **fields: Any) -> Any:
+    return lambda f: f["type"] == kind and all(f.get(k) == v for k, v in fields.items())
+
+
 async def test_what_the_agent_and_the_user_say_reaches_the_screens(
     shared_hub: HubProcess, fake: FakeElevenLabs
 ) -> None:
     tok = token(_user())
     sid, (ui,) = await screens(shared_hub, tok, 1)
     run = await start_bridge(shared_hub, fake, sid, tok)
+    await ui.recv_until(_is("agent_state", state="listening"))  # the agent is ready
     await run.conv.user_said("Ship a 5 lb box to New York")
     await run.conv.say("Let me get you some quotes.")
-    heard = await ui.recv_until(
-        lambda f: f["type"] == "contextual_update" and f["text"] == "user_transcript"
-    )
-    said = await ui.recv_until(
-        lambda f: f["type"] == "contextual_update" and f["text"] == "agent_response"
-    )
-    assert heard["data"] == {"text": "Ship a 5 lb box to New York"}
-    assert said["data"] == {"text": "Let me get you some quotes."}
+    heard = await ui.recv_until(_is("transcript", role="user"))
+    assert heard["text"] == "Ship a 5 lb box to New York" and heard["final"] is True
+    assert heard["sender"] == run.bridge.hub.connection_id  # type: ignore[union-attr]
+    await ui.recv_until(_is("agent_state", state="thinking"))
+    await ui.recv_until(_is("agent_state", state="speaking"))
+    said = await ui.recv_until(_is("transcript", role="agent"))
+    assert said["text"] == "Let me get you some quotes." and said["final"] is True
+    assert said["message_id"] != heard["message_id"]
     assert await run.stop() == "stopped"
+    await ui.recv_until(_is("agent_state", state="idle"))  # it left
+    await ui.close()
+
+
+async def test_an_interrupted_answer_is_corrected_in_place_and_the_states_follow(
+    shared_hub: HubProcess, fake: FakeElevenLabs
+) -> None:
+    tok = token(_user())
+    sid, (ui,) = await screens(shared_hub, tok, 1)
+    run = await start_bridge(shared_hub, fake, sid, tok)
+    conv = run.conv
+    await ui.recv_until(_is("agent_state", state="listening"))
+    for partial in ("Ship a", "Ship a box"):  # the SDK has no callback for these
+        await conv.send(
+            {
+                "type": "tentative_user_transcript",
+                "tentative_user_transcription_event": {"user_transcript": partial, "event_id": 1},
+            }
+        )
+    await conv.user_said("Ship a box to New York")
+    first = await ui.recv_until(_is("transcript", role="user"))
+    assert (first["text"], first["final"]) == ("Ship a", False)
+    second = await ui.recv_until(_is("transcript", role="user"))
+    final = await ui.recv_until(_is("transcript", role="user"))
+    assert second["message_id"] == final["message_id"] == first["message_id"]
+    assert (final["text"], final["final"]) == ("Ship a box to New York", True)
+
+    spoken = "The cheapest is USPS at twelve dollars and eighty cents"
+    await conv.say(spoken)
+    answer = await ui.recv_until(_is("transcript", role="agent"))
+    await conv.send({"type": "interruption", "interruption_event": {"event_id": 9}})
+    await ui.recv_until(_is("agent_state", state="listening"))
+    await conv.send(
+        {
+            "type": "agent_response_correction",
+            "agent_response_correction_event": {
+                "original_agent_response": spoken,
+                "corrected_agent_response": "The cheapest is USPS",
+                "event_id": 10,
+            },
+        }
+    )
+    fixed = await ui.recv_until(_is("transcript", role="agent"))
+    assert fixed["message_id"] == answer["message_id"]
+    assert (fixed["text"], fixed["final"]) == ("The cheapest is USPS", True)
+
+    # A tool call: the agent is thinking while the hub runs it.
+    await conv.user_said("Get me quotes")
+    await conv.say("One moment.")
+    await ui.recv_until(_is("agent_state", state="speaking"))
+    call_id = await conv.call_tool("get_shipping_quotes", {**QUOTE_PARAMS, "session_id": sid})
+    assert (await conv.tool_result(call_id))["is_error"] is False
+    await ui.recv_until(_is("agent_state", state="thinking"))
+    assert await run.stop() == "stopped"
+    await ui.close()
+
+
+async def test_no_transcripts_keeps_the_words_off_the_screens_but_not_the_state(
+    shared_hub: HubProcess, fake: FakeElevenLabs
+) -> None:
+    tok = token(_user())
+    sid, (ui,) = await screens(shared_hub, tok, 1)
+    run = await start_bridge(shared_hub, fake, sid, tok, forward_transcripts=False)
+    await run.conv.user_said("a secret")
+    await run.conv.say("noted")
+    await ui.recv_until(_is("agent_state", state="speaking"))
+    assert await run.stop() == "stopped"
+    async with httpx.AsyncClient(base_url=shared_hub.base_url) as http:
+        history = await http.get(
+            f"/sessions/{sid}/history", headers={"Authorization": f"Bearer {tok}"}
+        )
+    kinds = [e["type"] for e in history.json()["events"]]
+    assert "transcript" not in kinds and "agent_state" in kinds
     await ui.close()
 
 
