@@ -1,36 +1,73 @@
 // app.js: the companion page. Bootstraps the token, connects with client.js,
 // and keeps the screen in step with the session.
+//
+// Every broadcast this page learns of, live, replayed or from get_history, goes into
+// one map by seq; the conversation (conversation.js) and the feed (activity.js) are
+// folds of it, so a reload or a reconnect draws the same conversation again.
 
+import { describeSender, feedFrom, FEED_TYPES, taskView } from './activity.js';
 import { bootstrapAuth, rememberWelcome, saveAuth, setAddress } from './auth.js';
 import { connect } from './client.js';
-import { $, h } from './dom.js';
-import { currentStep, sameQuote } from './format.js';
+import {
+  addFrames, agentStatus, CONVERSATION_TYPES, emptyConversation, isAgent,
+} from './conversation.js';
+import { createConversationView, renderAgentPill } from './conversation-view.js';
+import { $, h, reconcile } from './dom.js';
+import { currentStep, formatTime, sameQuote } from './format.js';
+import { BROADCAST_TYPES } from './protocol.js';
 import { createScrollSync } from './scroll.js';
+import { createSessionsPanel } from './sessions.js';
 import { createDevicePanel } from './share.js';
 import {
-  feedItem, feedNotice, renderPresence, renderStatus, renderStepper, renderTask,
-  renderTerminal, senderOf,
+  feedItem, renderPresence, renderStatus, renderStepper, renderTask, renderTasks, renderTerminal,
 } from './view.js';
 
 const FEED_LIMIT = 200;
-const HISTORY_BACKFILL = 50;
+const EVENTS_LIMIT = 5000; // broadcasts kept for the conversation and the feed
+const HISTORY_PAGE = 500;
+const HISTORY_PAGES = 10;
 const PENDING_TIMEOUT = 10000;
+const OUTAGE_AFTER = 1200; // ms without a connection before the page says so
 
 const el = {
+  topbar: $('.topbar'),
   status: $('#status'),
   statusText: $('#status-text'),
+  agentPill: $('#agent-pill'),
+  agentText: $('#agent-text'),
   session: $('#session'),
   sessionId: $('#session-id'),
   copySession: $('#copy-session'),
   notice: $('#notice'),
+  outage: $('#outage'),
+  outageTitle: $('#outage-title'),
+  outageText: $('#outage-text'),
   layout: $('#layout'),
   stepper: $('#stepper'),
   taskBody: $('#task-body'),
+  tasks: { title: $('#task-title'), chip: $('#task-status'), earlier: $('#earlier-tasks') },
   feed: $('#feed'),
   feedEmpty: $('#feed-empty'),
   feedCount: $('#feed-count'),
   presence: $('#presence'),
   presenceCount: $('#presence-count'),
+  chat: {
+    scroll: $('#chat-scroll'),
+    chat: $('#chat'),
+    empty: $('#chat-empty'),
+    thinking: $('#chat-thinking'),
+    latest: $('#chat-latest'),
+    progress: $('#progress'),
+    progressEmpty: $('#progress-empty'),
+    progressCount: $('#progress-count'),
+    progressMore: $('#progress-more'),
+  },
+  sessions: {
+    card: $('#sessions-card'),
+    list: $('#sessions'),
+    refresh: $('#sessions-refresh'),
+    error: $('#sessions-error'),
+  },
   terminal: {
     root: $('#terminal'),
     iconEl: $('#terminal-icon'),
@@ -66,13 +103,20 @@ function freshModel() {
     terminal: null,
     pending: null, // {quote, requestId, timer}
     restoreScroll: true,
-    scrollRestored: false, // ui.scroll_position applied once since this page opened
+    opened: false, // this page load's scroll positions were put back
     shownStep: null, // the ui.current_step the screen showed last
+    events: new Map(), // seq -> every broadcast frame known
+    conv: emptyConversation(),
     members: new Map(), // every connection seen, for naming senders
-    feedSeqs: new Set(),
-    feedCount: 0,
+    joinedAt: new Map(), // connection_id -> when it joined
+    feedCache: new Map(),
     historyFor: null,
-    welcomeSeq: null,
+    history: null, // {requestId, until, pages} while get_history pages are coming
+    historyDone: false,
+    everConnected: false,
+    lastLiveAt: null, // the last frame from a live connection
+    outageTimer: null,
+    outage: false,
   };
 }
 
@@ -82,10 +126,12 @@ function main() {
   if ('scrollRestoration' in history) history.scrollRestoration = 'manual';
   el.copySession.addEventListener('click', () => copy(el.sessionId.textContent, 'Session id copied'));
   el.taskBody.addEventListener('keydown', () => { model.lastKeyAt = performance.now(); }, true);
+  trackHeader();
 
   auth = bootstrapAuth();
   if (!auth) {
     renderStatus(el.status, el.statusText, 'no_token');
+    el.agentPill.hidden = true;
     el.layout.hidden = true;
     showTerminal({ reason: 'no_token' });
     return;
@@ -93,12 +139,24 @@ function main() {
   start();
 }
 
+// The sticky header's height, for scroll-padding (a scrolled-to title lands below it).
+function trackHeader() {
+  const set = () => document.documentElement.style.setProperty(
+    '--header-h', `${Math.ceil(el.topbar.getBoundingClientRect().height)}px`);
+  set();
+  if ('ResizeObserver' in window) new ResizeObserver(set).observe(el.topbar);
+}
+
 const scroll = createScrollSync({
   stored: () => model.state?.ui?.scroll_position,
+  sessionId: () => hub?.sessionId,
+  header: el.topbar,
   save: (y) => {
     if (hub?.status === 'connected' && model.state) hub.updateState({ ui: { scroll_position: y } });
   },
 });
+
+const chatView = createConversationView(el.chat);
 
 const device = createDevicePanel(el.device, {
   getToken: () => auth?.token,
@@ -108,21 +166,35 @@ const device = createDevicePanel(el.device, {
   onRefused: () => notify('Only the session’s owner can add devices.', 5000),
 });
 
+const sessions = createSessionsPanel(el.sessions, {
+  getToken: () => auth?.token,
+  getSessionId: () => hub?.sessionId,
+  isOwner: () => auth?.kind === 'owner',
+  onOpen: openSession,
+});
+
 function start() {
+  clearTimeout(model.outageTimer);
   model = freshModel();
   device.reset();
+  sessions.reset();
+  showOutage(null);
   el.layout.hidden = false;
+  el.agentPill.hidden = false;
   el.feed.replaceChildren();
+  chatView.setSession(null);
   updateFeedChrome();
   showLoading();
   hub = connect({
     getToken: async () => auth?.token, // after a QR join: the reconnect token
     sessionId: auth.kind === 'join' ? null : auth.sessionId,
+    deviceId: auth.kind === 'owner' ? tabDeviceId() : null,
     onEvent,
     onStatus,
     onState,
   });
   window.companion = hub; // for debugging and for tests: window.companion.state
+  drawConversation();
 }
 
 function showLoading() {
@@ -137,20 +209,58 @@ function onStatus(s) {
   renderStatus(el.status, el.statusText, s.status, s);
   device.setLive(s.status === 'connected');
   document.body.dataset.status = s.status;
+  drawAgent();
   if (s.status === 'connected') {
+    model.everConnected = true;
+    model.lastLiveAt = Date.now();
+    if (model.outage) notify('Connected again — the screen is up to date.', 4000);
+    showOutage(null);
     if (s.created && s.requestedSessionId) {
       const why = { expired: 'had expired', ended: 'has ended' }[s.reason] || 'was not found';
       notify(`The session in your link ${why}, so a new one was started.`, 8000);
     }
     return;
   }
+  if (s.status === 'reconnecting' || s.status === 'offline' || s.status === 'connecting') {
+    if (model.everConnected) scheduleOutage(s.status);
+    return;
+  }
+  showOutage(null);
   if (s.status === 'ended' || s.status === 'stopped') {
     device.hide();
     const reason = s.status === 'ended' ? 'ended' : s.reason;
     if (!model.state) el.layout.hidden = true;
     showTerminal({ reason, message: s.error?.message, code: s.code });
     redrawTask();
+    drawConversation();
+    if (s.status === 'ended' && auth?.kind === 'owner') sessions.load(); // now restorable
   }
+}
+
+// Say an outage in words, after a moment (a quick reconnect needs no alarm), and mark
+// what is on screen as possibly out of date.
+function scheduleOutage(status) {
+  if (model.outage) {
+    showOutage(status);
+    return;
+  }
+  clearTimeout(model.outageTimer);
+  model.outageTimer = setTimeout(() => {
+    if (hub.status !== 'connected' && !model.terminal) showOutage(hub.status);
+  }, OUTAGE_AFTER);
+}
+
+function showOutage(status) {
+  clearTimeout(model.outageTimer);
+  model.outage = Boolean(status);
+  el.outage.hidden = !status;
+  document.body.classList.toggle('is-stale', Boolean(status));
+  if (!status) return;
+  const since = model.lastLiveAt ? ` It shows the session as it was at ${formatTime(model.lastLiveAt)}` : ' It may be out of date';
+  el.outageTitle.textContent = status === 'offline'
+    ? 'This device is offline.'
+    : 'The connection to the session was lost. Trying to reconnect…';
+  el.outageText.textContent = `${since}; anything you pick is sent once the connection is back.`;
 }
 
 function showTerminal(info) {
@@ -181,42 +291,47 @@ function reconnect() {
 }
 
 function startNewSession() {
+  openSession(null, null);
+}
+
+// Leave this session for another one (null: a new one), e.g. one just restored.
+function openSession(sessionId, restoredFrom) {
   hub.close();
-  auth = { ...auth, sessionId: null };
+  auth = { ...auth, sessionId };
   saveAuth(auth);
-  setAddress(null);
+  setAddress(sessionId);
   showTerminal(null);
   el.session.hidden = true;
   start();
+  if (restoredFrom) model.restoredFrom = restoredFrom;
 }
 
 // ---- frames --------------------------------------------------------------------
 
 function onEvent(frame) {
+  if (hub.status === 'connected') model.lastLiveAt = Date.now();
+  if (BROADCAST_TYPES.has(frame.type) && Number.isInteger(frame.seq)) ingest([frame]);
   switch (frame.type) {
     case 'session_joined':
       welcomed(frame);
       break;
-    case 'contextual_update':
-      addFeed([frame]);
-      break;
     case 'client_joined':
-      model.members.set(frame.connection_id, frame);
-      drawPresence();
       if (frame.connection_id !== hub.connectionId && frame.client === 'ui' && auth.kind === 'owner') {
         device.refresh(); // the last code was probably spent by this screen
       }
+      drawPresence();
       break;
     case 'client_left':
     case 'presence':
-      for (const m of hub.presence) model.members.set(m.connection_id, m);
+      for (const m of hub.presence) model.members.set(m.connection_id, { ...model.members.get(m.connection_id), ...m });
       drawPresence();
       break;
     case 'history':
-      backfill(frame.events || []);
+      historyPage(frame);
       break;
     case 'resync_required':
-      prependFeedNode(feedNotice('The connection was interrupted — the screen was brought up to date.'));
+      notify('The connection was interrupted for a while — the screen was brought up to date.', 6000);
+      fetchHistory(maxSeq(), frame.seq); // what happened meanwhile, for the conversation
       break;
     case 'error':
       failed(frame);
@@ -233,20 +348,59 @@ function welcomed(frame) {
   el.sessionId.textContent = frame.session_id;
   el.sessionId.title = frame.session_id;
   model.restoreScroll = true;
-  for (const m of hub.presence) model.members.set(m.connection_id, m);
+  for (const m of hub.presence) model.members.set(m.connection_id, { ...model.members.get(m.connection_id), ...m });
   drawPresence();
   if (firstForSession) {
     model.historyFor = frame.session_id;
-    model.welcomeSeq = typeof frame.seq === 'number' ? frame.seq : null;
-    if (model.welcomeSeq) {
-      hub.send({
-        type: 'get_history',
-        after_seq: Math.max(0, model.welcomeSeq - HISTORY_BACKFILL),
-        limit: HISTORY_BACKFILL,
-      });
+    chatView.setSession(frame.session_id);
+    const restored = frame.restored_from || model.restoredFrom;
+    if (restored) {
+      notify('This session continues an earlier one: its state is back, and an unfinished task is active again.', 8000);
     }
+    // Everything said and done before this page came: the conversation, the feed.
+    if (Number.isInteger(frame.seq) && frame.seq > 0) fetchHistory(0, frame.seq);
+    else historyDone();
+    if (auth.kind === 'owner') sessions.load();
   }
   if (firstForSession || device.idle()) device.refresh();
+}
+
+function fetchHistory(after, until) {
+  if (!Number.isInteger(until) || until <= after) {
+    historyDone();
+    return;
+  }
+  const pages = model.history ? model.history.pages : 0;
+  model.history = {
+    requestId: hub.send({ type: 'get_history', after_seq: after, limit: HISTORY_PAGE }),
+    until,
+    pages: pages + 1,
+  };
+}
+
+function historyPage(frame) {
+  const asked = model.history;
+  if (!asked || frame.requestId !== asked.requestId) return;
+  ingest((frame.events || []).filter((e) => e && typeof e === 'object'));
+  const next = frame.next_after_seq;
+  if (frame.has_more && Number.isInteger(next) && next < asked.until && asked.pages < HISTORY_PAGES) {
+    fetchHistory(next, asked.until);
+  } else {
+    historyDone();
+  }
+}
+
+function historyDone() {
+  model.history = null;
+  if (model.historyDone) return;
+  model.historyDone = true;
+  pageOpened();
+}
+
+function maxSeq() {
+  let max = 0;
+  for (const seq of model.events.keys()) max = Math.max(max, seq);
+  return max;
 }
 
 function failed(frame) {
@@ -256,6 +410,32 @@ function failed(frame) {
     redrawTask();
     notify(`Your choice was not saved: ${frame.message || frame.code}.`, 6000);
   }
+  if (model.history && frame.requestId === model.history.requestId) historyDone();
+}
+
+// New broadcasts (live, replayed, or from history): fold them into the page.
+function ingest(frames) {
+  let conversation = false;
+  let feed = false;
+  for (const f of frames) {
+    if (!Number.isInteger(f.seq) || model.events.has(f.seq)) continue;
+    model.events.set(f.seq, f);
+    if (CONVERSATION_TYPES.has(f.type)) conversation = true;
+    if (FEED_TYPES.has(f.type)) feed = true;
+    if (f.type === 'client_joined' && f.connection_id) {
+      model.members.set(f.connection_id, { ...f, ...model.members.get(f.connection_id) });
+      model.joinedAt.set(f.connection_id, f.timestamp);
+    }
+  }
+  if (model.events.size > EVENTS_LIMIT) {
+    const old = [...model.events.keys()].sort((a, b) => a - b).slice(0, model.events.size - EVENTS_LIMIT);
+    for (const seq of old) model.events.delete(seq);
+  }
+  if (conversation) {
+    model.conv = addFrames(model.conv, frames);
+    drawConversation();
+  }
+  if (feed) drawFeed();
 }
 
 // ---- state ------------------------------------------------------------------------
@@ -268,27 +448,39 @@ function onState(state, info) {
   }
   redrawTask();
   const step = currentStep(state);
-  const section = () => el.taskBody.querySelector(`[data-step="${step}"]`);
   if (info.reason === 'resync' || (info.reason === 'snapshot' && model.restoreScroll)) {
     model.restoreScroll = false;
-    if (!model.scrollRestored) {
-      // A page just opened (or reloaded): go back to where the session was.
-      model.scrollRestored = true;
-      scroll.restore(state.ui?.scroll_position, section());
+    if (!model.opened) {
+      pageOpened();
     } else if (step !== model.shownStep) {
       // Back after a drop, and the task moved on meanwhile: show where it is now.
       // Otherwise the user's own position stays: ui.scroll_position is shared by
       // every screen, and jumping to another screen's spot would be disorienting.
-      scroll.restore(undefined, section());
+      scroll.restore(undefined, stepSection(step));
     }
   }
   model.shownStep = step;
+}
+
+function stepSection(step) {
+  return el.taskBody.querySelector(`[data-step="${step}"]`);
+}
+
+// A page that just opened (or reloaded) goes back to where it was, once the state and
+// the conversation are both drawn (the conversation's height moves what is below it).
+function pageOpened() {
+  if (model.opened || !model.state || !model.historyDone) return;
+  model.opened = true;
+  drawConversation();
+  chatView.restore();
+  scroll.restore(scroll.opened(), stepSection(currentStep(model.state)));
 }
 
 function taskOptions() {
   return {
     pendingQuote: model.pending?.quote || null,
     disabled: model.terminal !== null,
+    agentPresent: agentPresent(),
     onChoose: choose,
     onCopy: copy,
   };
@@ -300,11 +492,12 @@ function redrawTask(force = false) {
   const s = model.state;
   if (!s) return;
   const parts = [s.shipping_details, s.quotes, s.selected_option, s.label, s.ui?.current_step,
-    model.pending, model.terminal];
+    s.tasks, model.pending, model.terminal, agentPresent()];
   if (!force && model.rendered && parts.every((v, i) => v === model.rendered[i])) return;
   model.rendered = parts;
   renderTask(el.taskBody, s, taskOptions());
   renderStepper(el.stepper, s);
+  renderTasks(el.tasks, taskView(s.tasks));
 }
 
 function choose(quote) {
@@ -342,47 +535,66 @@ function clearPending() {
   model.pending = null;
 }
 
+// ---- the conversation and the agent ------------------------------------------------
+
+function agentPresent() {
+  return Boolean(hub) && hub.status === 'connected' && hub.presence.some(isAgent);
+}
+
+function agentNow() {
+  if (['ended', 'stopped', 'closed'].includes(hub?.status)) {
+    return { kind: 'none', label: 'No agent', detail: 'This screen is no longer connected to the session.' };
+  }
+  return agentStatus(model.conv.agentState, {
+    present: agentPresent(),
+    live: hub?.status === 'connected' || !model.everConnected,
+  });
+}
+
+function drawAgent() {
+  renderAgentPill(el.agentPill, el.agentText, agentNow());
+}
+
+function drawConversation() {
+  const agent = agentNow();
+  renderAgentPill(el.agentPill, el.agentText, agent);
+  chatView.render(model.conv, agent, agentPresent(), Boolean(model.terminal));
+}
+
 // ---- feed ---------------------------------------------------------------------
 
 function context() {
-  return { myConnectionId: hub.connectionId, members: model.members };
+  return { myConnectionId: hub.connectionId, myDeviceId: myDeviceId(), members: model.members };
 }
 
-function addFeed(frames) {
-  for (const frame of frames) {
-    if (typeof frame.seq === 'number') {
-      if (model.feedSeqs.has(frame.seq)) continue;
-      model.feedSeqs.add(frame.seq);
+// This screen's device id: the hub's for a device joined by QR code; for an owner's tab,
+// one it keeps for its life (sessionStorage), so a reload is the same device.
+function myDeviceId() {
+  return hub?.presence.find((m) => m.connection_id === hub.connectionId)?.device_id || tabDeviceId();
+}
+
+function tabDeviceId() {
+  try {
+    let id = sessionStorage.getItem('companion.device-id');
+    if (!id) {
+      id = `tab-${crypto.randomUUID?.() || Math.random().toString(36).slice(2)}`;
+      sessionStorage.setItem('companion.device-id', id);
     }
-    prependFeedNode(feedItem(frame, senderOf(frame, context())));
+    return id;
+  } catch {
+    return null;
   }
 }
 
-function prependFeedNode(node) {
-  el.feed.prepend(node);
-  model.feedCount += 1;
-  while (el.feed.children.length > FEED_LIMIT) el.feed.lastElementChild.remove();
-  updateFeedChrome();
-}
-
-// Older events from get_history go below everything already shown.
-function backfill(events) {
-  const sorted = [...events].filter((e) => e && typeof e === 'object')
-    .sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
-  for (const e of sorted) {
-    if (e.type === 'client_joined' && e.connection_id && !model.members.has(e.connection_id)) {
-      model.members.set(e.connection_id, e);
-    }
-  }
-  const older = sorted.filter((e) => e.type === 'contextual_update' && typeof e.seq === 'number'
-    && !model.feedSeqs.has(e.seq));
-  for (const e of older.reverse()) {
-    model.feedSeqs.add(e.seq);
-    const node = feedItem(e, senderOf(e, context()));
-    const after = [...el.feed.children].find((li) => Number(li.dataset.seq) < e.seq);
-    el.feed.insertBefore(node, after || null);
-  }
-  while (el.feed.children.length > FEED_LIMIT) el.feed.lastElementChild.remove();
+function drawFeed() {
+  const entries = feedFrom([...model.events.values()], context(), FEED_LIMIT);
+  reconcile(el.feed, entries, {
+    key: (e) => `${e.seq}:${e.kind}:${e.title}`,
+    sig: (e) => `${e.who.label}|${e.detail}`,
+    create: feedItem,
+    fill: (_node, e) => feedItem(e),
+    cache: model.feedCache,
+  });
   updateFeedChrome();
 }
 
@@ -395,7 +607,10 @@ function updateFeedChrome() {
 // ---- presence -------------------------------------------------------------------
 
 function drawPresence() {
-  renderPresence(el.presence, el.presenceCount, hub.presence, hub.connectionId);
+  renderPresence(el.presence, el.presenceCount, hub.presence, hub.connectionId, model.joinedAt);
+  drawConversation();
+  redrawTask();
+  if (model.events.size) drawFeed(); // names of senders may be known now
 }
 
 // ---- small things -----------------------------------------------------------------
@@ -425,5 +640,8 @@ async function copy(text, done = 'Copied') {
   }
   notify(done);
 }
+
+// For tests and debugging: the conversation as the page folded it.
+Object.defineProperty(window, 'companionConversation', { get: () => model.conv });
 
 main();

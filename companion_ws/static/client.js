@@ -135,6 +135,7 @@ export function connect(options = {}) {
       url.searchParams.set('epoch', String(resume.epoch));
     }
     url.searchParams.set('client', opts.client);
+    if (opts.deviceId) url.searchParams.set('device_id', opts.deviceId);
     let sock;
     try {
       sock = new WebSocketImpl(url.toString(), protocols);
@@ -342,13 +343,18 @@ export function connect(options = {}) {
   }
 
   function member(c) {
-    return Object.freeze({ connection_id: c.connection_id, user_id: c.user_id, client: c.client });
+    return Object.freeze({
+      connection_id: c.connection_id, user_id: c.user_id, client: c.client, role: c.role, device_id: c.device_id,
+    });
   }
 
   function addSelf() {
     const connectionId = mirror.connectionId;
     if (connectionId && !presence.has(connectionId)) {
-      presence.set(connectionId, member({ connection_id: connectionId, user_id: userId, client: opts.client }));
+      presence.set(connectionId, member({
+        connection_id: connectionId, user_id: userId, client: opts.client, role: mirror.welcome?.role,
+        device_id: mirror.welcome?.device_id,
+      }));
     }
   }
 

@@ -39,3 +39,35 @@ export function replaceChildren(el, ...children) {
   el.replaceChildren();
   append(el, children);
 }
+
+// Keep `list`'s children in the order of `items`, reusing the node of each key and
+// refilling it only when its signature changed. `cache` (a Map) is the caller's.
+export function reconcile(list, items, { key, sig, create, fill, cache }) {
+  const seen = new Set();
+  let prev = null;
+  for (const item of items) {
+    const k = key(item);
+    seen.add(k);
+    let entry = cache.get(k);
+    if (!entry) {
+      entry = { node: create(item), sig: sig(item) };
+      cache.set(k, entry);
+    } else if (entry.sig !== sig(item)) {
+      const node = fill(entry.node, item);
+      if (node && node !== entry.node) {
+        entry.node.replaceWith(node);
+        entry.node = node;
+      }
+      entry.sig = sig(item);
+    }
+    const want = prev ? prev.nextSibling : list.firstChild;
+    if (want !== entry.node) list.insertBefore(entry.node, want);
+    prev = entry.node;
+  }
+  for (const [k, entry] of cache) {
+    if (!seen.has(k)) {
+      entry.node.remove();
+      cache.delete(k);
+    }
+  }
+}

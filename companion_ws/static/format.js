@@ -124,28 +124,6 @@ export function sameQuote(a, b) {
   return a.carrier === b.carrier && a.service === b.service;
 }
 
-// Who sent a frame, from this screen's point of view.
-export function describeSender(sender, { myConnectionId, members }) {
-  if (sender && sender === myConnectionId) return { kind: 'self', label: 'This screen' };
-  const m = sender ? members.get(sender) : undefined;
-  if (m?.client === 'agent') return { kind: 'agent', label: 'Voice agent' };
-  if (m?.client === 'backend') return { kind: 'backend', label: 'Backend' };
-  if (!sender) return { kind: 'server', label: 'Hub' };
-  // Events published over HTTP name no connection: "backend:<sub>", "http".
-  if (!m && (sender === 'http' || sender.startsWith('backend:'))) return { kind: 'backend', label: 'Backend' };
-  return { kind: 'other', label: 'Another screen' };
-}
-
-export function describeMember(m, myConnectionId) {
-  if (m.connection_id === myConnectionId) return 'This screen';
-  switch (m.client) {
-    case 'agent': return 'Voice agent';
-    case 'backend': return 'Backend';
-    case 'ui': return 'Another screen';
-    default: return m.client ? `${m.client[0].toUpperCase()}${m.client.slice(1)}` : 'Client';
-  }
-}
-
 export function shortId(id, keep = 8) {
   if (!id) return '';
   return id.length > keep + 1 ? `${id.slice(0, keep)}…` : id;

@@ -1,10 +1,17 @@
 // scroll.js: keep ui.scroll_position in the session state, and restore it.
 //
 // The position is saved 500 ms after scrolling stops, and only when it moved
-// more than 20 px from the stored value. Restoring (after a connect, a resync or
-// a reload) never fights a user who is scrolling right now.
+// more than 20 px from the stored value. This tab also keeps its own position
+// (sessionStorage), which a reload prefers: ui.scroll_position is shared by every
+// screen, and a phone's own place beats the laptop's. Restoring (after a connect, a
+// resync or a reload) never fights a user who is scrolling right now, and never
+// leaves a card's title under the sticky header.
 
-export function createScrollSync({ save, stored, delay = 500, threshold = 20, settle = 1500 }) {
+const TAB_KEY = 'companion.page-scroll';
+
+export function createScrollSync({
+  save, stored, sessionId = () => null, header = null, delay = 500, threshold = 20, settle = 1500,
+}) {
   let timer = null;
   let ignoreUntil = 0;
   let userScrolledAt = -Infinity;
@@ -16,15 +23,67 @@ export function createScrollSync({ save, stored, delay = 500, threshold = 20, se
     timer = setTimeout(flush, delay);
   }
 
-  function flush() {
+  function keepTab() {
     const y = Math.max(0, Math.round(window.scrollY));
+    const sid = sessionId();
+    if (sid) {
+      try {
+        sessionStorage.setItem(TAB_KEY, JSON.stringify({ session_id: sid, y }));
+      } catch {
+        /* storage disabled */
+      }
+    }
+    return y;
+  }
+
+  function flush() {
+    const y = keepTab();
     const before = stored();
     if (before === undefined ? y > threshold : Math.abs(y - before) > threshold) save(y);
   }
 
+  function tabPosition() {
+    try {
+      const saved = JSON.parse(sessionStorage.getItem(TAB_KEY) || 'null');
+      return saved && saved.session_id === sessionId() && Number.isFinite(saved.y) ? saved.y : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  // How far down the sticky header reaches, in viewport pixels.
+  function headerBottom() {
+    return header ? Math.max(0, header.getBoundingClientRect().bottom) : 0;
+  }
+
+  // A card whose title sits under the header (or just above the top) is pulled
+  // down into view: a restored position lands on a title, never beneath one.
+  function revealTitle() {
+    const top = headerBottom();
+    for (const card of document.querySelectorAll('.card:not([hidden])')) {
+      const r = card.getBoundingClientRect();
+      if (r.bottom > top + 80 && r.top < top + 4 && r.top > top - 72) {
+        window.scrollBy({ top: r.top - top - 12, behavior: 'instant' });
+        return;
+      }
+    }
+  }
+
   window.addEventListener('scroll', onScroll, { passive: true });
+  // A tab that never scrolled is at the top: a reload keeps it there, rather than
+  // jumping to where another screen was.
+  window.addEventListener('pagehide', () => {
+    if (opened) keepTab();
+  });
+  let opened = false;
 
   return {
+    // The position a page that just opened goes back to: this tab's own, else the
+    // session's.
+    opened: () => {
+      opened = true;
+      return tabPosition() ?? stored();
+    },
     // Scroll to y (or to `fallback`, an element, when y is unknown). Returns
     // false when the user is busy scrolling and was left alone.
     restore(y, fallback) {
@@ -33,6 +92,7 @@ export function createScrollSync({ save, stored, delay = 500, threshold = 20, se
         ignoreUntil = performance.now() + 400;
         if (typeof y === 'number' && Number.isFinite(y)) {
           window.scrollTo({ top: Math.max(0, y), behavior: 'instant' });
+          if (y > 0) revealTitle();
         } else if (fallback) {
           fallback.scrollIntoView({ block: 'nearest', behavior: 'instant' });
         }

@@ -1,15 +1,16 @@
 // view.js: DOM rendering. Every function takes plain data and draws it; none of
 // them talks to the network.
 
+import { describeMember, taskName } from './activity.js';
 import { h, replaceChildren } from './dom.js';
 import {
-  STEPS, currentStep, describeMember, describeSender, eventTitle, formatDays, formatFullTime,
-  formatMoney, formatTime, formatWeight, hasData, isoTime, sameQuote, shortId, summarizeData,
+  STEPS, currentStep, formatDays, formatFullTime, formatMoney, formatTime, formatWeight, hasData,
+  isoTime, sameQuote,
 } from './format.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
-function icon(paths, cls = 'icon') {
+export function icon(paths, cls = 'icon') {
   const svg = document.createElementNS(SVG_NS, 'svg');
   svg.setAttribute('viewBox', '0 0 24 24');
   svg.setAttribute('aria-hidden', 'true');
@@ -23,7 +24,7 @@ function icon(paths, cls = 'icon') {
   return svg;
 }
 
-const ICONS = {
+export const ICONS = {
   box: ['M3 7.5 12 3l9 4.5v9L12 21l-9-4.5z', 'M3 7.5 12 12l9-4.5', 'M12 12v9'],
   check: ['M5 12.5l4.5 4.5L19 7.5'],
   ended: ['M12 3a9 9 0 1 0 0 18 9 9 0 0 0 0-18z', 'M9 9l6 6M15 9l-6 6'],
@@ -36,6 +37,11 @@ const ICONS = {
   server: ['M4 4h16v6H4z', 'M4 14h16v6H4z', 'M8 7h.01M8 17h.01'],
   dot: ['M12 9a3 3 0 1 0 0 6 3 3 0 0 0 0-6z'],
   warn: ['M12 4 2.5 20h19z', 'M12 10v4', 'M12 17h.01'],
+  cross: ['M7 7l10 10M17 7 7 17'],
+  person: ['M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8z', 'M4 21a8 8 0 0 1 16 0'],
+  eye: ['M2 12s3.5-7 10-7 10 7 10 7-3.5 7-10 7S2 12 2 12z', 'M12 9a3 3 0 1 0 0 6 3 3 0 0 0 0-6z'],
+  tool: ['M14.7 6.3a4 4 0 0 0-5.4 5.4L3 18l3 3 6.3-6.3a4 4 0 0 0 5.4-5.4l-2.5 2.5-2.5-.5-.5-2.5z'],
+  restore: ['M3 12a9 9 0 1 0 3-6.7', 'M3 4v5h5'],
 };
 
 // ---- header -------------------------------------------------------------
@@ -51,8 +57,8 @@ const STATUS_TEXT = {
   no_token: 'Not connected',
 };
 
-export function statusText(status, detail = {}) {
-  if (status === 'reconnecting') return `Reconnecting (attempt ${detail.attempt || 1})`;
+export function statusText(status) {
+  if (status === 'reconnecting') return 'Reconnecting…';
   return STATUS_TEXT[status] || status;
 }
 
@@ -60,15 +66,18 @@ export function renderStatus(el, textEl, status, detail = {}) {
   el.dataset.status = status;
   textEl.textContent = statusText(status, detail);
   el.title = status === 'reconnecting' && detail.delay
-    ? `Next try in ${(detail.delay / 1000).toFixed(1)} s`
+    ? `Attempt ${detail.attempt || 1}; next try in ${(detail.delay / 1000).toFixed(1)} s`
     : '';
 }
 
 // ---- the task -----------------------------------------------------------
 
 export function renderStepper(ol, state) {
-  const now = currentStep(state);
+  // Before anything is known (no state yet, or nothing to ship) no step is current.
+  const known = hasShipping(state);
+  const now = known ? currentStep(state) : null;
   const index = STEPS.findIndex((s) => s.id === now);
+  ol.hidden = !known;
   replaceChildren(ol, STEPS.map((step, i) => h('li', {
     class: `step ${i < index ? 'is-done' : ''} ${i === index ? 'is-current' : ''}`,
     'aria-current': i === index ? 'step' : null,
@@ -77,14 +86,21 @@ export function renderStepper(ol, state) {
   h('span', { class: 'step-label' }, step.label))));
 }
 
-function emptyState() {
-  return h('div', { class: 'empty', 'data-testid': 'empty-state' },
+export function hasShipping(state) {
+  const s = state || {};
+  return Boolean(s.shipping_details || Array.isArray(s.quotes) || s.label || s.selected_option);
+}
+
+function emptyState(agentPresent) {
+  const example = h('strong', { class: 'example' }, '“ship a 5 lb box from 90210 to 10001”');
+  return h('div', { class: 'empty', 'data-testid': 'empty-state', 'data-agent': agentPresent ? 'present' : 'absent' },
     h('div', { class: 'empty-icon' }, icon(ICONS.box, 'icon large')),
     h('h3', { class: 'empty-title' }, 'Nothing to ship yet'),
-    h('p', { class: 'empty-text' },
-      'Ask the voice agent to ship a package — e.g. ',
-      h('strong', { class: 'example' }, '“ship a 5 lb box from 90210 to 10001”'),
-      '. Quotes will appear here.'));
+    agentPresent
+      ? h('p', { class: 'empty-text' }, 'Ask the voice agent to ship a package — e.g. ', example, '. Quotes will appear here.')
+      : h('p', { class: 'empty-text' },
+        'No voice agent is connected to this session yet. Once one joins, ask it to ship a package — e.g. ',
+        example, '.'));
 }
 
 function details(d) {
@@ -212,8 +228,8 @@ export function renderTask(body, state, opts) {
   const s = state || {};
   const quotes = Array.isArray(s.quotes) ? s.quotes : null;
   const parts = [];
-  if (!s.shipping_details && !quotes && !s.label && !s.selected_option) {
-    parts.push(emptyState());
+  if (!hasShipping(s)) {
+    parts.push(emptyState(opts.agentPresent));
   } else {
     // The label is the outcome, so once it exists it comes first.
     if (s.label) parts.push(labelBlock(s.label, s.selected_option, opts.onCopy));
@@ -237,11 +253,11 @@ export function withFocus(root, draw) {
 
 // ---- the feed -----------------------------------------------------------
 
-export function feedItem(frame, sender) {
-  const data = frame.data;
-  const summary = summarizeData(data);
+// One entry of activity.js's feed.
+export function feedItem(entry) {
+  const data = entry.data;
   let pretty = '';
-  if (hasData(data)) {
+  if (hasData(data) && typeof data === 'object') {
     try {
       pretty = JSON.stringify(data, null, 2);
     } catch {
@@ -249,25 +265,25 @@ export function feedItem(frame, sender) {
     }
   }
   return h('li', {
-    class: `feed-item from-${sender.kind}`,
+    class: `feed-item from-${entry.who.kind} kind-${entry.kind}`,
     'data-testid': 'feed-item',
-    'data-seq': frame.seq ?? '',
-    'data-sender': sender.kind,
+    'data-seq': entry.seq ?? '',
+    'data-kind': entry.kind,
+    'data-sender': entry.who.kind,
   },
   h('div', { class: 'feed-meta' },
-    h('span', { class: `who who-${sender.kind}` }, sender.label),
-    h('time', { datetime: isoTime(frame.timestamp), title: formatFullTime(frame.timestamp) }, formatTime(frame.timestamp))),
-  h('p', { class: 'feed-text', title: typeof frame.text === 'string' ? frame.text : null },
-    eventTitle(frame.text)),
-  summary ? h('p', { class: 'feed-data' }, summary) : null,
-  pretty && needsDetails(data, summary)
-    ? h('details', { class: 'feed-details' }, h('summary', {}, 'Data'), h('pre', {}, pretty))
+    // A state change or a presence says who in its sentence; an event names its sender here.
+    entry.kind === 'update' ? h('span', { class: `who who-${entry.who.kind}` }, entry.who.label) : null,
+    h('time', { datetime: isoTime(entry.timestamp), title: formatFullTime(entry.timestamp) }, formatTime(entry.timestamp))),
+  h('p', { class: 'feed-text' }, entry.title),
+  entry.detail ? h('p', { class: 'feed-data' }, entry.detail) : null,
+  pretty && needsDetails(data, entry.detail || '')
+    ? h('details', { class: 'feed-details' }, h('summary', {}, 'All data'), h('pre', {}, pretty))
     : null);
 }
 
 // The one-line summary is enough unless it had to leave something out.
 function needsDetails(data, summary) {
-  if (data === null || typeof data !== 'object') return summary.includes('…');
   const values = Array.isArray(data) ? data : Object.values(data);
   return summary.includes('…') || summary.includes(' more')
     || values.some((v) => v !== null && typeof v === 'object');
@@ -277,32 +293,61 @@ export function feedNotice(text) {
   return h('li', { class: 'feed-item feed-note', 'data-testid': 'feed-note' }, h('p', {}, text));
 }
 
-export function senderOf(frame, ctx) {
-  return describeSender(frame.sender, ctx);
-}
-
 // ---- presence -----------------------------------------------------------
 
-export function renderPresence(ul, countEl, members, myConnectionId) {
-  const order = { agent: 0, ui: 2, backend: 3 };
-  const sorted = [...members].sort((a, b) => {
-    const ra = a.connection_id === myConnectionId ? 1 : (order[a.client] ?? 4);
-    const rb = b.connection_id === myConnectionId ? 1 : (order[b.client] ?? 4);
-    return ra - rb || String(a.connection_id).localeCompare(String(b.connection_id));
-  });
-  replaceChildren(ul, sorted.map((m) => {
-    const name = describeMember(m, myConnectionId);
-    const kind = m.connection_id === myConnectionId ? 'self' : (m.client || 'other');
-    const glyph = { agent: ICONS.mic, backend: ICONS.server }[m.client] || (m.client === 'ui' || kind === 'self' ? ICONS.screen : ICONS.dot);
-    return h('li', { class: `member member-${kind}`, 'data-testid': 'presence-item', 'data-client': m.client ?? '', 'data-connection-id': m.connection_id },
-      h('span', { class: 'avatar', 'aria-hidden': 'true' }, icon(glyph, 'icon small')),
-      h('span', { class: 'member-main' },
-        h('span', { class: 'member-name' }, name, m.connection_id === myConnectionId ? h('span', { class: 'you' }, ' (you)') : null),
-        h('span', { class: 'member-meta', title: `user ${m.user_id ?? '?'} · connection ${m.connection_id}` },
-          [m.user_id, shortId(m.connection_id)].filter(Boolean).join(' · '))));
+export function renderPresence(ul, countEl, members, myConnectionId, joinedAt = new Map()) {
+  const order = { self: 0, agent: 1, owner: 2, companion: 3, observer: 4, backend: 5, admin: 6 };
+  const rows = members.map((m) => ({ m, ...describeMember(m, myConnectionId) }));
+  rows.sort((a, b) => (order[a.kind] ?? 9) - (order[b.kind] ?? 9)
+    || (joinedAt.get(a.m.connection_id) ?? 0) - (joinedAt.get(b.m.connection_id) ?? 0));
+  replaceChildren(ul, rows.map(({ m, kind, name, detail }) => {
+    const glyph = { agent: ICONS.mic, backend: ICONS.server, observer: ICONS.eye }[kind] || ICONS.screen;
+    const since = joinedAt.get(m.connection_id);
+    const meta = [detail, since ? `since ${formatTime(since, { seconds: false })}` : null].filter(Boolean).join(' · ');
+    return h('li', {
+      class: `member member-${kind}`,
+      'data-testid': 'presence-item',
+      'data-client': m.client ?? '',
+      'data-role': m.role ?? '',
+    },
+    h('span', { class: 'avatar', 'aria-hidden': 'true' }, icon(glyph, 'icon small')),
+    h('span', { class: 'member-main' },
+      h('span', { class: 'member-name' }, name, kind === 'self' ? h('span', { class: 'you' }, ' (you)') : null),
+      meta ? h('span', { class: 'member-meta' }, meta) : null));
   }));
-  if (sorted.length === 0) ul.append(h('li', { class: 'placeholder' }, 'Nobody yet.'));
-  countEl.textContent = sorted.length ? String(sorted.length) : '';
+  if (rows.length === 0) ul.append(h('li', { class: 'placeholder' }, 'Nobody yet.'));
+  countEl.textContent = rows.length ? String(rows.length) : '';
+}
+
+// ---- tasks ------------------------------------------------------------------
+
+const TASK_STATUS = {
+  active: 'In progress',
+  completed: 'Completed',
+  abandoned: 'Abandoned',
+};
+
+// The task card's title and chip, and the other tasks folded below it.
+export function renderTasks({ title, chip, earlier }, view) {
+  const shown = view.active || view.others[0] || null;
+  title.textContent = shown ? taskName(shown) : 'Shipping';
+  chip.hidden = !shown;
+  if (shown) {
+    chip.textContent = TASK_STATUS[shown.status] || shown.status;
+    chip.dataset.status = shown.status;
+  }
+  const rest = view.others.filter((t) => t !== shown);
+  earlier.hidden = rest.length === 0;
+  replaceChildren(earlier, rest.length
+    ? [h('h3', { class: 'block-title' }, rest.length === 1 ? 'Earlier task' : `Earlier tasks (${rest.length})`),
+      rest.map((t) => h('details', { class: `earlier-task is-${t.status}`, 'data-testid': 'earlier-task', 'data-status': t.status },
+        h('summary', {},
+          h('span', { class: 'earlier-name' }, taskName(t)),
+          h('span', { class: `chip chip-small`, 'data-status': t.status }, TASK_STATUS[t.status] || t.status)),
+        h('dl', { class: 'earlier-facts' },
+          h('div', {}, h('dt', {}, 'Started'), h('dd', {}, formatFullTime(t.started_at) || '—')),
+          h('div', {}, h('dt', {}, t.status === 'abandoned' ? 'Abandoned' : 'Finished'), h('dd', {}, formatFullTime(t.ended_at) || '—')))))]
+    : []);
 }
 
 // ---- the terminal message --------------------------------------------------
