@@ -40,7 +40,7 @@ const ROLE_WORDS = {
   self: 'You are here',
   agent: 'Hears you, runs the tools',
   backend: 'A service publishing to the session',
-  owner: 'The session owner’s',
+  owner: 'Signed in as the session’s owner',
   companion: 'Can pick options',
   observer: 'Can watch, not change',
   admin: 'An operator',

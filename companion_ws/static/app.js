@@ -45,6 +45,7 @@ const el = {
   layout: $('#layout'),
   stepper: $('#stepper'),
   taskBody: $('#task-body'),
+  restoredNote: $('#restored-note'),
   tasks: { title: $('#task-title'), chip: $('#task-status'), earlier: $('#earlier-tasks') },
   feed: $('#feed'),
   feedEmpty: $('#feed-empty'),
@@ -182,6 +183,7 @@ function start() {
   el.layout.hidden = false;
   el.agentPill.hidden = false;
   el.feed.replaceChildren();
+  el.restoredNote.hidden = true;
   chatView.setSession(null);
   updateFeedChrome();
   showLoading();
@@ -256,7 +258,9 @@ function showOutage(status) {
   el.outage.hidden = !status;
   document.body.classList.toggle('is-stale', Boolean(status));
   if (!status) return;
-  const since = model.lastLiveAt ? ` It shows the session as it was at ${formatTime(model.lastLiveAt)}` : ' It may be out of date';
+  const since = model.lastLiveAt
+    ? `The screen shows the session as it was at ${formatTime(model.lastLiveAt)}`
+    : 'What the screen shows may be out of date';
   el.outageTitle.textContent = status === 'offline'
     ? 'This device is offline.'
     : 'The connection to the session was lost. Trying to reconnect…';
@@ -354,8 +358,10 @@ function welcomed(frame) {
     model.historyFor = frame.session_id;
     chatView.setSession(frame.session_id);
     const restored = frame.restored_from || model.restoredFrom;
+    el.restoredNote.hidden = !restored;
     if (restored) {
-      notify('This session continues an earlier one: its state is back, and an unfinished task is active again.', 8000);
+      el.restoredNote.textContent = 'This session continues an earlier one: what was done is back, and its unfinished task is active again.';
+      el.restoredNote.title = `Restored from session ${restored}`;
     }
     // Everything said and done before this page came: the conversation, the feed.
     if (Number.isInteger(frame.seq) && frame.seq > 0) fetchHistory(0, frame.seq);
@@ -417,6 +423,7 @@ function failed(frame) {
 function ingest(frames) {
   let conversation = false;
   let feed = false;
+  let joins = false;
   for (const f of frames) {
     if (!Number.isInteger(f.seq) || model.events.has(f.seq)) continue;
     model.events.set(f.seq, f);
@@ -425,6 +432,7 @@ function ingest(frames) {
     if (f.type === 'client_joined' && f.connection_id) {
       model.members.set(f.connection_id, { ...f, ...model.members.get(f.connection_id) });
       model.joinedAt.set(f.connection_id, f.timestamp);
+      joins = true;
     }
   }
   if (model.events.size > EVENTS_LIMIT) {
@@ -436,6 +444,7 @@ function ingest(frames) {
     drawConversation();
   }
   if (feed) drawFeed();
+  if (joins && hub) renderPresence(el.presence, el.presenceCount, hub.presence, hub.connectionId, model.joinedAt);
 }
 
 // ---- state ------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 // leaves a card's title under the sticky header.
 
 const TAB_KEY = 'companion.page-scroll';
+export const TITLES = '.card-head h2, .card .block-title';
 
 export function createScrollSync({
   save, stored, sessionId = () => null, header = null, delay = 500, threshold = 20, settle = 1500,
@@ -56,16 +57,19 @@ export function createScrollSync({
     return header ? Math.max(0, header.getBoundingClientRect().bottom) : 0;
   }
 
-  // A card whose title sits under the header (or just above the top) is pulled
-  // down into view: a restored position lands on a title, never beneath one.
+  // A title (a card's, or a block's inside it) behind the translucent header is brought
+  // down into view: a restored position shows that title whole, never beneath it.
+  // Bringing one down may put the title above it (a card's, over its first block's)
+  // behind the header in turn, hence the few rounds.
   function revealTitle() {
     const top = headerBottom();
-    for (const card of document.querySelectorAll('.card:not([hidden])')) {
-      const r = card.getBoundingClientRect();
-      if (r.bottom > top + 80 && r.top < top + 4 && r.top > top - 72) {
-        window.scrollBy({ top: r.top - top - 12, behavior: 'instant' });
-        return;
-      }
+    for (let round = 0; round < 4; round += 1) {
+      const hidden = [...document.querySelectorAll(TITLES)].find((title) => {
+        const r = title.getBoundingClientRect();
+        return r.height > 0 && r.top < top && r.bottom > 0;
+      });
+      if (!hidden) return;
+      window.scrollBy({ top: hidden.getBoundingClientRect().top - top - 10, behavior: 'instant' });
     }
   }
 

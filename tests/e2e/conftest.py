@@ -40,6 +40,15 @@ PHONE: dict[str, Any] = {
 #: How long a Playwright action or expectation may wait unless a test says otherwise:
 #: a bound on waiting on a loaded machine, never a claim about speed.
 DEFAULT_TIMEOUT_MS = 15_000
+#: A page's titles that its sticky header covers (their text): a restored scroll position
+#: must leave none (issue 14).
+TITLES_UNDER_HEADER = """() => {
+    const bottom = document.querySelector('.topbar').getBoundingClientRect().bottom;
+    return [...document.querySelectorAll('.card-head h2, .card .block-title')]
+        .filter((t) => { const r = t.getBoundingClientRect();
+                         return r.height > 0 && r.top < bottom && r.bottom > 0; })
+        .map((t) => t.textContent);
+}"""
 
 
 @dataclass

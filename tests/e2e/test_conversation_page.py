@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.e2e.conftest import PHONE, Screens
+from tests.e2e.conftest import PHONE, TITLES_UNDER_HEADER, Screens
 from tests.support.hub import HubProcess, token
 from tests.support.ws import WS, connect
 
@@ -117,9 +117,9 @@ async def expect_agent(page: Page, state: str) -> None:
     await expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state", state)
 
 
-async def expect_connected(page: Page) -> None:
+async def expect_connected(page: Page, timeout: float | None = None) -> None:
     await expect(page.get_by_test_id("connection-status")).to_have_attribute(
-        "data-status", "connected"
+        "data-status", "connected", timeout=timeout
     )
 
 
@@ -279,8 +279,14 @@ async def test_desktop_and_phone_show_the_whole_conversation(
         await expect(
             phone.locator("[data-testid=feed-item][data-kind=state]").first
         ).to_contain_text(f"This screen picked {chosen['carrier']}")
-        await phone.wait_for_function("y => Math.abs(Math.round(scrollY) - y) <= 96", arg=phone_y)
+        # (a little higher than it was, if that shows a title the header would cover)
+        await phone.wait_for_function(
+            "y => window.companion.state && scrollY > 0 && y - 240 <= Math.round(scrollY)"
+            " && Math.round(scrollY) <= y",
+            arg=phone_y,
+        )
         await expect(rates).to_be_in_viewport()
+        assert await phone.evaluate(TITLES_UNDER_HEADER) == []
         await screens.shot(phone, "conversation-phone-5-reloaded")
         await screens.shot(phone, "conversation-phone-5-reloaded-full", full_page=True)
 
@@ -361,7 +367,7 @@ async def test_an_outage_is_said_in_words_and_the_screen_marked_stale(
         await expect_agent(desktop, "unknown")
         await screens.shot(desktop, "conversation-desktop-outage")
         hub.start()
-        await expect_connected(desktop)
+        await expect_connected(desktop, timeout=30_000)  # the backoff's next try
         await expect(outage).to_be_hidden()
         await expect(desktop.locator("body.is-stale")).to_have_count(0)
     screens.console.assert_clean()
@@ -419,7 +425,8 @@ async def test_your_sessions_lists_and_restores_an_ended_session(
     await expect(desktop.get_by_test_id("terminal-message")).to_be_hidden()
     await expect(desktop.get_by_test_id("quote-option")).to_have_count(5)  # the old state
     await expect(desktop.get_by_test_id("task-status")).to_have_text("In progress")
-    await expect(desktop.locator("#notice")).to_contain_text("continues an earlier one")
+    restored = desktop.get_by_test_id("restored-note")
+    await expect(restored).to_contain_text("continues an earlier one")
     await expect(
         desktop.locator(f'[data-testid=session-row][data-session-id="{new}"]')
     ).to_contain_text("This session")
