@@ -172,6 +172,7 @@ const sessions = createSessionsPanel(el.sessions, {
   getSessionId: () => hub?.sessionId,
   isOwner: () => auth?.kind === 'owner',
   onOpen: openSession,
+  onFailed: (message) => notify(`Could not restore the session: ${message}`, 6000),
 });
 
 function start() {
@@ -276,7 +277,12 @@ function showTerminal(info) {
   }
   const actions = [];
   if (info.reason === 'ended' && auth?.kind === 'owner') {
-    actions.push({ label: 'Start a new session', primary: true, onClick: startNewSession });
+    const ended = hub?.sessionId;
+    if (ended && model.state && Object.keys(model.state).length) {
+      // Pick up where it stopped: a new session with this one's state (section 13).
+      actions.push({ label: 'Restore this session', primary: true, onClick: () => sessions.restore(ended) });
+    }
+    actions.push({ label: 'Start a new session', primary: !actions.length, onClick: startNewSession });
   }
   if (info.reason === 'normal' || info.reason === 'message_too_big') {
     actions.push({ label: 'Reconnect', primary: true, onClick: reconnect });

@@ -56,7 +56,7 @@ export function sessionDetail(row) {
   return parts.join(' · ');
 }
 
-export function createSessionsPanel(els, { getToken, getSessionId, isOwner, onOpen }) {
+export function createSessionsPanel(els, { getToken, getSessionId, isOwner, onOpen, onFailed }) {
   let loading = false;
   let generation = 0;
 
@@ -134,11 +134,15 @@ export function createSessionsPanel(els, { getToken, getSessionId, isOwner, onOp
     if (shown.length === 0) els.list.append(h('li', { class: 'placeholder' }, 'No other sessions yet.'));
   }
 
-  async function restore(row, button) {
+  // Restore `row` (a session id will do); `button`, if any, shows that it is busy.
+  async function restore(row, button = null) {
     const token = getToken();
     if (!token) return;
-    button.disabled = true;
-    button.textContent = 'Restoring…';
+    if (typeof row === 'string') row = { session_id: row };
+    if (button) {
+      button.disabled = true;
+      button.textContent = 'Restoring…';
+    }
     setError('');
     try {
       const res = await fetch('/sessions', {
@@ -152,8 +156,11 @@ export function createSessionsPanel(els, { getToken, getSessionId, isOwner, onOp
       onOpen(body.session_id, body.restored_from ?? row.session_id);
     } catch (err) {
       setError(`Could not restore that session: ${err.message}`);
-      button.disabled = false;
-      button.textContent = 'Restore';
+      onFailed?.(err.message);
+      if (button) {
+        button.disabled = false;
+        button.textContent = 'Restore';
+      }
     }
   }
 
@@ -168,6 +175,7 @@ export function createSessionsPanel(els, { getToken, getSessionId, isOwner, onOp
 
   return {
     load,
+    restore,
     reset() {
       generation += 1;
       loading = false;

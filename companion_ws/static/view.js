@@ -289,10 +289,6 @@ function needsDetails(data, summary) {
     || values.some((v) => v !== null && typeof v === 'object');
 }
 
-export function feedNotice(text) {
-  return h('li', { class: 'feed-item feed-note', 'data-testid': 'feed-note' }, h('p', {}, text));
-}
-
 // ---- presence -----------------------------------------------------------
 
 export function renderPresence(ul, countEl, members, myConnectionId, joinedAt = new Map()) {

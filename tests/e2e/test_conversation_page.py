@@ -233,7 +233,8 @@ async def test_desktop_and_phone_show_the_whole_conversation(
             ["user", "u2"],
         ]
         assert await progress_of(desktop) == await progress_of(phone)
-        assert await progress_of(desktop) == [["step", "s1", "done"], ["step", "s2", "done"]]
+        steps = [p for p in await progress_of(desktop) if p[0] == "step"]
+        assert steps == [["step", "s1", "done"], ["step", "s2", "done"]]
         await expect(desktop.get_by_test_id("progress-status").first).to_contain_text("Done")
         await screens.shot(desktop, "conversation-desktop-4-corrected")
         await screens.shot(phone, "conversation-phone-4-corrected")
@@ -410,6 +411,8 @@ async def test_your_sessions_lists_and_restores_an_ended_session(
     await expect(desktop.get_by_test_id("terminal-message")).to_have_attribute(
         "data-reason", "ended"
     )
+    # the ended screen offers it at once, and "Your sessions" lists it
+    await expect(desktop.get_by_test_id("terminal-message")).to_contain_text("Restore this session")
     restore = desktop.locator(
         f'[data-testid=session-row][data-session-id="{old}"] [data-testid=restore-session]'
     )
@@ -435,4 +438,77 @@ async def test_your_sessions_lists_and_restores_an_ended_session(
     ).to_have_attribute("data-status", "ended")
     assert f"session_id={new}" in desktop.url
     await screens.shot(desktop, "conversation-desktop-sessions-restored")
+    screens.console.assert_clean()
+
+
+async def test_tool_runs_and_tasks_show_as_progress_on_every_screen(
+    hub: HubProcess, screens: Screens
+) -> None:
+    """The hub's own tool_call_started/finished around every tool run, and state.tasks
+    from the tool pack (a quote starts a shipment, a label completes it; ending the
+    session abandons an active one)."""
+    owner = token(f"u-{uuid.uuid4().hex[:8]}")
+    desktop = await screens.open("desktop", f"{hub.base_url}/?token={owner}")
+    await expect_connected(desktop)
+    sid = (await desktop.get_by_test_id("session-id").text_content() or "").strip()
+    join_url = str(await desktop.get_by_test_id("join-link").get_attribute("href"))
+    phone = await screens.open("phone", join_url, PHONE)
+    await expect_connected(phone)
+    pages = (desktop, phone)
+    agent = Agent(await connect(hub.ws_url, owner, session_id=sid, client="agent"))
+    try:
+        quotes = (await agent.tool("get_shipping_quotes", QUOTE_PARAMS))["quotes"]
+        for page in pages:
+            run = page.locator("[data-testid=progress-item][data-kind=tool]")
+            await expect(run).to_have_count(1)
+            await expect(run).to_have_attribute("data-status", "done")
+            await expect(run).to_contain_text("Looking up shipping rates")
+            await expect(run.get_by_test_id("progress-status")).to_contain_text(" ms")
+            await expect(page.locator("#task-title")).to_have_text("Shipment")
+            await expect(page.get_by_test_id("task-status")).to_have_text("In progress")
+            await expect(
+                page.locator("[data-testid=feed-item][data-kind=state]").first
+            ).to_contain_text("Task started: Shipment")
+
+        # A label for a quote that does not exist: the run fails, and says so.
+        call = {
+            "tool_name": "create_shipping_label",
+            "tool_call_id": "toolu_bad",
+            "parameters": {"quote_id": "nope", "session_id": sid},
+        }
+        await agent.ws.send({"type": "client_tool_call", "client_tool_call": call})
+        for page in pages:
+            await expect(
+                page.locator("[data-testid=progress-item][data-id=toolu_bad]")
+            ).to_have_attribute("data-status", "failed")
+
+        await agent.tool("create_shipping_label", {"quote_id": quotes[0]["quote_id"]})
+        for page in pages:
+            await expect(page.get_by_test_id("task-status")).to_have_text("Completed")
+            await expect(
+                page.locator("[data-testid=feed-item][data-kind=state]").first
+            ).to_contain_text("Task completed: Shipment")
+        await screens.shot(desktop, "conversation-desktop-tasks-completed", full_page=True)
+
+        # Another shipment: the completed one folds away under "Earlier task".
+        await agent.tool("get_shipping_quotes", {**QUOTE_PARAMS, "weight": 12})
+        for page in pages:
+            await expect(page.get_by_test_id("task-status")).to_have_text("In progress")
+            earlier = page.get_by_test_id("earlier-task")
+            await expect(earlier).to_have_count(1)
+            await expect(earlier).to_have_attribute("data-status", "completed")
+            await expect(earlier).not_to_have_attribute("open", "")
+            assert await progress_of(page) == await progress_of(desktop)
+        await screens.shot(desktop, "conversation-desktop-tasks-second", full_page=True)
+        await screens.shot(phone, "conversation-phone-tasks-second", full_page=True)
+    finally:
+        await agent.ws.close()
+
+    # Ended with a shipment under way: it is marked abandoned.
+    async with httpx.AsyncClient(base_url=hub.base_url) as http:
+        ended = await http.delete(f"/sessions/{sid}", headers={"Authorization": f"Bearer {owner}"})
+        assert ended.status_code == 200, ended.text
+    for page in pages:
+        await expect(page.get_by_test_id("task-status")).to_have_text("Abandoned")
+    await screens.shot(desktop, "conversation-desktop-tasks-abandoned")
     screens.console.assert_clean()

@@ -38,6 +38,12 @@ test('who is who: roles in words, never a raw id', () => {
   assert.equal(describeMember(members.get('c-phone'), 'c-phone').detail, 'Joined by QR code');
 });
 
+test('a reloaded page is a new connection of the same device: still "This screen"', () => {
+  const ctx = { myConnectionId: 'c-phone-2', myDeviceId: 'd-c-phone', members };
+  assert.deepEqual(describeSender('c-phone', ctx), { kind: 'self', label: 'This screen' });
+  assert.deepEqual(activityEntries(joined(3, 'c-phone', 'companion', 'ui'), ctx), []);
+});
+
 test('who picked a quote, and when', () => {
   const frame = {
     type: 'session_state_updated', seq: 10, timestamp: T + 10, sender: 'c-phone', version: 4,
