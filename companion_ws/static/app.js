@@ -53,6 +53,8 @@ const el = {
   presence: $('#presence'),
   presenceCount: $('#presence-count'),
   chat: {
+    card: $('#chat-card'),
+    peek: $('#chat-peek'),
     scroll: $('#chat-scroll'),
     chat: $('#chat'),
     empty: $('#chat-empty'),

@@ -93,6 +93,36 @@ export function createConversationView(els) {
   let showAllProgress = false;
   let lastConv = null;
 
+  // Scrolled away from the chat (a phone, picking a rate): a new message shows as a
+  // button at the bottom of the screen that brings the chat back.
+  let chatInView = true;
+  let peekedSeq = 0;
+  if ('IntersectionObserver' in globalThis) {
+    new IntersectionObserver(([entry]) => {
+      chatInView = entry.isIntersecting;
+      if (chatInView) els.peek.hidden = true;
+    }, { threshold: 0.15 }).observe(els.card);
+  }
+  els.peek.addEventListener('click', () => {
+    els.peek.hidden = true;
+    els.card.scrollIntoView({ block: 'start', behavior: 'smooth' });
+    toBottom();
+  });
+
+  function peek(conv) {
+    const last = conv.messages[conv.messages.length - 1];
+    if (!last || last.updated_seq <= peekedSeq) return;
+    const first = peekedSeq === 0;
+    peekedSeq = last.updated_seq;
+    if (chatInView || first) return; // nothing new to this reader, or the page just opened
+    els.peek.replaceChildren(
+      h('span', { class: 'peek-who' }, `${ROLE_NAMES[last.role]}:`),
+      h('span', { class: 'peek-text' }, last.text),
+      h('span', { class: 'peek-go', 'aria-hidden': 'true' }, '↑'));
+    els.peek.setAttribute('aria-label', `${ROLE_NAMES[last.role]} said: ${last.text}. Show the conversation`);
+    els.peek.hidden = false;
+  }
+
   const atBottom = () => els.scroll.scrollHeight - els.scroll.scrollTop - els.scroll.clientHeight < NEAR_BOTTOM;
 
   function toBottom() {
@@ -163,6 +193,8 @@ export function createConversationView(els) {
       steps.clear();
       els.chat.replaceChildren();
       els.progress.replaceChildren();
+      els.peek.hidden = true;
+      peekedSeq = 0;
       following = true;
       lastCount = 0;
     },
@@ -189,6 +221,7 @@ export function createConversationView(els) {
       if (following || wasBottom) toBottom();
       else if (grew) els.latest.hidden = false;
       drawProgress(conv);
+      peek(conv);
     },
 
     // Back to where this tab was in the chat; true if it had a place to go back to.

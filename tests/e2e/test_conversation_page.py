@@ -294,6 +294,12 @@ async def test_desktop_and_phone_show_the_whole_conversation(
         # -- the agent confirms and makes the label ---------------------------------------
         await agent.state("speaking")
         await agent.say("agent", "a2", CONFIRM)
+        # The phone is at the rates, its chat out of view: the new message peeks in.
+        peek = phone.get_by_test_id("chat-peek")
+        await expect(peek).to_be_visible()
+        await expect(peek).to_contain_text(f"Voice agent:{CONFIRM}")
+        await expect(desktop.get_by_test_id("chat-peek")).to_be_hidden()  # its chat is in view
+        await screens.shot(phone, "conversation-phone-6-peek")
         await agent.state("thinking")
         await agent.step("s3", "tool_execution", "started", "create_shipping_label")
         made = await agent.tool("create_shipping_label", {"quote_id": chosen["quote_id"]})
@@ -317,7 +323,17 @@ async def test_desktop_and_phone_show_the_whole_conversation(
         await expect(desktop.get_by_test_id("message").last).to_be_in_viewport()
         await screens.shot(desktop, "conversation-desktop-6-label")
         await screens.shot(desktop, "conversation-desktop-6-label-full", full_page=True)
+        await expect(peek).to_contain_text(DONE)
         await screens.shot(phone, "conversation-phone-6-label")
+        await peek.click()  # back to the conversation, at its end
+        await expect(peek).to_be_hidden()
+        await expect(message(phone, "a3")).to_be_in_viewport()
+        await phone.wait_for_function(  # the smooth scroll has ended: the chat is at the top
+            """() => Math.abs(document.querySelector('#chat-card').getBoundingClientRect().top
+                - document.querySelector('.topbar').getBoundingClientRect().bottom - 12) < 3
+                || scrollY === 0"""
+        )
+        await screens.shot(phone, "conversation-phone-6-label-chat")
         await screens.shot(phone, "conversation-phone-6-label-full", full_page=True)
 
         # -- the desktop's reader scrolls the chat back to the question, and reloads ------
