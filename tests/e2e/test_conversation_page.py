@@ -367,12 +367,18 @@ async def test_desktop_and_phone_show_the_whole_conversation(
         await agent.ws.close()
 
 
-async def test_an_outage_is_said_in_words_and_the_screen_marked_stale(
+async def test_an_outage_is_said_in_words_and_the_conversation_survives_it(
     hub: HubProcess, screens: Screens
 ) -> None:
     owner = token(f"u-{uuid.uuid4().hex[:8]}")
     desktop = await screens.open("desktop", f"{hub.base_url}/?token={owner}")
     await expect_connected(desktop)
+    sid = (await desktop.get_by_test_id("session-id").text_content() or "").strip()
+    agent = Agent(await connect(hub.ws_url, owner, session_id=sid, client="agent"))
+    await agent.state("listening")
+    await agent.say("user", "u1", ASK)
+    await agent.say("agent", "a1", ANSWER_PARTS[0], final=False)
+    await expect(message(desktop, "a1")).to_have_attribute("data-final", "false")
     # Chromium logs each refused connect (the socket's, and any fetch) while the hub is down.
     with screens.console.expecting(r"WebSocket connection to '.*' failed|ERR_CONNECTION_REFUSED"):
         hub.kill()
@@ -382,11 +388,27 @@ async def test_an_outage_is_said_in_words_and_the_screen_marked_stale(
         await expect(outage).to_contain_text("as it was at")
         await expect(desktop.locator("body.is-stale")).to_have_count(1)
         await expect_agent(desktop, "unknown")
+        await expect(desktop.get_by_test_id("message")).to_have_count(2)  # still on screen
         await screens.shot(desktop, "conversation-desktop-outage")
-        hub.start()
+        hub.start()  # the same port and database
         await expect_connected(desktop, timeout=30_000)  # the backoff's next try
         await expect(outage).to_be_hidden()
         await expect(desktop.locator("body.is-stale")).to_have_count(0)
+    # The agent is back too, and finishes its answer: the page continues the same
+    # conversation, nothing lost, nothing twice.
+    agent = Agent(await connect(hub.ws_url, owner, session_id=sid, client="agent"))
+    try:
+        await agent.say("agent", "a1", ANSWER_PARTS[2])
+        await agent.state("listening")
+        await expect(message(desktop, "a1")).to_have_attribute("data-final", "true")
+        await expect_agent(desktop, "listening")
+        assert [m[:4] for m in await messages_of(desktop)] == [
+            ["user", "u1", ASK, "true"],
+            ["agent", "a1", ANSWER_PARTS[2], "true"],
+        ]
+        await screens.shot(desktop, "conversation-desktop-outage-over")
+    finally:
+        await agent.ws.close()
     screens.console.assert_clean()
 
 

@@ -144,3 +144,18 @@ test('the token rides in the subprotocols, never the URL, when it is a valid one
   // A token with characters a subprotocol may not hold goes in the URL instead.
   assert.deepEqual(handshake('a/b+c=='), { protocols: ['companion.v1'], inUrl: true });
 });
+
+test('a device id rides in the URL; presence keeps each member\'s role and device', async () => {
+  const { hub, sock } = await open({ deviceId: 'tab-1' });
+  assert.equal(sock.url.searchParams.get('device_id'), 'tab-1');
+  sock.serve({
+    type: 'presence', session_id: 's1', timestamp: T, clients: [
+      { connection_id: 'c1', user_id: 'alice', client: 'ui', role: 'owner', device_id: 'tab-1' },
+      { connection_id: 'c9', user_id: 'alice', client: 'agent', role: 'agent', device_id: 'd9' },
+    ],
+  });
+  assert.deepEqual(hub.presence.map((m) => [m.connection_id, m.role, m.device_id]), [
+    ['c1', 'owner', 'tab-1'], ['c9', 'agent', 'd9'],
+  ]);
+  hub.close();
+});
