@@ -10,6 +10,7 @@ Screenshots of each stage go to ``test-artifacts/e2e/sqlite/conversation-*``.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -489,8 +490,9 @@ async def test_tool_runs_and_tasks_show_as_progress_on_every_screen(
     desktop = await screens.open("desktop", f"{hub.base_url}/?token={owner}")
     await expect_connected(desktop)
     sid = (await desktop.get_by_test_id("session-id").text_content() or "").strip()
-    join_url = str(await desktop.get_by_test_id("join-link").get_attribute("href"))
-    phone = await screens.open("phone", join_url, PHONE)
+    link = desktop.get_by_test_id("join-link")
+    await expect(link).to_have_attribute("href", re.compile(r"/join\?token="))
+    phone = await screens.open("phone", str(await link.get_attribute("href")), PHONE)
     await expect_connected(phone)
     pages = (desktop, phone)
     agent = Agent(await connect(hub.ws_url, owner, session_id=sid, client="agent"))
