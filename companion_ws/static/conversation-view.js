@@ -127,11 +127,15 @@ export function createConversationView(els) {
 
   function toBottom() {
     els.scroll.scrollTop = els.scroll.scrollHeight;
+    markScrolled();
     following = true;
     els.latest.hidden = true;
   }
 
+  const markScrolled = () => els.scroll.classList.toggle('is-scrolled', els.scroll.scrollTop > 4);
+
   els.scroll.addEventListener('scroll', () => {
+    markScrolled();
     following = atBottom();
     if (following) els.latest.hidden = true;
     clearTimeout(saveTimer);
@@ -242,6 +246,7 @@ export function createConversationView(els) {
         return false;
       }
       els.scroll.scrollTop = node.offsetTop - (Number(saved.offset) || 0);
+      markScrolled();
       following = atBottom();
       return true;
     },

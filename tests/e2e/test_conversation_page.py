@@ -354,6 +354,10 @@ async def test_desktop_and_phone_show_the_whole_conversation(
         await expect(message(desktop, "u1")).to_be_in_viewport()
         assert await messages_of(desktop) == await messages_of(phone)
         await screens.shot(desktop, "conversation-desktop-7-reloaded")
+        for page, name in ((desktop, "desktop"), (phone, "phone")):  # the dark theme too
+            await page.emulate_media(color_scheme="dark")
+            await screens.shot(page, f"conversation-{name}-7-dark")
+            await page.emulate_media(color_scheme="light")
 
         # -- the agent leaves: both pages say there is no agent any more -----------------
         await agent.ws.close()
