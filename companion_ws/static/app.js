@@ -5,7 +5,7 @@
 // one map by seq; the conversation (conversation.js) and the feed (activity.js) are
 // folds of it, so a reload or a reconnect draws the same conversation again.
 
-import { describeSender, feedFrom, FEED_TYPES, taskView } from './activity.js';
+import { feedFrom, FEED_TYPES, taskView } from './activity.js';
 import { bootstrapAuth, rememberWelcome, saveAuth, setAddress } from './auth.js';
 import { connect } from './client.js';
 import {

@@ -41,6 +41,10 @@ export function legacyTranscript(f) {
 
 export const AGENT_STATES = Object.freeze(['idle', 'listening', 'thinking', 'speaking']);
 
+// The frames kept for a refold (a frame older than the newest seen): the newest ones.
+// The model itself keeps every message; only a refold would forget the oldest.
+export const KEPT_FRAMES = 5000;
+
 export function emptyConversation() {
   return Object.freeze({
     frames: Object.freeze([]), // the frames folded, by seq
@@ -120,7 +124,7 @@ function fold(base, frames, seqs, allFrames) {
     }
   }
   return Object.freeze({
-    frames: Object.freeze(allFrames),
+    frames: Object.freeze(allFrames.length > KEPT_FRAMES ? allFrames.slice(-KEPT_FRAMES) : allFrames),
     seqs,
     messages: Object.freeze(messages),
     agentState,

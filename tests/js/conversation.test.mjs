@@ -149,6 +149,16 @@ test('the agent at a glance', () => {
   assert.ok(!isAgent({ role: 'owner', client: 'ui' }));
 });
 
+test('a long conversation keeps every message but only the newest frames', () => {
+  const frames = [];
+  for (let i = 1; i <= 6000; i += 1) frames.push(said(i, i % 2 ? 'user' : 'agent', `m${Math.ceil(i / 3)}`, `t${i}`, i % 3 === 0));
+  let conv = emptyConversation();
+  for (let i = 0; i < frames.length; i += 500) conv = addFrames(conv, frames.slice(i, i + 500));
+  assert.equal(conv.messages.length, 2000);
+  assert.ok(conv.frames.length <= 5000);
+  assert.equal(conv.lastSeq, 6000);
+});
+
 test('durations in words', () => {
   assert.equal(formatDuration(42), '42 ms');
   assert.equal(formatDuration(1400), '1.4 s');
