@@ -49,6 +49,7 @@ class Agent:
     def __init__(self, ws: WS) -> None:
         self.ws = ws
         self.session_id: str = ws.welcome["session_id"]
+        self.calls: list[str] = []  # the tool_call_ids it used, in order
 
     async def send(self, frame: Frame) -> Frame:
         """Send, and wait for the hub's broadcast of it (it carries our requestId)."""
@@ -77,12 +78,14 @@ class Agent:
         await self.send(frame)
 
     async def tool(self, name: str, parameters: dict[str, Any]) -> Any:
+        call_id = f"toolu_{uuid.uuid4().hex[:12]}"
         call = {
             "tool_name": name,
-            "tool_call_id": f"toolu_{uuid.uuid4().hex[:12]}",
+            "tool_call_id": call_id,
             "parameters": {**parameters, "session_id": self.session_id},
         }
-        rid = f"tool-{call['tool_call_id']}"
+        self.calls.append(call_id)
+        rid = f"tool-{call_id}"
         await self.ws.send({"type": "client_tool_call", "client_tool_call": call, "requestId": rid})
         reply = await self.ws.recv_until(
             lambda f: f.get("requestId") == rid and f.get("type") in ("client_tool_result", "error")
@@ -234,8 +237,15 @@ async def test_desktop_and_phone_show_the_whole_conversation(
             ["user", "u2"],
         ]
         assert await progress_of(desktop) == await progress_of(phone)
-        steps = [p for p in await progress_of(desktop) if p[0] == "step"]
-        assert steps == [["step", "s1", "done"], ["step", "s2", "done"]]
+        # the agent's steps, and the hub's own run of the tool inside the second one
+        assert await progress_of(desktop) == [
+            ["step", "s1", "done"],
+            ["step", "s2", "done"],
+            ["tool", agent.calls[0], "done"],
+        ]
+        for page in pages:  # the quote started the shipping task
+            await expect(page.locator("#task-title")).to_have_text("Shipment")
+            await expect(page.get_by_test_id("task-status")).to_have_text("In progress")
         await expect(desktop.get_by_test_id("progress-status").first).to_contain_text("Done")
         await screens.shot(desktop, "conversation-desktop-4-corrected")
         await screens.shot(phone, "conversation-phone-4-corrected")
@@ -316,8 +326,9 @@ async def test_desktop_and_phone_show_the_whole_conversation(
             await expect(page.locator("[data-testid=progress-item][data-id=s3]")).to_have_attribute(
                 "data-status", "done"
             )
-            # the newest message is in view: the chat follows it (the phone's too, once
-            # new messages come... or offers to jump there)
+            await expect(page.get_by_test_id("task-status")).to_have_text("Completed")
+            label_run = page.locator(f"[data-testid=progress-item][data-id={agent.calls[1]}]")
+            await expect(label_run).to_contain_text("Creating the shipping label")
         assert await messages_of(desktop) == await messages_of(phone)
         assert [m[1] for m in await messages_of(desktop)] == ["u1", "a1", "u2", "a2", "a3"]
         assert await progress_of(desktop) == await progress_of(phone)
