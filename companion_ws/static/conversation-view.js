@@ -61,7 +61,7 @@ function progressNode(p) {
 }
 
 function fillProgress(node, p) {
-  node.className = `progress-item is-${p.status} kind-${p.kind}`;
+  node.className = `progress-item is-${p.status} kind-${p.kind}${p.parent ? ' is-nested' : ''}`;
   node.dataset.kind = p.kind;
   node.dataset.status = p.status;
   node.dataset.id = p.id;
@@ -74,9 +74,10 @@ function fillProgress(node, p) {
   replaceChildren(node,
     h('span', { class: 'progress-mark', 'aria-hidden': 'true' }, mark),
     h('span', { class: 'progress-main' },
-      h('span', { class: 'progress-name' },
-        p.kind === 'tool' ? h('span', { class: 'progress-kind' }, icon(ICONS.tool, 'icon tiny'), 'Tool') : null,
-        progressTitle(p)),
+      h('span', { class: 'progress-name' }, progressTitle(p)),
+      p.kind === 'tool'
+        ? h('span', { class: 'progress-detail progress-kind' }, icon(ICONS.tool, 'icon tiny'), `tool ${p.name}`)
+        : null,
       p.detail ? h('span', { class: 'progress-detail' }, p.detail) : null),
     h('span', { class: 'progress-side' },
       h('span', { class: 'progress-status', 'data-testid': 'progress-status' }, progressStatusText(p)),

@@ -17,7 +17,9 @@
 //                 wording kept
 //   agentState  {state, seq, timestamp, sender} | null   the latest agent_state
 //   progress    [{key, kind: 'step'|'tool', id, name, status: 'running'|'done'|'failed',
-//                 detail, seq, started_at, ended_at, duration_ms}]   by first appearance
+//                 detail, seq, started_at, ended_at, duration_ms, parent}]   by first
+//                 appearance; a tool run started during a step has that step's key as
+//                 its parent
 //   lastSeq     the newest seq folded
 
 export const CONVERSATION_TYPES = Object.freeze(new Set([
@@ -113,7 +115,8 @@ function fold(base, frames, seqs, allFrames) {
         track(progress, byKey, 'step', f.step_id, f, stepStatus(f.status), f.name);
         break;
       case 'tool_call_started':
-        track(progress, byKey, 'tool', f.tool_call_id, f, 'running', f.tool_name);
+        track(progress, byKey, 'tool', f.tool_call_id, f, 'running', f.tool_name, undefined,
+          runningStep(progress));
         break;
       case 'tool_call_finished':
         track(progress, byKey, 'tool', f.tool_call_id, f, f.is_error ? 'failed' : 'done',
@@ -168,7 +171,16 @@ function stepStatus(status) {
   return 'running';
 }
 
-function track(progress, byKey, kind, id, f, status, name, durationMs) {
+// The step under way (the latest one started and not ended): a tool run that starts
+// now is part of it.
+function runningStep(progress) {
+  for (let i = progress.length - 1; i >= 0; i -= 1) {
+    if (progress[i].kind === 'step' && progress[i].status === 'running') return progress[i].key;
+  }
+  return null;
+}
+
+function track(progress, byKey, kind, id, f, status, name, durationMs, parent = null) {
   if (typeof id !== 'string' || !id) return;
   const key = `${kind}:${id}`;
   const i = byKey.get(key);
@@ -187,6 +199,7 @@ function track(progress, byKey, kind, id, f, status, name, durationMs) {
       started_at: ended ? null : at,
       ended_at: ended ? at : null,
       duration_ms: Number.isFinite(durationMs) ? durationMs : null,
+      parent,
     }));
     return;
   }

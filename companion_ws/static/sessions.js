@@ -51,7 +51,6 @@ export function sessionTitle(row, now = Date.now()) {
 export function sessionDetail(row) {
   const parts = [STATUS_WORDS[row.status]];
   if (row.current) parts.unshift('This session');
-  if (row.events !== null) parts.push(row.events === 1 ? '1 event' : `${row.events} events`);
   if (Number.isFinite(row.last)) parts.push(`last active ${formatTime(row.last, { seconds: false })}`);
   return parts.join(' · ');
 }

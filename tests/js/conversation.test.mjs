@@ -92,6 +92,12 @@ test('steps and tool runs: running, done, failed, with durations', () => {
     ['tool', 'call-1', 'done', 42, null],
     ['step', 'st2', 'failed', 1000, 'no quote'],
   ]);
+  assert.deepEqual(conv.progress.map((p) => p.parent), [null, null, null]); // no step was under way
+  const nested = conversationFrom([
+    step(1, 'x', 'tool_execution', 'started'), started(2, 'c', 'get_shipping_quotes'),
+    finished(3, 'c', 'get_shipping_quotes', 5), step(4, 'x', 'tool_execution', 'done'),
+  ]);
+  assert.deepEqual(nested.progress.map((p) => [p.key, p.parent]), [['step:x', null], ['tool:c', 'step:x']]);
   assert.equal(progressTitle(conv.progress[0]), 'Intent recognition');
   assert.equal(progressTitle(conv.progress[1]), 'Looking up shipping rates');
   assert.equal(progressTitle({ kind: 'tool', name: 'lookup_order' }), 'Running lookup_order');
