@@ -124,8 +124,7 @@ def document() -> dict[str, Any]:
                                     "properties": {
                                         "restore_from": {
                                             "type": "string",
-                                            "minLength": 1,
-                                            "maxLength": 64,
+                                            "pattern": "^[A-Za-z0-9._:-]{1,64}$",
                                         }
                                     },
                                 }
