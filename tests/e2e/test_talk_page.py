@@ -75,6 +75,7 @@ class HubSocketTap:
         self.calls: list[str] = []  # tool_call_id of every client_tool_call sent, in order
         self.cut: str | None = None
         self.cuts: list[str] = []
+        self._closing: set[asyncio.Task[None]] = set()
 
     def matches(self, url: str) -> bool:
         return url.startswith(self.prefix)
@@ -101,9 +102,11 @@ class HubSocketTap:
             ):
                 self.cuts.append(self.cut)
                 self.cut = None
-                asyncio.get_running_loop().create_task(
+                closing = asyncio.get_running_loop().create_task(
                     page_side.close(code=4000, reason="cut by the test")
                 )
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
                 return
             page_side.send(message)
 
@@ -200,15 +203,16 @@ async def test_the_page_talks_runs_tools_through_the_hub_and_tells_the_agent_wha
 
         # -- the conversation is on every screen, live -----------------------------------
         await conv.user_said("I need to ship a 5 pound box from 90210 to 10001.")
-        await conv.speak("Sure, let me get you some quotes.", seconds=1.5)
+        await conv.speak("Sure, let me get you some quotes.", seconds=3.0)
+        # While its audio plays, the agent is speaking, on this page and on the phone.
+        await talk_state(desktop, "speaking")
+        await expect(phone.get_by_test_id("talk")).to_have_attribute("data-agent-state", "speaking")
         for page in (desktop, phone):
             lines = page.get_by_test_id("talk-line")
             await expect(lines).to_have_count(2)
             await expect(lines.nth(0)).to_have_attribute("data-role", "user")
             await expect(lines.nth(0)).to_contain_text("from 90210 to 10001")
             await expect(lines.nth(1)).to_contain_text("let me get you some quotes")
-        await talk_state(desktop, "speaking")
-        await expect(phone.get_by_test_id("talk")).to_have_attribute("data-agent-state", "speaking")
         await screens.shot(desktop, "talk-2-speaking")
         await talk_state(desktop, "listening")
 
