@@ -42,6 +42,17 @@ MEDIA_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 QUOTE_PARAMS = {"from_zip": "90210", "to_zip": "10001", "weight": 5}
+WATCH_WORKLETS = """
+(() => {
+  if (typeof AudioWorklet === 'undefined') return;
+  const addModule = AudioWorklet.prototype.addModule;
+  window.e2eWorklets = [];
+  AudioWorklet.prototype.addModule = function (url, options) {
+    window.e2eWorklets.push(String(url));
+    return addModule.call(this, url, options);
+  };
+})();
+"""
 
 
 @pytest.fixture
@@ -154,8 +165,14 @@ async def test_the_page_talks_runs_tools_through_the_hub_and_tells_the_agent_wha
 
         tap = HubSocketTap(hub.ws_url)
 
+        fetched: list[str] = []
+
         async def route_hub_socket(page: Page) -> None:
             await page.route_web_socket(tap.matches, tap.handle)
+            page.on("request", lambda request: fetched.append(request.url))
+            # Worklet modules are fetched out of sight of the page's request events:
+            # note each URL the page hands AudioWorklet.addModule (then load it as is).
+            await page.add_init_script(WATCH_WORKLETS)
 
         # -- the owner's page and a phone joined by its QR code -------------------------
         desktop = await screens.open(
@@ -269,6 +286,18 @@ async def test_the_page_talks_runs_tools_through_the_hub_and_tells_the_agent_wha
         assert f"The user selected {chosen['carrier']} {chosen['service']}" in summary
         await talk_state(desktop, "listening")
         await screens.shot(desktop, "talk-6-again")
+
+        # Everything the page loaded came from the hub (no CDN; blob: URLs are the QR
+        # codes), the client's audio worklets included: by path, so never as a blob: or
+        # data: module (the client throws rather than fall back when a path fails).
+        vendor = "/static/vendor/elevenlabs-client/"
+        assert f"{hub.base_url}{vendor}elevenlabs-client.js" in fetched
+        assert all(url.startswith((hub.base_url, "blob:")) for url in fetched), fetched
+        worklets = await desktop.evaluate("() => window.e2eWorklets")
+        assert set(worklets) == {  # one pair per conversation, never a blob: or data: URL
+            f"{vendor}worklets/audioConcatProcessor.js",
+            f"{vendor}worklets/rawAudioProcessor.js",
+        }
 
         # -- and ends it -------------------------------------------------------------------
         await button.click()
