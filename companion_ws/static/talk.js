@@ -107,7 +107,11 @@ export function createTalk(root, { getToken, isOwner }) {
     root.dataset.state = shown;
     root.dataset.agentState = agentState || '';
     ui.title.textContent = title;
-    ui.detail.textContent = detail || text;
+    const waiting = shown === 'thinking' && hub && hub.status !== 'connected';
+    ui.detail.textContent = waiting
+      ? 'The connection to the session dropped. The agent’s request goes through as soon as '
+        + 'it is back.'
+      : detail || text;
     ui.button.hidden = !owner || !action;
     ui.button.textContent = action || '';
     ui.button.classList.toggle('btn-primary', !LIVE.has(shown));
@@ -162,6 +166,7 @@ export function createTalk(root, { getToken, isOwner }) {
       onStatus(s, controller) {
         options.onStatus?.(s, controller);
         if (s.status === 'connected') resendPending();
+        draw();
       },
     };
   }

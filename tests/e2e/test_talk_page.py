@@ -86,6 +86,9 @@ class HubSocketTap:
         self.calls: list[str] = []  # tool_call_id of every client_tool_call sent, in order
         self.cut: str | None = None
         self.cuts: list[str] = []
+        self.held = asyncio.Event()  # while set, new connections are refused
+        self.refused = 0
+        self.retried = asyncio.Event()  # the page tried again while held
         self._closing: set[asyncio.Task[None]] = set()
 
     def matches(self, url: str) -> bool:
@@ -94,7 +97,18 @@ class HubSocketTap:
     def cut_after_result(self, tool_call_id: str) -> None:
         self.cut = tool_call_id
 
+    def _close(self, page_side: WebSocketRoute, code: int, reason: str) -> None:
+        closing = asyncio.get_running_loop().create_task(page_side.close(code=code, reason=reason))
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+
     def handle(self, page_side: WebSocketRoute) -> None:
+        if self.held.is_set():
+            self.refused += 1  # the network is still down: the page retries with backoff
+            if self.refused >= 2:
+                self.retried.set()
+            self._close(page_side, 1011, "still cut")
+            return
         hub_side = page_side.connect_to_server()
         self.connections += 1
 
@@ -113,11 +127,8 @@ class HubSocketTap:
             ):
                 self.cuts.append(self.cut)
                 self.cut = None
-                closing = asyncio.get_running_loop().create_task(
-                    page_side.close(code=4000, reason="cut by the test")
-                )
-                self._closing.add(closing)
-                closing.add_done_callback(self._closing.discard)
+                self.held.set()
+                self._close(page_side, 4000, "cut by the test")
                 return
             page_side.send(message)
 
@@ -240,6 +251,19 @@ async def test_the_page_talks_runs_tools_through_the_hub_and_tells_the_agent_wha
         await conv.call_tool(
             "get_shipping_quotes", {**QUOTE_PARAMS, "session_id": capability}, call_id
         )
+        # The hub ran it, its answer was lost with the socket, and the network stays
+        # down for a while: the call waits (it does not fail), and the page says why.
+        await asyncio.wait_for(tap.held.wait(), 15)
+        await talk_state(desktop, "thinking")
+        await expect(talk.get_by_test_id("talk-detail")).to_contain_text("connection")
+        await expect(phone.get_by_test_id("talk")).to_have_attribute("data-agent-state", "thinking")
+        await expect(desktop.get_by_test_id("connection-status")).to_have_attribute(
+            "data-status", "reconnecting"
+        )
+        await asyncio.wait_for(tap.retried.wait(), 15)  # the page kept trying
+        await screens.shot(desktop, "talk-3-waiting-for-the-hub")
+        assert conv.sent("client_tool_result") == []
+        tap.held.clear()
         result = await conv.tool_result(call_id, timeout=30)
         assert result["is_error"] is False, result
         quotes = json.loads(result["result"])["quotes"]
@@ -260,7 +284,7 @@ async def test_the_page_talks_runs_tools_through_the_hub_and_tells_the_agent_wha
             await expect(page.get_by_test_id("quote-option")).to_have_count(5)
         await conv.speak("I found five quotes. The cheapest is USPS Ground.")
         await expect(phone.get_by_test_id("talk-line")).to_have_count(3)
-        await screens.shot(desktop, "talk-3-quotes", full_page=True)
+        await screens.shot(desktop, "talk-4-quotes", full_page=True)
 
         # -- the user picks on the phone; the agent hears it -----------------------------
         chosen = quotes[1]
@@ -270,7 +294,7 @@ async def test_the_page_talks_runs_tools_through_the_hub_and_tells_the_agent_wha
         heard = await next_update(conv)
         assert heard.startswith("On screen, the user selected ")
         assert f"{chosen['carrier']} {chosen['service']}" in heard
-        await screens.shot(phone, "talk-4-phone", full_page=True)
+        await screens.shot(phone, "talk-5-phone", full_page=True)
 
         # -- the conversation is lost: the page says so and starts again -----------------
         await conv.close(1011, "internal error")
@@ -278,14 +302,14 @@ async def test_the_page_talks_runs_tools_through_the_hub_and_tells_the_agent_wha
         await expect(talk.get_by_test_id("talk-detail")).to_contain_text("lost")
         await expect(button).to_have_text("Start again")
         await expect(phone.get_by_test_id("talk")).to_have_attribute("data-agent-state", "idle")
-        await screens.shot(desktop, "talk-5-dropped")
+        await screens.shot(desktop, "talk-6-dropped")
         await button.click()
         again = await fake.conversation(timeout=20)
         summary = await next_update(again)  # the first thing it hears
         assert summary.startswith("Resuming the session. ")
         assert f"The user selected {chosen['carrier']} {chosen['service']}" in summary
         await talk_state(desktop, "listening")
-        await screens.shot(desktop, "talk-6-again")
+        await screens.shot(desktop, "talk-7-again")
 
         # Everything the page loaded came from the hub (no CDN; blob: URLs are the QR
         # codes), the client's audio worklets included: by path, so never as a blob: or
@@ -304,7 +328,7 @@ async def test_the_page_talks_runs_tools_through_the_hub_and_tells_the_agent_wha
         await talk_state(desktop, "ended")
         await asyncio.wait_for(again.closed.wait(), 10)
         await expect(button).to_have_text("Talk again")
-        await screens.shot(desktop, "talk-7-ended")
+        await screens.shot(desktop, "talk-8-ended")
 
     screens.console.assert_clean()
 
