@@ -4,6 +4,9 @@
 // run the shared fixtures in tests/fixtures/narration. No DOM.
 
 const DATA_MAX = 600;
+// How many of the conversation's last messages a summary quotes, and how much of each.
+export const LAST_MESSAGES = 4;
+const QUOTE_CHARS = 200;
 
 const isNumber = (v) => typeof v === 'number' && Number.isFinite(v);
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -57,9 +60,33 @@ function selectedOf(state) {
   return null;
 }
 
-// The session's task so far, in a few sentences an agent can act on.
-export function createSessionContext(state) {
+// What a restored session's agent is told first: it carries on a task.
+function continued(state) {
+  const tasks = state?.tasks;
+  if (!Array.isArray(tasks) || !tasks.length) return null;
+  const task = tasks[tasks.length - 1];
+  if (!isObject(task) || task.status !== 'active' || !task.restored_from) return null;
+  const name = task.name ? str(task.name) : 'task';
+  return `This session continues an unfinished ${name} task from an earlier session; `
+    + 'do not start over, carry on from what was already done.';
+}
+
+// The last messages with text, quoted for the agent.
+function exchanges(messages, last) {
+  const said = (messages || []).filter((m) => typeof m?.text === 'string' && m.text.trim());
+  const quoted = (last > 0 ? said.slice(-last) : []).map((m) => {
+    let text = m.text.split(/\s+/).filter(Boolean).join(' ');
+    if (text.length > QUOTE_CHARS) text = `${text.slice(0, QUOTE_CHARS - 1).trimEnd()}…`;
+    return `${m.role === 'agent' ? 'you' : 'the user'} said "${text}"`;
+  });
+  return quoted.length ? quoted.join('; ') : null;
+}
+
+// The session's task so far, in a few sentences an agent can act on; with the
+// conversation's messages ({role, text}), quote the last of them.
+export function createSessionContext(state, messages = [], last = LAST_MESSAGES) {
   const sentences = [];
+  const carried = continued(state);
   const details = state?.shipping_details;
   if (isObject(details)) {
     sentences.push(`Shipping details: a ${amount(details.weight_lbs ?? '?')} lb package from `
@@ -80,8 +107,13 @@ export function createSessionContext(state) {
   if (isObject(ui) && ui.current_step) {
     sentences.push(`The screen is at the '${str(ui.current_step)}' step.`);
   }
-  if (!sentences.length) return 'The session has just started: nothing has been decided yet.';
-  return `Resuming the session. ${sentences.join(' ')}`;
+  const quoted = exchanges(messages, last);
+  const said = quoted ? ` The conversation so far ended with: ${quoted}.` : '';
+  if (carried !== null) {
+    return `${carried} Already done: ${sentences.join(' ') || 'Nothing had been decided yet.'}${said}`;
+  }
+  if (!sentences.length && !said) return 'The session has just started: nothing has been decided yet.';
+  return `Resuming the session. ${sentences.join(' ')}`.trimEnd() + said;
 }
 
 // One sentence about a state patch made on a screen (state: after the patch), or null

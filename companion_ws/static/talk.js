@@ -73,6 +73,7 @@ export function createTalk(root, { getToken, isOwner }) {
   let catchingUp = false; // back after a hub reconnect, until the replay ends
   let missed = false; // the replay brought changes made by others
   const lines = new Map(); // message_id -> {role, text, li}
+  let backfilled = null; // the session whose earlier messages were fetched
 
   // ---- the card --------------------------------------------------------------------
 
@@ -129,28 +130,79 @@ export function createTalk(root, { getToken, isOwner }) {
 
   // ---- the transcript every page draws from the hub's broadcasts -------------------
 
-  function showTranscript(frame) {
-    const id = String(frame.message_id);
-    let line = lines.get(id);
-    if (!line) {
-      const who = frame.role === 'user' ? 'You' : 'Agent';
-      const text = h('span', { class: 'talk-text' });
-      const li = h('li', { class: `talk-line talk-${frame.role === 'user' ? 'user' : 'agent'}`,
-        'data-testid': 'talk-line', 'data-role': frame.role },
-      h('span', { class: 'talk-who' }, who), text);
-      line = { li, text };
-      lines.set(id, line);
-      ui.transcript.append(li);
-      while (ui.transcript.children.length > TRANSCRIPT_LIMIT) {
-        const first = ui.transcript.firstElementChild;
-        for (const [key, value] of lines) if (value.li === first) lines.delete(key);
-        first.remove();
-      }
-    }
+  function makeLine(frame) {
+    const role = frame.role === 'user' ? 'user' : 'agent';
+    const text = h('span', { class: 'talk-text' });
+    const li = h('li', { class: `talk-line talk-${role}`, 'data-testid': 'talk-line', 'data-role': role },
+      h('span', { class: 'talk-who' }, role === 'user' ? 'You' : 'Agent'), text);
+    const line = { li, text, role };
+    lines.set(String(frame.message_id), line);
+    return line;
+  }
+
+  function fill(line, frame) {
     line.text.textContent = frame.text;
     line.li.dataset.final = frame.final === false ? 'false' : 'true';
+  }
+
+  function trim() {
+    while (ui.transcript.children.length > TRANSCRIPT_LIMIT) {
+      const first = ui.transcript.firstElementChild;
+      for (const [key, value] of lines) if (value.li === first) lines.delete(key);
+      first.remove();
+    }
     ui.transcript.scrollTop = ui.transcript.scrollHeight;
     draw();
+  }
+
+  function showTranscript(frame) {
+    let line = lines.get(String(frame.message_id));
+    if (!line) {
+      line = makeLine(frame);
+      ui.transcript.append(line.li);
+    }
+    fill(line, frame);
+    trim();
+  }
+
+  // What was said before this page joined (GET /sessions/{id}/messages), above the
+  // lines that arrived live meanwhile.
+  async function backfill(sessionId) {
+    const said = [];
+    let after = 0;
+    try {
+      for (let page = 0; page < 20; page += 1) {
+        const token = await getToken();
+        const response = await fetch(`/sessions/${encodeURIComponent(sessionId)}/messages?after_seq=${after}`, {
+          headers: { Authorization: `Bearer ${token}` }, cache: 'no-store',
+        });
+        if (!response.ok) return;
+        const body = await response.json();
+        const messages = Array.isArray(body.messages) ? body.messages : [];
+        said.push(...messages);
+        if (!body.has_more || !messages.length) break;
+        after = messages[messages.length - 1].seq;
+      }
+    } catch {
+      return; // the live frames still come
+    }
+    if (hub?.sessionId !== sessionId) return;
+    const older = said.filter((m) => m && m.message_id && !lines.has(String(m.message_id)));
+    const nodes = older.slice(-TRANSCRIPT_LIMIT).map((m) => {
+      const line = makeLine(m);
+      fill(line, m);
+      return line.li;
+    });
+    ui.transcript.prepend(...nodes);
+    trim();
+  }
+
+  // The conversation as this page has it, for a summary that quotes its last exchanges.
+  function messages() {
+    return [...ui.transcript.children].map((li) => {
+      const line = [...lines.values()].find((l) => l.li === li);
+      return line ? { role: line.role, text: line.text.textContent } : null;
+    }).filter(Boolean);
   }
 
   // ---- the hub socket ----------------------------------------------------------------
@@ -180,6 +232,10 @@ export function createTalk(root, { getToken, isOwner }) {
   function hubFrame(frame) {
     switch (frame.type) {
       case 'session_joined':
+        if (frame.session_id && frame.session_id !== backfilled) {
+          backfilled = frame.session_id;
+          backfill(frame.session_id);
+        }
         if (own.size) {
           catchingUp = true; // the replay (or a snapshot) follows
           missed = false;
@@ -187,11 +243,11 @@ export function createTalk(root, { getToken, isOwner }) {
         if (frame.connection_id) own.add(frame.connection_id);
         break;
       case 'resumed':
-        if (catchingUp && missed) tell(createSessionContext(hub.state || {}));
+        if (catchingUp && missed) tell(createSessionContext(hub.state || {}, messages()));
         catchingUp = false;
         break;
       case 'resync_required':
-        if (catchingUp || conversation) tell(createSessionContext(hub.state || {}));
+        if (catchingUp || conversation) tell(createSessionContext(hub.state || {}, messages()));
         catchingUp = false;
         break;
       case 'transcript':
@@ -401,7 +457,7 @@ export function createTalk(root, { getToken, isOwner }) {
       conversation = opened;
       starting = null;
       // The agent hears where the session stands before anything else.
-      tell(createSessionContext(hub.state || {}));
+      tell(createSessionContext(hub.state || {}, messages()));
       publish({ type: 'agent_state', state: 'listening' });
       setStatus(pending.size ? 'thinking' : 'listening');
     } catch (err) {

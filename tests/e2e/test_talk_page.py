@@ -275,11 +275,10 @@ async def test_the_page_talks_runs_tools_through_the_hub_and_tells_the_agent_wha
         history = (
             await http.get(f"/sessions/{sid}/history?limit=1000", headers=_auth(owner))
         ).json()["events"]
-        # It ran once: one state change with the quotes, one quote_ready announcement
-        # (and at most one tool_call_started, once the hub broadcasts those).
+        # It ran once: one tool run, one state change with the quotes.
+        started = [e["tool_call_id"] for e in history if e["type"] == "tool_call_started"]
+        assert started == [call_id]
         assert sum(1 for e in history if "quotes" in (e.get("patch") or {})) == 1
-        assert sum(1 for e in history if e.get("text") == "quote_ready") == 1
-        assert len([e for e in history if e["type"] == "tool_call_started"]) <= 1
         for page in (desktop, phone):
             await expect(page.get_by_test_id("quote-option")).to_have_count(5)
         await conv.speak("I found five quotes. The cheapest is USPS Ground.")
@@ -308,6 +307,9 @@ async def test_the_page_talks_runs_tools_through_the_hub_and_tells_the_agent_wha
         summary = await next_update(again)  # the first thing it hears
         assert summary.startswith("Resuming the session. ")
         assert f"The user selected {chosen['carrier']} {chosen['service']}" in summary
+        assert summary.endswith(  # and the last exchanges
+            'you said "I found five quotes. The cheapest is USPS Ground.".'
+        )
         await talk_state(desktop, "listening")
         await screens.shot(desktop, "talk-7-again")
 
@@ -322,6 +324,12 @@ async def test_the_page_talks_runs_tools_through_the_hub_and_tells_the_agent_wha
             f"{vendor}worklets/audioConcatProcessor.js",
             f"{vendor}worklets/rawAudioProcessor.js",
         }
+
+        # A screen that joins now sees what was said before it came.
+        await expect(link).not_to_have_attribute("href", join_url)
+        late = await screens.open("late", str(await link.get_attribute("href")), PHONE)
+        await expect(late.get_by_test_id("talk-line")).to_have_count(3)
+        await expect(late.get_by_test_id("talk-line").nth(0)).to_contain_text("90210")
 
         # -- and ends it -------------------------------------------------------------------
         await button.click()

@@ -14,7 +14,9 @@ import {
 const cases = JSON.parse(readFileSync(new URL('../fixtures/narration/cases.json', import.meta.url), 'utf8'));
 
 for (const c of cases.summaries) {
-  test(`summary: ${c.name}`, () => assert.equal(createSessionContext(c.state), c.expected));
+  test(`summary: ${c.name}`, () => {
+    assert.equal(createSessionContext(c.state, c.messages ?? [], c.last ?? 4), c.expected);
+  });
 }
 for (const c of cases.changes) {
   test(`change: ${c.name}`, () => {

@@ -21,7 +21,8 @@ CASES: dict[str, list[dict[str, Any]]] = json.loads(
 
 @pytest.mark.parametrize("case", CASES["summaries"], ids=lambda c: c["name"])
 def test_summary(case: dict[str, Any]) -> None:
-    assert create_session_context(case["state"]) == case["expected"]
+    said = create_session_context(case["state"], case.get("messages", ()), last=case.get("last", 4))
+    assert said == case["expected"]
 
 
 @pytest.mark.parametrize("case", CASES["changes"], ids=lambda c: c["name"])
