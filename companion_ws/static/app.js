@@ -7,6 +7,7 @@ import { $, h } from './dom.js';
 import { currentStep, sameQuote } from './format.js';
 import { createScrollSync } from './scroll.js';
 import { createDevicePanel } from './share.js';
+import { createTalk } from './talk.js';
 import {
   feedItem, feedNotice, renderPresence, renderStatus, renderStepper, renderTask,
   renderTerminal, senderOf,
@@ -108,6 +109,12 @@ const device = createDevicePanel(el.device, {
   onRefused: () => notify('Only the session’s owner can add devices.', 5000),
 });
 
+// "Talk to the agent" (talk.js): its own card, fed every frame through observe().
+const talk = createTalk($('#talk'), {
+  getToken: async () => auth?.token,
+  isOwner: () => auth?.kind === 'owner',
+});
+
 function start() {
   model = freshModel();
   device.reset();
@@ -115,13 +122,14 @@ function start() {
   el.feed.replaceChildren();
   updateFeedChrome();
   showLoading();
-  hub = connect({
+  hub = connect(talk.observe({
     getToken: async () => auth?.token, // after a QR join: the reconnect token
     sessionId: auth.kind === 'join' ? null : auth.sessionId,
     onEvent,
     onStatus,
     onState,
-  });
+  }));
+  talk.attach(hub);
   window.companion = hub; // for debugging and for tests: window.companion.state
 }
 
