@@ -16,7 +16,17 @@ from companion_ws.auth.tokens import TokenConfig, TokenService
 from companion_ws.backends import start_backends
 from companion_ws.broker import make_broker
 from companion_ws.broker.base import Broker
-from companion_ws.endpoints import admin, agui, elevenlabs, health, metrics, openapi, sessions, ui
+from companion_ws.endpoints import (
+    admin,
+    agui,
+    elevenlabs,
+    health,
+    metrics,
+    openapi,
+    sessions,
+    talk,
+    ui,
+)
 from companion_ws.endpoints.common import (
     error_response,
     http_error_response,
@@ -120,6 +130,7 @@ def create_app(
         *sessions.routes,
         *agui.routes,
         *elevenlabs.routes,
+        *talk.routes,
         *ui.routes,
         *admin.routes,
     ]
@@ -135,6 +146,7 @@ def create_app(
     app.state.node = node
     app.state.settings = settings
     app.state.tokens = tokens
+    app.state.tools = tools
     app.state.metrics = counters
     # The ASGI entry point: sockets on /ws are served directly, the rest by Starlette,
     # behind the bound on request bodies.

@@ -19,6 +19,8 @@
     ├── TooManyConnections            rate_limited    4429   429
     ├── ToolNotFound                  tool_not_found   -     404
     ├── ToolFailed                    tool_failed      -     422
+    ├── NotConfigured                 not_configured   -     503  (feature off)
+    ├── UpstreamFailed                upstream_failed  -     502  (ElevenLabs said no)
     └── Internal                      internal         -     500  (retryable)
 
 An error with a close code ends the connection after its ``error`` frame; the others
@@ -145,6 +147,22 @@ class ToolNotFound(CompanionError):
 class ToolFailed(CompanionError):
     code = "tool_failed"
     http_status = 422
+
+
+class NotConfigured(CompanionError):
+    """A feature the hub's settings leave off (e.g. talking from the page without
+    ``COMPANION_ELEVENLABS_AGENT_ID`` and ``COMPANION_ELEVENLABS_API_KEY``)."""
+
+    code = "not_configured"
+    http_status = 503
+
+
+class UpstreamFailed(CompanionError):
+    """A service the hub calls for the client (ElevenLabs' signed-URL API) refused or
+    did not answer; its message never carries a credential."""
+
+    code = "upstream_failed"
+    http_status = 502
 
 
 class Internal(CompanionError):

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./companion.db"
 DEFAULT_TOOLS = ("companion_ws.tools.shipping",)
+DEFAULT_ELEVENLABS_BASE_URL = "https://api.elevenlabs.io"
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,12 @@ class Settings:
     tools: tuple[str, ...] = DEFAULT_TOOLS
     elevenlabs_tool_secret: str | None = None
     elevenlabs_webhook_secret: str | None = None
+    # Talking from the page (PROTOCOL.md section 14): the agent the page's conversations
+    # open, and the API key that signs them. The key is a secret: never in a repr, a
+    # log line or an answer to the browser.
+    elevenlabs_agent_id: str | None = None
+    elevenlabs_api_key: str | None = field(default=None, repr=False)
+    elevenlabs_base_url: str = DEFAULT_ELEVENLABS_BASE_URL
     webhook_tolerance: float = 1800.0
     event_flush_interval: float = 0.2
     event_flush_batch: int = 500
@@ -82,6 +89,11 @@ class Settings:
     @property
     def verifying_key(self) -> str | None:
         return self.jwt_public_key or self.jwt_secret
+
+    @property
+    def talk_configured(self) -> bool:
+        """Whether the page may hold the voice conversation (PROTOCOL.md section 14)."""
+        return bool(self.elevenlabs_agent_id and self.elevenlabs_api_key)
 
     @property
     def is_sqlite(self) -> bool:

@@ -3,18 +3,20 @@ session's owner and what the connection calls itself in; a role and its rights o
 
 One table, asked by every adapter (the socket, the HTTP API, the webhooks, the bridge):
 
-    role       read  write  converse  end  invite  devices
-    owner       x     x       x        x     x       x
+    role       read  write  converse  end  invite  devices  talk
+    owner       x     x       x        x     x       x       x
     agent       x     x       x
     companion   x     x
     observer    x
-    service     x     x       x                          (in any session)
-    admin       x     x       x        x     x       x   (in any session)
+    service     x     x       x                                  (in any session)
+    admin       x     x       x        x     x       x       x   (in any session)
 
 *read*: the welcome, replays, state, history, presence, ping; *write*:
 ``contextual_update``, ``update_session_state``, ``client_tool_call``; *converse*: the
 agent's frames of section 13; *end*: end the session; *invite*: mint join tokens;
-*devices*: list and revoke joined devices.
+*devices*: list and revoke joined devices; *talk*: start a voice conversation from the
+page (a signed ElevenLabs URL, PROTOCOL.md section 14), which spends the owner's
+ElevenLabs account.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Action(StrEnum):
     END = "end"
     INVITE = "invite"
     DEVICES = "devices"
+    TALK = "talk"
 
 
 _ALL = frozenset(Action)
@@ -76,6 +79,7 @@ _DOING: dict[Action, str] = {
     Action.END: "end this session",
     Action.INVITE: "invite devices",
     Action.DEVICES: "manage devices",
+    Action.TALK: "start a voice conversation",
 }
 
 #: Device roles a join token may carry.

@@ -16,6 +16,7 @@ from companion_ws.endpoints.admin import STATS_SCHEMA
 from companion_ws.endpoints.common import JSON, MAX_INT
 from companion_ws.endpoints.openapi_agui import AG_UI
 from companion_ws.endpoints.openapi_schemas import (
+    CONVERSATION,
     DEVICE,
     HISTORY,
     MESSAGES,
@@ -124,8 +125,7 @@ def document() -> dict[str, Any]:
                                     "properties": {
                                         "restore_from": {
                                             "type": "string",
-                                            "minLength": 1,
-                                            "maxLength": 64,
+                                            "pattern": "^[A-Za-z0-9._:-]{1,64}$",
                                         }
                                     },
                                 }
@@ -370,6 +370,21 @@ def document() -> dict[str, Any]:
                     401,
                     403,
                     404,
+                ),
+            },
+            "/sessions/{session_id}/elevenlabs/conversation": {
+                "parameters": [_SID],
+                "post": _op(
+                    "a signed ElevenLabs conversation for the page to talk in (owner, admin); "
+                    "503 not_configured without COMPANION_ELEVENLABS_AGENT_ID and "
+                    "COMPANION_ELEVENLABS_API_KEY",
+                    {"200": _json(CONVERSATION, "the signed URL and what starts it")},
+                    401,
+                    403,
+                    404,
+                    410,
+                    502,
+                    503,
                 ),
             },
             "/elevenlabs/tools/{tool_name}": {

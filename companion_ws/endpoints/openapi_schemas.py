@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DEVICE", "HISTORY", "MESSAGES", "REASONS", "SESSION", "STATE"]
+__all__ = ["CONVERSATION", "DEVICE", "HISTORY", "MESSAGES", "REASONS", "SESSION", "STATE"]
 
 REASONS: dict[int, str] = {
     400: "bad input (invalid_message)",
@@ -18,7 +18,8 @@ REASONS: dict[int, str] = {
     422: "the tool failed (tool_failed)",
     429: "rate_limited",
     500: "internal (retryable)",
-    503: "not ready",
+    502: "ElevenLabs refused or did not answer (upstream_failed)",
+    503: "not ready, or a feature the hub was not set up for (not_configured)",
 }
 
 SESSION: dict[str, Any] = {
@@ -92,5 +93,36 @@ DEVICE: dict[str, Any] = {
         "expires_at": {"type": "integer"},
         "connected": {"type": "boolean"},
         "revoked": {"type": "boolean"},
+    },
+}
+
+#: ``POST /sessions/{id}/elevenlabs/conversation`` (PROTOCOL.md section 14).
+CONVERSATION: dict[str, Any] = {
+    "type": "object",
+    "required": ["session_id", "agent_id", "signed_url", "dynamic_variables", "tools"],
+    "properties": {
+        "session_id": {"type": "string"},
+        "agent_id": {"type": "string"},
+        "signed_url": {"type": "string", "description": "wss://… to open with the official client"},
+        "dynamic_variables": {
+            "type": "object",
+            "required": ["session_id"],
+            "properties": {
+                "session_id": {"type": "string", "description": "the session's agent capability"}
+            },
+        },
+        "capability_expires_at": {"type": "integer"},
+        "tools": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "description", "response_timeout_secs"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "description": {"type": "string"},
+                    "response_timeout_secs": {"type": "integer"},
+                },
+            },
+        },
     },
 }

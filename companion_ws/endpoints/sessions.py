@@ -4,6 +4,7 @@ takes the node's path, the same as a socket command."""
 from __future__ import annotations
 
 import io
+import re
 
 import segno
 from starlette.requests import Request
@@ -25,6 +26,9 @@ from companion_ws.errors import BadRequest, Forbidden, SessionEnded
 from companion_ws.hub.recovery import history_fields
 from companion_ws.protocol.frames import ContextualUpdate
 
+#: What a session id may be: what the hub makes (hex), with room for other makers.
+SESSION_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
 
 async def create_session(request: Request) -> Response:
     who = principal(request)
@@ -34,7 +38,7 @@ async def create_session(request: Request) -> Response:
     body = await json_body(request, optional=True) or {}
     if "restore_from" not in body:
         row = await sessions.create(who.sub)
-    elif isinstance(source := body["restore_from"], str) and 0 < len(source) <= 64:
+    elif isinstance(source := body["restore_from"], str) and SESSION_ID.fullmatch(source):
         row = await sessions.restore(who, source)
     else:
         raise BadRequest("restore_from must be a session id")

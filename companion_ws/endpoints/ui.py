@@ -10,24 +10,44 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from companion_ws.endpoints.common import settings_of
+from companion_ws.endpoints.talk import conversation_origin
+from companion_ws.settings import Settings
+
 STATIC = Path(__file__).resolve().parent.parent / "static"
+
 
 #: Every page (PROTOCOL.md section 16): scripts and styles from the hub only, never
 #: inline or from a third party; the page may not be framed; the one-time join codes
 #: in its URL never leave in a Referer.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' blob: data:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-    ]
-)
+#:
+#: Talking from the page (section 14) adds one origin to ``connect-src``: the WebSocket
+#: origin of ``COMPANION_ELEVENLABS_BASE_URL`` (``wss://api.elevenlabs.io`` by default),
+#: where the official client opens the signed conversation; only when the hub is set
+#: up for it. Nothing else changes: the client is served by the hub (``script-src
+#: 'self'``), and the page hands it the paths of its AudioWorklet modules and resampler
+#: (``workletPaths``, ``libsampleratePath``), also served by the hub, so it never falls
+#: back to ``blob:``/``data:`` module URLs or a CDN; an AudioWorklet module is a script
+#: (``script-src``), and no Worker is started (no ``worker-src``); no ``eval``
+#: (checked when the bundle is made).
+def content_security_policy(talk_origin: str | None = None) -> str:
+    connect = "connect-src 'self'" + (f" {talk_origin}" if talk_origin else "")
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' blob: data:",
+            connect,
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
 PAGE_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -37,8 +57,17 @@ PAGE_HEADERS = {
 }
 
 
+def page_headers(settings: Settings) -> dict[str, str]:
+    """The companion page's headers: :data:`PAGE_HEADERS`, with the ElevenLabs origin
+    the page may talk to when the hub is set up for it."""
+    if not settings.talk_configured:
+        return PAGE_HEADERS
+    origin = conversation_origin(settings.elevenlabs_base_url)
+    return {**PAGE_HEADERS, "Content-Security-Policy": content_security_policy(origin)}
+
+
 async def page(request: Request) -> Response:
-    return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+    return FileResponse(STATIC / "index.html", headers=page_headers(settings_of(request)))
 
 
 class _Assets(StaticFiles):

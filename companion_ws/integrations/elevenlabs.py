@@ -284,6 +284,9 @@ class AgentBridge:
             call_id = str(params.pop("tool_call_id", "") or f"bridge_{uuid.uuid4().hex}")
             assert self.hub is not None
             self._publish(self.frames.tool_call())
+            # What was said before the call reaches the screens before the tool runs.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._to_hub.join(), FLUSH_TIMEOUT)
             try:
                 reply = await self.hub.call_tool(tool_name, call_id, params)
             except ClientError as exc:

@@ -8,8 +8,9 @@ ones too, so the narrator reads a patch's own keys from the patch.
 - A state change or a ``contextual_update`` made by someone else (a screen, a backend)
   is one sentence (``ui_state.describe_change``, :func:`describe_update`).
 - Back after a reconnect, the changes the replay brings are summed up once, after it
-  (``ui_state.create_session_context``); so is a ``resync_required`` snapshot, and the
-  state the mirror fetched after it missed a change.
+  (``ui_state.create_session_context``, quoting the conversation's last messages, from
+  the ``transcript`` frames the bridge has seen); so is a ``resync_required``
+  snapshot, and the state the mirror fetched after it missed a change.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from companion_ws.client import CompanionClient
 from ui_state import create_session_context, describe_change, merge_patch
+from ui_state.summary import LAST_MESSAGES
 
 __all__ = ["AGENT_SENDER_PREFIX", "Narrator", "describe_update"]
 
@@ -53,6 +55,9 @@ class Narrator:
         self._missed = False  # the replay brought changes made by others
         self._behind = False  # a change the mirror missed: it is reading the state
         self._told_version = 0  # the newest state version the agent has heard of
+        # The conversation's last messages (transcript frames, corrections applied), for
+        # the summary to quote: by message id, oldest first, at most LAST_MESSAGES.
+        self._recent: dict[str, dict[str, Any]] = {}
 
     def started(self) -> list[str]:
         """The client is in the session: what the agent should hear first."""
@@ -80,9 +85,23 @@ class Narrator:
                 if not self._catching_up:
                     return [describe_update(frame)]
                 self._missed = True
+            case "transcript":
+                self._heard(frame)
             case "session_ended":
                 self.ended = True
         return []
+
+    def _heard(self, frame: Mapping[str, Any]) -> None:
+        message_id = frame.get("message_id")
+        if not isinstance(message_id, str):
+            return
+        said = {"role": frame.get("role"), "text": frame.get("text")}
+        if message_id in self._recent:
+            self._recent[message_id].update(said)  # a partial grown, or a correction
+            return
+        self._recent[message_id] = said
+        if len(self._recent) > LAST_MESSAGES:
+            del self._recent[next(iter(self._recent))]
 
     def _welcomed(self, frame: Mapping[str, Any]) -> None:
         connection = frame.get("connection_id")
@@ -124,4 +143,4 @@ class Narrator:
     def _summary(self) -> str:
         """The whole session, as the mirror has it now."""
         self._told_version = max(self._told_version, self.client.version)
-        return create_session_context(self.client.state)
+        return create_session_context(self.client.state, list(self._recent.values()))

@@ -18,6 +18,7 @@ import { BROADCAST_TYPES } from './protocol.js';
 import { createScrollSync } from './scroll.js';
 import { createSessionsPanel } from './sessions.js';
 import { createDevicePanel } from './share.js';
+import { createTalk } from './talk.js';
 import {
   feedItem, renderPresence, renderStatus, renderStepper, renderTask, renderTasks, renderTerminal,
 } from './view.js';
@@ -177,6 +178,12 @@ const sessions = createSessionsPanel(el.sessions, {
   onFailed: (message) => notify(`Could not restore the session: ${message}`, 6000),
 });
 
+// "Talk to the agent" (talk.js): its own card, fed every frame through observe().
+const talk = createTalk($('#talk'), {
+  getToken: async () => auth?.token,
+  isOwner: () => auth?.kind === 'owner',
+});
+
 function start() {
   clearTimeout(model.outageTimer);
   model = freshModel();
@@ -190,14 +197,15 @@ function start() {
   chatView.setSession(null);
   updateFeedChrome();
   showLoading();
-  hub = connect({
+  hub = connect(talk.observe({
     getToken: async () => auth?.token, // after a QR join: the reconnect token
     sessionId: auth.kind === 'join' ? null : auth.sessionId,
     deviceId: auth.kind === 'owner' ? tabDeviceId() : null,
     onEvent,
     onStatus,
     onState,
-  });
+  }));
+  talk.attach(hub);
   window.companion = hub; // for debugging and for tests: window.companion.state
   drawConversation();
 }

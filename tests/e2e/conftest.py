@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,8 +99,16 @@ class Screens:
         self.sockets: list[tuple[str, str]] = []  # (page name, URL) of every WebSocket opened
         self._contexts: list[BrowserContext] = []
 
-    async def open(self, name: str, url: str, device: dict[str, Any] = DESKTOP) -> Page:
-        """A new context (its own sessionStorage, like another device) showing ``url``."""
+    async def open(
+        self,
+        name: str,
+        url: str,
+        device: dict[str, Any] = DESKTOP,
+        *,
+        prepare: Callable[[Page], Awaitable[None]] | None = None,
+    ) -> Page:
+        """A new context (its own sessionStorage, like another device) showing ``url``;
+        ``prepare`` runs on the page before it loads (routes, say)."""
         context = await self.browser.new_context(**device)
         context.set_default_timeout(DEFAULT_TIMEOUT_MS)
         self._contexts.append(context)
@@ -108,6 +116,8 @@ class Screens:
         self.console.watch(name, page)
         page.on("websocket", lambda ws: self.sockets.append((name, ws.url)))
         self.pages[name] = page
+        if prepare is not None:
+            await prepare(page)
         await page.goto(url)
         return page
 

@@ -91,7 +91,9 @@ async def test_the_operator_follows_sessions_events_and_counters(
         await screen.contextual_update("not_this_session", {})
         await agent.call_tool("get_shipping_quotes", "toolu_admin_2", {**QUOTE_PARAMS, "weight": 9})
         await expect(tail.first).to_have_attribute("data-seq", str(agent.seq), timeout=TAIL_MS)
-        await expect(tail.first).to_contain_text("weight_lbs: 9")  # the tool's quote_ready
+        # The run's last frame is its tool_call_finished; its quote_ready just before.
+        await expect(tail.first).to_have_attribute("data-type", "tool_call_finished")
+        await expect(tail.nth(1)).to_contain_text("weight_lbs: 9")
         assert await page.get_by_text("not_this_session").count() == 0
 
         # -- the charts: several samples drawn; the tool calls counted ---------------------

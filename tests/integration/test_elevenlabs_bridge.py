@@ -601,3 +601,32 @@ def test_updates_are_described_by_their_source() -> None:
     long = describe_update({"text": "big", "data": {"x": "y" * 2000}, "sender": "c9"})
     assert long.startswith("Update from the screen: big (") and long.endswith("...)")
     assert len(long) < 700
+
+
+def test_the_summary_quotes_the_last_exchanges_the_bridge_heard() -> None:
+    """A summary (here after a ``resync_required``) quotes the conversation's last
+    messages, corrections applied, from the transcript frames the bridge saw."""
+    client = CompanionClient("ws://127.0.0.1:9", token="t", session_id="s1", client="agent")
+    narrator = Narrator(client, "s1")
+    said = [
+        ("m1", "user", "Ship a box to 10001."),
+        ("m2", "agent", "Sure, which weight and"),
+        ("m2", "agent", "Sure."),  # the correction after an interruption
+        ("m3", "user", "5 pounds."),
+        ("m4", "agent", "Getting quotes."),
+        ("m5", "user", "Thanks."),
+    ]
+    for seq, (message_id, role, words) in enumerate(said, start=1):
+        narrator.read({"type": "transcript", "seq": seq, "message_id": message_id,
+                       "role": role, "text": words, "final": True})  # fmt: skip
+    [summary] = narrator.read(
+        {"type": "resync_required", "state": {}, "version": 0, "seq": 9, "epoch": "e2"}
+    )
+    messages = [
+        {"role": "agent", "text": "Sure."},
+        {"role": "user", "text": "5 pounds."},
+        {"role": "agent", "text": "Getting quotes."},
+        {"role": "user", "text": "Thanks."},
+    ]
+    assert summary == create_session_context({}, messages)
+    assert "Ship a box" not in summary and "which weight" not in summary

@@ -15,7 +15,8 @@ from starlette.routing import Route
 
 from companion_ws.app import create_app
 from companion_ws.settings import Settings
-from tests.support.hub import SECRET, HubFactory, token
+from tests.support.fake_elevenlabs import FakeElevenLabs
+from tests.support.hub import SECRET, HubFactory, HubProcess, token
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = 40  # per operation and phase
@@ -53,12 +54,22 @@ async def test_the_document_lists_exactly_the_routes_the_app_serves(
 async def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(
     hub_factory: HubFactory, tmp_path: Path
 ) -> None:
-    hub = hub_factory(
-        env={
-            "COMPANION_ELEVENLABS_TOOL_SECRET": "tool-secret-" + "x" * 24,
-            "COMPANION_ELEVENLABS_WEBHOOK_SECRET": "wsec_" + "y" * 32,
-        }
-    ).start()
+    # Talking from the page is set up, against the local ElevenLabs-protocol server, so
+    # its route is fuzzed past the configuration check (unset, it answers 503).
+    async with FakeElevenLabs(agent_id="agent_fuzz", api_key="xi-fuzz-" + "z" * 24) as fake:
+        hub = hub_factory(
+            env={
+                "COMPANION_ELEVENLABS_TOOL_SECRET": "tool-secret-" + "x" * 24,
+                "COMPANION_ELEVENLABS_WEBHOOK_SECRET": "wsec_" + "y" * 32,
+                "COMPANION_ELEVENLABS_AGENT_ID": fake.agent_id,
+                "COMPANION_ELEVENLABS_API_KEY": fake.api_key,
+                "COMPANION_ELEVENLABS_BASE_URL": fake.base_url,
+            }
+        ).start()
+        await _fuzz(hub, tmp_path)
+
+
+async def _fuzz(hub: HubProcess, tmp_path: Path) -> None:
     st = Path(sys.executable).with_name("st")
     process = await asyncio.create_subprocess_exec(
         str(st),

@@ -120,7 +120,8 @@ async def test_restore_is_refused_for_what_is_not_ones_own_ended_session(
         assert stranger.status_code == 404 and stranger.json()["error"]["code"] == "not_found"
         missing = await restore({"restore_from": "no-such-session"})
         assert missing.status_code == 404
-        for bad in ({"restore_from": 7}, {"restore_from": ""}, {"restore_from": None}, ["x"]):
+        bad_ids: list[Any] = [7, "", None, "a\x00b", "x" * 65]
+        for bad in [*({"restore_from": b} for b in bad_ids), ["x"]]:
             answer = await restore(bad)
             assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_message"
         scoped = await http.post(

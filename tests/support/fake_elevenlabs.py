@@ -1,20 +1,28 @@
 """A local server that speaks the ElevenLabs Conversational AI protocol, for the real
-``elevenlabs`` SDK pointed at it by ``base_url`` (ELEVENLABS.md, appendix).
+``elevenlabs`` SDKs pointed at it (ELEVENLABS.md, appendix): the Python SDK by
+``base_url``, the official browser client (``@elevenlabs/client``, vendored under
+``companion_ws/static/vendor/``) by a signed URL the hub obtained from it.
 
-It plays the agent's side: it accepts ``/v1/convai/conversation?agent_id=...`` (and the
-signed-URL GET for ``requires_auth=True``), reads the SDK's
+It plays the platform's side: it answers the signed-URL GET
+(``/v1/convai/conversation/get-signed-url``, checking ``xi-api-key`` and the agent) with
+a ``ws://`` URL on itself that carries a one-time ``conversation_signature``; it accepts
+``/v1/convai/conversation?agent_id=...`` (negotiating the ``convai`` subprotocol the
+browser client asks for, and none for the Python SDK), reads the client's
 ``conversation_initiation_client_data``, answers ``conversation_initiation_metadata``
-once, and then lets a test send what the real platform sends (``client_tool_call``,
-``agent_response``, ``ping``) and read what the SDK sends back (``client_tool_result``,
+once (PCM 16 kHz both ways), and then lets a test script the agent: send what the real
+platform sends (``client_tool_call``, ``agent_response``, ``user_transcript``, ``audio``,
+``ping``) and read what the client sends back (``client_tool_result``,
 ``contextual_update``, ``pong``, ``user_audio_chunk``...).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
+import math
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +34,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 CONVERSATION_PATH = "/v1/convai/conversation"
+#: The subprotocol the browser client offers (its WebSocketConnection's MAIN_PROTOCOL).
+BROWSER_SUBPROTOCOL = "convai"
+#: PCM16 mono at 16 kHz, the audio format announced in the metadata.
+SAMPLE_RATE = 16_000
 SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
 
 Frame = dict[str, Any]
@@ -110,6 +122,28 @@ class FakeConversation:
                 },
             }
         )
+
+    async def audio(self, seconds: float = 0.5) -> None:
+        """Agent speech: ``seconds`` of a quiet 440 Hz tone as one ``audio`` event (the
+        browser client plays it, and says the agent is speaking meanwhile)."""
+        samples = int(SAMPLE_RATE * seconds)
+        tone = (round(800 * math.sin(2 * math.pi * 440 * i / SAMPLE_RATE)) for i in range(samples))
+        pcm = b"".join(v.to_bytes(2, "little", signed=True) for v in tone)
+        await self.send(
+            {
+                "type": "audio",
+                "audio_event": {
+                    "audio_base_64": base64.b64encode(pcm).decode(),
+                    "event_id": next(self._event_ids),
+                },
+            }
+        )
+
+    async def speak(self, text: str, seconds: float = 0.0) -> None:
+        """One agent turn: its audio (if ``seconds``), then its text."""
+        if seconds:
+            await self.audio(seconds)
+        await self.say(text)
 
     async def ping(self) -> int:
         event_id = next(self._event_ids)
@@ -201,6 +235,7 @@ class FakeElevenLabs:
             "127.0.0.1",
             0,
             process_request=self._process_request,
+            select_subprotocol=_select_subprotocol,
             max_size=16 * 1024 * 1024,
         )
         self.port = next(iter(self._server.sockets)).getsockname()[1]
@@ -281,6 +316,12 @@ class FakeElevenLabs:
             pass
         finally:
             await conv._closed()
+
+
+def _select_subprotocol(connection: ServerConnection, offered: Any) -> Any:
+    """``convai`` when the browser client offers it; no subprotocol for the Python SDK,
+    which offers none."""
+    return BROWSER_SUBPROTOCOL if BROWSER_SUBPROTOCOL in offered else None
 
 
 def _json_response(status: int, body: Any) -> Response:

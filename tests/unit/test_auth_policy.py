@@ -27,12 +27,12 @@ TV_S1 = Principal(
 
 #: PROTOCOL.md section 11, row by row.
 TABLE = {
-    Role.OWNER: {"read", "write", "converse", "end", "invite", "devices"},
+    Role.OWNER: {"read", "write", "converse", "end", "invite", "devices", "talk"},
     Role.AGENT: {"read", "write", "converse"},
     Role.COMPANION: {"read", "write"},
     Role.OBSERVER: {"read"},
     Role.SERVICE: {"read", "write", "converse"},
-    Role.ADMIN: {"read", "write", "converse", "end", "invite", "devices"},
+    Role.ADMIN: {"read", "write", "converse", "end", "invite", "devices", "talk"},
 }
 
 
@@ -87,7 +87,7 @@ def test_over_http_a_device_reads_its_session_and_nothing_more() -> None:
     for device in (PHONE_S1, TV_S1):
         assert policy.http_role(device, "s1", "alice") is Role.OBSERVER
         policy.require_http(device, "s1", "alice", Action.READ)
-        for action in (Action.WRITE, Action.END, Action.INVITE, Action.DEVICES):
+        for action in (Action.WRITE, Action.END, Action.INVITE, Action.DEVICES, Action.TALK):
             with pytest.raises(Forbidden):
                 policy.require_http(device, "s1", "alice", action)
     assert policy.http_role(ALICE, "s1", "alice") is Role.OWNER

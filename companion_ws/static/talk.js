@@ -1,0 +1,573 @@
+// talk.js: "Talk to the agent" (PROTOCOL.md section 14). The voice conversation runs in
+// this page with ElevenLabs' official browser client (vendored under /static/vendor/,
+// loaded only when the owner presses Talk), and every screen of the session follows it.
+//
+//   const talk = createTalk(root, { getToken, isOwner });
+//   hub = connect(talk.observe({ getToken, onEvent, onStatus, onState, ... }));
+//   talk.attach(hub);
+//
+// - The hub signs the conversation (POST /sessions/{id}/elevenlabs/conversation): a
+//   signed URL, the session's capability for the `session_id` dynamic variable, and the
+//   tools. The ElevenLabs API key never reaches the page.
+// - Every tool becomes a client tool that runs through this page's hub socket
+//   (`client_tool_call` with the agent's own tool_call_id, so a repeat runs once). A
+//   call waits for a dropped hub socket to come back (within the tool's
+//   response_timeout_secs), and is sent again on the new connection with the same id.
+// - The conversation is published to the session as section 13 frames (`transcript`,
+//   `agent_state`); every page, phones included, draws them in this card.
+// - What others do on the screens reaches the agent as `contextual_update`s, in the
+//   bridge's words (narration.js); after the page's hub socket comes back, one summary
+//   of what it missed. Each (re)start of the conversation begins with the session's
+//   summary, so the agent picks up where the session stands.
+
+import { h } from './dom.js';
+import { createSessionContext, describeChange, describeUpdate } from './narration.js';
+
+const VENDOR = '/static/vendor/elevenlabs-client';
+const CLIENT_MODULE = `${VENDOR}/elevenlabs-client.js`;
+// Served by the hub, so the client never builds blob:/data: worklets or uses a CDN
+// (the page's CSP allows neither).
+const AUDIO_FILES = Object.freeze({
+  workletPaths: {
+    rawAudioProcessor: `${VENDOR}/worklets/rawAudioProcessor.js`,
+    audioConcatProcessor: `${VENDOR}/worklets/audioConcatProcessor.js`,
+  },
+  libsampleratePath: `${VENDOR}/libsamplerate.worklet.js`,
+});
+const AGENT_SENDER_PREFIX = 'elevenlabs:'; // the agent's own server tools and webhooks
+const DEFAULT_TOOL_TIMEOUT = 20; // s, when the hub names none
+const TRANSCRIPT_LIMIT = 50; // lines kept in the card
+
+// What the card says in each state: [title, detail, button label or null].
+const TEXT = {
+  idle: ['Talk to the agent',
+    'Speak with the voice agent from this page. Your browser will ask to use the '
+    + 'microphone when you press Talk; what you say goes to ElevenLabs’ voice agent, '
+    + 'and the conversation shows on every screen of this session.', 'Talk to the agent'],
+  connecting: ['Connecting…', 'Opening a conversation with the voice agent.', 'Cancel'],
+  listening: ['Listening', 'Speak now — the agent is listening.', 'End conversation'],
+  thinking: ['Working on it', 'The agent is running a tool on this session.', 'End conversation'],
+  speaking: ['Agent speaking', 'The agent is answering.', 'End conversation'],
+  ended: ['Conversation ended', 'The conversation with the agent is over.', 'Talk again'],
+  dropped: ['Conversation lost', '', 'Start again'],
+  error: ['Could not start talking', '', 'Try again'],
+  unavailable: ['Talking is not set up', '', null],
+  // Pages that do not hold the conversation: they follow it.
+  following: ['Conversation', 'The voice conversation held on another screen shows here live.', null],
+};
+const LIVE = new Set(['connecting', 'listening', 'thinking', 'speaking']);
+const STATE_WORDS = { listening: 'Listening', thinking: 'Thinking', speaking: 'Speaking', idle: 'Idle' };
+
+export function createTalk(root, { getToken, isOwner }) {
+  let hub = null;
+  let conversation = null; // the SDK's conversation while one is open
+  let starting = null; // {cancelled} while startSession runs
+  let status = 'idle';
+  let detail = '';
+  let agentState = null; // the last agent_state the hub broadcast (any page's)
+  let conversationId = null;
+  let toolCall = null; // the client_tool_call event the SDK is about to hand a handler
+  let capability = null;
+  const pending = new Map(); // tool_call_id -> {frame, sentOn, resolve, timer, promise}
+  const own = new Set(); // this page's hub connections, one per (re)connect
+  let catchingUp = false; // back after a hub reconnect, until the replay ends
+  let missed = false; // the replay brought changes made by others
+  const lines = new Map(); // message_id -> {role, text, li}
+  let backfilled = null; // the session whose earlier messages were fetched
+
+  // ---- the card --------------------------------------------------------------------
+
+  const ui = {
+    dot: h('span', { class: 'talk-dot', 'aria-hidden': 'true' }),
+    title: h('h2', { id: 'talk-title' }),
+    badge: h('span', { class: 'talk-badge', 'data-testid': 'talk-agent-state', hidden: true }),
+    detail: h('p', { class: 'talk-detail', 'data-testid': 'talk-detail' }),
+    button: h('button', { type: 'button', class: 'btn btn-primary btn-block', 'data-testid': 'talk-button' }),
+    transcript: h('ol', {
+      class: 'talk-transcript', 'data-testid': 'talk-transcript', 'aria-live': 'polite',
+      'aria-label': 'Conversation with the agent',
+    }),
+    empty: h('p', { class: 'talk-empty muted small' }, 'Nothing said yet.'),
+  };
+  root.replaceChildren(
+    h('div', { class: 'card-head talk-head' },
+      h('div', { class: 'talk-heading' }, ui.dot, ui.title), ui.badge),
+    ui.detail,
+    ui.button,
+    ui.empty,
+    ui.transcript,
+  );
+  root.setAttribute('aria-labelledby', 'talk-title');
+  ui.button.addEventListener('click', pressed);
+
+  function draw() {
+    const owner = isOwner();
+    const shown = owner ? status : 'following';
+    const [title, text, action] = TEXT[shown];
+    root.hidden = !hub; // shown once the page is in a session
+    root.dataset.state = shown;
+    root.dataset.agentState = agentState || '';
+    ui.title.textContent = title;
+    const waiting = shown === 'thinking' && hub && hub.status !== 'connected';
+    ui.detail.textContent = waiting
+      ? 'The connection to the session dropped. The agent’s request goes through as soon as '
+        + 'it is back.'
+      : detail || text;
+    ui.button.hidden = !owner || !action;
+    ui.button.textContent = action || '';
+    ui.button.classList.toggle('btn-primary', !LIVE.has(shown));
+    ui.badge.hidden = !agentState || agentState === 'idle' || (owner && LIVE.has(status));
+    ui.badge.textContent = STATE_WORDS[agentState] || '';
+    // "Nothing said yet" only where something could be said.
+    ui.empty.hidden = lines.size > 0 || !(LIVE.has(shown) || shown === 'following');
+  }
+
+  function setStatus(next, words = '') {
+    status = next;
+    detail = words;
+    draw();
+  }
+
+  // ---- the transcript every page draws from the hub's broadcasts -------------------
+
+  function makeLine(frame) {
+    const role = frame.role === 'user' ? 'user' : 'agent';
+    const text = h('span', { class: 'talk-text' });
+    const li = h('li', { class: `talk-line talk-${role}`, 'data-testid': 'talk-line', 'data-role': role },
+      h('span', { class: 'talk-who' }, role === 'user' ? 'You' : 'Agent'), text);
+    const line = { li, text, role };
+    lines.set(String(frame.message_id), line);
+    return line;
+  }
+
+  function fill(line, frame) {
+    line.text.textContent = frame.text;
+    line.li.dataset.final = frame.final === false ? 'false' : 'true';
+  }
+
+  function trim() {
+    while (ui.transcript.children.length > TRANSCRIPT_LIMIT) {
+      const first = ui.transcript.firstElementChild;
+      for (const [key, value] of lines) if (value.li === first) lines.delete(key);
+      first.remove();
+    }
+    ui.transcript.scrollTop = ui.transcript.scrollHeight;
+    draw();
+  }
+
+  function showTranscript(frame) {
+    let line = lines.get(String(frame.message_id));
+    if (!line) {
+      line = makeLine(frame);
+      ui.transcript.append(line.li);
+    }
+    fill(line, frame);
+    trim();
+  }
+
+  // What was said before this page joined (GET /sessions/{id}/messages), above the
+  // lines that arrived live meanwhile.
+  async function backfill(sessionId) {
+    const said = [];
+    let after = 0;
+    try {
+      for (let page = 0; page < 20; page += 1) {
+        const token = await getToken();
+        const response = await fetch(`/sessions/${encodeURIComponent(sessionId)}/messages?after_seq=${after}`, {
+          headers: { Authorization: `Bearer ${token}` }, cache: 'no-store',
+        });
+        if (!response.ok) return;
+        const body = await response.json();
+        const messages = Array.isArray(body.messages) ? body.messages : [];
+        said.push(...messages);
+        if (!body.has_more || !messages.length) break;
+        after = messages[messages.length - 1].seq;
+      }
+    } catch {
+      return; // the live frames still come
+    }
+    if (hub?.sessionId !== sessionId) return;
+    const older = said.filter((m) => m && m.message_id && !lines.has(String(m.message_id)));
+    const nodes = older.slice(-TRANSCRIPT_LIMIT).map((m) => {
+      const line = makeLine(m);
+      fill(line, m);
+      return line.li;
+    });
+    ui.transcript.prepend(...nodes);
+    trim();
+  }
+
+  // The conversation as this page has it, for a summary that quotes its last exchanges.
+  function messages() {
+    return [...ui.transcript.children].map((li) => {
+      const line = [...lines.values()].find((l) => l.li === li);
+      return line ? { role: line.role, text: line.text.textContent } : null;
+    }).filter(Boolean);
+  }
+
+  // ---- the hub socket ----------------------------------------------------------------
+
+  // Wrap connect()'s callbacks: this module sees every frame and status too.
+  function observe(options) {
+    return {
+      ...options,
+      onEvent(frame, controller) {
+        options.onEvent?.(frame, controller);
+        hubFrame(frame);
+      },
+      onStatus(s, controller) {
+        options.onStatus?.(s, controller);
+        if (s.status === 'connected') resendPending();
+        draw();
+      },
+    };
+  }
+
+  function attach(controller) {
+    hub = controller;
+    own.clear();
+    draw();
+  }
+
+  function hubFrame(frame) {
+    switch (frame.type) {
+      case 'session_joined':
+        if (frame.session_id && frame.session_id !== backfilled) {
+          backfilled = frame.session_id;
+          backfill(frame.session_id);
+        }
+        if (own.size) {
+          catchingUp = true; // the replay (or a snapshot) follows
+          missed = false;
+        }
+        if (frame.connection_id) own.add(frame.connection_id);
+        break;
+      case 'resumed':
+        if (catchingUp && missed) tell(createSessionContext(hub.state || {}, messages()));
+        catchingUp = false;
+        break;
+      case 'resync_required':
+        if (catchingUp || conversation) tell(createSessionContext(hub.state || {}, messages()));
+        catchingUp = false;
+        break;
+      case 'transcript':
+        showTranscript(frame);
+        break;
+      case 'agent_state':
+        agentState = frame.state;
+        draw();
+        break;
+      case 'client_tool_result':
+        answered(frame.tool_call_id, frame);
+        break;
+      case 'error':
+        for (const [id, call] of pending) {
+          if (frame.requestId && frame.requestId === call.requestId) {
+            answered(id, { is_error: true, result: frame.message || frame.code });
+          }
+        }
+        break;
+      case 'session_state_updated':
+        if (foreign(frame)) {
+          const words = describeChange(frame.patch || {}, hub.state || {});
+          if (words) heard(words);
+        }
+        break;
+      case 'contextual_update':
+        if (foreign(frame)) heard(describeUpdate(frame));
+        break;
+      default:
+        break;
+    }
+  }
+
+  function foreign(frame) {
+    const sender = typeof frame.sender === 'string' ? frame.sender : '';
+    return !sender.startsWith(AGENT_SENDER_PREFIX) && !own.has(sender);
+  }
+
+  function heard(words) {
+    if (!conversation) return;
+    if (catchingUp) {
+      missed = true;
+      return;
+    }
+    tell(words);
+  }
+
+  function tell(words) {
+    if (!conversation) return;
+    try {
+      conversation.sendContextualUpdate(words);
+    } catch {
+      /* the conversation is closing; the next start begins with a summary */
+    }
+  }
+
+  function publish(frame) {
+    if (hub && isOwner()) hub.send(frame);
+  }
+
+  // ---- client tools through the hub ------------------------------------------------
+
+  function clientTools(tools) {
+    const handlers = {};
+    for (const tool of tools) {
+      handlers[tool.name] = (parameters) => runTool(tool, parameters);
+    }
+    return handlers;
+  }
+
+  // The SDK hands a handler the parameters only: the call's id comes from the event it
+  // announced just before (onIncomingEvent runs synchronously before the handler).
+  function runTool(tool, parameters) {
+    const event = toolCall && toolCall.tool_name === tool.name ? toolCall : null;
+    toolCall = null;
+    const id = event?.tool_call_id || `page_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 10)}`;
+    const existing = pending.get(id);
+    if (existing) return existing.promise; // the same call again: one run, one answer
+    const params = { ...(parameters || {}) };
+    delete params.tool_call_id;
+    if (!params.session_id && capability) params.session_id = capability;
+    const call = {
+      frame: { type: 'client_tool_call', client_tool_call: { tool_name: tool.name, tool_call_id: id, parameters: params } },
+      sentOn: null,
+      requestId: null,
+    };
+    call.promise = new Promise((resolve, reject) => {
+      call.resolve = resolve;
+      call.reject = reject;
+    });
+    const seconds = tool.response_timeout_secs > 0 ? tool.response_timeout_secs : DEFAULT_TOOL_TIMEOUT;
+    call.timer = setTimeout(() => {
+      if (pending.get(id) !== call) return;
+      pending.delete(id);
+      agentThinking();
+      call.reject(new Error(`the session did not answer within ${seconds} s (connection lost)`));
+    }, seconds * 1000);
+    pending.set(id, call);
+    agentThinking();
+    sendCall(call);
+    return call.promise;
+  }
+
+  function sendCall(call) {
+    // Only on a live connection: a frame queued while it is down would go out with no
+    // way to tell which connection it was answered on; resendPending sends it then.
+    if (!hub || hub.status !== 'connected' || !hub.connectionId) return;
+    call.sentOn = hub.connectionId;
+    call.requestId = hub.send(call.frame);
+  }
+
+  // Back on a (new) connection: every call not answered yet goes again, same id; the
+  // hub runs it once and answers the stored result if it already ran.
+  function resendPending() {
+    for (const call of pending.values()) {
+      if (call.sentOn !== hub.connectionId) sendCall(call);
+    }
+  }
+
+  function answered(id, frame) {
+    const call = pending.get(id);
+    if (!call) return; // a repeat's answer, or one after the timeout
+    pending.delete(id);
+    clearTimeout(call.timer);
+    agentThinking();
+    const result = typeof frame.result === 'string' ? frame.result : JSON.stringify(frame.result ?? null);
+    if (frame.is_error) call.reject(new Error(result));
+    else call.resolve(result);
+  }
+
+  function agentThinking() {
+    if (!conversation) return;
+    if (pending.size) {
+      publish({ type: 'agent_state', state: 'thinking' });
+      if (LIVE.has(status)) setStatus('thinking');
+    } else if (status === 'thinking') {
+      publish({ type: 'agent_state', state: 'listening' });
+      setStatus('listening');
+    }
+  }
+
+  function dropPending() {
+    for (const call of pending.values()) clearTimeout(call.timer);
+    pending.clear();
+  }
+
+  // ---- the conversation --------------------------------------------------------------
+
+  function pressed() {
+    if (LIVE.has(status)) stop();
+    else start();
+  }
+
+  async function start() {
+    if (!hub?.sessionId || starting) return;
+    const attempt = { cancelled: false };
+    starting = attempt;
+    if (!navigator.mediaDevices?.getUserMedia) {
+      starting = null;
+      setStatus('error', 'This browser gives no microphone to this page. Open it over HTTPS '
+        + '(or on localhost) in a current browser.');
+      return;
+    }
+    const permission = await microphonePermission();
+    if (permission === 'denied') {
+      starting = null;
+      setStatus('error', 'Microphone access is blocked for this site. Allow it in the '
+        + 'browser’s site settings (the icon next to the address), then try again.');
+      return;
+    }
+    setStatus('connecting', permission === 'prompt'
+      ? 'Your browser will now ask to use the microphone: allow it to talk.' : '');
+    let signed;
+    let Conversation;
+    try {
+      [signed, { Conversation }] = await Promise.all([signConversation(), import(CLIENT_MODULE)]);
+    } catch (err) {
+      if (starting === attempt) starting = null;
+      if (!attempt.cancelled) failed(err);
+      return;
+    }
+    if (attempt.cancelled) return;
+    capability = signed.dynamic_variables?.session_id || null;
+    toolCall = null;
+    let opened = null; // this attempt's conversation, once startSession answers
+    try {
+      opened = await Conversation.startSession({
+        signedUrl: signed.signed_url,
+        connectionType: 'websocket',
+        dynamicVariables: signed.dynamic_variables,
+        clientTools: clientTools(signed.tools || []),
+        ...AUDIO_FILES,
+        onIncomingEvent: (event) => {
+          if (event?.type === 'client_tool_call') toolCall = event.client_tool_call;
+        },
+        onConnect: ({ conversationId: id }) => { conversationId = id; },
+        onMessage: transcribed,
+        onAgentResponseCorrection: corrected,
+        onModeChange: ({ mode }) => modeChanged(mode),
+        onDisconnect: (details) => disconnected(opened, details),
+        onError: (message) => console.warn('[talk]', message),
+      });
+      if (attempt.cancelled) {
+        await opened.endSession().catch(() => {});
+        return;
+      }
+      conversation = opened;
+      starting = null;
+      // The agent hears where the session stands before anything else.
+      tell(createSessionContext(hub.state || {}, messages()));
+      publish({ type: 'agent_state', state: 'listening' });
+      setStatus(pending.size ? 'thinking' : 'listening');
+    } catch (err) {
+      if (starting === attempt) starting = null;
+      if (!attempt.cancelled) failed(err);
+    }
+  }
+
+  async function stop() {
+    if (starting) {
+      starting.cancelled = true;
+      starting = null;
+    }
+    const open = conversation;
+    if (!open) {
+      setStatus('idle');
+      return;
+    }
+    await open.endSession().catch(() => {});
+  }
+
+  async function microphonePermission() {
+    try {
+      return (await navigator.permissions.query({ name: 'microphone' })).state;
+    } catch {
+      return 'prompt'; // browsers that cannot say
+    }
+  }
+
+  async function signConversation() {
+    const token = await getToken();
+    const response = await fetch(`/sessions/${encodeURIComponent(hub.sessionId)}/elevenlabs/conversation`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}` },
+      cache: 'no-store',
+    });
+    let body = null;
+    try {
+      body = await response.json();
+    } catch {
+      /* not JSON: said below */
+    }
+    if (!response.ok) {
+      const err = new Error(body?.error?.message || `the hub answered ${response.status}`);
+      err.code = body?.error?.code || `http_${response.status}`;
+      throw err;
+    }
+    return body;
+  }
+
+  function failed(err) {
+    conversation = null;
+    dropPending();
+    const message = err?.message || String(err);
+    if (err?.code === 'not_configured') {
+      setStatus('unavailable', 'Talking from this page is off on this hub. Whoever runs it can '
+        + 'turn it on with COMPANION_ELEVENLABS_AGENT_ID and COMPANION_ELEVENLABS_API_KEY.');
+    } else if (err?.name === 'NotAllowedError' || /permission/i.test(message)) {
+      setStatus('error', 'The microphone was not allowed. Allow it for this site, then try again.');
+    } else if (err?.name === 'NotFoundError') {
+      setStatus('error', 'No microphone was found. Connect one, then try again.');
+    } else {
+      setStatus('error', `The conversation could not start: ${message}`);
+    }
+  }
+
+  function messageId(role, eventId) {
+    return `${conversationId || 'conv'}-${role}-${eventId}`;
+  }
+
+  function transcribed({ role, message, event_id: eventId }) {
+    const who = role === 'user' ? 'user' : 'agent';
+    publish({ type: 'transcript', role: who, message_id: messageId(who, eventId), text: String(message ?? ''), final: true });
+  }
+
+  function corrected(event) {
+    publish({
+      type: 'transcript', role: 'agent', message_id: messageId('agent', event.event_id),
+      text: String(event.corrected_agent_response ?? ''), final: true,
+    });
+  }
+
+  function modeChanged(mode) {
+    if (!conversation || pending.size) return;
+    const state = mode === 'speaking' ? 'speaking' : 'listening';
+    publish({ type: 'agent_state', state });
+    setStatus(state);
+  }
+
+  function disconnected(session, details) {
+    if (session && conversation && session !== conversation) return;
+    conversation = null;
+    dropPending();
+    publish({ type: 'agent_state', state: 'idle' });
+    if (details?.reason === 'error') {
+      const why = details.message || details.closeReason || 'the connection closed';
+      setStatus('dropped', `The conversation with the agent was lost (${why}). Start again `
+        + 'to continue: the agent will be told where the session stands.');
+    } else if (details?.reason === 'agent') {
+      setStatus('ended', 'The agent ended the conversation.');
+    } else {
+      setStatus('ended', 'You ended the conversation. The session keeps everything decided so far.');
+    }
+  }
+
+  draw();
+  return Object.freeze({
+    observe,
+    attach,
+    get status() { return status; },
+    get conversationId() { return conversationId; },
+  });
+}

@@ -1,0 +1,145 @@
+"""``POST /sessions/{id}/elevenlabs/conversation`` (PROTOCOL.md section 14) on a real hub,
+which fetches the signed URL with the official ``elevenlabs`` SDK from a local
+ElevenLabs-protocol server: the owner gets it with the session's capability and the tool
+list; nobody else does; the API key never leaves the hub; the page's CSP admits the
+conversation's origin only when the hub is set up for it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from tests.support.fake_elevenlabs import CONVERSATION_PATH, FakeElevenLabs
+from tests.support.hub import HubFactory, HubProcess, token, tokens
+from tests.support.ws import connect
+
+API_KEY = "xi-test-key-" + "k" * 24
+AGENT = "agent_talk_test"
+
+
+def _auth(bearer: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {bearer}"}
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeElevenLabs]:
+    async with FakeElevenLabs(agent_id=AGENT, api_key=API_KEY) as server:
+        yield server
+
+
+def _talking_hub(hub_factory: HubFactory, fake: FakeElevenLabs, key: str = API_KEY) -> HubProcess:
+    return hub_factory(
+        env={
+            "COMPANION_ELEVENLABS_AGENT_ID": AGENT,
+            "COMPANION_ELEVENLABS_API_KEY": key,
+            "COMPANION_ELEVENLABS_BASE_URL": fake.base_url,
+        }
+    ).start()
+
+
+async def _session(http: httpx.AsyncClient, owner: str) -> str:
+    created = await http.post("/sessions", headers=_auth(owner))
+    assert created.status_code == 201, created.text
+    return str(created.json()["session_id"])
+
+
+async def test_the_owner_gets_a_signed_conversation_bound_to_the_session(
+    hub_factory: HubFactory, fake: FakeElevenLabs
+) -> None:
+    hub = _talking_hub(hub_factory, fake)
+    owner = token("alice")
+    async with httpx.AsyncClient(base_url=hub.base_url, timeout=15) as http:
+        sid = await _session(http, owner)
+        answer = await http.post(f"/sessions/{sid}/elevenlabs/conversation", headers=_auth(owner))
+        page = await http.get("/")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["cache-control"] == "no-store"
+    body = answer.json()
+    # The signed URL came from ElevenLabs' API, asked with the key and the agent.
+    url = urlsplit(body["signed_url"])
+    assert (url.scheme, url.netloc, url.path) == ("ws", f"127.0.0.1:{fake.port}", CONVERSATION_PATH)
+    query = parse_qs(url.query)
+    assert query["agent_id"] == [AGENT] and query["conversation_signature"]
+    assert len(fake.signed_url_requests) == 1
+    assert fake.signed_url_requests[0]["xi-api-key"] == API_KEY
+    assert body["agent_id"] == AGENT and body["session_id"] == sid
+    # session_id is the session's capability, as server tools and the webhook want it.
+    capability = body["dynamic_variables"]["session_id"]
+    assert capability != sid
+    assert tokens.verify_capability(capability).session_scope == sid
+    assert body["capability_expires_at"] > 0
+    names = {t["name"]: t for t in body["tools"]}
+    assert {"get_shipping_quotes", "create_shipping_label"} <= set(names)
+    assert names["get_shipping_quotes"]["response_timeout_secs"] == 20
+    # The key went to ElevenLabs only: not to the browser, not into the hub's log.
+    assert API_KEY not in answer.text
+    assert hub.log_path is not None and API_KEY not in hub.log_path.read_text()
+    # The page may open the conversation there, and nowhere else.
+    csp = page.headers["content-security-policy"]
+    assert f"connect-src 'self' ws://127.0.0.1:{fake.port};" in csp
+    assert (
+        "script-src 'self';" in csp
+        and "unsafe-eval" not in csp
+        and "blob:" not in (csp.split("connect-src")[1])
+    )
+
+
+async def test_talking_is_refused_to_anyone_but_the_owner(
+    hub_factory: HubFactory, fake: FakeElevenLabs
+) -> None:
+    hub = _talking_hub(hub_factory, fake)
+    owner = token("alice")
+    async with httpx.AsyncClient(base_url=hub.base_url, timeout=15) as http:
+        sid = await _session(http, owner)
+        path = f"/sessions/{sid}/elevenlabs/conversation"
+        assert (await http.post(path)).json()["error"]["code"] == "unauthorized"
+        stranger = await http.post(path, headers=_auth(token("bob")))
+        assert stranger.status_code == 403 and stranger.json()["error"]["code"] == "forbidden"
+        # A phone joined by QR reads the session over HTTP and nothing more.
+        issued = await http.post(f"/sessions/{sid}/join-token", headers=_auth(owner))
+        phone = await connect(hub.ws_url, issued.json()["join_token"])
+        try:
+            device_token = phone.welcome["reconnect_token"]
+            refused = await http.post(path, headers=_auth(device_token))
+            assert refused.status_code == 403, refused.text
+        finally:
+            await phone.close()
+        missing = await http.post("/sessions/nope/elevenlabs/conversation", headers=_auth(owner))
+        assert missing.status_code == 404
+        await http.delete(f"/sessions/{sid}", headers=_auth(owner))
+        ended = await http.post(path, headers=_auth(owner))
+        assert ended.status_code == 410 and ended.json()["error"]["code"] == "session_ended"
+    assert fake.signed_url_requests == []  # nobody refused cost a signed URL
+
+
+async def test_a_hub_not_set_up_for_talking_says_so(hub: HubProcess) -> None:
+    owner = token("alice")
+    async with httpx.AsyncClient(base_url=hub.base_url, timeout=15) as http:
+        sid = await _session(http, owner)
+        answer = await http.post(f"/sessions/{sid}/elevenlabs/conversation", headers=_auth(owner))
+        page = await http.get("/")
+    assert answer.status_code == 503
+    error = answer.json()["error"]
+    assert error["code"] == "not_configured"
+    assert "COMPANION_ELEVENLABS_API_KEY" in error["message"]
+    assert "connect-src 'self';" in page.headers["content-security-policy"]
+
+
+async def test_a_key_elevenlabs_refuses_is_a_bad_gateway_that_names_no_key(
+    hub_factory: HubFactory, fake: FakeElevenLabs
+) -> None:
+    wrong = "xi-wrong-key-" + "w" * 24
+    hub = _talking_hub(hub_factory, fake, key=wrong)
+    owner = token("alice")
+    async with httpx.AsyncClient(base_url=hub.base_url, timeout=15) as http:
+        sid = await _session(http, owner)
+        answer = await http.post(f"/sessions/{sid}/elevenlabs/conversation", headers=_auth(owner))
+    assert answer.status_code == 502
+    error = answer.json()["error"]
+    assert error["code"] == "upstream_failed"
+    assert "401" in error["message"] and "invalid_api_key" in error["message"]
+    assert wrong not in answer.text
+    assert hub.log_path is not None and wrong not in hub.log_path.read_text()
