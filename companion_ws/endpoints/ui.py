@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -66,8 +67,22 @@ def page_headers(settings: Settings) -> dict[str, str]:
     return {**PAGE_HEADERS, "Content-Security-Policy": content_security_policy(origin)}
 
 
+#: Whether the hub can sign a conversation for the page (section 14), in the page itself,
+#: so that a hub without ElevenLabs settings shows no "Talk to the agent" at all.
+TALK_OFF = '<meta name="companion-talk" content="off">'
+TALK_ON = '<meta name="companion-talk" content="on">'
+
+
+@functools.cache
+def _index(talk: bool) -> str:
+    text = (STATIC / "index.html").read_text()
+    assert TALK_OFF in text, "index.html lost its companion-talk meta tag"
+    return text.replace(TALK_OFF, TALK_ON) if talk else text
+
+
 async def page(request: Request) -> Response:
-    return FileResponse(STATIC / "index.html", headers=page_headers(settings_of(request)))
+    settings = settings_of(request)
+    return HTMLResponse(_index(settings.talk_configured), headers=page_headers(settings))
 
 
 class _Assets(StaticFiles):

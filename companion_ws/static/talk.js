@@ -58,6 +58,9 @@ const TEXT = {
 const LIVE = new Set(['connecting', 'listening', 'thinking', 'speaking']);
 const STATE_WORDS = { listening: 'Listening', thinking: 'Thinking', speaking: 'Speaking', idle: 'Idle' };
 
+// Whether this hub can sign a conversation (the hub writes it into the page).
+const CONFIGURED = globalThis.document?.querySelector('meta[name="companion-talk"]')?.content === 'on';
+
 export function createTalk(root, { getToken, isOwner }) {
   let hub = null;
   let conversation = null; // the SDK's conversation while one is open
@@ -104,7 +107,7 @@ export function createTalk(root, { getToken, isOwner }) {
     const owner = isOwner();
     const shown = owner ? status : 'following';
     const [title, text, action] = TEXT[shown];
-    root.hidden = !hub; // shown once the page is in a session
+    root.hidden = !hub || !CONFIGURED; // once the page is in a session, on a hub set up for it
     root.dataset.state = shown;
     root.dataset.agentState = agentState || '';
     ui.title.textContent = title;
