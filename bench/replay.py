@@ -38,7 +38,9 @@ from common import (
     load_average,
     pin,
     table,
+    use_uvloop,
     write_results,
+    ws_connect,
 )
 
 
@@ -89,6 +91,37 @@ async def replay_once(
                 replayed += 1
 
 
+async def replay_once_lean(
+    url: str, token: str, sid: str, epoch: str, last_seq: int = 0
+) -> tuple[float, int]:
+    """:func:`replay_once` on the lean client (common.ws_connect): frames are counted,
+    not decoded, so the time is the hub's, not a Python client's JSON decoding."""
+    query = urlencode({"token": token, "session_id": sid, "last_seq": last_seq, "epoch": epoch})
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[tuple[float, int]] = loop.create_future()
+    frames = [0]
+
+    def on_text(payload: bytes, now: int) -> None:
+        if done.done():
+            return
+        if b'"type":"resumed"' in payload:
+            done.set_result((time.perf_counter(), json.loads(payload)["replayed"]))
+        elif b'"type":"resync_required"' in payload:
+            done.set_exception(RuntimeError("the gap is outside the history window"))
+        elif b'"type":"session_joined"' not in payload:
+            frames[0] += 1
+
+    started = time.perf_counter()
+    client = await ws_connect(f"{url}/ws?{query}", on_text)
+    try:
+        ended, said = await asyncio.wait_for(done, 30)
+    finally:
+        client.close()
+    if said != frames[0]:
+        raise RuntimeError(f"counted {frames[0]}, the hub says {said}")
+    return ended - started, frames[0]
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Publish ``args.events`` events, then resume ``args.runs`` times from ``args.gap``
     events back (0: from the start)."""
@@ -108,7 +141,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(args.runs):
             # each earlier run added its join and its leave to the session
             since = max(0, last + 2 * i - args.gap) if args.gap else 0
-            seconds, replayed = await replay_once(url, token, sid, epoch, since)
+            once = replay_once_lean if getattr(args, "client", "") == "lean" else replay_once
+            seconds, replayed = await once(url, token, sid, epoch, since)
             # each run's own join (and the previous run's leave) are events too
             runs.append(
                 {"seconds": seconds, "replayed": replayed, "per_second": replayed / seconds}
@@ -134,6 +168,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "events": args.events,
         "gap": args.gap,
         "payload": args.payload,
+        "client": getattr(args, "client", "websockets"),
         "runs": runs,
         "median": median,
         "median_ms": median_ms,
@@ -145,12 +180,21 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument(
+        "--client",
+        choices=["websockets", "lean"],
+        default="websockets",
+        help="the resuming client: the websockets library decoding every frame, or the "
+        "lean one counting them (the hub's time)",
+    )
+    parser.add_argument(
         "--gap", type=int, default=0, help="resume this many events back (0: from the start)"
     )
     parser.add_argument("--payload", type=int, default=200, help="bytes of data per event")
     parser.add_argument("--history", type=int, default=2000, help="COMPANION_HISTORY_SIZE")
     args = parser.parse_args()
     pin(CLIENT_CPU)
+    if args.client == "lean":
+        use_uvloop()
     result = asyncio.run(run(args))
     path = write_results("replay", {**result, "loadavg": load_average()})
     print(f"wrote {path}")

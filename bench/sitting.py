@@ -11,7 +11,8 @@ fresh server for each part), the hub and the baseline (bench/baseline_websockets
    verified, join rules, welcome, presence, ``client_joined`` committed), the
    sustained connects/s, the server's CPU per connect, then KiB per idle connection;
 3. the hub only: resuming a 1,000-event gap (bench/replay.py), from connecting with
-   ``last_seq`` to the ``resumed`` frame right after the last replayed event.
+   ``last_seq`` to the ``resumed`` frame right after the last replayed event (the
+   lean client counting frames; ``--resume-client websockets`` decodes each).
 
 Then prints a markdown table with the ratios hub/baseline and each goal of the issue
 met or not, and writes it with the JSON to bench/results/sitting-*.{md,json}.
@@ -121,7 +122,12 @@ async def run_connect(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 async def run_resume(args: argparse.Namespace) -> dict[str, Any]:
     rargs = argparse.Namespace(
-        events=args.gap + 200, gap=args.gap, runs=args.resume_runs, payload=200, history=2000
+        events=args.gap + 200,
+        gap=args.gap,
+        runs=args.resume_runs,
+        payload=200,
+        history=2000,
+        client=args.resume_client,
     )
     if args.hub_pythonpath or args.env:
         raise SystemExit("--hub-pythonpath and --env are not passed to the resume part yet")
@@ -261,8 +267,8 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
         replayed = resume["runs"][0]["replayed"] if resume["runs"] else 0
         out.append(
             [
-                f"resume of a {resume['gap']:,}-event gap, ms (median of {len(resume['runs'])}; "
-                f"{replayed:,} replayed)",
+                f"resume of a {resume['gap']:,}-event gap, ms ({resume.get('client')} client, "
+                f"median of {len(resume['runs'])}; {replayed:,} replayed)",
                 _fmt(ms),
                 "n/a",
                 "",
@@ -333,6 +339,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--settle", type=float, default=5.0)
     p.add_argument("--gap", type=int, default=1000, help="events to resume")
     p.add_argument("--resume-runs", type=int, default=5)
+    p.add_argument(
+        "--resume-client",
+        choices=["lean", "websockets"],
+        default="lean",
+        help="lean: frames counted (the hub's time); websockets: the library client "
+        "decoding each frame (what a Python client waits)",
+    )
     p.add_argument("--hub-pythonpath", help="PYTHONPATH for the hub (a scratch copy)")
     p.add_argument("--env", action="append", default=[], help="KEY=VALUE for the hub")
     p.add_argument("--baseline-uvloop", action="store_true", help="baseline on uvloop")
