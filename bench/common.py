@@ -251,6 +251,13 @@ def baseline_server(*, python: str = sys.executable, uvloop: bool = False) -> Se
     return Server("baseline-uvloop" if uvloop else "baseline", argv, dict(os.environ), port)
 
 
+def uvicorn_floor_server(*, python: str = sys.executable) -> Server:
+    """bench/uvicorn_floor.py: uvicorn as the hub runs it, an app that only accepts."""
+    port = free_port()
+    argv = [python, str(BENCH_DIR / "uvicorn_floor.py"), "--port", str(port)]
+    return Server("uvicorn-floor", argv, dict(os.environ), port)
+
+
 def hub_tokens() -> Any:
     from companion_ws.auth.tokens import TokenConfig, TokenService
 

@@ -43,6 +43,7 @@ from common import (
     start_py_spy,
     table,
     use_uvloop,
+    uvicorn_floor_server,
     write_results,
 )
 
@@ -99,7 +100,7 @@ async def open_sessions(
     hub a socket counts once its welcome came (:func:`common.admit`); each admission's
     time goes into ``admitted``."""
     tokens = hub_tokens() if kind == "hub" else None
-    welcome = tokens is not None
+    welcome = tokens is not None or kind == "uvicorn-floor"  # both send a welcome
     stamps = admitted if admitted is not None else []
 
     async def one(url: str) -> WSClient:
@@ -225,6 +226,8 @@ async def main(args: argparse.Namespace) -> int:
         if kind == "hub":
             env = dict(kv.split("=", 1) for kv in args.env)
             server = hub_server(pythonpath=args.hub_pythonpath, env=env)
+        elif kind == "uvicorn-floor":
+            server = uvicorn_floor_server()
         else:
             server = baseline_server(uvloop=args.baseline_uvloop)
         server.start()
@@ -258,7 +261,7 @@ async def main(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--server", choices=["hub", "baseline", "both"], default="both")
+    p.add_argument("--server", choices=["hub", "baseline", "both", "uvicorn-floor"], default="both")
     p.add_argument("--connections", type=int, default=5000)
     p.add_argument("--per-session", type=int, default=10)
     p.add_argument("--settle", type=float, default=5.0, help="idle seconds before reading RSS")

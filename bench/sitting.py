@@ -9,7 +9,8 @@ fresh server for each part), the hub and the baseline (bench/baseline_websockets
    lost);
 2. 5,000 connections (bench/idle.py): the time to admit them all (on the hub: JWT
    verified, join rules, welcome, presence, ``client_joined`` committed), the
-   sustained connects/s, the server's CPU per connect, then KiB per idle connection;
+   sustained connects/s, the server's CPU per connect, then KiB per idle connection
+   (``--floor``: uvicorn alone too, bench/uvicorn_floor.py, the hub's floor);
 3. the hub only: resuming a 1,000-event gap (bench/replay.py), from connecting with
    ``last_seq`` to the ``resumed`` frame right after the last replayed event (the
    lean client counting frames; ``--resume-client websockets`` decodes each).
@@ -49,6 +50,7 @@ from common import (
     raise_nofile,
     row_line,
     use_uvloop,
+    uvicorn_floor_server,
     write_results,
 )
 
@@ -63,6 +65,8 @@ RESUME_MS = 20.0
 
 
 def _server(kind: str, args: argparse.Namespace, env: dict[str, str] | None = None) -> Any:
+    if kind == "uvicorn-floor":
+        return uvicorn_floor_server()
     if kind == "hub":
         extra = dict(kv.split("=", 1) for kv in args.env)
         return hub_server(pythonpath=args.hub_pythonpath, env={**(env or {}), **extra})
@@ -101,7 +105,8 @@ async def run_fanout(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 async def run_connect(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for kind in ("hub", "baseline"):
+    kinds = ("hub", "baseline", "uvicorn-floor") if args.floor else ("hub", "baseline")
+    for kind in kinds:
         server = _server(kind, args).start()
         try:
             result = await idle.bench_one(
@@ -283,6 +288,16 @@ def markdown(results: dict[str, Any], header: str) -> str:
     head = ["figure", "hub", "bare websockets", "hub/baseline", "goal", "met"]
     lines = [header, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows(results)]
+    floor = (results.get("connect") or {}).get("uvicorn-floor")
+    if floor:
+        lines += [
+            "",
+            f"uvicorn alone (bench/uvicorn_floor.py: accept, one frame, nothing else): "
+            f"{floor['connections']:,} admitted in {floor['connect_seconds']:.2f} s, "
+            f"{floor['connects_per_s']:,.0f} connects/s, "
+            f"{floor['server_ms_per_connect']:.2f} ms CPU per connect, "
+            f"{floor['kb_per_connection']:.1f} KiB per idle connection.",
+        ]
     return "\n".join(lines)
 
 
@@ -337,6 +352,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=5000)
     p.add_argument("--concurrency", type=int, default=50, help="sessions connecting at a time")
     p.add_argument("--settle", type=float, default=5.0)
+    p.add_argument(
+        "--floor",
+        action="store_true",
+        help="connect part: also uvicorn alone (bench/uvicorn_floor.py), the hub's floor",
+    )
     p.add_argument("--gap", type=int, default=1000, help="events to resume")
     p.add_argument("--resume-runs", type=int, default=5)
     p.add_argument(
