@@ -251,6 +251,13 @@ def baseline_server(*, python: str = sys.executable, uvloop: bool = False) -> Se
     return Server("baseline-uvloop" if uvloop else "baseline", argv, dict(os.environ), port)
 
 
+def uvicorn_floor_server(*, python: str = sys.executable) -> Server:
+    """bench/uvicorn_floor.py: uvicorn as the hub runs it, an app that only accepts."""
+    port = free_port()
+    argv = [python, str(BENCH_DIR / "uvicorn_floor.py"), "--port", str(port)]
+    return Server("uvicorn-floor", argv, dict(os.environ), port)
+
+
 def hub_tokens() -> Any:
     from companion_ws.auth.tokens import TokenConfig, TokenService
 
@@ -470,6 +477,49 @@ async def gather_limited(coros: Sequence[Any], limit: int) -> list[Any]:
             return await coro
 
     return list(await asyncio.gather(*(one(c) for c in coros)))
+
+
+async def admit(url: str, on_text: OnText, *, welcome: bool, timeout: float = 30.0) -> WSClient:
+    """Open a socket and, when ``welcome`` (the hub), wait for the first frame it gets:
+    the hub accepts the WebSocket handshake before it checks the token, so a client is
+    *admitted* (token verified, join rules applied, presence registered) only when its
+    ``session_joined`` arrives. That frame goes to ``on_text`` too. Raises
+    :class:`HandshakeError` when the first frame is not ``session_joined``."""
+    if not welcome:
+        return await ws_connect(url, on_text, timeout=timeout)
+    first: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    def on_first(payload: bytes, now: int) -> None:
+        if not first.done():
+            first.set_result(payload)
+        on_text(payload, now)
+
+    client = await ws_connect(url, on_first, timeout=timeout)
+    try:
+        payload = await asyncio.wait_for(first, timeout)
+    except BaseException:
+        client.close()
+        raise
+    if b'"session_joined"' not in payload:
+        client.close()
+        raise HandshakeError(f"refused: {payload[:200]!r}")
+    client.on_text = on_text
+    return client
+
+
+def start_py_spy(pid: int, out: Path, duration: float, rate: int = 250) -> subprocess.Popen[bytes]:
+    """py-spy sampling process ``pid`` for ``duration`` seconds into ``out`` (.svg: a
+    flame graph, .json: speedscope, else raw collapsed stacks). Needs py-spy in the venv."""
+    import shutil
+
+    fmt = {".svg": "flamegraph", ".json": "speedscope"}.get(out.suffix, "raw")
+    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if py_spy is None:
+        raise SystemExit("profiling needs py-spy: .venv/bin/pip install py-spy")
+    seconds = str(max(1, int(duration)))
+    argv = [py_spy, "record", "--pid", str(pid), "--duration", seconds, "--rate", str(rate),
+            "--nonblocking", "--format", fmt, "--output", str(out)]  # fmt: skip
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL)
 
 
 # ---------------------------------------------------------------- figures

@@ -142,6 +142,7 @@ class Run:
     steps: list[Step] = field(default_factory=list)
     best: Step | None = None
     note: str = ""
+    fixed: Step | None = None  # the step at ``--fixed-rate``: CPU per delivery at that rate
 
 
 class Fleet:
@@ -329,7 +330,25 @@ async def bench_one(server: Server, kind: str, shape: str, args: argparse.Namesp
         return run
     k = 0
     best: Step | None = None
-    targets = ladder(args.start, args.step, args.growth, args.max)
+    if args.fixed_rate:
+        # CPU per delivery at one rate for every server (the 16,000/s): one step,
+        # counted on the ladder too when it passes.
+        k += 1
+        gc.collect()
+        fixed = await run_step(
+            fleet, k, args.fixed_rate, args.duration, args.drain, args.quiet_timeout
+        )
+        run.steps.append(fixed)
+        run.fixed = fixed
+        print(row_line(STEP_HEADERS, step_row(fixed)) + "  (fixed rate)", flush=True)
+        if fixed.passed:
+            best = fixed
+        await asyncio.sleep(args.pause)
+    targets = [
+        t
+        for t in ladder(args.start, args.step, args.growth, args.max)
+        if best is None or t > best.target
+    ]
     refined = False
     i = 0
     while i < len(targets):
@@ -360,7 +379,7 @@ async def bench_one(server: Server, kind: str, shape: str, args: argparse.Namesp
             break
         # Refine between the last pass and this failure.
         refined = True
-        targets = refinement(best.target, target)
+        targets = refinement(best.target, target, args.refine_parts)
         i = 0
         await asyncio.sleep(args.pause)
     run.best = best
@@ -466,6 +485,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds to wait, before each step, for both cores to be under 20%% busy",
     )
     p.add_argument("--no-refine", action="store_true", help="skip the finer steps after a fail")
+    p.add_argument(
+        "--refine-parts",
+        type=int,
+        default=4,
+        help="after the first failure, try the range from the last pass in this many parts",
+    )
+    p.add_argument(
+        "--fixed-rate",
+        type=int,
+        default=0,
+        help="first, one step at this many deliveries/s (CPU per delivery at a fixed rate)",
+    )
     p.add_argument("--profile", help="py-spy the server during one step: OUT.svg|.json|.txt")
     p.add_argument("--profile-rate", type=int, default=10_000, help="deliveries/s when profiling")
     p.add_argument(

@@ -17,6 +17,8 @@ Token kinds (PROTOCOL.md sections 8 and 11):
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import secrets
 import time
 from dataclasses import dataclass
@@ -78,6 +80,44 @@ class TokenConfig:
     leeway: float = 10.0  # seconds of clock skew allowed on exp, nbf and iat
 
 
+def _codec(config: TokenConfig) -> jwt.PyJWT:
+    """A PyJWT of our own whose algorithm prepares the configured keys once.
+
+    PyJWT prepares the key on every ``decode`` and ``encode``: for an HMAC secret it
+    checks that the secret is not a PEM, SSH, DER or JWK key (a failed ``json.loads``
+    and two failed DER parses, each raising), for an RSA or EC key it parses the PEM.
+    That was about a tenth of the hub's CPU time per connect. The checks still run,
+    once, here; a key they refuse is left to fail on each use, as before, and any
+    other key goes through them each time. A PyJWT without a JWS of its own per
+    instance (older than ours) just runs as before.
+    """
+    codec = jwt.PyJWT()
+    jws = getattr(codec, "_jws", None)
+    if not isinstance(jws, jwt.PyJWS):
+        return codec
+    try:
+        algorithm = jws.get_algorithm_by_name(config.algorithm)
+    except NotImplementedError:
+        return codec  # an unknown algorithm: decode refuses every token, as before
+    prepare = algorithm.prepare_key
+    ready: dict[str | bytes, Any] = {}
+    for key in (config.verifying_key, config.signing_key):
+        if key is not None and key not in ready:
+            with contextlib.suppress(jwt.PyJWTError):
+                ready[key] = prepare(key)
+
+    def prepare_key(key: Any) -> Any:
+        if isinstance(key, str | bytes) and key in ready:
+            return ready[key]
+        return prepare(key)
+
+    fast = copy.copy(algorithm)
+    fast.prepare_key = prepare_key  # type: ignore[method-assign]
+    jws.unregister_algorithm(config.algorithm)
+    jws.register_algorithm(config.algorithm, fast)
+    return codec
+
+
 class TokenService:
     """Verifies tokens with exactly one configured algorithm and mints new ones."""
 
@@ -85,6 +125,7 @@ class TokenService:
         if config.algorithm.lower() == "none":
             raise ValueError("the 'none' algorithm is never accepted")
         self._config = config
+        self._jwt = _codec(config)
 
     @property
     def can_mint(self) -> bool:
@@ -98,7 +139,7 @@ class TokenService:
             return Principal(sub="", token_type=JOIN, jti=token)
         cfg = self._config
         try:
-            claims = jwt.decode(
+            claims = self._jwt.decode(
                 token,
                 cfg.verifying_key,
                 algorithms=[cfg.algorithm],
@@ -170,7 +211,7 @@ class TokenService:
             claims["aud"] = cfg.audience
         if cfg.issuer:
             claims["iss"] = cfg.issuer
-        return jwt.encode(claims, cfg.signing_key, algorithm=cfg.algorithm)
+        return self._jwt.encode(claims, cfg.signing_key, algorithm=cfg.algorithm)
 
     @staticmethod
     def new_join_code() -> str:

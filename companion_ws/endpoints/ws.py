@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import cast
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -122,6 +122,22 @@ def session_path(path: str) -> str | None:
     return None
 
 
+def _drop_handshake(send: Send) -> None:
+    """uvicorn's sans-I/O WebSocket protocol (the one ``serve`` runs) keeps the
+    handshake's request and response objects, with their headers, for the socket's
+    lifetime, though it reads them only until the accept: let them go. Any other
+    server's ``send`` is left alone."""
+    protocol: Any = getattr(send, "__self__", None)
+    if (
+        type(protocol).__name__ == "WebSocketsSansIOProtocol"
+        and getattr(protocol, "handshake_complete", False)
+        and hasattr(protocol, "request")
+        and hasattr(protocol, "response")
+    ):
+        protocol.request = None
+        protocol.response = None
+
+
 class _Abort:
     """How the outbox cuts off a client that stopped reading: cancel the read loop,
     but only while it waits for the next frame. A task cancelled inside a unit of work
@@ -231,6 +247,7 @@ class SocketServer:
             scope["headers"] = []
             scope["query_string"] = b""
             scope["subprotocols"] = []
+            _drop_handshake(send)
             while not abort.requested:
                 # Inline rather than a helper coroutine: no extra frame per idle socket.
                 abort.waiting = True

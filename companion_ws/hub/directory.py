@@ -30,7 +30,7 @@ from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import decode_json, now_ms
 from companion_ws.store.eventlog import EventLog
 from companion_ws.store.models import DeviceRow, JoinTokenRow, SessionRow
-from companion_ws.store.store import Store
+from companion_ws.store.store import SessionHead, Store
 from companion_ws.store.uow import UnitOfWork
 from ui_state import StateDoc, abandon_tasks
 from ui_state.restore import restored_state, unfinished_task
@@ -54,7 +54,7 @@ class Resolved:
     """The session a connect lands in, why (PROTOCOL.md section 1), and as whom: the
     connection's principal (a joined device's, after a join code), role and device."""
 
-    row: SessionRow
+    row: SessionHead
     created: bool
     principal: Principal
     role: Role
@@ -173,11 +173,12 @@ class SessionDirectory:
         if requested is None:
             new = await self.create(principal.sub)
             role = policy.socket_role(principal, new.id, new.owner_id, client)
-            return Resolved(new, created=True, principal=principal, role=role)
-        row = await self.get(requested)
+            return Resolved(SessionHead.of(new), created=True, principal=principal, role=role)
+        # Read on every connect, never cached: another process may have ended it.
+        row = await self._store.session_head(requested)
         if row is not None and row.ended_at is None and row.expires_at <= now_ms():
             await self.end(row.id, reason="expired")
-            row = await self.get(requested)
+            row = await self._store.session_head(requested)
         if row is not None and row.ended_at is None:
             role = policy.socket_role(principal, row.id, row.owner_id, client)
             return Resolved(row, created=False, principal=principal, role=role)
@@ -186,11 +187,11 @@ class SessionDirectory:
         reason = "not_found" if row is None else (row.end_reason or "expired")
         if row is not None and not policy.may_open(principal, row.owner_id):
             reason = "not_found"  # never tell a stranger that someone else's session existed
-        elif row is not None and self._restores_itself(principal, row):
-            fresh = await self._carry_on(row)
+        elif row is not None and (ended := await self._restores_itself(principal, row)):
+            fresh = await self._carry_on(ended)
             role = policy.socket_role(principal, fresh.id, fresh.owner_id, client)
             return Resolved(
-                fresh,
+                SessionHead.of(fresh),
                 created=True,
                 principal=principal,
                 role=role,
@@ -200,18 +201,23 @@ class SessionDirectory:
         fresh = await self.create(principal.sub)
         role = policy.socket_role(principal, fresh.id, fresh.owner_id, client)
         return Resolved(
-            fresh, created=True, principal=principal, role=role, requested=requested, reason=reason
+            SessionHead.of(fresh),
+            created=True,
+            principal=principal,
+            role=role,
+            requested=requested,
+            reason=reason,
         )
 
-    @staticmethod
-    def _restores_itself(principal: Principal, row: SessionRow) -> bool:
+    async def _restores_itself(self, principal: Principal, head: SessionHead) -> SessionRow | None:
         """Connecting to one's own expired session that had an unfinished task carries
-        it on in a new session (section 13)."""
-        return (
-            row.owner_id == principal.sub
-            and row.end_reason == "expired"
-            and unfinished_task(json.loads(row.state or "{}")) is not None
-        )
+        it on in a new session (section 13): that session, with its state."""
+        if head.owner_id != principal.sub or head.end_reason != "expired":
+            return None
+        row = await self.get(head.id)
+        if row is None or unfinished_task(json.loads(row.state or "{}")) is None:
+            return None
+        return row
 
     async def _resolve_join(
         self, principal: Principal, requested: str | None, client: str
@@ -252,7 +258,9 @@ class SessionDirectory:
             device_id=device.device_id,
             device_role=device.role,
         )
-        return Resolved(row, created=False, principal=member, role=Role(device.role))
+        return Resolved(
+            SessionHead.of(row), created=False, principal=member, role=Role(device.role)
+        )
 
     async def _check_device(self, principal: Principal) -> None:
         """A device token is good while its device is neither revoked nor expired."""
