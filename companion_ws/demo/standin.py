@@ -26,6 +26,8 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from companion_ws.demo import events
+
 __all__ = ["CONVERSATION_PATH", "ScriptedConversation", "StandIn"]
 
 log = logging.getLogger("companion_ws.demo")
@@ -53,56 +55,24 @@ class ScriptedConversation:
         await self.ws.send(json.dumps(frame))
 
     async def user_said(self, text: str) -> None:
-        await self._send(
-            {
-                "type": "user_transcript",
-                "user_transcription_event": {
-                    "user_transcript": text,
-                    "event_id": next(self._event_ids),
-                },
-            }
-        )
+        await self._send(events.user_transcript(text, next(self._event_ids)))
 
     async def say(self, text: str) -> None:
-        await self._send(
-            {
-                "type": "agent_response",
-                "agent_response_event": {"agent_response": text, "event_id": next(self._event_ids)},
-            }
-        )
+        await self._send(events.agent_response(text, next(self._event_ids)))
 
     async def interrupted(self, original: str, corrected: str) -> None:
         """The user cut the agent off: the platform's interruption, then the correction
         of what the agent had really said by then."""
         event_id = next(self._event_ids)
-        await self._send({"type": "interruption", "interruption_event": {"event_id": event_id}})
-        await self._send(
-            {
-                "type": "agent_response_correction",
-                "agent_response_correction_event": {
-                    "original_agent_response": original,
-                    "corrected_agent_response": corrected,
-                    "event_id": event_id,
-                },
-            }
-        )
+        await self._send(events.interruption(event_id))
+        await self._send(events.agent_response_correction(original, corrected, event_id))
 
     async def call_tool(
         self, name: str, parameters: dict[str, Any], timeout: float = 30.0
     ) -> tuple[Any, bool]:
         """A ``client_tool_call``; answers the SDK's result (decoded) and ``is_error``."""
         call_id = f"toolu_demo_{uuid.uuid4().hex[:12]}"
-        await self._send(
-            {
-                "type": "client_tool_call",
-                "client_tool_call": {
-                    "tool_name": name,
-                    "tool_call_id": call_id,
-                    "parameters": parameters,
-                    "event_id": next(self._event_ids),
-                },
-            }
-        )
+        await self._send(events.client_tool_call(name, call_id, parameters, next(self._event_ids)))
         message = await self.next_message(
             lambda m: m.get("type") == "client_tool_result" and m.get("tool_call_id") == call_id,
             timeout,

@@ -185,20 +185,13 @@ class SessionDirectory:
         if principal.session_scope is not None:
             raise SessionEnded("this session has ended")
         reason = "not_found" if row is None else (row.end_reason or "expired")
+        ended: SessionRow | None = None
         if row is not None and not policy.may_open(principal, row.owner_id):
             reason = "not_found"  # never tell a stranger that someone else's session existed
-        elif row is not None and (ended := await self._restores_itself(principal, row)):
-            fresh = await self._carry_on(ended)
-            role = policy.socket_role(principal, fresh.id, fresh.owner_id, client)
-            return Resolved(
-                SessionHead.of(fresh),
-                created=True,
-                principal=principal,
-                role=role,
-                requested=requested,
-                reason="expired",
-            )
-        fresh = await self.create(principal.sub)
+        elif row is not None:
+            ended = await self._restores_itself(principal, row)
+        # One's own expired session with an unfinished task is carried on; else a new one.
+        fresh = await self._carry_on(ended) if ended else await self.create(principal.sub)
         role = policy.socket_role(principal, fresh.id, fresh.owner_id, client)
         return Resolved(
             SessionHead.of(fresh),

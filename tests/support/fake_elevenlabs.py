@@ -33,6 +33,8 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from companion_ws.demo import events
+
 CONVERSATION_PATH = "/v1/convai/conversation"
 #: The subprotocol the browser client offers (its WebSocketConnection's MAIN_PROTOCOL).
 BROWSER_SUBPROTOCOL = "convai"
@@ -92,36 +94,15 @@ class FakeConversation:
         """Send a ``client_tool_call``; returns its ``tool_call_id``."""
         call_id = tool_call_id or f"toolu_{uuid.uuid4().hex[:16]}"
         await self.send(
-            {
-                "type": "client_tool_call",
-                "client_tool_call": {
-                    "tool_name": tool_name,
-                    "tool_call_id": call_id,
-                    "parameters": parameters,
-                    "event_id": next(self._event_ids),
-                },
-            }
+            events.client_tool_call(tool_name, call_id, parameters, next(self._event_ids))
         )
         return call_id
 
     async def say(self, text: str) -> None:
-        await self.send(
-            {
-                "type": "agent_response",
-                "agent_response_event": {"agent_response": text, "event_id": next(self._event_ids)},
-            }
-        )
+        await self.send(events.agent_response(text, next(self._event_ids)))
 
     async def user_said(self, text: str) -> None:
-        await self.send(
-            {
-                "type": "user_transcript",
-                "user_transcription_event": {
-                    "user_transcript": text,
-                    "event_id": next(self._event_ids),
-                },
-            }
-        )
+        await self.send(events.user_transcript(text, next(self._event_ids)))
 
     async def audio(self, seconds: float = 0.5) -> None:
         """Agent speech: ``seconds`` of a quiet 440 Hz tone as one ``audio`` event (the
