@@ -128,3 +128,13 @@ export function shortId(id, keep = 8) {
   if (!id) return '';
   return id.length > keep + 1 ? `${id.slice(0, keep)}…` : id;
 }
+
+// What an HTTP error answer says ({"error": {"code", "message"}}), or its status.
+export async function errorReason(res) {
+  try {
+    const body = await res.json();
+    return body?.error?.message || `HTTP ${res.status}`;
+  } catch {
+    return `HTTP ${res.status}`;
+  }
+}

@@ -10,7 +10,7 @@
 // not list or create sessions, and the panel stays hidden for it).
 
 import { h, replaceChildren } from './dom.js';
-import { formatFullTime, formatTime, parseTime } from './format.js';
+import { errorReason, formatFullTime, formatTime, parseTime } from './format.js';
 
 const day = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
 
@@ -84,7 +84,7 @@ export function createSessionsPanel(els, { getToken, getSessionId, isOwner, onOp
         els.card.hidden = true; // this hub does not list a user's own sessions
         return;
       }
-      if (!res.ok) throw new Error(await reason(res));
+      if (!res.ok) throw new Error(await errorReason(res));
       const body = await res.json();
       if (gen !== generation) return;
       draw(sessionRows(body.sessions, getSessionId()));
@@ -149,7 +149,7 @@ export function createSessionsPanel(els, { getToken, getSessionId, isOwner, onOp
         headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'application/json' },
         body: JSON.stringify({ restore_from: row.session_id }),
       });
-      if (!res.ok) throw new Error(await reason(res));
+      if (!res.ok) throw new Error(await errorReason(res));
       const body = await res.json();
       if (typeof body.session_id !== 'string') throw new Error('the hub answered no session');
       onOpen(body.session_id, body.restored_from ?? row.session_id);
@@ -160,15 +160,6 @@ export function createSessionsPanel(els, { getToken, getSessionId, isOwner, onOp
         button.disabled = false;
         button.textContent = 'Restore';
       }
-    }
-  }
-
-  async function reason(res) {
-    try {
-      const body = await res.json();
-      return body?.error?.message || `HTTP ${res.status}`;
-    } catch {
-      return `HTTP ${res.status}`;
     }
   }
 

@@ -9,7 +9,7 @@
 // cannot run scripts). Taking the link from the QR response keeps the two the same
 // one-time code.
 
-import { formatCountdown, formatTime, parseTime } from './format.js';
+import { errorReason, formatCountdown, formatTime, parseTime } from './format.js';
 
 const AUTO_REFRESHES = 12; // expired codes renewed on their own, then a click is needed
 
@@ -117,7 +117,7 @@ export function createDevicePanel(els, { getToken, getSessionId, isOwner, onCopy
           onRefused?.();
           return;
         }
-        if (!res.ok) throw new Error(await reason(res));
+        if (!res.ok) throw new Error(await errorReason(res));
         const body = await res.json();
         link = body.join_url;
         expires = parseTime(body.expires_at);
@@ -145,15 +145,6 @@ export function createDevicePanel(els, { getToken, getSessionId, isOwner, onCopy
         els.newCode.disabled = false;
         els.newCode.textContent = hasCode() || isOwner() ? 'New code' : 'Show a QR code';
       }
-    }
-  }
-
-  async function reason(res) {
-    try {
-      const body = await res.json();
-      return body?.error?.message || `HTTP ${res.status}`;
-    } catch {
-      return `HTTP ${res.status}`;
     }
   }
 
