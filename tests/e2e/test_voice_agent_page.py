@@ -94,6 +94,8 @@ async def test_the_real_voice_path_on_desktop_and_phone(hub: HubProcess, screens
             await expect(page.get_by_test_id("task-status")).to_have_text("In progress")
             tool_run = page.locator("[data-testid=progress-item][data-kind=tool]")
             await expect(tool_run.first).to_have_attribute("data-status", "done")
+            # the agent reads the quotes out, then waits for a pick: the chat is still
+            await expect(page.get_by_test_id("message").last).to_contain_text("Pick one")
         said = await same_on_both(desktop, phone)
         assert said[0][0] == "agent" and "scripted demo" in said[0][2]
         await screens.shot(desktop, "voice-desktop-1-quotes")
@@ -116,8 +118,11 @@ async def test_the_real_voice_path_on_desktop_and_phone(hub: HubProcess, screens
             )
             await expect(page.get_by_test_id("task-status")).to_have_text("Completed")
         await asyncio.wait_for(platform.finished.wait(), 30)
+        last = "You're welcome. This was the end of the demo."
+        for page in pages:  # the agent's last words reach both screens
+            await expect(page.get_by_test_id("message").last).to_contain_text(last)
         final = await same_on_both(desktop, phone)
-        assert final[-1][2] == "You're welcome. This was the end of the demo."
+        assert final[-1][2] == last
         assert not any(text == "The cheapest one, please." for _, _, text, *_ in final)
         await screens.shot(desktop, "voice-desktop-3-label")
         await screens.shot(phone, "voice-phone-3-label")
