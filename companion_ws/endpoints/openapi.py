@@ -55,6 +55,15 @@ def _op(summary: str, ok: dict[str, Any], *errors: int, **extra: Any) -> dict[st
 def document() -> dict[str, Any]:
     """The OpenAPI document of the HTTP API."""
     int_query = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
+    #: A page after a seq (history, messages): ``after_seq`` and ``limit`` (1-1000).
+    after_seq_page = [
+        {"name": "after_seq", "in": "query", "schema": int_query},
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+        },
+    ]
     return {
         "openapi": "3.1.0",
         "info": {"title": "companion_ws", "version": __version__},
@@ -262,14 +271,7 @@ def document() -> dict[str, Any]:
                     401,
                     403,
                     404,
-                    parameters=[
-                        {"name": "after_seq", "in": "query", "schema": int_query},
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                        },
-                    ],
+                    parameters=after_seq_page,
                 ),
             },
             "/sessions/{session_id}/messages": {
@@ -281,14 +283,7 @@ def document() -> dict[str, Any]:
                     401,
                     403,
                     404,
-                    parameters=[
-                        {"name": "after_seq", "in": "query", "schema": int_query},
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                        },
-                    ],
+                    parameters=after_seq_page,
                 ),
             },
             "/sessions/{session_id}/ag-ui": AG_UI,
