@@ -299,7 +299,9 @@ export function createTalk(root, { getToken, isOwner }) {
   }
 
   function tell(words) {
-    if (!conversation) return;
+    // Only while the conversation is open: once its socket is closing, a send would be
+    // dropped (the browser only logs it); the next start begins with a summary.
+    if (!conversation || !conversation.isOpen()) return;
     try {
       conversation.sendContextualUpdate(words);
     } catch {
