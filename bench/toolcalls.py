@@ -46,6 +46,7 @@ from common import (
     percentile,
     pin,
     raise_nofile,
+    start_py_spy,
     table,
     use_uvloop,
     wait_quiet,
@@ -164,6 +165,7 @@ async def bench(server: Server, args: argparse.Namespace) -> tuple[Result, list[
     pid, n, sent = server.pid, len(callers), 0
     cores0 = core_times()
     cpu0, gen0 = cpu_seconds(pid), time.process_time()
+    spy = start_py_spy(pid, Path(args.profile), args.duration) if args.profile else None
     start = time.monotonic()
     end = start + args.duration
     while (now := time.monotonic()) < end:
@@ -182,6 +184,9 @@ async def bench(server: Server, args: argparse.Namespace) -> tuple[Result, list[
         await asyncio.sleep(0.01)
     wall = time.monotonic() - start
     gc.enable()
+    if spy is not None:
+        spy.wait()
+        print(f"profile: {args.profile}")
     server_seconds = cpu_seconds(pid) - cpu0
     client_cpu = (time.process_time() - gen0) / wall * 100
     lat = sorted(x for xs in rec.screens.values() for x in xs)
@@ -231,7 +236,9 @@ def row(r: Result) -> list[object]:
 async def main(args: argparse.Namespace) -> int:
     pin(CLIENT_CPU)
     raise_nofile(65536)
-    server = hub_server(env=dict(kv.split("=", 1) for kv in args.env))
+    server = hub_server(
+        pythonpath=args.hub_pythonpath, env=dict(kv.split("=", 1) for kv in args.env)
+    )
     server.start()
     try:
         result, first_errors = await bench(server, args)
@@ -268,6 +275,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds to wait, before calling, for both cores to be under 20%% busy",
     )
     p.add_argument("--env", action="append", default=[], help="KEY=VALUE for the hub")
+    p.add_argument("--hub-pythonpath", help="PYTHONPATH for the hub (a scratch copy)")
+    p.add_argument("--profile", help="py-spy the hub while calling: OUT.svg|.json|.txt")
     return p.parse_args(argv)
 
 

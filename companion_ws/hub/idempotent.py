@@ -21,15 +21,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
-
 from companion_ws import failpoints
 from companion_ws.errors import Internal
 from companion_ws.hub.locks import KeyedLock
 from companion_ws.hub.publisher import Publisher
 from companion_ws.protocol.codec import decode_json, encode, now_ms
 from companion_ws.protocol.frames import BroadcastFrame
-from companion_ws.store.models import ToolCallRow
+from companion_ws.store.effects import LedgerRow, Verdict
 from companion_ws.store.store import Store
 
 __all__ = ["MAX_KEY", "IdempotentPublisher", "InProgress", "Published"]
@@ -68,7 +66,7 @@ class IdempotentPublisher:
         claim_id = f"{_CLAIM}:{sid}:{key}"
         receipt_id = f"{claim_id}#done"
         async with self._locks(claim_id):
-            receipt = await self._get(receipt_id)
+            receipt = await self._store.effects.recorded(receipt_id)
             if receipt is not None:
                 body = decode_json(receipt.result)
                 return Published(sid, int(body["seq"]), str(body["epoch"]), duplicate=True)
@@ -79,31 +77,21 @@ class IdempotentPublisher:
                 await self._release(claim_id)
                 raise
             failpoints.hit("after_backend_publish")
-            try:
-                async with self._store.uow() as uow:
-                    uow.tool_calls.add(
-                        _row(receipt_id, sid, {"seq": event.seq, "epoch": event.epoch})
-                    )
-                    await uow.commit()
-            except IntegrityError:
+            verdict = await self._store.effects.commit(
+                sid, ledger=_row(receipt_id, sid, {"seq": event.seq, "epoch": event.epoch})
+            )
+            if verdict is Verdict.DUPLICATE:
                 # A takeover elsewhere published too (see the module docstring).
                 log.warning("the key %r of %s was published twice", key, sid)
         return Published(sid, event.seq, event.epoch)
 
-    async def _get(self, row_id: str) -> ToolCallRow | None:
-        async with self._store.uow() as uow:
-            return await uow.tool_calls.get(row_id)
-
     async def _claim(self, sid: str, claim_id: str) -> None:
-        existing = await self._get(claim_id)
+        existing = await self._store.effects.recorded(claim_id)
         if existing is None:
-            try:
-                async with self._store.uow() as uow:
-                    uow.tool_calls.add(_row(claim_id, sid, {"claimed": True}))
-                    await uow.commit()
-                return
-            except IntegrityError:
-                raise InProgress("this idempotency key is being published; retry") from None
+            claim = _row(claim_id, sid, {"claimed": True})
+            if await self._store.effects.commit(sid, ledger=claim) is Verdict.DUPLICATE:
+                raise InProgress("this idempotency key is being published; retry")
+            return
         if now_ms() - existing.created_at < self._lease_ms:
             raise InProgress("this idempotency key is being published; retry")
         log.info("taking over the stale claim %s", claim_id)
@@ -111,21 +99,10 @@ class IdempotentPublisher:
     async def _release(self, claim_id: str) -> None:
         """Backdate the claim so that the next try takes it over at once."""
         try:
-            async with self._store.uow() as uow:
-                row = await uow.tool_calls.get(claim_id)
-                if row is not None:
-                    row.created_at = 0
-                    await uow.commit()
+            await self._store.effects.backdate(claim_id)
         except Exception as exc:
             log.warning("releasing %s failed: %s", claim_id, exc)
 
 
-def _row(row_id: str, sid: str, result: object) -> ToolCallRow:
-    return ToolCallRow(
-        tool_call_id=row_id,
-        session_id=sid,
-        tool_name="publish",
-        result=encode(result).decode(),
-        is_error=False,
-        created_at=now_ms(),
-    )
+def _row(row_id: str, sid: str, result: object) -> LedgerRow:
+    return LedgerRow(row_id, sid, "publish", encode(result).decode(), False, now_ms())

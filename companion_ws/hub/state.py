@@ -15,6 +15,7 @@ from companion_ws.hub.publisher import Publisher
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import decode_json, encode, now_ms
+from companion_ws.store.effects import StateRow, StateWrite, Verdict
 from companion_ws.store.store import Store
 from companion_ws.store.uow import UnitOfWork
 from ui_state import InvalidPatch, StateDoc, apply_patch
@@ -46,15 +47,15 @@ class StateService:
 
     async def load(self, session_id: str) -> StateDoc:
         """The session's state and version as committed."""
-        async with self._store.uow() as uow:
-            return await self.read(uow, session_id)
+        _, row = await self._store.effects.read(session_id)
+        return self.doc(session_id, row)
 
-    async def read(self, uow: UnitOfWork, session_id: str) -> StateDoc:
-        """:meth:`load`, inside the caller's unit of work."""
-        row = await uow.sessions.get(session_id)
+    @staticmethod
+    def doc(session_id: str, row: StateRow | None) -> StateDoc:
+        """The state document of a read row; ``NotFound`` for no session."""
         if row is None:
             raise NotFound(f"no session {session_id!r}")
-        return StateDoc(decode_json(row.state), row.state_version)
+        return StateDoc(decode_json(row.state), row.version)
 
     async def update(
         self,
@@ -71,11 +72,9 @@ class StateService:
                 doc = await self.load(session_id)
                 new = self.reduce(doc, patch, expected_version)
                 started = time.perf_counter()
-                async with self._store.uow() as uow:
-                    saved = await self.save(uow, session_id, doc, new)
-                    await uow.commit()
+                verdict = await self._store.effects.commit(session_id, state=self.write(doc, new))
                 self._metrics.state_commit_seconds.observe(time.perf_counter() - started)
-                if saved:
+                if verdict is Verdict.COMMITTED:
                     break
                 # another process committed first: re-read and re-apply
             else:
@@ -85,16 +84,28 @@ class StateService:
             )
         return new
 
-    async def save(self, uow: UnitOfWork, session_id: str, old: StateDoc, new: StateDoc) -> bool:
-        """Compare-and-set ``old`` -> ``new`` in ``uow`` (not committed): False when
-        another writer changed the state first."""
-        return await uow.sessions.save_state(
-            session_id,
+    def write(self, old: StateDoc, new: StateDoc) -> StateWrite:
+        """The compare-and-set of ``old`` -> ``new``, for one commit."""
+        now = now_ms()
+        return StateWrite(
             from_version=old.version,
             state=encode(new.state).decode(),
             version=new.version,
-            now=now_ms(),
-            ttl_ms=self._ttl_ms,
+            now=now,
+            expires_at=now + self._ttl_ms,
+        )
+
+    async def save(self, uow: UnitOfWork, session_id: str, old: StateDoc, new: StateDoc) -> bool:
+        """:meth:`write` in ``uow`` (not committed), with the unit of work's other
+        changes: False when another writer changed the state first."""
+        change = self.write(old, new)
+        return await uow.sessions.save_state(
+            session_id,
+            from_version=change.from_version,
+            state=change.state,
+            version=change.version,
+            now=change.now,
+            expires_at=change.expires_at,
         )
 
     def reduce(

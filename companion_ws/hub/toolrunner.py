@@ -20,8 +20,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from companion_ws import failpoints
 from companion_ws.broker.base import Event
 from companion_ws.errors import CompanionError, Internal, SessionMismatch
@@ -31,9 +29,8 @@ from companion_ws.hub.state import StateService, changed
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import encode, now_ms
-from companion_ws.store.models import ToolCallRow
+from companion_ws.store.effects import LedgerRow, Recorded, Verdict
 from companion_ws.store.store import Store
-from companion_ws.store.uow import UnitOfWork
 from companion_ws.tools.registry import ToolError, ToolOutcome, ToolRegistry
 from ui_state import StateDoc
 
@@ -139,11 +136,10 @@ class ToolRunner:
         a run that lost the race to another process finishes with the winner's result.
         """
         async with self._locks(session_id):
-            async with self._store.uow() as uow:  # one round trip: the ledger and the state
-                stored = await self._stored_in(uow, key, session_id)
-                if stored is not None:
-                    return stored
-                doc = await self._state.read(uow, session_id)
+            recorded, row = await self._store.effects.read(session_id, key)  # one round trip
+            if recorded is not None:
+                return _replay(key, session_id, recorded)
+            doc = self._state.doc(session_id, row)
             run = _Run(self._publisher, session_id, key, name, request_id) if lifecycle else None
             if run is not None:
                 await run.start()
@@ -162,34 +158,24 @@ class ToolRunner:
                 # A bug, not an answer: logged with its traceback, never stored or sent.
                 log.exception("%s failed", name)
                 outcome, result, is_error = None, _json({"error": f"{name} failed"}), True
+            ledger = LedgerRow(key, session_id, name, result, is_error, now_ms())
             try:
-                async with self._store.uow() as uow:
-                    if new_doc is not None and not await self._state.save(
-                        uow, session_id, doc, new_doc
-                    ):
-                        raise Internal("the state changed during the tool call; retry")
-                    uow.tool_calls.add(
-                        ToolCallRow(
-                            tool_call_id=key,
-                            session_id=session_id,
-                            tool_name=name,
-                            result=result,
-                            is_error=is_error,
-                            created_at=now_ms(),
-                        )
-                    )
-                    await uow.commit()
-            except (IntegrityError, Internal):
-                # The same id committed elsewhere (another process) first: its result stands.
-                # (Its state change can also make ours fail the version check first.)
-                stored = await self._lost(key, session_id, run)
-                if stored is None:
-                    raise
-                return stored
+                verdict = await self._store.effects.commit(
+                    session_id,
+                    state=self._state.write(doc, new_doc) if new_doc is not None else None,
+                    ledger=ledger,
+                )
             except Exception:
                 if run is not None:
                     await run.abort(is_error=True)
                 raise
+            if verdict is not Verdict.COMMITTED:
+                # The same id committed elsewhere (another process) first: its result
+                # stands. (Its state change can also make ours fail the version check.)
+                stored = await self._lost(key, session_id, run)
+                if stored is None:
+                    raise Internal("the state changed during the tool call; retry")
+                return stored
             failpoints.hit("after_ledger")
             frames = self._effects(session_id, outcome, new_doc, sender, request_id)
             if run is not None:
@@ -236,17 +222,15 @@ class ToolRunner:
                 await run.abort(is_error=is_error)
 
     async def _stored(self, key: str, session_id: str) -> ToolResult | None:
-        async with self._store.uow() as uow:
-            return await self._stored_in(uow, key, session_id)
+        recorded = await self._store.effects.recorded(key)
+        return _replay(key, session_id, recorded) if recorded is not None else None
 
-    @staticmethod
-    async def _stored_in(uow: UnitOfWork, key: str, session_id: str) -> ToolResult | None:
-        row = await uow.tool_calls.get(key)
-        if row is None:
-            return None
-        if row.session_id != session_id:
-            raise SessionMismatch("this tool_call_id belongs to another session")
-        return ToolResult(key, row.result, row.is_error, replayed=True)
+
+def _replay(key: str, session_id: str, recorded: Recorded) -> ToolResult:
+    """The stored answer of ``key``, which must be this session's."""
+    if recorded.session_id != session_id:
+        raise SessionMismatch("this tool_call_id belongs to another session")
+    return ToolResult(key, recorded.result, recorded.is_error, replayed=True)
 
 
 def _json(value: Any) -> str:

@@ -65,7 +65,7 @@ class EventLog:
         linger: float = 0.002,
     ) -> None:
         self._store = store
-        self._appender = EventAppender(store.engine)
+        self._appender = EventAppender(store.held)
         self._linger = linger
         self._touched = 0.0  # when sessions' activity was last written
         self._spread = 0  # sessions in the last batch: a sign of concurrent publishers
@@ -93,10 +93,7 @@ class EventLog:
         if self._task is not None:
             await self._task
             self._task = None
-        try:
-            await self.flush()
-        finally:
-            await self._appender.close()
+        await self.flush()
 
     def write(
         self,

@@ -44,15 +44,20 @@ class SessionRepository:
         self._db.add(row)
 
     async def save_state(
-        self, session_id: str, *, from_version: int, state: str, version: int, now: int, ttl_ms: int
+        self,
+        session_id: str,
+        *,
+        from_version: int,
+        state: str,
+        version: int,
+        now: int,
+        expires_at: int,
     ) -> bool:
         """Compare-and-set the state: False when another writer got there first."""
         result = await self._db.execute(
             update(SessionRow)
             .where(SessionRow.id == session_id, SessionRow.state_version == from_version)
-            .values(
-                state=state, state_version=version, last_activity_at=now, expires_at=now + ttl_ms
-            )
+            .values(state=state, state_version=version, last_activity_at=now, expires_at=expires_at)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
 
@@ -226,17 +231,6 @@ class EventRepository:
         stmt = select(func.max(EventRow.seq)).where(EventRow.session_id == session_id)
         value = (await self._db.execute(stmt)).scalar_one_or_none()
         return int(value or 0)
-
-
-class ToolCallRepository:
-    def __init__(self, db: DBSession) -> None:
-        self._db = db
-
-    async def get(self, tool_call_id: str) -> ToolCallRow | None:
-        return await self._db.get(ToolCallRow, tool_call_id)
-
-    def add(self, row: ToolCallRow) -> None:
-        self._db.add(row)
 
 
 class JoinTokenRepository:

@@ -13,7 +13,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Table, bindparam, select, text
 
 import migrations
+from companion_ws.store.effects import EffectStore
 from companion_ws.store.engine import make_engine, make_sessionmaker
+from companion_ws.store.held import HeldConnection
 from companion_ws.store.models import SessionRow
 from companion_ws.store.uow import UnitOfWork
 
@@ -76,6 +78,9 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self._factory = make_sessionmaker(self.engine)
+        # The hot paths' connection: the event log's appends, tool runs' ledger and state.
+        self.held = HeldConnection(self.engine)
+        self.effects = EffectStore(self.held)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self._factory)
@@ -126,4 +131,5 @@ class Store:
         return True
 
     async def close(self) -> None:
+        await self.held.close()
         await self.engine.dispose()

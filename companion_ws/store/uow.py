@@ -28,7 +28,6 @@ from companion_ws.store.repositories import (
     EventRepository,
     JoinTokenRepository,
     SessionRepository,
-    ToolCallRepository,
 )
 
 
@@ -41,7 +40,6 @@ class UnitOfWork:
         self._db = self._factory()
         self.sessions = SessionRepository(self._db)
         self.events = EventRepository(self._db)
-        self.tool_calls = ToolCallRepository(self._db)
         self.join_tokens = JoinTokenRepository(self._db)
         self.devices = DeviceRepository(self._db)
         return self

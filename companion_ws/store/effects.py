@@ -1,0 +1,252 @@
+"""A tool run's database work on the driver: the ledger row of its id, the session's
+state, and the one commit of both.
+
+Every tool call reads the ledger and the state, then commits its state change with its
+ledger row (:mod:`companion_ws.hub.toolrunner`); every state patch reads and
+compare-and-sets the state (:mod:`companion_ws.hub.state`). Through units of work that
+was four ORM round trips and most of a tool call's CPU time (``bench/README.md``); here
+it is SQL on the driver, one statement per step.
+
+On SQLite the statements run on the store's held connection, the hot paths' one writer
+(:mod:`companion_ws.store.held`): a tool's commit never waits on the event log's in
+SQLite's busy handler. On PostgreSQL each block takes a connection of the engine's pool,
+so tool runs of different sessions commit side by side.
+"""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from companion_ws.store.held import HeldConnection
+
+__all__ = ["EffectStore", "LedgerRow", "Recorded", "StateRow", "StateWrite", "Verdict"]
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A ledger row: what an id's effect answered, in which session."""
+
+    session_id: str
+    result: str
+    is_error: bool
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class StateRow:
+    """A session's state document (JSON text) and its version, as committed."""
+
+    state: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    key: str
+    session_id: str
+    name: str
+    result: str
+    is_error: bool
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class StateWrite:
+    """Compare-and-set: the state at ``from_version`` becomes ``state`` at ``version``."""
+
+    from_version: int
+    state: str
+    version: int
+    now: int
+    expires_at: int
+
+
+class Verdict(enum.Enum):
+    COMMITTED = "committed"
+    CONFLICT = "conflict"  # the state was no longer at ``from_version``: nothing written
+    DUPLICATE = "duplicate"  # the ledger already had the key: nothing written
+
+
+_LEDGER_GET = (
+    "SELECT session_id, result, is_error, created_at FROM tool_calls WHERE tool_call_id = :key"
+)
+_STATE_GET = "SELECT state, state_version FROM sessions WHERE id = :sid"
+_STATE_CAS = (
+    "UPDATE sessions SET state = :state, state_version = :version,"
+    " last_activity_at = :now, expires_at = :expires_at"
+    " WHERE id = :sid AND state_version = :from_version"
+)
+_LEDGER_ADD = (
+    "INSERT INTO tool_calls (tool_call_id, session_id, tool_name, result, is_error, created_at)"
+    " VALUES (:key, :sid, :name, :result, :is_error, :created_at)"
+)
+_LEDGER_BACKDATE = "UPDATE tool_calls SET created_at = 0 WHERE tool_call_id = :key"
+
+_ORDER = {
+    _LEDGER_GET: ("key",),
+    _STATE_GET: ("sid",),
+    _STATE_CAS: ("state", "version", "now", "expires_at", "sid", "from_version"),
+    _LEDGER_ADD: ("key", "sid", "name", "result", "is_error", "created_at"),
+    _LEDGER_BACKDATE: ("key",),
+}
+
+
+def _positional(sql: str, names: tuple[str, ...], style: str) -> str:
+    """``sql`` with its named parameters as the driver's: ``?`` or ``$1``."""
+    for i, name in enumerate(names, 1):
+        sql = sql.replace(f":{name}", "?" if style == "qmark" else f"${i}", 1)
+    return sql
+
+
+_SQL = {
+    dialect: {sql: _positional(sql, names, style) for sql, names in _ORDER.items()}
+    for dialect, style in (("sqlite", "qmark"), ("postgresql", "numeric"))
+}
+
+
+class _Block:
+    """The statements of one block on the driver's connection, and its transaction."""
+
+    def __init__(self, dialect: str, conn: Any) -> None:
+        self._postgres = dialect == "postgresql"
+        self._sql = _SQL[dialect]
+        self._conn = conn
+
+    async def row(self, sql: str, **params: Any) -> tuple[Any, ...] | None:
+        args = _args(sql, params)
+        if self._postgres:
+            found = await self._conn.fetchrow(self._sql[sql], *args)
+            return tuple(found) if found is not None else None
+        rows = await self._conn.execute_fetchall(self._sql[sql], args)
+        return tuple(rows[0]) if rows else None
+
+    async def write(self, sql: str, **params: Any) -> int:
+        """Run ``sql``; the rows it changed."""
+        args = _args(sql, params)
+        if self._postgres:
+            status = await self._conn.execute(self._sql[sql], *args)
+            return int(status.rsplit(" ", 1)[-1])  # "UPDATE 1", "INSERT 0 1"
+        cursor = await self._conn.execute(self._sql[sql], args)
+        return int(cursor.rowcount)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Tx]:
+        """Committed when the block ends, unless it sets ``rollback`` or raises. (On
+        SQLite the driver begins it before the first write.)"""
+        tx = _Tx()
+        if self._postgres:
+            transaction = self._conn.transaction()
+            await transaction.start()
+            end, undo = transaction.commit, transaction.rollback
+        else:
+            end, undo = self._conn.commit, self._conn.rollback
+        try:
+            yield tx
+        except BaseException:
+            await undo()
+            raise
+        await (undo() if tx.rollback else end())
+
+
+class _Tx:
+    rollback = False
+
+
+def _args(sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(params[name] for name in _ORDER[sql])
+
+
+class EffectStore:
+    def __init__(self, held: HeldConnection) -> None:
+        if not held.supported:
+            raise ValueError(f"no driver path for the {held.dialect!r} database")
+        self._held = held
+
+    async def read(
+        self, session_id: str, key: str | None = None
+    ) -> tuple[Recorded | None, StateRow | None]:
+        """The ledger row of ``key`` (when given) and the session's state, as committed."""
+        async with self._block() as block:
+            recorded = await _recorded(block, key) if key is not None else None
+            found = await block.row(_STATE_GET, sid=session_id)
+        return recorded, StateRow(found[0], int(found[1])) if found is not None else None
+
+    async def recorded(self, key: str) -> Recorded | None:
+        """The ledger row of ``key``, if any."""
+        async with self._block() as block:
+            return await _recorded(block, key)
+
+    async def commit(
+        self, session_id: str, *, state: StateWrite | None = None, ledger: LedgerRow | None = None
+    ) -> Verdict:
+        """Compare-and-set the state and insert the ledger row, both or neither."""
+        async with self._block() as block, block.transaction() as tx:
+            if state is not None:
+                changed = await block.write(
+                    _STATE_CAS,
+                    state=state.state,
+                    version=state.version,
+                    now=state.now,
+                    expires_at=state.expires_at,
+                    sid=session_id,
+                    from_version=state.from_version,
+                )
+                if changed != 1:
+                    tx.rollback = True
+                    return Verdict.CONFLICT
+            if ledger is not None:
+                try:
+                    await block.write(
+                        _LEDGER_ADD,
+                        key=ledger.key,
+                        sid=ledger.session_id,
+                        name=ledger.name,
+                        result=ledger.result,
+                        is_error=ledger.is_error,
+                        created_at=ledger.created_at,
+                    )
+                except _DUPLICATE:
+                    tx.rollback = True
+                    return Verdict.DUPLICATE
+        return Verdict.COMMITTED
+
+    async def backdate(self, key: str) -> None:
+        """Make the ledger row of ``key`` as old as can be (a claim anyone may take over)."""
+        async with self._block() as block, block.transaction():
+            await block.write(_LEDGER_BACKDATE, key=key)
+
+    @asynccontextmanager
+    async def _block(self) -> AsyncIterator[_Block]:
+        if self._held.dialect == "sqlite":
+            async with self._held.use() as driver:
+                yield _Block("sqlite", driver)
+            return
+        async with self._held.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            yield _Block(self._held.dialect, raw.driver_connection)
+
+
+async def _recorded(block: _Block, key: str) -> Recorded | None:
+    found = await block.row(_LEDGER_GET, key=key)
+    return Recorded(found[0], found[1], bool(found[2]), int(found[3])) if found else None
+
+
+def _duplicate_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sqlite3.IntegrityError, IntegrityError]
+    try:
+        import asyncpg
+
+        errors.append(asyncpg.UniqueViolationError)
+    except ImportError:  # pragma: no cover (asyncpg is a dependency)
+        pass
+    return tuple(errors)
+
+
+_DUPLICATE = _duplicate_errors()
