@@ -519,6 +519,8 @@ def start_py_spy(pid: int, out: Path, duration: float, rate: int = 250) -> subpr
     seconds = str(max(1, int(duration)))
     argv = [py_spy, "record", "--pid", str(pid), "--duration", seconds, "--rate", str(rate),
             "--nonblocking", "--format", fmt, "--output", str(out)]  # fmt: skip
+    if os.environ.get("PY_SPY_NATIVE"):
+        argv.append("--native")
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL)
 
 

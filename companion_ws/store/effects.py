@@ -20,11 +20,10 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from companion_ws.store.held import HeldConnection
+from companion_ws.store.held import Block, HeldConnection, Statement
 
 __all__ = ["EffectStore", "LedgerRow", "Recorded", "StateRow", "StateWrite", "Verdict"]
 
@@ -74,93 +73,20 @@ class Verdict(enum.Enum):
     DUPLICATE = "duplicate"  # the ledger already had the key: nothing written
 
 
-_LEDGER_GET = (
+_LEDGER_GET = Statement(
     "SELECT session_id, result, is_error, created_at FROM tool_calls WHERE tool_call_id = :key"
 )
-_STATE_GET = "SELECT state, state_version FROM sessions WHERE id = :sid"
-_STATE_CAS = (
+_STATE_GET = Statement("SELECT state, state_version FROM sessions WHERE id = :sid")
+_STATE_CAS = Statement(
     "UPDATE sessions SET state = :state, state_version = :version,"
     " last_activity_at = :now, expires_at = :expires_at"
     " WHERE id = :sid AND state_version = :from_version"
 )
-_LEDGER_ADD = (
+_LEDGER_ADD = Statement(
     "INSERT INTO tool_calls (tool_call_id, session_id, tool_name, result, is_error, created_at)"
     " VALUES (:key, :sid, :name, :result, :is_error, :created_at)"
 )
-_LEDGER_BACKDATE = "UPDATE tool_calls SET created_at = 0 WHERE tool_call_id = :key"
-
-_ORDER = {
-    _LEDGER_GET: ("key",),
-    _STATE_GET: ("sid",),
-    _STATE_CAS: ("state", "version", "now", "expires_at", "sid", "from_version"),
-    _LEDGER_ADD: ("key", "sid", "name", "result", "is_error", "created_at"),
-    _LEDGER_BACKDATE: ("key",),
-}
-
-
-def _positional(sql: str, names: tuple[str, ...], style: str) -> str:
-    """``sql`` with its named parameters as the driver's: ``?`` or ``$1``."""
-    for i, name in enumerate(names, 1):
-        sql = sql.replace(f":{name}", "?" if style == "qmark" else f"${i}", 1)
-    return sql
-
-
-_SQL = {
-    dialect: {sql: _positional(sql, names, style) for sql, names in _ORDER.items()}
-    for dialect, style in (("sqlite", "qmark"), ("postgresql", "numeric"))
-}
-
-
-class _Block:
-    """The statements of one block on the driver's connection, and its transaction."""
-
-    def __init__(self, dialect: str, conn: Any) -> None:
-        self._postgres = dialect == "postgresql"
-        self._sql = _SQL[dialect]
-        self._conn = conn
-
-    async def row(self, sql: str, **params: Any) -> tuple[Any, ...] | None:
-        args = _args(sql, params)
-        if self._postgres:
-            found = await self._conn.fetchrow(self._sql[sql], *args)
-            return tuple(found) if found is not None else None
-        rows = await self._conn.execute_fetchall(self._sql[sql], args)
-        return tuple(rows[0]) if rows else None
-
-    async def write(self, sql: str, **params: Any) -> int:
-        """Run ``sql``; the rows it changed."""
-        args = _args(sql, params)
-        if self._postgres:
-            status = await self._conn.execute(self._sql[sql], *args)
-            return int(status.rsplit(" ", 1)[-1])  # "UPDATE 1", "INSERT 0 1"
-        cursor = await self._conn.execute(self._sql[sql], args)
-        return int(cursor.rowcount)
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_Tx]:
-        """Committed when the block ends, unless it sets ``rollback`` or raises. (On
-        SQLite the driver begins it before the first write.)"""
-        tx = _Tx()
-        if self._postgres:
-            transaction = self._conn.transaction()
-            await transaction.start()
-            end, undo = transaction.commit, transaction.rollback
-        else:
-            end, undo = self._conn.commit, self._conn.rollback
-        try:
-            yield tx
-        except BaseException:
-            await undo()
-            raise
-        await (undo() if tx.rollback else end())
-
-
-class _Tx:
-    rollback = False
-
-
-def _args(sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(params[name] for name in _ORDER[sql])
+_LEDGER_BACKDATE = Statement("UPDATE tool_calls SET created_at = 0 WHERE tool_call_id = :key")
 
 
 class EffectStore:
@@ -223,17 +149,17 @@ class EffectStore:
             await block.write(_LEDGER_BACKDATE, key=key)
 
     @asynccontextmanager
-    async def _block(self) -> AsyncIterator[_Block]:
+    async def _block(self) -> AsyncIterator[Block]:
         if self._held.dialect == "sqlite":
-            async with self._held.use() as driver:
-                yield _Block("sqlite", driver)
+            async with self._held.use() as block:
+                yield block
             return
         async with self._held.engine.connect() as conn:
             raw = await conn.get_raw_connection()
-            yield _Block(self._held.dialect, raw.driver_connection)
+            yield Block(self._held.dialect, raw.driver_connection)
 
 
-async def _recorded(block: _Block, key: str) -> Recorded | None:
+async def _recorded(block: Block, key: str) -> Recorded | None:
     found = await block.row(_LEDGER_GET, key=key)
     return Recorded(found[0], found[1], bool(found[2]), int(found[3])) if found else None
 

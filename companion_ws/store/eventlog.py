@@ -214,11 +214,4 @@ class EventLog:
     async def _write(
         self, batch: list[NewEvent], activity: dict[str, int], seqs: dict[str, int]
     ) -> None:
-        if batch and not (activity or seqs) and self._appender.supported:
-            await self._appender.append(batch)  # the hot path: events only
-            return
-        async with self._store.uow() as uow:
-            await uow.events.add_new(batch)
-            await uow.sessions.advance_seqs(seqs)
-            await uow.sessions.touch_many(activity, ttl_ms=self._ttl_ms)
-            await uow.commit()
+        await self._appender.append(batch, seqs=seqs, activity=activity, ttl_ms=self._ttl_ms)

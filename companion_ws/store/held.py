@@ -18,16 +18,94 @@ next use opens another) and the error goes up.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-__all__ = ["HeldConnection"]
+__all__ = ["DIALECTS", "Block", "HeldConnection", "Statement", "Tx"]
 
-#: The dialects with SQL written for the driver (else the callers use a unit of work).
+#: The dialects with a driver path.
 DIALECTS = frozenset({"sqlite", "postgresql"})
+
+
+class Statement:
+    """One SQL statement with named parameters (``:name``), as each driver takes it:
+    ``?`` for aiosqlite, ``$1`` for asyncpg, with the arguments in that order."""
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+        self.names = tuple(_PARAMETER.findall(sql))  # in order of appearance, repeats too
+        counter = iter(range(1, len(self.names) + 1))
+        self._text = {
+            "sqlite": _PARAMETER.sub("?", sql),
+            "postgresql": _PARAMETER.sub(lambda _: f"${next(counter)}", sql),
+        }
+
+    def text(self, dialect: str) -> str:
+        return self._text[dialect]
+
+    def args(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(params[name] for name in self.names)
+
+
+_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+class Block:
+    """Statements on a driver's connection, and their transaction."""
+
+    def __init__(self, dialect: str, conn: Any) -> None:
+        self._dialect = dialect
+        self._postgres = dialect == "postgresql"
+        self._conn = conn
+
+    async def row(self, statement: Statement, **params: Any) -> tuple[Any, ...] | None:
+        sql, args = statement.text(self._dialect), statement.args(params)
+        if self._postgres:
+            found = await self._conn.fetchrow(sql, *args)
+            return tuple(found) if found is not None else None
+        rows = await self._conn.execute_fetchall(sql, args)
+        return tuple(rows[0]) if rows else None
+
+    async def write(self, statement: Statement, **params: Any) -> int:
+        """Run ``statement``; the rows it changed."""
+        sql, args = statement.text(self._dialect), statement.args(params)
+        if self._postgres:
+            status = await self._conn.execute(sql, *args)
+            return int(status.rsplit(" ", 1)[-1])  # "UPDATE 1", "INSERT 0 1"
+        cursor = await self._conn.execute(sql, args)
+        return int(cursor.rowcount)
+
+    async def write_many(self, statement: Statement, rows: list[dict[str, Any]]) -> None:
+        """Run ``statement`` once per row (the driver's ``executemany``)."""
+        if rows:
+            args = [statement.args(row) for row in rows]
+            await self._conn.executemany(statement.text(self._dialect), args)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """Committed when the block ends, unless it sets ``rollback`` or raises. (On
+        SQLite the driver begins it before the first write.)"""
+        tx = Tx()
+        if self._postgres:
+            transaction = self._conn.transaction()
+            await transaction.start()
+            end, undo = transaction.commit, transaction.rollback
+        else:
+            end, undo = self._conn.commit, self._conn.rollback
+        try:
+            yield tx
+        except BaseException:
+            await undo()
+            raise
+        await (undo() if tx.rollback else end())
+
+
+class Tx:
+    rollback = False
 
 
 class HeldConnection:
@@ -44,16 +122,16 @@ class HeldConnection:
         return self.dialect in DIALECTS
 
     @asynccontextmanager
-    async def use(self) -> AsyncIterator[Any]:
-        """The driver's connection (``aiosqlite.Connection``, ``asyncpg.Connection``)
-        for one block, nobody else's meanwhile. The block ends its own transaction."""
+    async def use(self) -> AsyncIterator[Block]:
+        """The connection for one block, nobody else's meanwhile. The block ends its own
+        transaction (:meth:`Block.transaction`)."""
         async with self._lock:
             if self._driver is None:
                 self._conn = await self.engine.connect()
                 raw = await self._conn.get_raw_connection()
                 self._driver = raw.driver_connection
             try:
-                yield self._driver
+                yield Block(self.dialect, self._driver)
             except BaseException:
                 await self._discard()
                 raise

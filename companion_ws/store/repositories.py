@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession as DBSession
 
 from companion_ws.store.models import DeviceRow, EventRow, JoinTokenRow, SessionRow, ToolCallRow
@@ -23,11 +20,6 @@ class NewEvent:
     type: str
     payload: str
     created_at: int
-
-
-# The tables, for Core statements (executemany) where the ORM adds nothing but cost.
-_SESSIONS = cast(Table, SessionRow.__table__)
-_EVENTS = cast(Table, EventRow.__table__)
 
 
 class SessionRepository:
@@ -68,33 +60,6 @@ class SessionRepository:
             .values(ended_at=now, end_reason=reason)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
-
-    async def advance_seqs(self, seqs: dict[str, int]) -> None:
-        """``last_seq`` of many sessions, in one executemany (Core, not the ORM)."""
-        if not seqs:
-            return
-        t = _SESSIONS.c
-        statement = (
-            update(_SESSIONS)
-            .where(t.id == bindparam("sid"), t.last_seq < bindparam("seq"))
-            .values(last_seq=bindparam("seq"))
-        )
-        await self._db.execute(statement, [{"sid": k, "seq": v} for k, v in seqs.items()])
-
-    async def touch_many(self, activity: dict[str, int], *, ttl_ms: int) -> None:
-        """Last activity (and expiry) of many sessions, in one executemany."""
-        if not activity:
-            return
-        t = _SESSIONS.c
-        statement = (
-            update(_SESSIONS)
-            .where(t.id == bindparam("sid"), t.last_activity_at < bindparam("at"))
-            .values(last_activity_at=bindparam("at"), expires_at=bindparam("expires"))
-        )
-        await self._db.execute(
-            statement,
-            [{"sid": k, "at": at, "expires": at + ttl_ms} for k, at in activity.items()],
-        )
 
     async def expired(self, now: int, limit: int = 500) -> Sequence[str]:
         stmt = (
@@ -168,29 +133,6 @@ class SessionRepository:
 class EventRepository:
     def __init__(self, db: DBSession) -> None:
         self._db = db
-
-    async def add_new(self, events: Sequence[NewEvent]) -> None:
-        """Insert the events in one executemany; a row already there (written by
-        another process) is skipped."""
-        if not events:
-            return
-        dialect = self._db.get_bind().dialect.name
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        statement = insert(_EVENTS).on_conflict_do_nothing(index_elements=["session_id", "seq"])
-        await self._db.execute(
-            statement,
-            [
-                {
-                    "session_id": e.session_id,
-                    "seq": e.seq,
-                    "epoch": e.epoch,
-                    "type": e.type,
-                    "payload": e.payload,
-                    "created_at": e.created_at,
-                }
-                for e in events
-            ],
-        )
 
     async def after(self, session_id: str, after_seq: int, limit: int) -> Sequence[EventRow]:
         stmt = (
