@@ -28,9 +28,10 @@ from companion_ws.hub.publisher import Publisher
 from companion_ws.hub.state import CAS_ATTEMPTS, StateService, changed
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import decode_json, now_ms
+from companion_ws.store.connects import SessionHead
 from companion_ws.store.eventlog import EventLog
 from companion_ws.store.models import DeviceRow, JoinTokenRow, SessionRow
-from companion_ws.store.store import SessionHead, Store
+from companion_ws.store.store import Store
 from companion_ws.store.uow import UnitOfWork
 from ui_state import StateDoc, abandon_tasks
 from ui_state.restore import restored_state, unfinished_task
@@ -113,9 +114,7 @@ class SessionDirectory:
             epoch_clean=True,
             restored_from=restored_from,
         )
-        async with self._store.uow() as uow:
-            uow.sessions.add(row)
-            await uow.commit()
+        await self._store.connects.create(row)
         return row
 
     async def restore(self, principal: Principal, source_id: str) -> SessionRow:

@@ -21,29 +21,26 @@ class Seeder:
         self.seeded: set[str] = set()
 
     async def __call__(self, session_id: str) -> Seed:
-        async with self._store.uow() as uow:
-            row = await uow.sessions.get(session_id)
-            last = await uow.events.max_seq(session_id)
-            if row is None:
-                return Seed(last, new_epoch())
-            recent: list[Event] = []
-            if row.epoch_clean or self._keep_epoch:
-                epoch = row.epoch
-                rows = await uow.events.latest(session_id, self._history_size)
-                recent = [
-                    Event(session_id, r.seq, r.epoch, r.type, r.payload.encode())
-                    for r in rows
-                    if r.epoch == epoch
-                ]
-                expected = last - len(recent) + 1
-                if any(ev.seq != expected + i for i, ev in enumerate(recent)):
-                    recent = []
-            else:
-                epoch = new_epoch()
-            if not self._keep_epoch:
-                await uow.sessions.set_epoch(session_id, epoch, clean=False)
-                await uow.commit()
-                self.seeded.add(session_id)
+        stored = await self._store.connects.seed(session_id, self._history_size)
+        last = stored.last_seq
+        if stored.epoch is None:
+            return Seed(last, new_epoch())
+        recent: list[Event] = []
+        if stored.epoch_clean or self._keep_epoch:
+            epoch = stored.epoch
+            recent = [
+                Event(session_id, r.seq, r.epoch, r.type, r.payload.encode())
+                for r in stored.recent
+                if r.epoch == epoch
+            ]
+            expected = last - len(recent) + 1
+            if any(ev.seq != expected + i for i, ev in enumerate(recent)):
+                recent = []
+        else:
+            epoch = new_epoch()
+        if not self._keep_epoch:
+            await self._store.connects.set_epoch(session_id, epoch, clean=False)
+            self.seeded.add(session_id)
         return Seed(last, epoch, recent)
 
     async def mark_clean(self) -> None:

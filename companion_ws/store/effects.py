@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import enum
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -99,21 +97,21 @@ class EffectStore:
         self, session_id: str, key: str | None = None
     ) -> tuple[Recorded | None, StateRow | None]:
         """The ledger row of ``key`` (when given) and the session's state, as committed."""
-        async with self._block() as block:
+        async with self._held.block() as block:
             recorded = await _recorded(block, key) if key is not None else None
             found = await block.row(_STATE_GET, sid=session_id)
         return recorded, StateRow(found[0], int(found[1])) if found is not None else None
 
     async def recorded(self, key: str) -> Recorded | None:
         """The ledger row of ``key``, if any."""
-        async with self._block() as block:
+        async with self._held.block() as block:
             return await _recorded(block, key)
 
     async def commit(
         self, session_id: str, *, state: StateWrite | None = None, ledger: LedgerRow | None = None
     ) -> Verdict:
         """Compare-and-set the state and insert the ledger row, both or neither."""
-        async with self._block() as block, block.transaction() as tx:
+        async with self._held.block() as block, block.transaction() as tx:
             if state is not None:
                 changed = await block.write(
                     _STATE_CAS,
@@ -145,18 +143,8 @@ class EffectStore:
 
     async def backdate(self, key: str) -> None:
         """Make the ledger row of ``key`` as old as can be (a claim anyone may take over)."""
-        async with self._block() as block, block.transaction():
+        async with self._held.block() as block, block.transaction():
             await block.write(_LEDGER_BACKDATE, key=key)
-
-    @asynccontextmanager
-    async def _block(self) -> AsyncIterator[Block]:
-        if self._held.dialect == "sqlite":
-            async with self._held.use() as block:
-                yield block
-            return
-        async with self._held.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            yield Block(self._held.dialect, raw.driver_connection)
 
 
 async def _recorded(block: Block, key: str) -> Recorded | None:

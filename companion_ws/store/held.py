@@ -70,6 +70,12 @@ class Block:
         rows = await self._conn.execute_fetchall(sql, args)
         return tuple(rows[0]) if rows else None
 
+    async def rows(self, statement: Statement, **params: Any) -> list[tuple[Any, ...]]:
+        sql, args = statement.text(self._dialect), statement.args(params)
+        if self._postgres:
+            return [tuple(found) for found in await self._conn.fetch(sql, *args)]
+        return [tuple(found) for found in await self._conn.execute_fetchall(sql, args)]
+
     async def write(self, statement: Statement, **params: Any) -> int:
         """Run ``statement``; the rows it changed."""
         sql, args = statement.text(self._dialect), statement.args(params)
@@ -135,6 +141,19 @@ class HeldConnection:
             except BaseException:
                 await self._discard()
                 raise
+
+    @asynccontextmanager
+    async def block(self) -> AsyncIterator[Block]:
+        """A block for statements that need no connection of their own: on SQLite the
+        held one (the hot paths' one writer: no wait in SQLite's busy handler), on
+        PostgreSQL one of the engine's pool (so that blocks run side by side)."""
+        if self.dialect == "sqlite":
+            async with self.use() as block:
+                yield block
+            return
+        async with self.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            yield Block(self.dialect, raw.driver_connection)
 
     async def close(self) -> None:
         async with self._lock:

@@ -96,13 +96,6 @@ class SessionRepository:
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
-    async def set_epoch(self, session_id: str, epoch: str, *, clean: bool) -> None:
-        await self._db.execute(
-            update(SessionRow)
-            .where(SessionRow.id == session_id)
-            .values(epoch=epoch, epoch_clean=clean)
-        )
-
     async def mark_clean(self, session_ids: Iterable[str]) -> None:
         ids = list(session_ids)
         if ids:
@@ -158,16 +151,6 @@ class EventRepository:
             .limit(limit)
         )
         return (await self._db.execute(stmt)).scalars().all()
-
-    async def latest(self, session_id: str, limit: int) -> Sequence[EventRow]:
-        stmt = (
-            select(EventRow)
-            .where(EventRow.session_id == session_id)
-            .order_by(EventRow.seq.desc())
-            .limit(limit)
-        )
-        rows = (await self._db.execute(stmt)).scalars().all()
-        return list(reversed(rows))
 
     async def max_seq(self, session_id: str) -> int:
         stmt = select(func.max(EventRow.seq)).where(EventRow.session_id == session_id)
