@@ -509,7 +509,8 @@ async def admit(url: str, on_text: OnText, *, welcome: bool, timeout: float = 30
 
 def start_py_spy(pid: int, out: Path, duration: float, rate: int = 250) -> subprocess.Popen[bytes]:
     """py-spy sampling process ``pid`` for ``duration`` seconds into ``out`` (.svg: a
-    flame graph, .json: speedscope, else raw collapsed stacks). Needs py-spy in the venv."""
+    flame graph, .json: speedscope, else raw collapsed stacks). Needs py-spy in the venv.
+    ``PY_SPY_NATIVE=1`` in the environment adds C frames (``--native``)."""
     import shutil
 
     fmt = {".svg": "flamegraph", ".json": "speedscope"}.get(out.suffix, "raw")
