@@ -12,7 +12,9 @@ welcome) and wait for the disconnect. No auth, no database, no presence.
 - ``websockets``: the websockets library's asyncio server, a handler that sends the
   frame and waits for the close (plain GET: 200 "ok" from ``process_request``);
 - ``picows``: picows' ``ws_create_server``, a listener that sends the frame on
-  connect (plain GET: 200 "ok" from the listener factory).
+  connect (plain GET: 200 "ok" from the listener factory); ``picows-2k`` the same
+  with a 2 KiB initial read buffer per socket (picows' default is 16 KiB, its least
+  2 KiB; the buffer doubles when a frame does not fit).
 
 All on uvloop, no compression, the same garbage-collector settings (frozen after
 start-up). Every server answers a plain HTTP GET with 200 "ok".
@@ -34,6 +36,7 @@ SERVERS = (
     "granian",
     "websockets",
     "picows",
+    "picows-2k",
 )
 HOST = "127.0.0.1"
 BACKLOG = 2048  # uvicorn's default, for every server
@@ -142,7 +145,7 @@ def run_websockets(port: int) -> None:
     uvloop.run(main())
 
 
-def run_picows(port: int) -> None:
+def run_picows(port: int, read_buffer: int = 16 * 1024) -> None:
     import uvloop
     from picows import (
         WSFrame,
@@ -181,6 +184,7 @@ def run_picows(port: int) -> None:
             enable_auto_ping=True,
             auto_ping_idle_timeout=20,
             auto_ping_reply_timeout=20,
+            read_buffer_init_size=read_buffer,
             backlog=BACKLOG,
         )
         freeze_gc()
@@ -199,6 +203,8 @@ def run(server: str, port: int) -> None:
         run_websockets(port)
     elif server == "picows":
         run_picows(port)
+    elif server == "picows-2k":
+        run_picows(port, read_buffer=2048)
     else:
         raise SystemExit(f"unknown server {server!r}")
 
