@@ -14,7 +14,13 @@ welcome) and wait for the disconnect. No auth, no database, no presence.
 - ``picows``: picows' ``ws_create_server``, a listener that sends the frame on
   connect (plain GET: 200 "ok" from the listener factory); ``picows-2k`` the same
   with a 2 KiB initial read buffer per socket (picows' default is 16 KiB, its least
-  2 KiB; the buffer doubles when a frame does not fit).
+  2 KiB; the buffer doubles when a frame does not fit); ``picows-uvloop`` with a
+  2 KiB buffer on uvloop's own transports (picows uses aiofastnet's when that package
+  is installed, and picows requires it);
+- ``uvicorn-picows``: uvicorn on one port, plain HTTP to the ASGI app, the upgrade
+  handed to picows' protocol through ``uvicorn.Config(ws=CLASS)`` (a prototype on
+  picows' internal ``picows.picows.WSProtocol``: no ASGI app, no Task per socket;
+  2 KiB buffer, uvloop's transports).
 
 All on uvloop, no compression, the same garbage-collector settings (frozen after
 start-up). Every server answers a plain HTTP GET with 200 "ok".
@@ -37,6 +43,8 @@ SERVERS = (
     "websockets",
     "picows",
     "picows-2k",
+    "picows-uvloop",
+    "uvicorn-picows",
 )
 HOST = "127.0.0.1"
 BACKLOG = 2048  # uvicorn's default, for every server
@@ -64,7 +72,7 @@ def freeze_gc() -> None:
     gc.set_threshold(20_000, 50, 100)
 
 
-def run_uvicorn(port: int, ws: str) -> None:
+def run_uvicorn(port: int, ws: Any) -> None:
     import uvicorn
 
     config = uvicorn.Config(
@@ -145,8 +153,9 @@ def run_websockets(port: int) -> None:
     uvloop.run(main())
 
 
-def run_picows(port: int, read_buffer: int = 16 * 1024) -> None:
-    import uvloop
+def picows_listener_factory() -> Any:
+    """picows' router: a listener that sends the welcome for an upgrade, 200 "ok" for
+    anything else."""
     from picows import (
         WSFrame,
         WSListener,
@@ -155,7 +164,6 @@ def run_picows(port: int, read_buffer: int = 16 * 1024) -> None:
         WSUpgradeRequest,
         WSUpgradeResponse,
         WSUpgradeResponseWithListener,
-        ws_create_server,
     )
 
     welcome = WELCOME.encode()
@@ -174,9 +182,16 @@ def run_picows(port: int, read_buffer: int = 16 * 1024) -> None:
             return Floor()
         return WSUpgradeResponseWithListener(WSUpgradeResponse.create_ok_response(b"ok"), None)
 
+    return factory
+
+
+def run_picows(port: int, read_buffer: int = 16 * 1024, aiofastnet: bool | None = None) -> None:
+    import uvloop
+    from picows import ws_create_server
+
     async def main() -> None:
         server = await ws_create_server(
-            factory,
+            picows_listener_factory(),
             HOST,
             port,
             max_frame_size=MAX_MESSAGE,
@@ -185,6 +200,7 @@ def run_picows(port: int, read_buffer: int = 16 * 1024) -> None:
             auto_ping_idle_timeout=20,
             auto_ping_reply_timeout=20,
             read_buffer_init_size=read_buffer,
+            use_aiofastnet=aiofastnet,
             backlog=BACKLOG,
         )
         freeze_gc()
@@ -193,8 +209,58 @@ def run_picows(port: int, read_buffer: int = 16 * 1024) -> None:
     uvloop.run(main())
 
 
+def run_uvicorn_picows(port: int) -> None:
+    """uvicorn's httptools protocol parses the request line and headers; on an upgrade
+    it builds ``ws_protocol_class(config=, server_state=, app_state=)``, calls its
+    ``connection_made(transport)`` and ``data_received(the request, re-serialised)``,
+    then ``transport.set_protocol(it)``. Here that class is picows' protocol, which
+    answers the handshake itself and calls the listener: no scope, no queue, no Task.
+    A prototype: WSProtocol is not picows' public API (its arguments are those
+    ``ws_create_server`` passes), and the connection is not in uvicorn's
+    ``server_state.connections``, so uvicorn's graceful shutdown does not close it."""
+    import logging
+
+    from picows import WSAutoPingStrategy
+    from picows.picows import WSProtocol
+
+    factory = picows_listener_factory()
+    logger = logging.getLogger("picows.server")
+
+    class PicowsUnderUvicorn(WSProtocol):
+        def __init__(self, config: Any, server_state: Any, app_state: Any) -> None:
+            super().__init__(
+                None,  # host and port: a client's
+                None,  # path: a client's
+                False,  # server side
+                factory,
+                logger,
+                True,  # disconnect on an exception in the listener
+                5,  # handshake timeout
+                True,  # keepalive, as in run_picows
+                20,
+                20,
+                WSAutoPingStrategy.PING_WHEN_IDLE,
+                True,  # answer pings
+                MAX_MESSAGE,
+                None,  # extra headers
+                2048,  # read buffer
+            )
+
+        def data_received(self, data: bytes) -> None:
+            """The upgrade request uvicorn hands over; picows reads through get_buffer."""
+            view = memoryview(data)
+            while view:
+                buffer = self.get_buffer(len(view))
+                n = min(len(buffer), len(view))
+                buffer[:n] = view[:n]
+                self.buffer_updated(n)
+                view = view[n:]
+
+    run_uvicorn(port, PicowsUnderUvicorn)
+
+
 def run(server: str, port: int) -> None:
-    if server.startswith("uvicorn-"):
+    if server in ("uvicorn-sansio", "uvicorn-websockets", "uvicorn-wsproto"):
         ws = {"sansio": "websockets-sansio", "websockets": "websockets", "wsproto": "wsproto"}
         run_uvicorn(port, ws[server.removeprefix("uvicorn-")])
     elif server == "granian":
@@ -205,6 +271,10 @@ def run(server: str, port: int) -> None:
         run_picows(port)
     elif server == "picows-2k":
         run_picows(port, read_buffer=2048)
+    elif server == "picows-uvloop":
+        run_picows(port, read_buffer=2048, aiofastnet=False)
+    elif server == "uvicorn-picows":
+        run_uvicorn_picows(port)
     else:
         raise SystemExit(f"unknown server {server!r}")
 
