@@ -31,7 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from uvicorn_floor import SERVERS as FLOOR_SERVERS
 from websockets.speedups import apply_mask
+
+FLOOR_DEFAULT = FLOOR_SERVERS[0]  # uvicorn websockets-sansio, as the hub runs
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -251,11 +254,17 @@ def baseline_server(*, python: str = sys.executable, uvloop: bool = False) -> Se
     return Server("baseline-uvloop" if uvloop else "baseline", argv, dict(os.environ), port)
 
 
-def uvicorn_floor_server(*, python: str = sys.executable) -> Server:
-    """bench/uvicorn_floor.py: uvicorn as the hub runs it, an app that only accepts."""
+def uvicorn_floor_server(*, python: str = sys.executable, server: str = FLOOR_DEFAULT) -> Server:
+    """bench/uvicorn_floor.py: uvicorn as the hub runs it, an app that only accepts;
+    ``server`` puts another of ``FLOOR_SERVERS`` under the same app (named
+    ``floor-SERVER``; the default keeps its name, ``uvicorn-floor``)."""
+    if server not in FLOOR_SERVERS:
+        raise ValueError(f"unknown floor server {server!r}: one of {FLOOR_SERVERS}")
     port = free_port()
     argv = [python, str(BENCH_DIR / "uvicorn_floor.py"), "--port", str(port)]
-    return Server("uvicorn-floor", argv, dict(os.environ), port)
+    if server == FLOOR_DEFAULT:
+        return Server("uvicorn-floor", argv, dict(os.environ), port)
+    return Server(f"floor-{server}", [*argv, "--server", server], dict(os.environ), port)
 
 
 def hub_tokens() -> Any:

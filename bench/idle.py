@@ -8,6 +8,7 @@ drained and ``--settle`` seconds have passed, VmRSS is read again.
 
     python bench/idle.py                          # hub and baseline, 5,000 connections
     python bench/idle.py --server hub --connections 5000 --per-session 10
+    python bench/idle.py --server uvicorn-floor --floor-server granian   # another floor
 
 Prints a table and writes bench/results/idle-*.json.
 """
@@ -28,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
     CLIENT_CPU,
+    FLOOR_DEFAULT,
+    FLOOR_SERVERS,
     Server,
     WSClient,
     admit,
@@ -227,7 +230,7 @@ async def main(args: argparse.Namespace) -> int:
             env = dict(kv.split("=", 1) for kv in args.env)
             server = hub_server(pythonpath=args.hub_pythonpath, env=env)
         elif kind == "uvicorn-floor":
-            server = uvicorn_floor_server()
+            server = uvicorn_floor_server(server=args.floor_server)
         else:
             server = baseline_server(uvloop=args.baseline_uvloop)
         server.start()
@@ -270,6 +273,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hub-pythonpath", help="PYTHONPATH for the hub (a scratch copy)")
     p.add_argument("--env", action="append", default=[], help="KEY=VALUE for the hub")
     p.add_argument("--baseline-uvloop", action="store_true", help="baseline on uvloop")
+    p.add_argument(
+        "--floor-server",
+        choices=FLOOR_SERVERS,
+        default=FLOOR_DEFAULT,
+        help="the server under --server uvicorn-floor's app (bench/uvicorn_floor.py --server)",
+    )
     return p.parse_args(argv)
 
 
