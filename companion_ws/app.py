@@ -151,4 +151,6 @@ def create_app(
     # The ASGI entry point: sockets on /ws are served directly, the rest by Starlette,
     # behind the bound on request bodies.
     http = BodyLimit(app, settings.max_body_bytes)
-    return SocketServer(node.admission, node.commands, tokens, counters, settings, fallback=http)
+    return SocketServer(
+        node.admission, node.commands, tokens, counters, settings, fallback=http, drain=node.drain
+    )

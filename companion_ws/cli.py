@@ -14,8 +14,9 @@ import json
 import os
 import secrets
 import signal
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from companion_ws.settings import Settings
@@ -32,6 +33,25 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
         **extra,
     }
     return Settings.from_env(os.environ, **overrides)
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, telling the hub when its shutdown starts: uvicorn then waits
+        for open HTTP responses (up to ``--shutdown-timeout``), so the long-lived ones
+        (the AG-UI streams) must end first."""
+
+        def __init__(self, config: uvicorn.Config, *, drain: Callable[[], None]) -> None:
+            super().__init__(config)
+            self._drain = drain
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            self._drain()
+            await super().shutdown(sockets)
+
+    return Server
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -120,7 +140,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     gc.set_threshold(20_000, 50, 100)
     # uvicorn re-raises the signal it shut down on; after a graceful SIGTERM exit 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.Server(config).run()
+    _server_class()(config, drain=app.drain).run()
     return 0
 
 

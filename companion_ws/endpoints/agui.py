@@ -82,7 +82,7 @@ async def ag_ui(request: Request) -> Response:
     stream = SessionStream(node.recovery, node.listeners, limits)
     stop = asyncio.Event()
     run_id = f"run_{secrets.token_hex(8)}"
-    return EventStream(stream.follow(sid, after, run_id, stop), stop)
+    return EventStream(stream.follow(sid, after, run_id, stop), stop, node.draining)
 
 
 def encode(item: Item, encoder: EventEncoder) -> bytes:
@@ -98,10 +98,13 @@ class EventStream(StreamingResponse):
     cancels the producer while it reads the session (a database read cancelled midway
     can wedge SQLite): it asks it to stop, and waits a while."""
 
-    def __init__(self, items: AsyncIterator[Item], stop: asyncio.Event) -> None:
+    def __init__(
+        self, items: AsyncIterator[Item], stop: asyncio.Event, draining: asyncio.Event
+    ) -> None:
         super().__init__((), media_type=MEDIA_TYPE, headers=_HEADERS)
         self._items = items
         self._stop = stop
+        self._draining = draining  # the server is shutting down: end the response
         self._gone = False  # the client disconnected
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -110,10 +113,12 @@ class EventStream(StreamingResponse):
         )
         producer = asyncio.create_task(self._produce(send))
         listener = asyncio.create_task(self._disconnected(receive))
+        drained = asyncio.create_task(self._draining.wait())
         try:
-            await asyncio.wait({producer, listener}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({producer, listener, drained}, return_when=asyncio.FIRST_COMPLETED)
             self._stop.set()
             listener.cancel()
+            drained.cancel()
             try:
                 complete = await asyncio.wait_for(producer, CLOSE_GRACE)
             except (TimeoutError, OSError):
@@ -123,7 +128,7 @@ class EventStream(StreamingResponse):
                 complete = False
         finally:  # cancelled too (the server's shutdown grace ran out): leave no task
             self._stop.set()
-            for task in (listener, producer):
+            for task in (listener, drained, producer):
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import parse_qs
 
@@ -176,7 +177,10 @@ class SocketServer:
         metrics: Metrics,
         settings: Settings,
         fallback: ASGIApp,
+        drain: Callable[[], None] = lambda: None,
     ) -> None:
+        #: Called by the server as it starts shutting down (``companion-ws serve``).
+        self.drain = drain
         self.admission = admission
         self.commands = commands
         self.tokens = tokens

@@ -143,6 +143,9 @@ class Node:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        #: Set when the server starts shutting down, before it waits for open responses:
+        #: long-lived ones (the AG-UI streams) end then instead of holding it up.
+        self.draining = asyncio.Event()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -151,6 +154,11 @@ class Node:
         self._eventlog.start()
         self._lifetimes.start()
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="expiry-sweep")
+
+    def drain(self) -> None:
+        """The server is going away: end long-lived HTTP responses now (a socket is
+        closed 1012 by the server itself)."""
+        self.draining.set()
 
     async def stop(self) -> None:
         # Background work is asked to finish, not cancelled: a task cancelled inside a

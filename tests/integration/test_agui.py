@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +23,7 @@ from pydantic import TypeAdapter
 from companion_ws.integrations.elevenlabs import AgentBridge, BridgeConfig
 from companion_ws.tools.registry import ToolRegistry
 from tests.support.fake_elevenlabs import FakeElevenLabs
-from tests.support.hub import HubProcess, token
+from tests.support.hub import HubFactory, HubProcess, token
 from tests.support.ws import WS, connect
 
 _events: TypeAdapter[Any] = TypeAdapter(Event)
@@ -293,6 +294,25 @@ async def test_last_event_id_resumes_after_that_seq(shared_hub: HubProcess) -> N
         kinds = [(await ahead.next())["type"] for _ in range(3)]
         assert kinds == ["RUN_STARTED", "STATE_SNAPSHOT", "MESSAGES_SNAPSHOT"]
         assert ahead.state == await _state(shared_hub, sid, user)
+    await agent.close()
+
+
+async def test_the_hubs_shutdown_ends_open_streams_instead_of_cutting_them(
+    hub_factory: HubFactory,
+) -> None:
+    """uvicorn waits for open responses before it shuts down: an open stream must end
+    (a complete response) as soon as SIGTERM comes, not be cut when the shutdown's time
+    runs out (which the reader would see as a broken response)."""
+    hub = hub_factory().start()
+    user = _user()
+    agent = await _agent(hub, user)
+    sid = agent.welcome["session_id"]
+    async with follow(hub, sid, user) as reader:
+        await reader.until(lambda e: e["type"] == "RUN_STARTED")
+        hub.signal(signal.SIGTERM)
+        with pytest.raises(EOFError):  # the response ended: no error, no cut
+            await reader.until(lambda e: False, timeout=30)
+    assert hub.wait() == 0
     await agent.close()
 
 
