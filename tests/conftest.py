@@ -8,11 +8,12 @@ tests never skip.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from companion_ws.store.store import Store
 from tests.support.hub import HubFactory, HubProcess, create_pg_database, drop_pg_database
 
 ARTIFACTS = Path(os.environ.get("COMPANION_TEST_ARTIFACTS", "test-artifacts"))
@@ -32,6 +33,15 @@ def _db_url(kind: str, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield from _db_url(request.param, tmp_path)
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    """The hub's store on the test's database, migrated, for tests of the store itself."""
+    store = Store(db_url)
+    await store.migrate()
+    yield store
+    await store.close()
 
 
 @pytest.fixture

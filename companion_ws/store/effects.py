@@ -11,6 +11,11 @@ On SQLite the statements run on the store's held connection, the hot paths' one 
 (:mod:`companion_ws.store.held`): a tool's commit never waits on the event log's in
 SQLite's busy handler. On PostgreSQL each block takes a connection of the engine's pool,
 so tool runs of different sessions commit side by side.
+
+One compare-and-set of the state stays in a unit of work: ending a session abandons its
+active tasks in the same commit as the end (``hub/directory.py``,
+``SessionRepository.save_state``: the same columns, through the ORM), a rare path that
+reads and writes more than these statements do.
 """
 
 from __future__ import annotations

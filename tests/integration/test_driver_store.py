@@ -5,9 +5,6 @@ the ORM: what they write is what the rest of the hub reads."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
-import pytest
 
 from companion_ws.protocol.codec import now_ms
 from companion_ws.store.appender import EventAppender
@@ -15,14 +12,6 @@ from companion_ws.store.effects import LedgerRow, StateWrite, Verdict
 from companion_ws.store.models import SessionRow
 from companion_ws.store.repositories import NewEvent
 from companion_ws.store.store import Store
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    store = Store(db_url)
-    await store.migrate()
-    yield store
-    await store.close()
 
 
 def _session(sid: str, *, state: str = "{}", version: int = 0) -> SessionRow:

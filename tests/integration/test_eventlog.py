@@ -8,9 +8,7 @@ caught it). Here the stop lands at many points of a large batch."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import func, select
 
 from companion_ws.broker.base import Event
@@ -21,14 +19,6 @@ from companion_ws.store.store import Store
 
 ROUNDS = 25
 EVENTS_PER_ROUND = 3000
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    store = Store(db_url)
-    await store.migrate()
-    yield store
-    await store.close()
 
 
 async def _new_session(store: Store, sid: str) -> None:
