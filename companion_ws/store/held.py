@@ -1,18 +1,21 @@
-"""A database connection held for the hot paths and used through its driver.
+"""The hot paths' statements, on the database driver and a connection held for them.
 
-The event log's appends (:mod:`companion_ws.store.appender`) and a tool run's ledger
-and state (:mod:`companion_ws.store.effects`) are the statements every publish and
-every tool call pays for. Through a unit of work most of their cost is SQLAlchemy's (a
-session, its transaction, the statement's compilation, the result's rows); on the
-driver's own connection it is the database's. The tables and migrations stay
-SQLAlchemy's and Alembic's; only these few statements are written in SQL, once per
-dialect.
+What every publish, tool call and connect pays for: the event log's commits
+(:mod:`companion_ws.store.appender`), a tool run's ledger and state
+(:mod:`companion_ws.store.effects`), a connect's session head, new session and seed
+(:mod:`companion_ws.store.connects`). Through a unit of work most of their cost was
+SQLAlchemy's (a session, its transaction, the statement's compilation, the result's
+rows); on the driver it is the database's. The tables and migrations stay SQLAlchemy's
+and Alembic's; these few statements are SQL with named parameters (:class:`Statement`),
+run in a :class:`Block` as each driver (aiosqlite, asyncpg) takes them.
 
 One connection, taken from the engine's pool and kept checked out, used by one caller at
-a time (:meth:`HeldConnection.use`). On SQLite that also makes it the one writer of the
-hot paths: two connections writing at once would wait on each other's lock in SQLite's
-busy handler. A block that fails gives the connection back to the pool as invalid (the
-next use opens another) and the error goes up.
+a time (:meth:`HeldConnection.use`). On SQLite it serves every block
+(:meth:`HeldConnection.block`), so it is the one writer of the hot paths: two
+connections writing at once would wait on each other's lock in SQLite's busy handler.
+On PostgreSQL only the event log holds it; other blocks take pooled connections and run
+side by side. A block that fails gives the held connection back to the pool as invalid
+(the next use opens another) and the error goes up.
 """
 
 from __future__ import annotations
@@ -111,6 +114,8 @@ class Block:
 
 
 class Tx:
+    """A block's transaction: set ``rollback`` to end it without committing."""
+
     rollback = False
 
 
