@@ -1,6 +1,6 @@
 // scroll.js: keep ui.scroll_position in the session state, and restore it.
 //
-// The position is saved 500 ms after scrolling stops, and only when it moved
+// The position is saved 500 ms after the user stops scrolling, and only when it moved
 // more than 20 px from the stored value. This tab also keeps its own position
 // (sessionStorage), which a reload prefers: ui.scroll_position is shared by every
 // screen, and a phone's own place beats the laptop's. Restoring (after a connect, a
@@ -8,6 +8,7 @@
 // leaves a card's title under the sticky header.
 
 const TAB_KEY = 'companion.page-scroll';
+const INPUT_WINDOW = 1000; // ms after the user's input in which a scroll is theirs
 export const TITLES = '.card-head h2, .card .block-title';
 
 export function createScrollSync({
@@ -16,10 +17,23 @@ export function createScrollSync({
   let timer = null;
   let ignoreUntil = 0;
   let userScrolledAt = -Infinity;
+  let inputAt = -Infinity;
+
+  // Only the user's scrolling is saved. The page also moves under them by itself: the
+  // browser's scroll anchoring keeps the view in place when something above it changes
+  // size (another screen joining redraws the presence list), and that fires a scroll
+  // event as well. A scroll counts as the user's when it follows their input (a wheel,
+  // a touch, a key, a press on the scrollbar), or continues one (a fling's momentum).
+  const input = () => { inputAt = performance.now(); };
+  for (const type of ['wheel', 'touchstart', 'touchmove', 'keydown', 'pointerdown']) {
+    window.addEventListener(type, input, { passive: true, capture: true });
+  }
 
   function onScroll() {
-    if (performance.now() < ignoreUntil) return; // our own scrollTo
-    userScrolledAt = performance.now();
+    const now = performance.now();
+    if (now < ignoreUntil) return; // our own scrollTo
+    if (timer === null && now - inputAt > INPUT_WINDOW) return; // the layout moved it
+    userScrolledAt = now;
     clearTimeout(timer);
     timer = setTimeout(flush, delay);
   }
@@ -38,6 +52,7 @@ export function createScrollSync({
   }
 
   function flush() {
+    timer = null;
     const y = keepTab();
     const before = stored();
     if (before === undefined ? y > threshold : Math.abs(y - before) > threshold) save(y);
