@@ -58,6 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from companion_ws.app import create_app, token_service
+    from companion_ws.endpoints.socket_protocol import SocketProtocol
     from companion_ws.logs import LOG_FORMATS, log_config
     from companion_ws.startup import StartupError, check_port, check_schema, warn_about
 
@@ -117,7 +118,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app,
         host=args.host,
         port=args.port,
-        ws="websockets-sansio",
+        ws=SocketProtocol,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,
         http="httptools",

@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from companion_ws import connlog
 from companion_ws.auth.tokens import Principal, TokenService
-from companion_ws.endpoints.wire import direct_writer
+from companion_ws.endpoints.socket_protocol import direct_writer
 from companion_ws.errors import (
     BadConnectParams,
     BadRequest,
@@ -121,22 +121,6 @@ def session_path(path: str) -> str | None:
     if path.startswith("/ws/") and len(path) > 4 and "/" not in path[4:]:
         return path[4:]
     return None
-
-
-def _drop_handshake(send: Send) -> None:
-    """uvicorn's sans-I/O WebSocket protocol (the one ``serve`` runs) keeps the
-    handshake's request and response objects, with their headers, for the socket's
-    lifetime, though it reads them only until the accept: let them go. Any other
-    server's ``send`` is left alone."""
-    protocol: Any = getattr(send, "__self__", None)
-    if (
-        type(protocol).__name__ == "WebSocketsSansIOProtocol"
-        and getattr(protocol, "handshake_complete", False)
-        and hasattr(protocol, "request")
-        and hasattr(protocol, "response")
-    ):
-        protocol.request = None
-        protocol.response = None
 
 
 class _Abort:
@@ -251,7 +235,6 @@ class SocketServer:
             scope["headers"] = []
             scope["query_string"] = b""
             scope["subprotocols"] = []
-            _drop_handshake(send)
             while not abort.requested:
                 # Inline rather than a helper coroutine: no extra frame per idle socket.
                 abort.waiting = True
