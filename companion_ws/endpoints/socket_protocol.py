@@ -414,7 +414,8 @@ class SocketProtocol(asyncio.Protocol):
     async def send(self, message: Message) -> None:
         writable = self._writable
         if writable is not None:
-            await writable
+            # Shielded: a sender cancelled while it waits must not cancel the others' wait.
+            await asyncio.shield(writable)
         if self.disconnected:
             raise ClientGone()
         kind = message["type"]
