@@ -34,7 +34,7 @@ from typing import Any
 from uvicorn_floor import SERVERS as FLOOR_SERVERS
 from websockets.speedups import apply_mask
 
-FLOOR_DEFAULT = FLOOR_SERVERS[0]  # uvicorn websockets-sansio, as the hub runs
+FLOOR_DEFAULT = FLOOR_SERVERS[0]  # uvicorn with the hub's SocketProtocol, as the hub runs
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent

@@ -1,11 +1,14 @@
 """The floor under the hub's connect and idle figures: uvicorn as the hub runs it
-(uvloop, httptools, websockets-sansio, no compression, no proxy headers) with an ASGI
+(uvloop, httptools, the hub's own WebSocket protocol ``SocketProtocol``, no
+compression, no proxy headers) with an ASGI
 app that does nothing but accept, send one small text frame (a stand-in for the
 welcome) and wait for the disconnect. No auth, no database, no presence.
 
 ``--server`` puts another server under the same behaviour, to compare floors:
 
-- ``uvicorn-sansio`` (the default, as the hub runs), ``uvicorn-websockets`` (uvicorn's
+- ``uvicorn-hub`` (the default, as the hub runs: ``uvicorn.Config(ws=SocketProtocol)``,
+  companion_ws/endpoints/socket_protocol.py), ``uvicorn-sansio`` (uvicorn's
+  ``websockets-sansio``, what the hub ran before), ``uvicorn-websockets`` (uvicorn's
   legacy ``ws="websockets"``), ``uvicorn-wsproto`` (``ws="wsproto"``): the ASGI app;
 - ``granian``: the same ASGI app on granian's embedded server (one process, one Rust
   runtime thread, this process's uvloop), HTTP/1 only;
@@ -36,6 +39,7 @@ from typing import Any
 
 WELCOME = '{"type":"session_joined","session_id":"floor"}'
 SERVERS = (
+    "uvicorn-hub",
     "uvicorn-sansio",
     "uvicorn-websockets",
     "uvicorn-wsproto",
@@ -260,7 +264,11 @@ def run_uvicorn_picows(port: int) -> None:
 
 
 def run(server: str, port: int) -> None:
-    if server in ("uvicorn-sansio", "uvicorn-websockets", "uvicorn-wsproto"):
+    if server == "uvicorn-hub":
+        from companion_ws.endpoints.socket_protocol import SocketProtocol
+
+        run_uvicorn(port, SocketProtocol)
+    elif server in ("uvicorn-sansio", "uvicorn-websockets", "uvicorn-wsproto"):
         ws = {"sansio": "websockets-sansio", "websockets": "websockets", "wsproto": "wsproto"}
         run_uvicorn(port, ws[server.removeprefix("uvicorn-")])
     elif server == "granian":
@@ -282,6 +290,6 @@ def run(server: str, port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--server", choices=SERVERS, default="uvicorn-sansio")
+    parser.add_argument("--server", choices=SERVERS, default=SERVERS[0])
     args = parser.parse_args()
     run(args.server, args.port)

@@ -1,23 +1,30 @@
 """The hub's WebSocket protocol (``companion_ws.endpoints.socket_protocol``) on the
 wire, against ``companion-ws serve``: what RFC 6455 asks of a server beyond whole text
 frames, as a raw client sends it (the sans-I/O ``websockets.ClientProtocol`` over a
-plain TCP stream, so every frame is exactly what the test wrote)."""
+plain TCP stream, so every frame is exactly what the test wrote). The keepalive, whose
+interval ``serve`` does not expose, is tested on uvicorn in this process with the
+same protocol class and a short interval."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+import uvicorn
+import websockets
 from websockets.client import ClientProtocol
 from websockets.frames import Close
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from tests.support.hub import HubProcess, token
+from companion_ws.endpoints.socket_protocol import SocketProtocol
+from tests.support.hub import HubProcess, free_port, token
 from tests.support.ws import connect
 
 
@@ -29,10 +36,17 @@ class RawClient:
         self.writer = writer
         self.protocol: ClientProtocol
         self.events: list[Any] = []
+        self.answering = True  # False: the client's own pongs are never sent
 
     @classmethod
     async def open(cls, hub: HubProcess, user: str = "alice") -> RawClient:
-        url = f"{hub.ws_url}/ws?{urlencode({'token': token(user)})}"
+        client = await cls.connect(f"{hub.ws_url}/ws?{urlencode({'token': token(user)})}")
+        welcome = await client.next_text()
+        assert welcome["type"] == "session_joined"
+        return client
+
+    @classmethod
+    async def connect(cls, url: str) -> RawClient:
         uri = parse_uri(url)
         reader, writer = await asyncio.open_connection(uri.host, uri.port)
         client = cls(reader, writer)
@@ -41,15 +55,16 @@ class RawClient:
         await client.flush()
         response = await client.next_event()
         assert isinstance(response, Response) and response.status_code == 101, response
-        welcome = await client.next_text()
-        assert welcome["type"] == "session_joined"
         return client
 
     async def flush(self) -> None:
-        for chunk in self.protocol.data_to_send():
-            if chunk:
-                self.writer.write(chunk)
-        await self.writer.drain()
+        chunks = self.protocol.data_to_send()
+        if self.answering:
+            for chunk in chunks:
+                if chunk:
+                    self.writer.write(chunk)
+        with contextlib.suppress(ConnectionError):  # the server may be gone already
+            await self.writer.drain()
 
     async def next_event(self, timeout: float = 5.0) -> Any:
         async with asyncio.timeout(timeout):
@@ -167,3 +182,60 @@ async def test_an_upgrade_without_a_key_is_answered_400(shared_hub: HubProcess) 
     rest = await asyncio.wait_for(reader.read(), 5)  # then the hub closes
     assert b"Sec-WebSocket-Key" in rest
     writer.close()
+
+
+async def _echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An ASGI app that accepts and echoes text until the client goes."""
+    if (await receive())["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    while (message := await receive())["type"] == "websocket.receive":
+        await send({"type": "websocket.send", "text": message.get("text") or ""})
+
+
+@contextlib.asynccontextmanager
+async def _uvicorn(**config: Any) -> AsyncIterator[str]:
+    """uvicorn in this process, on a free port, with the hub's protocol class."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            _echo, host="127.0.0.1", port=port, ws=SocketProtocol, lifespan="off",
+            log_level="warning", **config,
+        )
+    )  # fmt: skip
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not serving.done(), "uvicorn did not start"
+        await asyncio.sleep(0.01)
+    try:
+        yield f"ws://127.0.0.1:{port}/ws"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)
+
+
+async def test_a_client_that_answers_no_ping_is_closed_1011() -> None:
+    # websockets' client answers every ping by itself, as a browser does.
+    async with (
+        _uvicorn(ws_ping_interval=0.2, ws_ping_timeout=0.3) as url,
+        websockets.connect(url) as answering,
+    ):
+        silent = await RawClient.connect(url)
+        silent.answering = False
+        ping = await silent.next_event()
+        assert ping.opcode.name == "PING"  # after ws_ping_interval
+        close = await silent.close_code(timeout=3)
+        assert close is not None
+        assert (close.code, close.reason) == (1011, "keepalive ping timeout")
+        silent.close()
+        # The one that answers has had pings all along and is still served.
+        await answering.send("still here")
+        assert await asyncio.wait_for(answering.recv(), 5) == "still here"
+
+
+async def test_a_socket_open_at_shutdown_is_closed_1012() -> None:
+    async with _uvicorn() as url:
+        client = await RawClient.connect(url)
+    close = await client.close_code()
+    assert close is not None and close.code == 1012
+    client.close()
