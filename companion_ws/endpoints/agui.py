@@ -19,14 +19,13 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-from ag_ui.encoder import EventEncoder
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from companion_ws.agui.stream import Item, SessionStream, StreamLimits
 from companion_ws.auth.tokens import Principal
 from companion_ws.endpoints.common import (
     MAX_INT,
@@ -37,6 +36,11 @@ from companion_ws.endpoints.common import (
     tokens_of,
 )
 from companion_ws.errors import BadRequest, Unauthorized
+
+if TYPE_CHECKING:
+    from ag_ui.encoder import EventEncoder
+
+    from companion_ws.agui.stream import Item
 
 __all__ = ["SEND_TIMEOUT", "EventStream", "routes"]
 
@@ -78,6 +82,10 @@ async def ag_ui(request: Request) -> Response:
     after = _after(request)
     if request.method == "HEAD":
         return Response(media_type=MEDIA_TYPE, headers=_HEADERS)
+    # Imported on the first stream, not with the hub: the AG-UI models (pydantic) take
+    # ~0.3 s to build, paid at every start of the hub otherwise.
+    from companion_ws.agui.stream import SessionStream, StreamLimits
+
     limits = StreamLimits(max_bytes=settings_of(request).send_queue_bytes)
     stream = SessionStream(node.recovery, node.listeners, limits)
     stop = asyncio.Event()
@@ -137,6 +145,8 @@ class EventStream(StreamingResponse):
 
     async def _produce(self, send: Send) -> bool:
         """True when the items ended by themselves (the session ended, say)."""
+        from ag_ui.encoder import EventEncoder
+
         encoder = EventEncoder()
         try:
             async for item in self._items:

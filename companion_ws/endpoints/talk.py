@@ -20,8 +20,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from elevenlabs.client import AsyncElevenLabs
-from elevenlabs.core.api_error import ApiError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -71,6 +69,11 @@ def _tools(registry: ToolRegistry) -> list[dict[str, Any]]:
 
 async def signed_url(settings: Settings) -> str:
     """A signed conversation URL from ElevenLabs' API, or :class:`UpstreamFailed`."""
+    # Imported here, not with the module: the SDK takes ~0.4 s to import, and every
+    # start of the hub would pay it for an endpoint that few deployments configure.
+    from elevenlabs.client import AsyncElevenLabs
+    from elevenlabs.core.api_error import ApiError
+
     assert settings.elevenlabs_agent_id and settings.elevenlabs_api_key
     async with httpx.AsyncClient(timeout=SIGNED_URL_TIMEOUT) as http:
         # The API key is always passed: the SDK's default reads the environment.
