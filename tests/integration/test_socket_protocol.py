@@ -94,7 +94,7 @@ class RawClient:
             if "requestId" in frame:
                 return frame
 
-    async def close_code(self, timeout: float = 5.0) -> Close | None:
+    async def close_frame(self, timeout: float = 5.0) -> Close | None:
         """Read until the hub's close frame; what it said."""
         while self.protocol.close_rcvd is None:
             await self.next_event(timeout)
@@ -143,7 +143,7 @@ async def test_a_text_frame_that_is_not_utf8_is_closed_1007(shared_hub: HubProce
     client = await RawClient.open(shared_hub)
     client.protocol.send_text(b"\xff\xfe not utf-8")
     await client.flush()
-    close = await client.close_code()
+    close = await client.close_frame()
     assert close is not None and close.code == 1007
     client.close()
 
@@ -161,7 +161,7 @@ async def test_a_client_close_is_answered_and_the_connection_ends(
     client = await RawClient.open(shared_hub)
     client.protocol.send_close(4000, "bye")
     await client.flush()
-    close = await client.close_code()
+    close = await client.close_frame()
     assert close is not None and (close.code, close.reason) == (4000, "bye")  # the echo
     with pytest.raises(EOFError):
         while True:
@@ -224,7 +224,7 @@ async def test_a_client_that_answers_no_ping_is_closed_1011() -> None:
         silent.answering = False
         ping = await silent.next_event()
         assert ping.opcode.name == "PING"  # after ws_ping_interval
-        close = await silent.close_code(timeout=3)
+        close = await silent.close_frame(timeout=3)
         assert close is not None
         assert (close.code, close.reason) == (1011, "keepalive ping timeout")
         silent.close()
@@ -236,6 +236,6 @@ async def test_a_client_that_answers_no_ping_is_closed_1011() -> None:
 async def test_a_socket_open_at_shutdown_is_closed_1012() -> None:
     async with _uvicorn() as url:
         client = await RawClient.connect(url)
-    close = await client.close_code()
+    close = await client.close_frame()
     assert close is not None and close.code == 1012
     client.close()
