@@ -46,13 +46,22 @@ class Settings:
     connect_rate: float = 20.0  # WebSocket connects per second per client address
     connect_burst: int = 50
     max_body_bytes: int = 1024 * 1024  # HTTP request bodies; over it: 413
+    # PROTOCOL.md section 4 (v1.2): the doors before the token, for HTTP and upgrades.
+    max_header_bytes: int = 16 * 1024  # a request head larger than this: 431, or closed
+    header_timeout: float = 10.0  # a connection without a whole request head by then: closed
+    # One size limit for every door (socket, HTTP, gRPC, the bus, a tool): an event whose
+    # frame would exceed it is refused (payload_too_large / 413 / RESOURCE_EXHAUSTED).
+    max_event_bytes: int = 64 * 1024
     retention: float = 7 * 86400.0  # seconds an ended session is kept in the database; 0: for ever
-    max_connections_per_user: int = 1000
+    max_connections_per_user: int = 64  # open sockets per sub; the next closes 4429
+    max_streams_per_user: int = 16  # AG-UI + gRPC Subscribe/StreamTask streams per sub
+    session_create_rate: float = 5.0  # new sessions per second per sub
+    session_create_burst: int = 20
     join_token_ttl: float = 300.0
     reconnect_token_ttl: float = 86400.0
     device_ttl: float = 86400.0
     refresh_lead: float = 30.0
-    agent_capability_ttl: float = 86400.0
+    agent_capability_ttl: float = 3600.0
     refresh_grace: float = 25.0
     jwt_leeway: float = 10.0
     public_url: str | None = None
