@@ -61,4 +61,11 @@ log "mypy"
 log "node --test (the page's mirror and client)"
 node --test tests/js/
 log "pytest"
-exec .venv/bin/python -m pytest "$@"
+# Most tests wait on a hub, a database or a browser rather than on the CPU: several
+# workers (pytest-xdist) overlap those waits. A module stays on one worker (--dist
+# loadfile), so its module-scoped hub starts once. PYTEST_WORKERS=0 runs in one process.
+workers=${PYTEST_WORKERS:-4}
+if [ "$workers" = 0 ]; then
+  exec .venv/bin/python -m pytest "$@"
+fi
+exec .venv/bin/python -m pytest -n "$workers" --dist loadfile "$@"

@@ -15,6 +15,7 @@ import pytest
 
 from companion_ws.store.store import Store
 from tests.support.hub import HubFactory, HubProcess, create_pg_database, drop_pg_database
+from tests.support.inproc import InProcessHub, inprocess_hub
 
 ARTIFACTS = Path(os.environ.get("COMPANION_TEST_ARTIFACTS", "test-artifacts"))
 
@@ -42,6 +43,14 @@ async def store(db_url: str) -> AsyncIterator[Store]:
     await store.migrate()
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def inproc(db_url: str) -> AsyncIterator[InProcessHub]:
+    """The hub in the test's own process (tests/support/inproc.py), on the test's
+    database and the memory broker: for rule tests, which need no wire or process."""
+    async with inprocess_hub(db_url) as hub:
+        yield hub
 
 
 @pytest.fixture

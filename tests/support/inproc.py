@@ -1,0 +1,232 @@
+"""The hub in the test's own process: the real app (node, store, memory broker) driven
+over ASGI, with no port and no subprocess.
+
+For rule tests (join rules, roles, resume, hold and release, tool runs, compare-and-set,
+presence): they need the hub's services and its frames, not a wire, and run in
+milliseconds here. What only a real process shows (the wire, a crash, several
+processes, the page) stays in the subprocess tests of ``tests/support/hub.py``.
+
+``InProcessHub.connect`` answers the same ``WS`` surface as ``tests/support/ws.py``, so
+a test reads the same against either hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from companion_ws.app import create_app
+from companion_ws.settings import Settings
+from tests.support.hub import SECRET
+
+BASE_URL = "http://hub.test"
+ASGIApp = Callable[..., Any]
+
+# The hub's own tasks and the sockets' run in whatever task awaits them, so the harness
+# uses plain asyncio queues: a pytest fixture may start it in one task and end it in
+# another (anyio's task groups, as httpx-ws and asgi-lifespan use, may not).
+
+
+class InProcessWS:
+    """One socket to the in-process hub over ASGI: JSON in, JSON out, with timeouts."""
+
+    def __init__(self, app: ASGIApp, scope: dict[str, Any]) -> None:
+        self._to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._task = asyncio.ensure_future(app(scope, self._to_app.get, self._from_app.put))
+        self.welcome: dict[str, Any] = {}
+        self.accepted: dict[str, Any] | None = None
+        self.close_code: tuple[int | None, str] | None = None
+
+    async def open(self, timeout: float = 5.0) -> InProcessWS:
+        await self._to_app.put({"type": "websocket.connect"})
+        message = await self._next(timeout)
+        if message["type"] == "websocket.accept":
+            self.accepted = message
+        else:
+            self._closed_by(message)
+        return self
+
+    async def _next(self, timeout: float) -> dict[str, Any]:
+        get = asyncio.ensure_future(self._from_app.get())
+        done, _ = await asyncio.wait(
+            {get, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if get in done:
+            return get.result()
+        get.cancel()
+        if self._task in done:
+            self._task.result()  # the app failed: raise its exception here
+            return {"type": "websocket.close", "code": 1006, "reason": "app returned"}
+        raise TimeoutError(f"no frame within {timeout}s")
+
+    def _closed_by(self, message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.close":
+            self.close_code = (message.get("code", 1000), message.get("reason") or "")
+        else:  # the denial response (websocket.http.response.*): a handshake refused
+            self.close_code = (None, f"http {message.get('status')}")
+
+    async def send(self, frame: dict[str, Any] | str) -> None:
+        text = frame if isinstance(frame, str) else json.dumps(frame)
+        await self._to_app.put({"type": "websocket.receive", "text": text})
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        if self.close_code is not None:
+            raise ConnectionError(f"closed {self.close_code}")
+        message = await self._next(timeout)
+        if message["type"] != "websocket.send":
+            self._closed_by(message)
+            raise ConnectionError(f"closed {self.close_code}")
+        frame: dict[str, Any] = json.loads(message["text"])
+        return frame
+
+    async def recv_until(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """Skip frames until one matches (presence noise, say)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            frame = await self.recv(max(0.01, deadline - loop.time()))
+            if predicate(frame):
+                return frame
+
+    async def recv_type(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+        return await self.recv_until(lambda f: f.get("type") == kind, timeout)
+
+    async def request(self, frame: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+        """Send with a fresh requestId; the first frame carrying it back (reply or error)."""
+        rid = f"r{id(frame)}-{asyncio.get_running_loop().time()}"
+        await self.send({**frame, "requestId": rid})
+        return await self.recv_until(lambda f: f.get("requestId") == rid, timeout)
+
+    async def closed(self, timeout: float = 5.0) -> tuple[int | None, str]:
+        """Wait for the hub to close; (code, reason)."""
+        async with asyncio.timeout(timeout):
+            while self.close_code is None:
+                with contextlib.suppress(ConnectionError):
+                    await self.recv(timeout)
+        return self.close_code
+
+    async def close(self, code: int = 1000) -> None:
+        """The client goes away; the app's read loop sees the disconnect and cleans up."""
+        if not self._task.done():
+            await self._to_app.put({"type": "websocket.disconnect", "code": code})
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._task), 5)
+        if not self._task.done():
+            self._task.cancel()
+
+
+@dataclass
+class InProcessHub:
+    settings: Settings
+    app: ASGIApp
+    http: httpx.AsyncClient
+    _sockets: list[InProcessWS] = field(default_factory=list)
+
+    async def connect(
+        self,
+        token: str | None,
+        *,
+        session_id: str | None = None,
+        expect_welcome: bool = True,
+        **params: Any,
+    ) -> InProcessWS:
+        query: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
+        if token is not None:
+            query["token"] = token
+        if session_id is not None:
+            query["session_id"] = session_id
+        scope = {
+            "type": "websocket",
+            "asgi": {"version": "3.0"},
+            "scheme": "ws",
+            "path": "/ws",
+            "raw_path": b"/ws",
+            "query_string": urlencode(query).encode(),
+            "headers": [(b"host", b"hub.test")],
+            "client": ("127.0.0.1", 50000 + len(self._sockets)),
+            "server": ("127.0.0.1", 80),
+            "subprotocols": [],
+        }
+        ws = await InProcessWS(self.app, scope).open()
+        self._sockets.append(ws)
+        if expect_welcome:
+            ws.welcome = await ws.recv()
+            assert ws.welcome["type"] == "session_joined", ws.welcome
+        return ws
+
+    async def aclose(self) -> None:
+        for ws in self._sockets:
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+
+def hub_settings(database_url: str, **overrides: Any) -> Settings:
+    """The settings the subprocess hubs of the suite run with (tests/support/hub.py)."""
+    return Settings(
+        database_url=database_url,
+        jwt_secret=SECRET,
+        auto_migrate=True,
+        event_flush_interval=0.05,
+        connect_rate=100000.0,
+        connect_burst=100000,
+    ).replace(**overrides)
+
+
+class Lifespan:
+    """The ASGI lifespan protocol, driven by hand: start-up, then shut-down."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        self._task = asyncio.ensure_future(app(scope, self._to_app.get, self._from_app.put))
+
+    async def _step(self, message: str, timeout: float) -> None:
+        await self._to_app.put({"type": f"lifespan.{message}"})
+        get = asyncio.ensure_future(self._from_app.get())
+        done, _ = await asyncio.wait(
+            {get, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if get not in done:
+            get.cancel()
+            if self._task.done():
+                self._task.result()
+            raise TimeoutError(f"lifespan.{message} took over {timeout}s")
+        answer = get.result()
+        if answer["type"] != f"lifespan.{message}.complete":
+            raise RuntimeError(f"lifespan.{message}: {answer}")
+
+    async def startup(self, timeout: float = 30.0) -> None:
+        await self._step("startup", timeout)
+
+    async def shutdown(self, timeout: float = 30.0) -> None:
+        await self._step("shutdown", timeout)
+        await self._task
+
+
+@contextlib.asynccontextmanager
+async def inprocess_hub(database_url: str, **overrides: Any) -> AsyncIterator[InProcessHub]:
+    settings = hub_settings(database_url, **overrides)
+    app = create_app(settings)
+    lifespan = Lifespan(app)
+    await lifespan.startup()
+    try:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+            hub = InProcessHub(settings, app, http)
+            try:
+                yield hub
+            finally:
+                await hub.aclose()
+    finally:
+        await lifespan.shutdown()
