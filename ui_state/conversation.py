@@ -4,7 +4,11 @@ folded in seq order into messages, corrections applied. Pure: events in, message
 A message takes its place, ``seq`` and ``timestamp`` from the first event with its
 ``message_id``; a later event with the same id replaces its ``text`` and ``final``
 (streaming partials, and ElevenLabs' ``agent_response_correction`` after an
-interruption). Its ``role`` is the first event's.
+interruption). Its ``role`` is the first event's. An event without every field of
+section 13 (``role`` user or agent, ``message_id``, ``text``, ``final``) or without a
+positive ``seq`` is dropped whole: it neither makes nor revises a message.
+``static/conversation.js`` folds the same way; ``tests/fixtures/conversation`` holds
+both to it.
 
 The fold is bounded for long sessions: it keeps at most ``limit`` messages (those first
 seen after ``after_seq``); of the messages before that it remembers only the ids, so
@@ -80,5 +84,10 @@ def _well_formed(event: Mapping[str, Any]) -> bool:
         and event.get("role") in ROLES
         and isinstance(event.get("text"), str)
         and isinstance(event.get("final"), bool)
-        and isinstance(event.get("seq"), int)
+        and _is_seq(event.get("seq"))
     )
+
+
+def _is_seq(value: Any) -> bool:
+    """A broadcast's seq: a positive integer (a bool is no seq)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0

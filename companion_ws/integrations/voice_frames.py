@@ -26,12 +26,17 @@ conversation ready                     ``agent_state`` ``listening``
                                        latest agent message whose text is the original)
                                        and the corrected text: it replaces that message
 ``interruption``                       ``agent_state`` ``listening``
+the SDK's mode (the browser client's   ``speaking``: ``agent_state`` ``speaking``;
+``onModeChange``: its audio playback)  ``listening``: ``listening``, unless the agent is
+                                       ``thinking`` (its speech ended, its work did not)
 conversation over                      ``agent_state`` ``idle``
 =====================================  ==================================================
 
 An ``agent_state`` is sent only when the state changes. The Python SDK gives no
 "mode" (speaking/listening) callback: without audio playback to watch, the agent
-speaks from its response until the user's next turn or an interruption.
+speaks from its response until the user's next turn or an interruption. The page that
+talks (``static/talk.js``, with the browser client) maps with ``static/voice-frames.js``,
+a port of this module; both run ``tests/fixtures/voice``.
 """
 
 from __future__ import annotations
@@ -83,6 +88,17 @@ class ConversationFrames:
 
     def ended(self) -> list[Frame]:
         return self._state("idle")
+
+    def mode(self, mode: str) -> list[Frame]:
+        """The SDK's mode, where it has one (the browser client's ``onModeChange``,
+        from its audio playback): ``speaking`` or ``listening``. Playback that ends
+        while the agent is ``thinking`` (a tool call under way, an answer being worked
+        on) leaves it thinking."""
+        if mode == "speaking":
+            return self._state("speaking")
+        if self.state == "thinking":
+            return []
+        return self._state("listening")
 
     # ------------------------------------------------------------ the user
 

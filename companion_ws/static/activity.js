@@ -7,7 +7,6 @@
 // tool runs) and housekeeping (a screen's saved scroll position) stay out of it.
 
 import { eventTitle, formatDays, formatMoney, formatWeight, summarizeData } from './format.js';
-import { legacyTranscript } from './conversation.js';
 
 // ---- who ------------------------------------------------------------------------
 
@@ -85,7 +84,6 @@ export function activityEntries(frame, ctx, tasksBefore = []) {
   const base = { seq: frame.seq ?? null, timestamp: frame.timestamp ?? null };
   switch (frame.type) {
     case 'contextual_update': {
-      if (legacyTranscript(frame)) return []; // the conversation shows it
       const who = describeSender(frame.sender, ctx);
       return [{ ...base, kind: 'update', who, title: eventTitle(frame.text), ...updateDetail(frame), }];
     }

@@ -12,9 +12,13 @@
 // The model:
 //   messages    [{message_id, role, text, final, corrected, earlier: [texts], sender,
 //                 seq, timestamp, updated_seq}]   in order of first appearance; a later
-//                 transcript with the same message_id replaces the text: a partial
-//                 (final false) silently, a final message is "corrected", its earlier
-//                 wording kept
+//                 transcript with the same message_id replaces the text and final (a
+//                 partial silently; a final message whose text changes is "corrected",
+//                 its earlier wording kept); role, seq and timestamp stay the first
+//                 transcript's. A transcript without every field of section 13 (role
+//                 user or agent, message_id, text, final) is dropped whole.
+//                 ui_state/conversation.py folds messages the same way:
+//                 tests/fixtures/conversation holds both to it.
 //   agentState  {state, seq, timestamp, sender} | null   the latest agent_state
 //   progress    [{key, kind: 'step'|'tool', id, name, status: 'running'|'done'|'failed',
 //                 detail, seq, started_at, ended_at, duration_ms, parent}]   by first
@@ -24,21 +28,14 @@
 
 export const CONVERSATION_TYPES = Object.freeze(new Set([
   'transcript', 'agent_state', 'step', 'tool_call_started', 'tool_call_finished',
-  'contextual_update', // only the older bridge's transcripts, see legacyTranscript
 ]));
 
-// Before section 13 the ElevenLabs bridge published what was said as
-// contextual_update "user_transcript" / "agent_response" with data.text: the same
-// thing, one final message per frame.
-const LEGACY_ROLES = Object.freeze({ user_transcript: 'user', agent_response: 'agent' });
+const ROLES = Object.freeze(['user', 'agent']);
 
-export function legacyTranscript(f) {
-  const role = f?.type === 'contextual_update' ? LEGACY_ROLES[f.text] : undefined;
-  if (!role || typeof f.data?.text !== 'string') return null;
-  return {
-    type: 'transcript', role, message_id: `update-${f.seq}`, text: f.data.text, final: true,
-    sender: f.sender ?? null, seq: f.seq, timestamp: f.timestamp,
-  };
+// A transcript as section 13 has it: the fields the fold reads, each of its type.
+export function isTranscript(f) {
+  return f?.type === 'transcript' && ROLES.includes(f.role) && typeof f.message_id === 'string'
+    && typeof f.text === 'string' && typeof f.final === 'boolean';
 }
 
 export const AGENT_STATES = Object.freeze(['idle', 'listening', 'thinking', 'speaking']);
@@ -65,7 +62,7 @@ export function addFrames(conv, frames) {
   const fresh = [];
   for (const f of frames) {
     if (!f || !CONVERSATION_TYPES.has(f.type) || !isSeq(f.seq)) continue;
-    if (f.type === 'contextual_update' && !legacyTranscript(f)) continue;
+    if (f.type === 'transcript' && !isTranscript(f)) continue;
     if (conv.seqs.has(f.seq) || fresh.some((g) => g.seq === f.seq)) continue;
     fresh.push(f);
   }
@@ -90,11 +87,9 @@ function fold(base, frames, seqs, allFrames) {
   const progress = base.progress.slice();
   const byKey = new Map(progress.map((p, i) => [p.key, i]));
   let { agentState } = base;
-  for (const frame of frames) {
-    const f = legacyTranscript(frame) || frame;
+  for (const f of frames) {
     switch (f.type) {
       case 'transcript': {
-        if (typeof f.message_id !== 'string') break;
         const i = byMessage.get(f.message_id);
         if (i === undefined) {
           byMessage.set(f.message_id, messages.length);
@@ -139,9 +134,9 @@ function fold(base, frames, seqs, allFrames) {
 function newMessage(f) {
   return Object.freeze({
     message_id: f.message_id,
-    role: f.role === 'user' ? 'user' : 'agent',
-    text: typeof f.text === 'string' ? f.text : '',
-    final: f.final !== false,
+    role: f.role,
+    text: f.text,
+    final: f.final,
     corrected: false,
     earlier: Object.freeze([]),
     sender: f.sender ?? null,
@@ -152,14 +147,14 @@ function newMessage(f) {
 }
 
 // A later transcript of the same message: a partial grows, a final one is corrected.
+// The role stays the first transcript's.
 function revised(m, f) {
-  const text = typeof f.text === 'string' ? f.text : m.text;
+  const { text } = f;
   const correction = m.final && text !== m.text;
   return Object.freeze({
     ...m,
-    role: f.role === 'user' || f.role === 'agent' ? f.role : m.role,
     text,
-    final: f.final !== false,
+    final: f.final,
     corrected: m.corrected || correction,
     earlier: correction ? Object.freeze([...m.earlier, m.text]) : m.earlier,
     updated_seq: f.seq,

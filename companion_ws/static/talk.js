@@ -14,7 +14,10 @@
 //   call waits for a dropped hub socket to come back (within the tool's
 //   response_timeout_secs), and is sent again on the new connection with the same id.
 // - The conversation is published to the session as section 13 frames (`transcript`,
-//   `agent_state`); every page, phones included, draws them in this card.
+//   `agent_state`); every page, phones included, draws them in this card. The mapping
+//   from the client's events to frames is voice-frames.js (the port of the Python
+//   bridge's, held to it by tests/fixtures/voice); this file only adapts the browser
+//   client's callbacks to it.
 // - What others do on the screens reaches the agent as `contextual_update`s, in the
 //   bridge's words (narration.js); after the page's hub socket comes back, one summary
 //   of what it missed. Each (re)start of the conversation begins with the session's
@@ -22,6 +25,7 @@
 
 import { h } from './dom.js';
 import { createSessionContext, describeChange, describeUpdate } from './narration.js';
+import { ConversationFrames } from './voice-frames.js';
 
 const VENDOR = '/static/vendor/elevenlabs-client';
 const CLIENT_MODULE = `${VENDOR}/elevenlabs-client.js`;
@@ -46,7 +50,7 @@ const TEXT = {
     + 'and the conversation shows on every screen of this session.', 'Talk to the agent'],
   connecting: ['Connecting…', 'Opening a conversation with the voice agent.', 'Cancel'],
   listening: ['Listening', 'Speak now — the agent is listening.', 'End conversation'],
-  thinking: ['Working on it', 'The agent is running a tool on this session.', 'End conversation'],
+  thinking: ['Working on it', 'The agent is working on its answer.', 'End conversation'],
   speaking: ['Agent speaking', 'The agent is answering.', 'End conversation'],
   ended: ['Conversation ended', 'The conversation with the agent is over.', 'Talk again'],
   dropped: ['Conversation lost', '', 'Start again'],
@@ -55,7 +59,9 @@ const TEXT = {
   // Pages that do not hold the conversation: they follow it.
   following: ['Conversation', 'The voice conversation held on another screen shows here live.', null],
 };
+const RUNNING_TOOL = 'The agent is running a tool on this session.';
 const LIVE = new Set(['connecting', 'listening', 'thinking', 'speaking']);
+const AGENT_LIVE = new Set(['listening', 'thinking', 'speaking']); // the card follows these
 const STATE_WORDS = { listening: 'Listening', thinking: 'Thinking', speaking: 'Speaking', idle: 'Idle' };
 
 // Whether this hub can sign a conversation (the hub writes it into the page).
@@ -64,6 +70,7 @@ const CONFIGURED = globalThis.document?.querySelector('meta[name="companion-talk
 export function createTalk(root, { getToken, isOwner }) {
   let hub = null;
   let conversation = null; // the SDK's conversation while one is open
+  let voice = null; // its mapping to section 13 frames (voice-frames.js), from its start
   let starting = null; // {cancelled} while startSession runs
   let status = 'idle';
   let detail = '';
@@ -112,10 +119,11 @@ export function createTalk(root, { getToken, isOwner }) {
     root.dataset.agentState = agentState || '';
     ui.title.textContent = title;
     const waiting = shown === 'thinking' && hub && hub.status !== 'connected';
+    const tool = shown === 'thinking' && pending.size > 0;
     ui.detail.textContent = waiting
       ? 'The connection to the session dropped. The agent’s request goes through as soon as '
         + 'it is back.'
-      : detail || text;
+      : detail || (tool ? RUNNING_TOOL : text);
     ui.button.hidden = !owner || !action;
     ui.button.textContent = action || '';
     ui.button.classList.toggle('btn-primary', !LIVE.has(shown));
@@ -313,6 +321,16 @@ export function createTalk(root, { getToken, isOwner }) {
     if (hub && isOwner()) hub.send(frame);
   }
 
+  // What a conversation's mapping returned, published in order; while that
+  // conversation is the open one, the card follows the agent's state.
+  function emit(mapping, frames) {
+    if (mapping !== voice) return; // a conversation that is over, or was cancelled
+    for (const frame of frames) publish(frame);
+    if (conversation && LIVE.has(status) && AGENT_LIVE.has(mapping.state) && status !== mapping.state) {
+      setStatus(mapping.state);
+    }
+  }
+
   // ---- client tools through the hub ------------------------------------------------
 
   function clientTools(tools) {
@@ -347,11 +365,12 @@ export function createTalk(root, { getToken, isOwner }) {
     call.timer = setTimeout(() => {
       if (pending.get(id) !== call) return;
       pending.delete(id);
-      agentThinking();
+      draw();
       call.reject(new Error(`the session did not answer within ${seconds} s (connection lost)`));
     }, seconds * 1000);
     pending.set(id, call);
-    agentThinking();
+    if (conversation && voice) emit(voice, voice.toolCall());
+    draw();
     sendCall(call);
     return call.promise;
   }
@@ -377,21 +396,10 @@ export function createTalk(root, { getToken, isOwner }) {
     if (!call) return; // a repeat's answer, or one after the timeout
     pending.delete(id);
     clearTimeout(call.timer);
-    agentThinking();
+    draw(); // the agent works on its answer: it is thinking until it speaks
     const result = typeof frame.result === 'string' ? frame.result : JSON.stringify(frame.result ?? null);
     if (frame.is_error) call.reject(new Error(result));
     else call.resolve(result);
-  }
-
-  function agentThinking() {
-    if (!conversation) return;
-    if (pending.size) {
-      publish({ type: 'agent_state', state: 'thinking' });
-      if (LIVE.has(status)) setStatus('thinking');
-    } else if (status === 'thinking') {
-      publish({ type: 'agent_state', state: 'listening' });
-      setStatus('listening');
-    }
   }
 
   function dropPending() {
@@ -438,6 +446,9 @@ export function createTalk(root, { getToken, isOwner }) {
     capability = signed.dynamic_variables?.session_id || null;
     toolCall = null;
     let opened = null; // this attempt's conversation, once startSession answers
+    const frames = new ConversationFrames();
+    voice = frames;
+    const text = (value) => String(value ?? '');
     try {
       opened = await Conversation.startSession({
         signedUrl: signed.signed_url,
@@ -445,14 +456,23 @@ export function createTalk(root, { getToken, isOwner }) {
         dynamicVariables: signed.dynamic_variables,
         clientTools: clientTools(signed.tools || []),
         ...AUDIO_FILES,
+        // The client's events, adapted to the mapping's calls (voice-frames.js).
         onIncomingEvent: (event) => {
           if (event?.type === 'client_tool_call') toolCall = event.client_tool_call;
+          if (event?.type === 'tentative_user_transcript') { // no callback of its own
+            const said = event.tentative_user_transcription_event?.user_transcript;
+            if (typeof said === 'string' && said) emit(frames, frames.userPartial(said));
+          }
         },
         onConnect: ({ conversationId: id }) => { conversationId = id; },
-        onMessage: transcribed,
-        onAgentResponseCorrection: corrected,
-        onModeChange: ({ mode }) => modeChanged(mode),
-        onDisconnect: (details) => disconnected(opened, details),
+        onMessage: ({ role, message }) => emit(frames, role === 'user'
+          ? frames.userSaid(text(message)) : frames.agentSaid(text(message))),
+        onAgentChatResponsePart: (part) => emit(frames, frames.agentPart(text(part?.text), part?.type)),
+        onAgentResponseCorrection: (event) => emit(frames, frames.corrected(
+          text(event?.original_agent_response), text(event?.corrected_agent_response))),
+        onInterruption: () => emit(frames, frames.interrupted()),
+        onModeChange: ({ mode }) => emit(frames, frames.mode(mode)),
+        onDisconnect: (details) => disconnected(opened, frames, details),
         onError: (message) => console.warn('[talk]', message),
       });
       if (attempt.cancelled) {
@@ -463,8 +483,9 @@ export function createTalk(root, { getToken, isOwner }) {
       starting = null;
       // The agent hears where the session stands before anything else.
       tell(createSessionContext(hub.state || {}, messages()));
-      publish({ type: 'agent_state', state: 'listening' });
-      setStatus(pending.size ? 'thinking' : 'listening');
+      emit(frames, frames.ready());
+      if (pending.size) emit(frames, frames.toolCall());
+      setStatus(AGENT_LIVE.has(frames.state) ? frames.state : 'listening');
     } catch (err) {
       if (starting === attempt) starting = null;
       if (!attempt.cancelled) failed(err);
@@ -515,6 +536,7 @@ export function createTalk(root, { getToken, isOwner }) {
 
   function failed(err) {
     conversation = null;
+    voice = null;
     dropPending();
     const message = err?.message || String(err);
     if (err?.code === 'not_configured') {
@@ -529,34 +551,12 @@ export function createTalk(root, { getToken, isOwner }) {
     }
   }
 
-  function messageId(role, eventId) {
-    return `${conversationId || 'conv'}-${role}-${eventId}`;
-  }
-
-  function transcribed({ role, message, event_id: eventId }) {
-    const who = role === 'user' ? 'user' : 'agent';
-    publish({ type: 'transcript', role: who, message_id: messageId(who, eventId), text: String(message ?? ''), final: true });
-  }
-
-  function corrected(event) {
-    publish({
-      type: 'transcript', role: 'agent', message_id: messageId('agent', event.event_id),
-      text: String(event.corrected_agent_response ?? ''), final: true,
-    });
-  }
-
-  function modeChanged(mode) {
-    if (!conversation || pending.size) return;
-    const state = mode === 'speaking' ? 'speaking' : 'listening';
-    publish({ type: 'agent_state', state });
-    setStatus(state);
-  }
-
-  function disconnected(session, details) {
+  function disconnected(session, frames, details) {
     if (session && conversation && session !== conversation) return;
     conversation = null;
     dropPending();
-    publish({ type: 'agent_state', state: 'idle' });
+    for (const frame of frames.ended()) publish(frame);
+    if (voice === frames) voice = null;
     if (details?.reason === 'error') {
       const why = details.message || details.closeReason || 'the connection closed';
       setStatus('dropped', `The conversation with the agent was lost (${why}). Start again `

@@ -279,6 +279,14 @@ async def test_the_page_talks_runs_tools_through_the_hub_and_tells_the_agent_wha
         started = [e["tool_call_id"] for e in history if e["type"] == "tool_call_started"]
         assert started == [call_id]
         assert sum(1 for e in history if "quotes" in (e.get("patch") or {})) == 1
+        # What the page published, mapped by static/voice-frames.js as the Python bridge
+        # maps (tests/fixtures/voice): thinking after the user's turn, speaking while the
+        # agent's audio plays, listening once it ends, thinking while the tool runs.
+        said = [e for e in history if e["type"] == "transcript"]
+        assert [(e["role"], e["final"]) for e in said] == [("user", True), ("agent", True)]
+        assert all(re.fullmatch(r"(user|agent)_[0-9a-f]{12}", e["message_id"]) for e in said)
+        states = [e["state"] for e in history if e["type"] == "agent_state"]
+        assert states == ["listening", "thinking", "speaking", "listening", "thinking"]
         for page in (desktop, phone):
             await expect(page.get_by_test_id("quote-option")).to_have_count(5)
         await conv.speak("I found five quotes. The cheapest is USPS Ground.")

@@ -1,8 +1,11 @@
 // static/conversation.js: frames -> the conversation the page draws (PROTOCOL.md
-// section 13), in any order, each seq once.
+// section 13), in any order, each seq once. Its messages against the shared fixtures
+// in tests/fixtures/conversation, the same files tests/unit/test_conversation_fixtures.py
+// runs against ui_state/conversation.py.
 
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe as suite, test } from 'node:test';
 
 import {
   addFrames, agentStatus, conversationFrom, emptyConversation, formatDuration, isAgent,
@@ -135,12 +138,60 @@ test('nothing new: the same object, so the page need not redraw', () => {
   assert.equal(addFrames(conv, [{ type: 'transcript', role: 'user', message_id: 'x', text: 'no seq' }]), conv);
 });
 
-test('the older bridge\'s transcripts (contextual_update user_transcript / agent_response) are messages too', () => {
-  const conv = conversationFrom([
-    { type: 'contextual_update', text: 'user_transcript', data: { text: 'Hello' }, ...at(1) },
-    { type: 'contextual_update', text: 'agent_response', data: { text: 'Hi! How can I help?' }, ...at(2) },
-  ]);
-  assert.deepEqual(conv.messages.map((m) => [m.role, m.text]), [['user', 'Hello'], ['agent', 'Hi! How can I help?']]);
+// ---- the shared fixtures -------------------------------------------------------------
+
+const dir = new URL('../fixtures/conversation/', import.meta.url);
+const fixtures = readdirSync(dir)
+  .filter((name) => name.endsWith('.json'))
+  .sort()
+  .map((name) => ({ name, ...JSON.parse(readFileSync(new URL(name, dir), 'utf8')) }));
+
+// The fields the Python fold answers (GET /sessions/{id}/messages); the page's model
+// has more (corrected, earlier, sender, updated_seq).
+const shared = (conv) => conv.messages.map(({
+  message_id, role, text, final, seq, timestamp,
+}) => ({ message_id, role, text, final, seq, timestamp }));
+
+test('there is a conversation fixture for every rule', () => {
+  const names = new Set(fixtures.map((f) => f.name));
+  for (const name of ['partials_then_final', 'correction_after_interruption', 'message_id_seen_again',
+    'malformed', 'other_frames']) {
+    assert.ok(names.has(`${name}.json`), name);
+  }
+});
+
+suite('the conversation follows every fixture', () => {
+  for (const fixture of fixtures) {
+    test(fixture.name, () => {
+      const events = structuredClone(fixture.events);
+      assert.deepEqual(shared(conversationFrom(events)), fixture.messages, 'all at once');
+      let one = emptyConversation();
+      for (const f of events) one = addFrames(one, [f]);
+      assert.deepEqual(shared(one), fixture.messages, 'one by one');
+      // The page's own rule besides: any order gives the fold in seq order.
+      let back = emptyConversation();
+      for (const f of [...events].reverse()) back = addFrames(back, [f]);
+      assert.deepEqual(shared(back), fixture.messages, 'in reverse');
+    });
+  }
+});
+
+suite('the conversation fixtures speak the wire of protocol.json', () => {
+  for (const fixture of fixtures.filter((f) => !f.off_schema)) {
+    test(fixture.name, () => {
+      for (const [i, f] of fixture.events.entries()) {
+        assert.deepEqual(problems(f, 'server'), [], `${fixture.name} event ${i}`);
+      }
+    });
+  }
+});
+
+test('a correction marks a final message corrected and keeps its earlier wording', () => {
+  const fixture = fixtures.find((f) => f.name === 'correction_after_interruption.json');
+  const a1 = conversationFrom(fixture.events).messages.find((m) => m.message_id === 'a1');
+  assert.equal(a1.corrected, true);
+  assert.deepEqual(a1.earlier, [fixture.events[1].text]);
+  assert.equal(a1.updated_seq, 5);
 });
 
 test('the agent at a glance', () => {

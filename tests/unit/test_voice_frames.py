@@ -1,10 +1,31 @@
-"""The ElevenLabs conversation -> section 13 frames mapping, without a server."""
+"""The ElevenLabs conversation -> section 13 frames mapping, without a server; and
+against the shared fixtures (``tests/fixtures/voice``), the same files
+``tests/js/voice-frames.test.mjs`` runs against the page's ``static/voice-frames.js``."""
 
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from companion_ws.integrations.voice_frames import ConversationFrames
+
+FIXTURES = sorted((Path(__file__).parent.parent / "fixtures" / "voice").glob("*.json"))
+CALLS = {
+    "ready",
+    "interrupted",
+    "tool_call",
+    "ended",
+    "mode",
+    "user_partial",
+    "user_said",
+    "agent_part",
+    "agent_said",
+    "corrected",
+}
 
 
 def _frames(**options: bool) -> ConversationFrames:
@@ -68,3 +89,20 @@ def test_without_transcripts_only_the_state_is_sent() -> None:
     c = _frames(transcripts=False)
     assert c.user_said("secret") == [{"type": "agent_state", "state": "thinking"}]
     assert c.corrected("a", "b") == []
+
+
+def test_there_is_a_voice_fixture_for_every_call() -> None:
+    assert len(FIXTURES) >= 6
+    called = {step["call"] for path in FIXTURES for step in json.loads(path.read_text())["steps"]}
+    assert called == CALLS
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
+def test_fixture(path: Path) -> None:
+    fixture: dict[str, Any] = json.loads(path.read_text())
+    c = _frames(transcripts=fixture.get("transcripts", True))
+    for i, step in enumerate(fixture["steps"]):
+        assert step["call"] in CALLS
+        got = getattr(c, step["call"])(*step.get("args", []))
+        assert got == step["frames"], f"step {i}: {step['event']}"
+    assert c.state == fixture["state"]
