@@ -85,6 +85,7 @@ class Lifetimes:
         # (when, tie-breaker, what, holder, the expiry it was scheduled for)
         self._heap: list[tuple[float, int, int, Holder, float]] = []
         self._order = itertools.count()
+        self._lapsed = 0  # entries of holders gone since the last compaction, at most
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -107,6 +108,21 @@ class Lifetimes:
         if warn:
             self._push(expires - self._lead, _WARN, holder, expires)
         self._push(deadline, _CUT, holder, expires)
+
+    def lapsed(self) -> None:
+        """A holder is gone before its deadline (a stream closed). Its entries stay in
+        the heap until their time, unless gone entries are half of it: then the heap is
+        rebuilt without them, so streams opened and closed in a loop cannot grow it
+        for as long as their tokens live."""
+        self._lapsed += 1
+        if self._lapsed > 64 and 2 * self._lapsed > len(self._heap):
+            self._heap = [entry for entry in self._heap if not entry[3].gone]
+            heapq.heapify(self._heap)
+            self._lapsed = 0
+
+    def __len__(self) -> int:
+        """Entries scheduled (gone holders' included, until their time or a compaction)."""
+        return len(self._heap)
 
     def _push(self, when: float, what: int, holder: Holder, expires: float) -> None:
         first = self._heap[0][0] if self._heap else None

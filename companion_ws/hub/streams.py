@@ -121,7 +121,8 @@ class Streams:
             yield ticket
         finally:
             self._forget(ticket)
-            ticket.end(SessionEnded("the stream is closed"))  # lapse its deadline entry
+            ticket.end(SessionEnded("the stream is closed"))  # its deadline entry lapses
+            self._lifetimes.lapsed()
             try:
                 await self._broker.unsubscribe(sid)
             except Exception as exc:

@@ -7,6 +7,7 @@ sessions a user may create."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from companion_ws.app import create_app, token_service
 from companion_ws.auth.tokens import Principal
 from companion_ws.broker import make_broker
-from companion_ws.errors import TooManyConnections, TooManySessions
+from companion_ws.errors import TooManyConnections, TooManySessions, TooManyStreams
 from companion_ws.hub.connection import Connection
 from companion_ws.hub.node import Node
 from companion_ws.hub.quota import PerUser, counted
@@ -187,3 +188,24 @@ async def test_a_connect_that_would_create_a_session_past_the_rate_is_closed_442
         # Joining a session that exists creates nothing: not limited.
         again = await node.sessions.resolve(alice, existing.row.id, "ui")
         assert not again.created
+
+
+async def test_streams_take_places_in_their_users_cap_and_leave_no_deadline_behind(
+    tmp_path: Path,
+) -> None:
+    """Streams opened and closed in a loop on hour-long tokens: each gives its place
+    back, and the heap of deadlines does not keep them for the hour."""
+    async with running_node(_settings(tmp_path, max_streams_per_user=2)) as node:
+        sid = (await node.sessions.create("alice")).id
+        alice = Principal(sub="alice", expires_at=time.time() + 3600)
+        async with node.streams.open(alice, sid), node.streams.open(alice, sid):
+            with pytest.raises(TooManyStreams) as refused:
+                node.streams.reserve(alice, sid)
+            assert refused.value.code == "too_many_streams" and refused.value.http_status == 429
+            async with node.streams.open(Principal(sub="root", is_admin=True), sid):
+                pass  # admins are not counted
+        for _ in range(1000):
+            async with node.streams.open(alice, sid) as ticket:
+                assert not ticket.closed.is_set()
+        assert node.streams.open_count(alice) == 0
+        assert len(node._lifetimes) < 200
