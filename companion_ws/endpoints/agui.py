@@ -94,12 +94,16 @@ async def ag_ui(request: Request) -> Response:
     from companion_ws.agui.stream import SessionStream, StreamLimits
 
     ticket = node.streams.reserve(who, sid)  # 429 too_many_streams, before any byte
-    limits = StreamLimits(max_bytes=settings_of(request).send_queue_bytes)
-    stream = SessionStream(node.recovery, node.listeners, limits)
-    stop = asyncio.Event()
-    run_id = f"run_{secrets.token_hex(8)}"
-    items = stream.follow(sid, after, run_id, stop, ticket)
-    return EventStream(items, stop, node.draining, node.streams, ticket)
+    try:
+        limits = StreamLimits(max_bytes=settings_of(request).send_queue_bytes)
+        stream = SessionStream(node.recovery, node.listeners, limits)
+        stop = asyncio.Event()
+        run_id = f"run_{secrets.token_hex(8)}"
+        items = stream.follow(sid, after, run_id, stop, ticket)
+        return EventStream(items, stop, node.draining, node.streams, ticket)
+    except BaseException:
+        node.streams.release(ticket)  # the response will never hold it
+        raise
 
 
 def encode(item: Item, encoder: EventEncoder) -> bytes:

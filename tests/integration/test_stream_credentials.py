@@ -178,12 +178,13 @@ async def test_a_revoked_device_is_refused_by_grpc_and_its_open_streams_end(
         assert state.session_id == sid  # a device's token reads its session over gRPC
         call = await _subscribed(api, sid, device)
         await _revoke(hub, owner, sid, device_id)
+        # Every door refuses the revoked device's token from now on, gRPC included...
+        refused = api.GetState(pb.GetStateRequest(session_id=sid), metadata=_metadata(device))
+        assert await _code(refused) == grpc.StatusCode.UNAUTHENTICATED
+        # ...and its open streams end.
         events = await stream.last()
         assert events[-1]["type"] == "RUN_ERROR" and events[-1]["code"] == "forbidden", events
         assert await _ended_with(call) == grpc.StatusCode.PERMISSION_DENIED
-        # Every door refuses the revoked device's token from now on.
-        refused = api.GetState(pb.GetStateRequest(session_id=sid), metadata=_metadata(device))
-        assert await _code(refused) == grpc.StatusCode.UNAUTHENTICATED
         again = api.Subscribe(pb.SubscribeRequest(session_id=sid), metadata=_metadata(device))
         assert await _ended_with(again) == grpc.StatusCode.UNAUTHENTICATED
         async with ag_ui(hub, sid, device) as response:
