@@ -106,6 +106,8 @@ def hub(name: str, database_url: str, broker_url: str, *, migrate: bool) -> Serv
         "COMPANION_AUTO_MIGRATE": "true" if migrate else "false",
         "COMPANION_RATE_LIMIT_PER_SECOND": "1000000",
         "COMPANION_RATE_LIMIT_BURST": "1000000",
+        # One user holds every client of the fleet (200 by default; the cap is 64).
+        "COMPANION_MAX_CONNECTIONS_PER_USER": "100000",
     }
     argv = [sys.executable, "-m", "companion_ws", "serve", "--port", str(port),
             "--no-access-log", "--log-level", "warning"]  # fmt: skip

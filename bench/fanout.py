@@ -62,7 +62,7 @@ from common import (
 SHAPES = {"a": (100, 10), "b": (1, 1000)}
 # Per-connection and per-user limits raised so that they never decide the result: in
 # shape (b) one publisher sends up to 200 frames/s (the default limit is 200/s), and one
-# user holds all 1,000 sockets of the session (the default cap is exactly 1,000).
+# user holds all 1,000 sockets of the session (the default cap is 64).
 HUB_ENV = {
     "COMPANION_RATE_LIMIT_PER_SECOND": "5000",
     "COMPANION_RATE_LIMIT_BURST": "10000",

@@ -17,6 +17,8 @@
     ├── PayloadTooLarge               payload_too_large -    413
     ├── RateLimited                   rate_limited     -     429
     ├── TooManyConnections            rate_limited    4429   429
+    ├── TooManySessions               rate_limited    4429   429  (new sessions too fast)
+    ├── TooManyStreams                too_many_streams -     429  (AG-UI and gRPC streams)
     ├── ToolNotFound                  tool_not_found   -     404
     ├── ToolFailed                    tool_failed      -     422
     ├── NotConfigured                 not_configured   -     503  (feature off)
@@ -137,6 +139,21 @@ class RateLimited(CompanionError):
 
 class TooManyConnections(RateLimited):
     close_code = Close.TOO_MANY
+
+
+class TooManySessions(RateLimited):
+    """One user creates sessions faster than ``COMPANION_SESSION_CREATE_RATE`` (HTTP
+    429; a connect that would create one closes 4429)."""
+
+    close_code = Close.TOO_MANY
+
+
+class TooManyStreams(CompanionError):
+    """One user already holds ``COMPANION_MAX_STREAMS_PER_USER`` AG-UI and gRPC streams
+    (gRPC: ``RESOURCE_EXHAUSTED``)."""
+
+    code = "too_many_streams"
+    http_status = 429
 
 
 class ToolNotFound(CompanionError):

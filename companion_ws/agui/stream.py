@@ -1,6 +1,6 @@
 """One session, followed as AG-UI events: the opening (or the replay after the
 client's seq), then live, with no gap and no repeat, until the session ends, the
-reader stops, or it falls too far behind.
+reader stops, it falls too far behind, or its credential stops being good.
 
 It reads the session through the node's services only (recovery for the snapshot and
 the history, listeners for the live events), never the store or the broker. Live
@@ -9,6 +9,10 @@ gets ``RUN_ERROR`` ``too_slow`` and the stream ends (it resumes with
 ``Last-Event-ID``). Every item carries the seq its SSE ``id:`` takes, or None for an
 event that must not move the client's position (so a stream cut between the events
 of one frame resumes before that frame, never inside it).
+
+The stream holds a :class:`~companion_ws.hub.streams.Ticket`: when it is cut (the
+credential expired, or its device was revoked) the stream ends with ``RUN_ERROR``
+carrying the reason's code (``token_expired``, ``forbidden``, ``unauthorized``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from companion_ws.agui.projection import Projection
 from companion_ws.broker.base import Event
 from companion_ws.hub.listeners import Listeners
 from companion_ws.hub.recovery import Recovery
+from companion_ws.hub.streams import Ticket
 from companion_ws.protocol.codec import decode_json
 
 __all__ = ["HEARTBEAT", "Item", "SessionStream", "StreamLimits"]
@@ -62,11 +67,20 @@ class SessionStream:
         self._limits = limits
 
     async def follow(
-        self, session_id: str, after: int | None, run_id: str, stop: asyncio.Event
+        self,
+        session_id: str,
+        after: int | None,
+        run_id: str,
+        stop: asyncio.Event,
+        ticket: Ticket,
     ) -> AsyncIterator[Item]:
         """The session as AG-UI events, from after ``after`` when that is still in the
-        history (else from the opening snapshots), until it ends or ``stop`` is set."""
+        history (else from the opening snapshots), until it ends, ``stop`` is set or
+        ``ticket`` is cut."""
         projection = Projection(session_id, run_id)
+        if ticket.cut.is_set():  # refused as it opened: nothing of the session
+            yield _cut(projection, ticket)
+            return
         limits = self._limits
         async with self._listeners.watch(
             session_id, limit=limits.max_events, max_bytes=limits.max_bytes
@@ -97,8 +111,11 @@ class SessionStream:
                             yield item
                         if projection.ended:
                             return
-                live = await self._next(watch.get(), stop)
+                live = await self._next(watch.get(), stop, ticket)
                 if live is _STOPPED:
+                    return
+                if live is _CUT:
+                    yield _cut(projection, ticket)
                     return
                 if live is _IDLE:
                     yield Item(None)
@@ -149,22 +166,31 @@ class SessionStream:
                 return
             cursor = page.next_after_seq
 
-    async def _next(self, get: Any, stop: asyncio.Event) -> object:
-        """The next live event; ``_IDLE`` after a heartbeat's silence, ``_STOPPED``."""
+    async def _next(self, get: Any, stop: asyncio.Event, ticket: Ticket) -> object:
+        """The next live event; ``_IDLE`` after a heartbeat's silence, ``_STOPPED``,
+        or ``_CUT`` (before any event: a cut credential reads nothing more)."""
+        if ticket.cut.is_set():
+            get.close()
+            return _CUT
         getter = asyncio.ensure_future(get)
         stopper = asyncio.ensure_future(stop.wait())
+        cutter = asyncio.ensure_future(ticket.cut.wait())
         try:
             done, _ = await asyncio.wait(
-                {getter, stopper},
+                {getter, stopper, cutter},
                 timeout=self._limits.heartbeat,
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
-            stopper.cancel()
+            for waiter in (stopper, cutter):
+                waiter.cancel()
             if not getter.done():
                 getter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stopper
+            for waiter in (stopper, cutter):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiter
+        if ticket.cut.is_set():
+            return _CUT
         if getter in done:
             return getter.result()
         if stop.is_set():
@@ -172,5 +198,13 @@ class SessionStream:
         return _IDLE
 
 
+def _cut(projection: Projection, ticket: Ticket) -> Item:
+    """The last event of a stream whose credential stopped being good."""
+    reason = ticket.reason
+    assert reason is not None
+    return Item(projection.error(reason.code, reason.message))
+
+
 _STOPPED = object()
 _IDLE = object()
+_CUT = object()

@@ -8,8 +8,13 @@ resumes after that frame. Anyone who may read the session may follow it, with
 
 The response ends when the session ends (``RUN_FINISHED``), when the reader falls
 behind (``RUN_ERROR`` ``too_slow``) or stalls a write for :data:`SEND_TIMEOUT`
-seconds, and when the client goes away. A keep-alive comment goes out after
+seconds, when its credential stops being good (``RUN_ERROR`` ``token_expired`` at
+``exp`` plus ``COMPANION_REFRESH_GRACE``; ``forbidden`` when its device is revoked),
+and when the client goes away. A keep-alive comment goes out after
 :data:`~companion_ws.agui.stream.HEARTBEAT` seconds of silence.
+
+Each open stream holds a place in its user's cap (``COMPANION_MAX_STREAMS_PER_USER``,
+shared with gRPC streams): the one too many is answered 429 ``too_many_streams``.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ if TYPE_CHECKING:
     from ag_ui.encoder import EventEncoder
 
     from companion_ws.agui.stream import Item
+    from companion_ws.hub.streams import Streams, Ticket
 
 __all__ = ["SEND_TIMEOUT", "EventStream", "routes"]
 
@@ -78,7 +84,8 @@ def _after(request: Request) -> int | None:
 async def ag_ui(request: Request) -> Response:
     node = node_of(request)
     sid = request.path_params["session_id"]
-    await node.sessions.authorize(_caller(request), sid)
+    who = _caller(request)
+    await node.sessions.authorize(who, sid)
     after = _after(request)
     if request.method == "HEAD":
         return Response(media_type=MEDIA_TYPE, headers=_HEADERS)
@@ -86,11 +93,17 @@ async def ag_ui(request: Request) -> Response:
     # ~0.3 s to build, paid at every start of the hub otherwise.
     from companion_ws.agui.stream import SessionStream, StreamLimits
 
-    limits = StreamLimits(max_bytes=settings_of(request).send_queue_bytes)
-    stream = SessionStream(node.recovery, node.listeners, limits)
-    stop = asyncio.Event()
-    run_id = f"run_{secrets.token_hex(8)}"
-    return EventStream(stream.follow(sid, after, run_id, stop), stop, node.draining)
+    ticket = node.streams.reserve(who, sid)  # 429 too_many_streams, before any byte
+    try:
+        limits = StreamLimits(max_bytes=settings_of(request).send_queue_bytes)
+        stream = SessionStream(node.recovery, node.listeners, limits)
+        stop = asyncio.Event()
+        run_id = f"run_{secrets.token_hex(8)}"
+        items = stream.follow(sid, after, run_id, stop, ticket)
+        return EventStream(items, stop, node.draining, node.streams, ticket)
+    except BaseException:
+        node.streams.release(ticket)  # the response will never hold it
+        raise
 
 
 def encode(item: Item, encoder: EventEncoder) -> bytes:
@@ -107,15 +120,26 @@ class EventStream(StreamingResponse):
     can wedge SQLite): it asks it to stop, and waits a while."""
 
     def __init__(
-        self, items: AsyncIterator[Item], stop: asyncio.Event, draining: asyncio.Event
+        self,
+        items: AsyncIterator[Item],
+        stop: asyncio.Event,
+        draining: asyncio.Event,
+        streams: Streams,
+        ticket: Ticket,
     ) -> None:
         super().__init__((), media_type=MEDIA_TYPE, headers=_HEADERS)
         self._items = items
         self._stop = stop
         self._draining = draining  # the server is shutting down: end the response
+        self._streams = streams
+        self._ticket = ticket  # held while the response runs: the credential's end ends it
         self._gone = False  # the client disconnected
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with self._streams.hold(self._ticket):
+            await self._respond(receive, send)
+
+    async def _respond(self, receive: Receive, send: Send) -> None:
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )

@@ -37,7 +37,7 @@ async def create_session(request: Request) -> Response:
     sessions = node_of(request).sessions
     body = await json_body(request, optional=True) or {}
     if "restore_from" not in body:
-        row = await sessions.create(who.sub)
+        row = await sessions.create_for(who)  # within the user's rate of new sessions
     elif isinstance(source := body["restore_from"], str) and SESSION_ID.fullmatch(source):
         row = await sessions.restore(who, source)
     else:

@@ -18,6 +18,7 @@ _TABLE: tuple[tuple[type[e.CompanionError], grpc.StatusCode], ...] = (
     (e.StateTooLarge, grpc.StatusCode.INVALID_ARGUMENT),
     (e.SessionMismatch, grpc.StatusCode.INVALID_ARGUMENT),
     (e.ToolNotFound, grpc.StatusCode.NOT_FOUND),
+    (e.TooManyStreams, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (e.RateLimited, grpc.StatusCode.UNAVAILABLE),
     (e.Internal, grpc.StatusCode.UNAVAILABLE),
 )

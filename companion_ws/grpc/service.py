@@ -2,27 +2,37 @@
 socket and the HTTP API take (one publish path, one tool runner, one resume).
 
 Credentials: ``authorization: Bearer JWT`` metadata, with the HTTP API's rules: the
-session's owner, an admin, or a service (PROTOCOL.md section 15). Errors are the error
-tree's, as status codes (:mod:`companion_ws.grpc.errors`).
+session's owner, an admin, or a service (PROTOCOL.md section 15); a device's token reads
+its session while its device is neither revoked nor expired (section 11). Errors are
+the error tree's, as status codes (:mod:`companion_ws.grpc.errors`).
+
+``Subscribe`` and ``StreamTask`` each hold a ticket of the node's streams (shared with
+the AG-UI streams): at most ``COMPANION_MAX_STREAMS_PER_USER`` per user
+(``RESOURCE_EXHAUSTED``), and a call ends when its credential does (``UNAUTHENTICATED``
+at ``exp`` plus the refresh grace; ``PERMISSION_DENIED`` when its device is revoked) and
+when its session ends (the call completes).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 import grpc
 
-from companion_ws.auth import policy
 from companion_ws.auth.policy import Action
 from companion_ws.auth.tokens import Principal, TokenService
+from companion_ws.broker.base import Event
 from companion_ws.errors import BadRequest, CompanionError, NotFound, Unauthorized
 from companion_ws.grpc.errors import status_of
 from companion_ws.grpc.v1 import companion_pb2 as pb
 from companion_ws.grpc.v1 import companion_pb2_grpc as pb_grpc
 from companion_ws.hub.idempotent import MAX_KEY
 from companion_ws.hub.node import Node
+from companion_ws.hub.streams import Ticket
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.backend import backend_frame
 from companion_ws.protocol.codec import JSON_ERRORS, decode_json, encode
@@ -69,12 +79,12 @@ class SessionsService(pb_grpc.SessionsServicer):  # type: ignore[misc]
         who = self._principal(context)
         if not session_id:
             raise BadRequest("session_id is required")
-        row = await self._node.sessions.get(session_id)
-        if row is None:
-            raise NotFound(f"no session {session_id!r}")
         # The HTTP API's role table: a write (or a stream of the agent's words) needs the
-        # owner, a service or an admin; a read, any role in the session.
-        policy.require_http(who, session_id, row.owner_id, Action.WRITE if live else Action.READ)
+        # owner, a service or an admin; a read, any role in the session. And the HTTP
+        # API's credential check: a revoked or expired device is refused.
+        row = await self._node.sessions.authorize(
+            who, session_id, Action.WRITE if live else Action.READ
+        )
         if live and row.ended_at is not None:
             raise NotFound(f"the session {session_id!r} has ended")
         return who, row
@@ -190,25 +200,50 @@ class SessionsService(pb_grpc.SessionsServicer):  # type: ignore[misc]
     async def _stream_task(
         self, requests: AsyncIterator[pb.TaskChunk], context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.TaskResponse:
-        task_id = session_id = sender = ""
+        chunks = aiter(requests)
+        first = await anext(chunks, None)
+        if first is None:
+            raise BadRequest("an empty stream: send at least one chunk")
+        if not first.task_id:
+            raise BadRequest("the first chunk needs task_id and session_id")
+        who, _ = await self._session(context, first.session_id, live=True)
+        async with self._node.streams.open(who, first.session_id) as ticket:
+            return await self._task(chunks, first, f"grpc:{who.sub}", ticket)
+
+    async def _task(
+        self, chunks: AsyncIterator[pb.TaskChunk], first: pb.TaskChunk, sender: str, ticket: Ticket
+    ) -> pb.TaskResponse:
+        """The chunks as the agent's one message, until the last one, the end of the
+        call, or the ticket's close (its credential cut: the call fails with the
+        reason; its session ended: the call completes, unsuccessful)."""
+        task_id, session_id = first.task_id, first.session_id
         text, final = "", False
-        async for chunk in requests:
-            if not task_id:
-                if not chunk.task_id:
-                    raise BadRequest("the first chunk needs task_id and session_id")
-                who, _ = await self._session(context, chunk.session_id, live=True)
-                task_id, session_id, sender = chunk.task_id, chunk.session_id, f"grpc:{who.sub}"
-            elif (chunk.task_id or task_id) != task_id or (
+        chunk: pb.TaskChunk | None = first
+        while chunk is not None:
+            if (chunk.task_id or task_id) != task_id or (
                 chunk.session_id or session_id
             ) != session_id:
                 raise BadRequest("every chunk of a stream belongs to one task and session")
             if final:
                 raise BadRequest("a chunk after the final one")
+            if ticket.closed.is_set():
+                break
             text += chunk.content
             final = chunk.is_final
             await self._transcript(session_id, task_id, text, final, sender)
-        if not task_id:
-            raise BadRequest("an empty stream: send at least one chunk")
+            step = await _unless(anext(chunks, None), ticket.closed)
+            chunk = None if step is _CLOSED else step  # type: ignore[assignment]
+        if ticket.closed.is_set():
+            if ticket.cut.is_set():
+                assert ticket.reason is not None
+                raise ticket.reason
+            return pb.TaskResponse(
+                task_id=task_id,
+                output=text,
+                success=False,
+                error="the session ended",
+                session_id=session_id,
+            )
         if not final:  # the stream closed: the message is complete
             await self._transcript(session_id, task_id, text, True, sender)
         return pb.TaskResponse(task_id=task_id, output=text, success=True, session_id=session_id)
@@ -233,11 +268,14 @@ class SessionsService(pb_grpc.SessionsServicer):  # type: ignore[misc]
         is registered before the replay, and live events at or below the cursor are
         skipped; a live event past a gap is preceded by the history that fills it."""
         try:
-            await self._session(context, request.session_id, live=False)
+            who, _ = await self._session(context, request.session_id, live=False)
             sid, after = request.session_id, request.after_seq
             if after < 0:
                 raise BadRequest("after_seq must be >= 0")
-            async with self._node.listeners.watch(sid) as watch:
+            async with (
+                self._node.streams.open(who, sid) as ticket,
+                self._node.listeners.watch(sid) as watch,
+            ):
                 if not await self._node.recovery.resumable(sid, after, request.epoch or None):
                     await context.abort(
                         grpc.StatusCode.OUT_OF_RANGE,
@@ -247,16 +285,19 @@ class SessionsService(pb_grpc.SessionsServicer):  # type: ignore[misc]
                 cursor = after
                 while True:
                     async for event in self._replay(sid, cursor):
+                        await _check(context, ticket)
                         cursor = event.seq
                         yield event
                         if event.type == "session_ended":
                             return
-                    live = await watch.get()
+                    live = await _unless(watch.get(), ticket.cut)
+                    await _check(context, ticket)
                     if live is None:
                         await context.abort(
                             grpc.StatusCode.UNAVAILABLE, "this subscriber fell behind; resubscribe"
                         )
                         return
+                    assert isinstance(live, Event)
                     if live.seq <= cursor:
                         continue
                     if live.seq > cursor + 1:
@@ -288,6 +329,36 @@ class SessionsService(pb_grpc.SessionsServicer):  # type: ignore[misc]
                 )
             if not page.has_more or not page.events:
                 return
+
+
+_CLOSED = object()
+
+
+async def _unless(step: Awaitable[T], closed: asyncio.Event) -> T | object:
+    """What ``step`` answers, or ``_CLOSED`` once ``closed`` is set (``step`` is then
+    cancelled, or its answer dropped: the call is ending)."""
+    getter = asyncio.ensure_future(step)
+    closer = asyncio.ensure_future(closed.wait())
+    try:
+        await asyncio.wait({getter, closer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (closer, getter):
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+    if closed.is_set():
+        if not getter.cancelled():
+            getter.exception()  # retrieved: an answer nobody reads any more
+        return _CLOSED
+    return getter.result()
+
+
+async def _check(context: grpc.aio.ServicerContext[Any, Any], ticket: Ticket) -> None:
+    """End the call with the reason once its credential is cut."""
+    if ticket.cut.is_set():
+        assert ticket.reason is not None
+        await context.abort(status_of(ticket.reason), ticket.reason.message)
 
 
 def _json_object(text: str, name: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from companion_ws.hub.hub import Hub
 from companion_ws.hub.lifetimes import Lifetimes
 from companion_ws.hub.outbox import Direct, Outbox, Send
 from companion_ws.hub.publisher import Publisher
+from companion_ws.hub.quota import PerUser, counted
 from companion_ws.hub.recovery import Recovery
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
@@ -70,7 +71,8 @@ class Admission:
         self._limits = limits
         self._spawn = spawn
         self._lifetimes = lifetimes
-        self._per_user: dict[str, int] = {}
+        self._per_user = PerUser(limits.max_per_user)
+        self._counted: dict[str, str] = {}  # connection id -> the user whose place it holds
         self._count_slow_close = metrics.slow_closes.inc  # one bound method for every outbox
 
     async def join(
@@ -88,9 +90,16 @@ class Admission:
     ) -> Connection:
         """Admit a socket: the welcome, ``client_joined``, then a replay from
         ``last_seq`` or the live stream. Raises the error that refuses it."""
-        if self._per_user.get(principal.sub, 0) >= self._limits.max_per_user:
-            raise TooManyConnections("too many connections for this user")
-        resolved = await self._directory.resolve(principal, requested, client)
+        # The user's place is taken before the first await (a join code's user is
+        # known only once the code is consumed: its place is taken then).
+        held = self._take(principal) if not principal.is_join else None
+        try:
+            resolved = await self._directory.resolve(principal, requested, client)
+            if principal.is_join:
+                held = self._take(resolved.principal)
+        except BaseException:
+            self._give(held)
+            raise
         row = resolved.row
         sid = row.id
         member = resolved.principal
@@ -112,9 +121,15 @@ class Admission:
             role=resolved.role,
             device_id=member.device_id or device_id or secrets.token_urlsafe(9),
         )
-        if self._hub.add(conn):
-            await self._broker.subscribe(sid)
-        self._per_user[member.sub] = self._per_user.get(member.sub, 0) + 1
+        try:
+            if self._hub.add(conn):
+                await self._broker.subscribe(sid)
+        except BaseException:
+            self._hub.remove(conn)
+            self._give(held)
+            raise
+        if held is not None:
+            self._counted[conn.id] = held
         self._metrics.connections.inc()
         try:
             await self._broker.presence.add(sid, conn.id, conn.info())
@@ -156,6 +171,20 @@ class Admission:
             raise
         return conn
 
+    def _take(self, principal: Principal) -> str | None:
+        """A place in the user's cap of sockets, taken now (the check and the
+        reservation in one step): the user, or None when not counted (admins,
+        services); :class:`TooManyConnections` when the cap is full."""
+        if not counted(principal):
+            return None
+        if not self._per_user.take(principal.sub):
+            raise TooManyConnections("too many connections for this user")
+        return principal.sub
+
+    def _give(self, held: str | None) -> None:
+        if held is not None:
+            self._per_user.give(held)
+
     def _reconnect_token(self, member: Principal, session_id: str, owner: str) -> str | None:
         """A device's token keeps its device, role and expiry (never extended); any
         other connection's keeps its principal, scoped to the session."""
@@ -179,11 +208,7 @@ class Admission:
         if self._hub.remove(conn):
             self._spawn(self._broker.unsubscribe(sid))
         self._metrics.connections.dec()
-        left = self._per_user.get(conn.principal.sub, 1) - 1
-        if left > 0:
-            self._per_user[conn.principal.sub] = left
-        else:
-            self._per_user.pop(conn.principal.sub, None)
+        self._give(self._counted.pop(conn.id, None))
         try:
             await self._broker.presence.remove(sid, conn.id)
             if not conn.ended:

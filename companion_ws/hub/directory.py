@@ -21,10 +21,14 @@ from companion_ws.errors import (
     NotFound,
     SessionEnded,
     SessionLive,
+    TooManySessions,
     Unauthorized,
 )
+from companion_ws.hub.credentials import Credentials
 from companion_ws.hub.locks import KeyedLock
 from companion_ws.hub.publisher import Publisher
+from companion_ws.hub.quota import counted
+from companion_ws.hub.ratelimit import KeyedLimiter
 from companion_ws.hub.state import CAS_ATTEMPTS, StateService, changed
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import decode_json, now_ms
@@ -73,11 +77,14 @@ class SessionDirectory:
         presence: Presence,
         eventlog: EventLog,
         tokens: TokenService,
+        credentials: Credentials,
         *,
         ttl_ms: int,
         join_token_ttl: float,
         device_ttl: float,
         retention_ms: int | None = None,
+        create_rate: float = 5.0,
+        create_burst: int = 20,
     ) -> None:
         self._store = store
         self._publisher = publisher
@@ -90,6 +97,20 @@ class SessionDirectory:
         self._join_ttl_ms = int(join_token_ttl * 1000)
         self._device_ttl_ms = int(device_ttl * 1000)
         self._retention_ms = retention_ms
+        self._credentials = credentials
+        # New sessions per user (PROTOCOL.md section 4, v1.2): a token bucket per sub.
+        self._creates = KeyedLimiter(create_rate, create_burst)
+
+    def _charge(self, principal: Principal) -> None:
+        """One new session on ``principal``'s account, or :class:`TooManySessions`
+        (admins and services are capped per address only)."""
+        if counted(principal) and not self._creates.take(principal.sub):
+            raise TooManySessions("too many new sessions: slow down")
+
+    async def create_for(self, principal: Principal) -> SessionRow:
+        """A new session a caller asked for (``POST /sessions``), within its rate."""
+        self._charge(principal)
+        return await self.create(principal.sub)
 
     async def create(
         self,
@@ -123,6 +144,7 @@ class SessionDirectory:
         row = await self.get(source_id)
         if row is None or row.owner_id != principal.sub:
             raise NotFound(f"you have no session {source_id!r}")  # never tell whose it is
+        self._charge(principal)
         if row.ended_at is None:
             if row.expires_at > now_ms():
                 raise SessionLive("this session is still live: connect to it instead")
@@ -156,8 +178,7 @@ class SessionDirectory:
         if row is None:
             raise NotFound(f"no session {session_id!r}")
         policy.require_http(principal, session_id, row.owner_id, action)
-        if principal.is_device:
-            await self._check_device(principal)
+        await self._credentials.check(principal)
         return row
 
     async def resolve(self, principal: Principal, requested: str | None, client: str) -> Resolved:
@@ -167,9 +188,9 @@ class SessionDirectory:
         if requested is None and principal.session_scope is not None:
             requested = principal.session_scope
         policy.check_scope(principal, requested)
-        if principal.is_device:
-            await self._check_device(principal)
+        await self._credentials.check(principal)
         if requested is None:
+            self._charge(principal)
             new = await self.create(principal.sub)
             role = policy.socket_role(principal, new.id, new.owner_id, client)
             return Resolved(SessionHead.of(new), created=True, principal=principal, role=role)
@@ -190,6 +211,7 @@ class SessionDirectory:
         elif row is not None:
             ended = await self._restores_itself(principal, row)
         # One's own expired session with an unfinished task is carried on; else a new one.
+        self._charge(principal)
         fresh = await self._carry_on(ended) if ended else await self.create(principal.sub)
         role = policy.socket_role(principal, fresh.id, fresh.owner_id, client)
         return Resolved(
@@ -253,18 +275,6 @@ class SessionDirectory:
         return Resolved(
             SessionHead.of(row), created=False, principal=member, role=Role(device.role)
         )
-
-    async def _check_device(self, principal: Principal) -> None:
-        """A device token is good while its device is neither revoked nor expired."""
-        assert principal.device_id is not None
-        async with self._store.uow() as uow:
-            device = await uow.devices.get(principal.device_id)
-        if device is None or device.session_id != principal.session_scope:
-            raise Unauthorized("this device is unknown")
-        if device.revoked_at is not None:
-            raise Unauthorized("this device was removed from the session")
-        if device.expires_at <= now_ms():
-            raise Unauthorized("this device's access has expired: join again")
 
     async def issue_join_code(
         self, principal: Principal, session_id: str, role: Role = Role.COMPANION

@@ -19,10 +19,10 @@ from typing import Any
 from companion_ws.auth.policy import DEVICE_ROLES
 from companion_ws.auth.tokens import TokenService
 from companion_ws.broker.base import Broker, Event, Leave
-from companion_ws.errors import Forbidden
 from companion_ws.hub.admission import Admission, AdmissionLimits
 from companion_ws.hub.commands import CommandRouter, error_frame
 from companion_ws.hub.conversation import ConversationService
+from companion_ws.hub.credentials import Credentials
 from companion_ws.hub.directory import SessionDirectory
 from companion_ws.hub.hub import Hub
 from companion_ws.hub.idempotent import IdempotentPublisher
@@ -33,11 +33,11 @@ from companion_ws.hub.publisher import Publisher
 from companion_ws.hub.recovery import Recovery
 from companion_ws.hub.seeder import Seeder
 from companion_ws.hub.state import StateService
+from companion_ws.hub.streams import Streams
 from companion_ws.hub.toolrunner import ToolRunner
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.closecodes import Close
-from companion_ws.protocol.codec import decode_json
 from companion_ws.settings import Settings
 from companion_ws.store.eventlog import EventLog
 from companion_ws.store.store import Store
@@ -84,6 +84,8 @@ class Node:
             max_state_bytes=settings.max_state_bytes,
             ttl_ms=ttl_ms,
         )
+        #: Whether a credential is still good, for every door and every stream.
+        self.credentials = Credentials(store, grace=settings.refresh_grace)
         self.sessions = SessionDirectory(
             store,
             publisher,
@@ -92,20 +94,30 @@ class Node:
             broker.presence,
             self._eventlog,
             tokens,
+            self.credentials,
             ttl_ms=ttl_ms,
             join_token_ttl=settings.join_token_ttl,
             device_ttl=settings.device_ttl,
             retention_ms=int(settings.retention * 1000),
+            create_rate=settings.session_create_rate,
+            create_burst=settings.session_create_burst,
         )
         self.recovery = Recovery(
             broker, self.state, store, self._eventlog, locks, outbox_limit=settings.outbox_limit
         )
-        self._lifetimes = Lifetimes(lead=settings.refresh_lead, grace=settings.refresh_grace)
+        self._lifetimes = Lifetimes(self.credentials, lead=settings.refresh_lead)
         self.conversation = ConversationService(store, self._eventlog)
         self.tools = ToolRunner(store, self.state, publisher, tools, locks, metrics)
         # Backends (gRPC, the bus): one effect per idempotency key, and live listeners.
         self.backend = IdempotentPublisher(store, publisher, lease=settings.bus_ack_wait)
         self.listeners = Listeners(broker)
+        #: The open AG-UI and gRPC streams, each held for as long as its credential.
+        self.streams = Streams(
+            broker,
+            self.credentials,
+            self._lifetimes,
+            max_per_user=settings.max_streams_per_user,
+        )
         #: Extra readiness checks (the bus bridge adds one when it runs).
         self.checks: dict[str, Callable[[], Awaitable[bool]]] = {}
         self.admission = Admission(
@@ -226,11 +238,15 @@ class Node:
             self._cut_off(event)
         if self.listeners.active:
             self.listeners.feed(event)
+        # After the listeners: a stream that reads the session has its last events
+        # queued before it is told that the session ended.
+        self.streams.on_event(event)
 
     def _cut_off(self, event: Event) -> None:
-        """A revoked device's connections here: ``forbidden``, then 4403."""
-        device_id = decode_json(event.payload).get("device_id")
-        revoked = Forbidden("this device was removed from the session")
+        """A revoked device's connections here: ``forbidden``, then 4403 (its streams
+        are cut by :meth:`Streams.on_event`)."""
+        device_id = self.credentials.revoked(event)
+        revoked = self.credentials.cut_off()
         for conn in self._hub.connections(event.session_id):
             if conn.device_id == device_id and conn.role in DEVICE_ROLES:
                 conn.send(error_frame(event.session_id, revoked, None))

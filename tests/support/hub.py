@@ -99,6 +99,10 @@ class HubProcess:
             # lifted here and set low only by the test of it (test_abuse.py).
             "COMPANION_CONNECT_RATE": "100000",
             "COMPANION_CONNECT_BURST": "100000",
+            # Tests share a few users (alice...): the per-user rate of new sessions is
+            # lifted here too, and set by the tests of it (test_stream_credentials.py).
+            "COMPANION_SESSION_CREATE_RATE": "100000",
+            "COMPANION_SESSION_CREATE_BURST": "100000",
             # SIGABRT makes a hung hub print every thread's stack into its log.
             "PYTHONFAULTHANDLER": "1",
             **self.env,
