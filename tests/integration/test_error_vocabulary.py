@@ -89,21 +89,15 @@ def _routes_in(cell: str) -> set[str]:
 class Vocabulary(NamedTuple):
     """What the code has (``in_code``) and the page's table that must list it: the
     table whose first row is ``header``; ``names`` reads the names in a row's first
-    cell. ``ahead`` names the contract gives before the code has them."""
+    cell."""
 
     header: str
     in_code: Callable[[], set[str]]
     names: Callable[[str], set[str]] = _quoted
-    ahead: frozenset[str] = frozenset()
 
 
 VOCABULARIES = {
-    "error codes": Vocabulary(
-        "| code | when | HTTP | close |",
-        _error_codes,
-        # Section 4 (v1.2, per principal) names it; issue 22 adds it to the error tree.
-        ahead=frozenset({"too_many_streams"}),
-    ),
+    "error codes": Vocabulary("| code | when | HTTP | close |", _error_codes),
     "server frames": Vocabulary("| type | when |", lambda: set(BROADCAST_TYPES | DIRECT_TYPES)),
     "client frames": Vocabulary("| type | fields | effect |", lambda: set(MESSAGE_TYPES)),
     "close codes": Vocabulary(
@@ -132,7 +126,7 @@ def test_the_page_lists_exactly_what_the_code_has(name: str) -> None:
     on_page = documented(vocabulary.header, vocabulary.names)
     missing = sorted(in_code - on_page)
     assert not missing, f"{name} in the code, missing from docs/protocol.md: {missing}"
-    stale = sorted(on_page - in_code - vocabulary.ahead)
+    stale = sorted(on_page - in_code)
     assert not stale, f"{name} in docs/protocol.md, not in the code: {stale}"
 
 
