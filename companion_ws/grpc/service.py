@@ -74,7 +74,8 @@ class SessionsService(pb_grpc.SessionsServicer):  # type: ignore[misc]
             raise NotFound(f"no session {session_id!r}")
         # The HTTP API's role table: a write (or a stream of the agent's words) needs the
         # owner, a service or an admin; a read, any role in the session.
-        policy.require_http(who, session_id, row.owner_id, Action.WRITE if live else Action.READ)
+        action = Action.WRITE if live else Action.READ
+        policy.require_http(who, session_id, row.owner_id, action, ended=row.ended_at is not None)
         if live and row.ended_at is not None:
             raise NotFound(f"the session {session_id!r} has ended")
         return who, row

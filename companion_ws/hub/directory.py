@@ -155,7 +155,9 @@ class SessionDirectory:
         row = await self.get(session_id)
         if row is None:
             raise NotFound(f"no session {session_id!r}")
-        policy.require_http(principal, session_id, row.owner_id, action)
+        policy.require_http(
+            principal, session_id, row.owner_id, action, ended=row.ended_at is not None
+        )
         if principal.is_device:
             await self._check_device(principal)
         return row
