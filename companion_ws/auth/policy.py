@@ -17,16 +17,27 @@ agent's frames of section 13; *end*: end the session; *invite*: mint join tokens
 *devices*: list and revoke joined devices; *talk*: start a voice conversation from the
 page (a signed ElevenLabs URL, PROTOCOL.md section 14), which spends the owner's
 ElevenLabs account.
+
+The credential fixes the role, and a credential the hub issued for one session caps
+what it does off the socket (:data:`OFF_SOCKET`):
+
+    credential               on /ws                    over HTTP and gRPC
+    a user's own JWT          its wide role (or agent)  its wide role
+    a user's reconnect token  its wide role (or agent)  read its session
+    a joined device's token   its device role           read its session
+    the agent capability      agent                     read its session (refused once
+                                                        the session has ended)
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from companion_ws.auth.tokens import Principal
-from companion_ws.errors import Forbidden, NotAllowed
+from companion_ws.auth.tokens import AGENT, DEVICE, RECONNECT, Principal
+from companion_ws.errors import Forbidden, NotAllowed, SessionEnded
 
 __all__ = [
+    "OFF_SOCKET",
     "PERMISSIONS",
     "Action",
     "Role",
@@ -82,6 +93,20 @@ _DOING: dict[Action, str] = {
     Action.TALK: "start a voice conversation",
 }
 
+#: The most a credential the hub issued for one session may do off the socket (the
+#: HTTP API, the AG-UI stream, gRPC), whatever its role on the socket: read its session
+#: (PROTOCOL.md sections 11 and 12). A user's own token is not capped here.
+OFF_SOCKET: dict[str, frozenset[Action]] = {
+    DEVICE: frozenset({Action.READ}),
+    RECONNECT: frozenset({Action.READ}),
+    AGENT: frozenset({Action.READ}),
+}
+_CREDENTIAL: dict[str, str] = {
+    DEVICE: "a joined device's token",
+    RECONNECT: "a reconnect token",
+    AGENT: "the agent capability",
+}
+
 #: Device roles a join token may carry.
 DEVICE_ROLES = frozenset({Role.COMPANION, Role.OBSERVER})
 AGENT_CLIENT = "agent"
@@ -113,6 +138,8 @@ def socket_role(principal: Principal, session_id: str, owner_id: str, client: st
         if client == AGENT_CLIENT:
             raise Forbidden("a joined device cannot connect as the agent")
         return Role(principal.device_role)
+    if principal.is_capability:
+        return Role.AGENT  # whatever the connection calls itself
     wide = _wide_role(principal, owner_id)
     if wide is None:
         raise Forbidden("this session belongs to another user")
@@ -126,16 +153,28 @@ def http_role(principal: Principal, session_id: str, owner_id: str) -> Role:
         raise Forbidden("this token is only good for another session")
     if principal.device_role is not None:
         return Role.OBSERVER
+    if principal.is_capability:
+        return Role.AGENT
     wide = _wide_role(principal, owner_id)
     if wide is None:
         raise Forbidden("this session belongs to another user")
     return wide
 
 
-def require_http(principal: Principal, session_id: str, owner_id: str, action: Action) -> Role:
-    """:func:`http_role`, then :func:`require`; answers the role."""
+def require_http(
+    principal: Principal, session_id: str, owner_id: str, action: Action, *, ended: bool
+) -> Role:
+    """Whether an HTTP or gRPC caller may do ``action`` to the session (``ended``: it
+    has ended): :func:`http_role`, then :func:`require`, then the credential's cap
+    (:data:`OFF_SOCKET`); the agent capability is refused once its session has ended.
+    Answers the role."""
     role = http_role(principal, session_id, owner_id)
+    if ended and principal.is_capability:
+        raise SessionEnded("this agent capability's session has ended")
     require(role, action)
+    kind = principal.token_type or ""
+    if kind in OFF_SOCKET and action not in OFF_SOCKET[kind]:
+        raise NotAllowed(f"{_CREDENTIAL[kind]} only reads its session over HTTP and gRPC")
     return role
 
 
@@ -145,6 +184,10 @@ def may_open(principal: Principal, owner_id: str) -> bool:
 
 
 def _wide_role(principal: Principal, owner_id: str) -> Role | None:
+    """A user's role in a session of ``owner_id`` (none for a device or the capability,
+    whose role is their own)."""
+    if principal.device_role is not None or principal.is_capability:
+        return None
     if principal.is_admin:
         return Role.ADMIN
     if principal.sub == owner_id and principal.sub:
@@ -155,7 +198,8 @@ def _wide_role(principal: Principal, owner_id: str) -> Role | None:
 
 
 def require_admin(principal: Principal) -> None:
-    if not principal.is_admin:
+    """An admin's own token: an admin's reconnect token opens only its session."""
+    if not principal.is_admin or principal.session_scope is not None:
         raise Forbidden("admin only")
 
 

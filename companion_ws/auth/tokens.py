@@ -5,11 +5,16 @@ Token kinds (PROTOCOL.md sections 8 and 11):
 - an access token: a JWT from the identity provider, no ``typ``;
 - ``reconnect``: a JWT the hub mints for an access token's connection, scoped to one
   session by the hub's own claim ``companion_sid`` (the OpenID Connect ``sid`` claim,
-  which identity providers use for their login session, is ignored);
+  which identity providers use for their login session, is ignored), expiring no later
+  than the credential it came from;
 - ``device``: the hub's JWT for a device that joined by join code: ``companion_sid``,
   the device (``did``) and its role (``drole``), expiring a fixed time after the join;
-- ``agent``: the capability an ElevenLabs conversation carries in its ``session_id``
-  dynamic variable: ``companion_sid`` and the agent role, with an expiry;
+- ``agent``: the *agent capability* an ElevenLabs conversation carries in its
+  ``session_id`` dynamic variable: a token of its own audience (:data:`CAPABILITY_AUDIENCE`),
+  never a user's, naming the principal that obtained it (``sub``) and its one session
+  (``companion_sid``), with an expiry. :meth:`TokenService.verify_user` never accepts it
+  and :meth:`TokenService.verify_capability` accepts nothing else; what it may do is the
+  agent role's and no more (:mod:`companion_ws.auth.policy`);
 - a one-time *join code*: not a JWT but a short random string the database knows (so
   the QR code that carries it stays small). :meth:`TokenService.verify` turns it into a
   join principal whose session the directory resolves when it consumes it.
@@ -42,6 +47,9 @@ DEVICE = "device"
 AGENT = "agent"
 #: The hub's session-scope claim.
 SCOPE_CLAIM = "companion_sid"
+#: The agent capability's audience: no user token has it, and it is only ever checked
+#: as a capability's.
+CAPABILITY_AUDIENCE = "companion-agent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +73,11 @@ class Principal:
     @property
     def is_device(self) -> bool:
         return self.token_type == DEVICE
+
+    @property
+    def is_capability(self) -> bool:
+        """The agent capability: the agent role in one session, never a user."""
+        return self.token_type == AGENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,34 +145,38 @@ class TokenService:
         return self._config.signing_key is not None
 
     def verify(self, token: str | None) -> Principal:
-        """A Principal for a valid token; :class:`Unauthorized` otherwise."""
+        """The credential of a door that takes every kind (``/ws``, the HTTP API, gRPC,
+        the AG-UI stream): a user's token (:meth:`verify_user`) or else the agent
+        capability (:meth:`verify_capability`); :class:`Unauthorized` otherwise."""
         if not token:
             raise Unauthorized("a token is required (?token= or Authorization: Bearer)")
         if is_join_code(token):
             return Principal(sub="", token_type=JOIN, jti=token)
-        cfg = self._config
         try:
-            claims = self._jwt.decode(
-                token,
-                cfg.verifying_key,
-                algorithms=[cfg.algorithm],
-                audience=cfg.audience,
-                issuer=cfg.issuer,
-                leeway=cfg.leeway,
-                options={"require": ["exp", "sub"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise Unauthorized("the token has expired") from None
-        except jwt.PyJWTError as exc:
-            raise Unauthorized(f"the token is invalid: {exc}") from None
-        sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub:
-            raise Unauthorized("the token's sub must be a non-empty string")
+            return self.verify_user(token)
+        except _OtherAudience as not_a_user:
+            try:
+                return self._capability(token)
+            except _OtherAudience:
+                raise Unauthorized(not_a_user.message) from None
+
+    def verify_user(self, token: str) -> Principal:
+        """A user's, service's, admin's or joined device's token (the identity
+        provider's, or the hub's reconnect or device token): never the agent
+        capability, whose audience is not a user token's. :class:`Unauthorized`
+        otherwise."""
+        if is_join_code(token):
+            return Principal(sub="", token_type=JOIN, jti=token)
+        cfg = self._config
+        claims = self._decode(token, cfg.audience)
+        sub = claims["sub"]
         role = claims.get(cfg.admin_claim)
         roles = role if isinstance(role, list) else [role]
         typ = _text(claims.get("typ"))
         scope = _text(claims.get(SCOPE_CLAIM))
-        if typ in (RECONNECT, DEVICE, AGENT) and scope is None:
+        if typ == AGENT:
+            raise Unauthorized("an agent capability is not a user's token")
+        if typ in (RECONNECT, DEVICE) and scope is None:
             raise Unauthorized(f"a {typ} token must name its session")
         device_role = _text(claims.get("drole")) if typ == DEVICE else None
         if typ == DEVICE and (
@@ -177,6 +194,35 @@ class TokenService:
             device_id=_text(claims.get("did")) if typ == DEVICE else None,
             device_role=device_role,
         )
+
+    def _decode(self, token: str, audience: str | None) -> dict[str, Any]:
+        """The token's verified claims for ``audience``; :class:`_OtherAudience` when
+        the token is signed right but for another audience."""
+        cfg = self._config
+        try:
+            claims: dict[str, Any] = self._jwt.decode(
+                token,
+                cfg.verifying_key,
+                algorithms=[cfg.algorithm],
+                audience=audience,
+                issuer=cfg.issuer,
+                leeway=cfg.leeway,
+                options={"require": ["exp", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("the token has expired") from None
+        except jwt.InvalidAudienceError as exc:
+            raise _OtherAudience(f"the token is invalid: {exc}") from None
+        except jwt.MissingRequiredClaimError as exc:
+            if exc.claim == "aud":
+                raise _OtherAudience(f"the token is invalid: {exc}") from None
+            raise Unauthorized(f"the token is invalid: {exc}") from None
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"the token is invalid: {exc}") from None
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub:
+            raise Unauthorized("the token's sub must be a non-empty string")
+        return claims
 
     def mint(
         self,
@@ -207,7 +253,7 @@ class TokenService:
             claims["typ"] = token_type
         if jti is not None:
             claims["jti"] = jti
-        if cfg.audience:
+        if cfg.audience and "aud" not in claims:
             claims["aud"] = cfg.audience
         if cfg.issuer:
             claims["iss"] = cfg.issuer
@@ -219,11 +265,13 @@ class TokenService:
         return secrets.token_urlsafe(JOIN_CODE_BYTES)
 
     def mint_reconnect(self, principal: Principal, session_id: str, ttl: float) -> str:
-        """For a connection opened with an access token: the same principal (an admin
-        stays an admin), scoped to the session."""
+        """For a connection opened with a user's token: the same principal (an admin
+        stays an admin), scoped to the session, for ``ttl`` seconds but never past the
+        principal's own expiry: reconnecting with it never extends it, and only a fresh
+        credential yields a later one (PROTOCOL.md section 12)."""
         return self.mint(
             principal.sub,
-            ttl=ttl,
+            expires_at=min(time.time() + ttl, principal.expires_at),
             admin=principal.is_admin,
             service=principal.is_service and not principal.is_admin,
             session_id=session_id,
@@ -243,20 +291,55 @@ class TokenService:
             extra={"did": device_id, "drole": role},
         )
 
-    def mint_capability(self, owner: str, session_id: str, ttl: float) -> str:
-        """The agent-role capability for one session (an ElevenLabs conversation's
-        ``session_id`` dynamic variable)."""
-        return self.mint(owner, ttl=ttl, session_id=session_id, token_type=AGENT)
+    def mint_capability(
+        self, sub: str, session_id: str, ttl: float, *, not_after: float | None = None
+    ) -> str:
+        """The agent capability for one session (an ElevenLabs conversation's
+        ``session_id`` dynamic variable; an agent's welcome): ``sub`` is the principal
+        whose connection or call obtains it (the owner, a service or an admin, never the
+        owner on someone's behalf). It lives ``ttl`` seconds, and never past
+        ``not_after`` when given (a capability re-minted from a hub-issued credential
+        never outlives it)."""
+        expires_at = time.time() + ttl
+        if not_after is not None:
+            expires_at = min(expires_at, not_after)
+        return self.mint(
+            sub,
+            session_id=session_id,
+            token_type=AGENT,
+            expires_at=expires_at,
+            extra={"aud": CAPABILITY_AUDIENCE},
+        )
 
     def verify_capability(self, token: str) -> Principal:
-        """The capability's principal, or :class:`Unauthorized` for anything else (a
-        bare session id included)."""
+        """The agent capability's principal (its obtainer, its session, the agent role),
+        or :class:`Unauthorized` for anything else: a bare session id, a user's token."""
         if is_join_code(token) or token.count(".") != 2:
             raise Unauthorized("session_id must be the session's agent capability, not its bare id")
-        principal = self.verify(token)
-        if principal.token_type != AGENT:
+        try:
+            return self._capability(token)
+        except _OtherAudience:
+            raise Unauthorized("session_id must be the session's agent capability") from None
+
+    def _capability(self, token: str) -> Principal:
+        """The capability's principal; :class:`_OtherAudience` for a token of another
+        audience (a user's)."""
+        claims = self._decode(token, CAPABILITY_AUDIENCE)
+        scope = _text(claims.get(SCOPE_CLAIM))
+        if claims.get("typ") != AGENT or scope is None:
             raise Unauthorized("session_id must be the session's agent capability")
-        return principal
+        return Principal(
+            sub=claims["sub"],
+            session_scope=scope,
+            token_type=AGENT,
+            jti=_text(claims.get("jti")),
+            expires_at=float(claims["exp"]),
+        )
+
+
+class _OtherAudience(Unauthorized):
+    """A token signed by the right key for another audience (a user token where a
+    capability was wanted, or the other way round)."""
 
 
 def _text(value: Any) -> str | None:

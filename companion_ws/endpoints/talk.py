@@ -121,7 +121,8 @@ async def start_conversation(request: Request) -> Response:
     node = node_of(request)
     settings = settings_of(request)
     sid = request.path_params["session_id"]
-    row = await node.sessions.authorize(principal(request), sid, Action.TALK)
+    who = principal(request)
+    row = await node.sessions.authorize(who, sid, Action.TALK)
     if row.ended_at is not None:
         raise SessionEnded("this session has ended")
     if not settings.talk_configured:
@@ -131,7 +132,8 @@ async def start_conversation(request: Request) -> Response:
         )
     url = await signed_url(settings)
     ttl = settings.agent_capability_ttl
-    capability = tokens_of(request).mint_capability(row.owner_id, sid, ttl)
+    # In the caller's name (the owner or an admin): the agent role in this session only.
+    capability = tokens_of(request).mint_capability(who.sub, sid, ttl)
     registry: ToolRegistry = request.app.state.tools
     return JSON(
         {

@@ -12,7 +12,7 @@ from typing import Any
 from msgspec import UNSET, UnsetType
 
 from companion_ws.auth.policy import Role
-from companion_ws.auth.tokens import Principal, TokenService
+from companion_ws.auth.tokens import AGENT, RECONNECT, Principal, TokenService
 from companion_ws.broker.base import Broker
 from companion_ws.errors import TooManyConnections
 from companion_ws.hub.connection import Connection
@@ -153,7 +153,7 @@ class Admission:
                 reconnect_token=self._reconnect_token(member, sid, row.owner_id),
                 role=conn.role,
                 device_id=conn.device_id,
-                agent_capability=self._capability(conn, row.owner_id),
+                agent_capability=self._capability(conn),
                 requested_session_id=f.opt(resolved.requested),
                 reason=f.opt(resolved.reason),
                 restored_from=f.opt(row.restored_from),
@@ -186,21 +186,37 @@ class Admission:
             self._per_user.give(held)
 
     def _reconnect_token(self, member: Principal, session_id: str, owner: str) -> str | None:
-        """A device's token keeps its device, role and expiry (never extended); any
-        other connection's keeps its principal, scoped to the session."""
+        """What the connection reconnects with, never outliving its credential: a
+        device's token keeps its device, role and expiry; the agent capability stays
+        itself, with its expiry; a user's reconnect token keeps its principal, scoped to
+        the session, expiring no later than the credential that opened the connection."""
         if not self._tokens.can_mint:
             return None
         if member.device_id is not None and member.device_role is not None:
             return self._tokens.mint_device(
                 owner, session_id, member.device_id, member.device_role, member.expires_at
             )
+        if member.is_capability:
+            return self._capability_of(member, session_id)
         return self._tokens.mint_reconnect(member, session_id, self._limits.reconnect_ttl)
 
-    def _capability(self, conn: Connection, owner: str) -> str | UnsetType:
+    def _capability(self, conn: Connection) -> str | UnsetType:
         """What an agent's ElevenLabs conversation carries as its ``session_id``."""
         if conn.role is not Role.AGENT or not self._tokens.can_mint:
             return UNSET
-        return self._tokens.mint_capability(owner, conn.session_id, self._limits.capability_ttl)
+        return self._capability_of(conn.principal, conn.session_id)
+
+    def _capability_of(self, member: Principal, session_id: str) -> str:
+        """The agent capability in the name of whoever connected (never the owner on a
+        service's behalf); from a credential the hub issued (a reconnect token, the
+        capability itself) it expires no later than that credential."""
+        hub_issued = member.token_type in (RECONNECT, AGENT)
+        return self._tokens.mint_capability(
+            member.sub,
+            session_id,
+            self._limits.capability_ttl,
+            not_after=member.expires_at if hub_issued else None,
+        )
 
     async def leave(self, conn: Connection) -> None:
         """Forget a socket; ``client_left`` to the others unless the session ended."""

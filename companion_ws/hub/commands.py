@@ -10,7 +10,7 @@ import msgspec
 
 from companion_ws.auth import policy
 from companion_ws.auth.policy import Action
-from companion_ws.auth.tokens import Principal, TokenService
+from companion_ws.auth.tokens import RECONNECT, Principal, TokenService
 from companion_ws.broker.base import Presence
 from companion_ws.errors import (
     BadRequest,
@@ -186,12 +186,21 @@ class CommandRouter:
         raise SessionMismatch("this call names another session than the connection's")
 
     def _renewed(self, conn: Connection, token: str) -> Principal:
-        """The principal of a refresh token, if it is the connection's own: the same
-        user (and the same device, for a device), good for this session."""
+        """The principal of a refresh token, if it is a fresh credential of the
+        connection's own: the same user's token (or the same device's, for a device),
+        good for this session. Never a user's reconnect token (it renews nothing: it
+        expires with the credential it came from) nor the agent capability (not a
+        user's token at all).
+
+        A refresh renews the connection, not the reconnect token the client holds: that
+        keeps its expiry, and once it has passed the client connects with a fresh
+        credential of its own (its ``getToken``), which yields a later one."""
         try:
-            fresh = self._tokens.verify(token)
+            fresh = self._tokens.verify_user(token)
         except Unauthorized as exc:
             raise NotAllowed(f"refresh refused: {exc.message}") from None
+        if fresh.token_type == RECONNECT:
+            raise NotAllowed("refresh refused: a reconnect token cannot renew a connection")
         old = conn.principal
         same = (
             not fresh.is_join

@@ -177,7 +177,9 @@ class SessionDirectory:
         row = await self.get(session_id)
         if row is None:
             raise NotFound(f"no session {session_id!r}")
-        policy.require_http(principal, session_id, row.owner_id, action)
+        policy.require_http(
+            principal, session_id, row.owner_id, action, ended=row.ended_at is not None
+        )
         await self._credentials.check(principal)
         return row
 

@@ -86,10 +86,10 @@ def test_no_credential_no_role(who: Principal, session: str, client: str) -> Non
 def test_over_http_a_device_reads_its_session_and_nothing_more() -> None:
     for device in (PHONE_S1, TV_S1):
         assert policy.http_role(device, "s1", "alice") is Role.OBSERVER
-        policy.require_http(device, "s1", "alice", Action.READ)
+        policy.require_http(device, "s1", "alice", Action.READ, ended=False)
         for action in (Action.WRITE, Action.END, Action.INVITE, Action.DEVICES, Action.TALK):
             with pytest.raises(Forbidden):
-                policy.require_http(device, "s1", "alice", action)
+                policy.require_http(device, "s1", "alice", action, ended=False)
     assert policy.http_role(ALICE, "s1", "alice") is Role.OWNER
     assert policy.http_role(SERVICE, "s1", "alice") is Role.SERVICE
     with pytest.raises(Forbidden):

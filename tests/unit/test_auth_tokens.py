@@ -78,9 +78,12 @@ def test_join_codes_and_reconnect_tokens() -> None:
     assert who.is_join and who.token_type == JOIN and who.jti == code
     assert who.sub == "" and who.session_scope is None and not who.is_admin
     assert service.new_join_code() != code
-    again = service.verify(service.mint_reconnect(Principal(sub="alice"), "s1", 60))
+    later = time.time() + 600  # the credential the connection was opened with expires then
+    alice = Principal(sub="alice", expires_at=later)
+    again = service.verify(service.mint_reconnect(alice, "s1", 60))
     assert again.token_type == RECONNECT and again.session_scope == "s1" and not again.is_join
-    root = service.verify(service.mint_reconnect(Principal(sub="root", is_admin=True), "s1", 60))
+    admin = Principal(sub="root", is_admin=True, expires_at=later)
+    root = service.verify(service.mint_reconnect(admin, "s1", 60))
     assert root.is_admin and root.session_scope == "s1"  # an admin stays an admin
 
 
