@@ -46,12 +46,23 @@ async def current_token(source: TokenSource, reconnect_token: str | None) -> str
 
 def is_join_token(token: str) -> bool:
     """A one-time join token: a join code (not a JWT: no dots), or a JWT with
-    ``typ: join``, read without verifying it (the hub verifies)."""
+    ``typ: join``."""
+    return len(token.split(".")) != 3 or _token_type(token) == "join"
+
+
+def is_device_token(token: str) -> bool:
+    """A joined device's token (``typ: device``), which may renew itself with
+    ``refresh``; a user's reconnect token may not (PROTOCOL.md section 12)."""
+    return _token_type(token) == "device"
+
+
+def _token_type(token: str) -> object:
+    """A JWT's ``typ`` claim, read without verifying it (the hub verifies)."""
     parts = token.split(".")
     if len(parts) != 3:
-        return True
+        return None
     try:
         claims = _decode(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except (ValueError, msgspec.DecodeError):
-        return False
-    return isinstance(claims, dict) and claims.get("typ") == "join"
+        return None
+    return claims.get("typ") if isinstance(claims, dict) else None

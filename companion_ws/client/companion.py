@@ -33,7 +33,13 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from companion_ws.client.actions import Deliver, FetchState, Ready, RequestReplay
-from companion_ws.client.address import TokenSource, current_token, ws_base, ws_url
+from companion_ws.client.address import (
+    TokenSource,
+    current_token,
+    is_device_token,
+    ws_base,
+    ws_url,
+)
 from companion_ws.client.errors import ClientClosed, ClientError
 from companion_ws.client.mirror import Phase, SessionMirror
 from companion_ws.client.pending import PendingRequests
@@ -389,14 +395,19 @@ class CompanionClient:
 
     async def _refresh(self) -> None:
         """Renew the open connection's credential (PROTOCOL.md section 12): from the
-        token callback when there is one, else the hub's own reconnect token."""
+        token callback when there is one, else a joined device's own token, which may
+        renew itself. A user's reconnect token may not (it never outlives the login it
+        came from): without a callback the connection ends with its credential."""
         try:
             if callable(self._token):
                 token = await current_token(self._token, self.reconnect_token)
-            elif self.reconnect_token is not None:
+            elif self.reconnect_token is not None and is_device_token(self.reconnect_token):
                 token = self.reconnect_token
             else:
-                log.warning("the token expires soon and there is no way to renew it")
+                log.warning(
+                    "the token expires soon and there is no way to renew it: "
+                    "pass a token callable to keep the connection past it"
+                )
                 return
             await self.request({"type": "refresh", "token": token})
         except (ConnectionError, TimeoutError, ClientError) as exc:
