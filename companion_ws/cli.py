@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from companion_ws import devtokens
 from companion_ws.settings import Settings
 
 
@@ -57,7 +58,7 @@ def _server_class() -> type:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from companion_ws.app import create_app, token_service
+    from companion_ws.app import create_app
     from companion_ws.endpoints.socket_protocol import SocketProtocol
     from companion_ws.logs import LOG_FORMATS, log_config
     from companion_ws.startup import StartupError, check_port, check_schema, warn_about
@@ -72,6 +73,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.migrate:
         settings = settings.replace(auto_migrate=True)
     generated = settings.verifying_key is None
+    if generated and not args.dev and not devtokens.is_loopback(args.host):
+        print(f"companion-ws: {devtokens.refusal(args.host)}", file=sys.stderr)
+        return 2
     if generated:
         settings = settings.replace(jwt_secret=secrets.token_urlsafe(32), jwt_algorithm="HS256")
     try:
@@ -89,24 +93,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"companion-ws: warning: {warning}", file=sys.stderr, flush=True)
     base = settings.public_url or f"http://{_display_host(args.host)}:{args.port}"
     if generated:
-        tokens = token_service(settings)
-        admin = tokens.mint("dev-admin", ttl=args.dev_token_ttl, admin=True)
-        user = tokens.mint("dev-user", ttl=args.dev_token_ttl)
-        ws_base = base.replace("http", "ws", 1)
-        print(
-            "\n".join(
-                [
-                    "companion-ws: no COMPANION_JWT_SECRET set, so this run signs tokens with a",
-                    "random key (tokens stop working when the hub restarts).",
-                    f"  companion UI  {base}/?token={user}",
-                    f"  WebSocket     {ws_base}/ws?token={user}",
-                    f"  admin token   {admin}",
-                    f"  try           curl -H 'Authorization: Bearer {admin}' {base}/sessions",
-                    "",
-                ]
-            ),
-            flush=True,
-        )
+        if not _announce_dev_tokens(settings, base, args.dev_token_ttl):
+            return 2
     elif settings.log_format == "text":  # a log pipeline (json) gets log lines only
         print(
             f"companion-ws: serving on {base}\n"
@@ -143,6 +131,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: None)
     _server_class()(config, drain=app.drain).run()
     return 0
+
+
+def _announce_dev_tokens(settings: Settings, base: str, ttl: float) -> bool:
+    """The development tokens of a hub with a random key: on a terminal, printed; on
+    anything else (a log), written to a private file whose path is printed. False (and
+    said) when that file cannot be written."""
+    from companion_ws.app import token_service
+
+    tokens = token_service(settings)
+    admin = tokens.mint("dev-admin", ttl=ttl, admin=True)
+    user = tokens.mint("dev-user", ttl=ttl)
+    terminal = sys.stdout.isatty()
+    file = devtokens.token_file(settings.database_url)
+    if not terminal:
+        try:
+            devtokens.write_private(file, "\n".join([*devtokens.links(base, user, admin), ""]))
+        except OSError as exc:
+            print(
+                f"companion-ws: cannot write the development tokens to {file} "
+                f"({exc.strerror}): run from a terminal, or set COMPANION_JWT_SECRET",
+                file=sys.stderr,
+            )
+            return False
+    lines = devtokens.announce(base, user, admin, ttl=ttl, terminal=terminal, file=file)
+    print("\n".join(lines), flush=True)
+    return True
 
 
 def _display_host(host: str) -> str:
@@ -206,6 +220,16 @@ def _positive_seconds(raw: str) -> float:
     return value
 
 
+def _dev_token_ttl(raw: str) -> float:
+    value = _positive_seconds(raw)
+    if value > devtokens.MAX_TTL:
+        raise argparse.ArgumentTypeError(
+            f"{raw} is more than {devtokens.MAX_TTL:.0f} seconds (a development token "
+            "lives an hour at most)"
+        )
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="companion-ws", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -238,7 +262,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="migrate the database to this code's schema before starting (PostgreSQL "
         "is never migrated otherwise; SQLite always is)",
     )
-    serve.add_argument("--dev-token-ttl", type=float, default=12 * 3600)
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="with no key configured, serve the random key's development tokens on a "
+        "non-loopback --host too",
+    )
+    serve.add_argument(
+        "--dev-token-ttl",
+        type=_dev_token_ttl,
+        default=devtokens.MAX_TTL,
+        help=f"seconds the development tokens live (at most {devtokens.MAX_TTL:.0f})",
+    )
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", help="alembic upgrade head on --database-url")

@@ -238,6 +238,17 @@ def conversation_outcome(payload: Mapping[str, Any]) -> tuple[str, dict[str, Any
     return None
 
 
+def post_call_key(kind: str, conversation: str, raw_body: bytes) -> str:
+    """The ledger key that applies a signed post-call body at most once (PROTOCOL.md
+    section 7, v1.2): its kind and conversation id, so that every delivery of one
+    conversation's outcome is one; without a conversation id, the SHA-256 of the signed
+    body itself, so that a replay of the same bytes is recognised. The two kinds of key
+    never meet: a conversation key has ``:`` after the kind, a body key ``/``."""
+    if conversation:
+        return f"elevenlabs:{kind}:{conversation}"
+    return f"elevenlabs:{kind}/body:{hashlib.sha256(raw_body).hexdigest()}"
+
+
 async def post_call(request: Request) -> Response:
     node = node_of(request)
     settings = settings_of(request)
@@ -283,8 +294,7 @@ async def post_call(request: Request) -> Response:
         patch = {"conversations": {conversation: data}} if conversation else None
         return ToolOutcome({"session_id": sid}, patch=patch, update_text=text, update_data=data)
 
-    # Without a conversation id there is nothing to recognise a redelivery by.
-    key = f"elevenlabs:{payload.get('type')}:{conversation or uuid.uuid4().hex}"
+    key = post_call_key(str(payload.get("type")), conversation, raw)
     try:
         result = await node.tools.once(sid, key, POST_CALL_TOOL, effect, sender=POST_CALL_SENDER)
     except SessionMismatch:

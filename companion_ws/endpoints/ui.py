@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import functools
+import mimetypes
+import os
+from os import PathLike
 from pathlib import Path
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from companion_ws.endpoints.common import settings_of
 from companion_ws.endpoints.talk import conversation_origin
@@ -86,12 +89,21 @@ async def page(request: Request) -> Response:
 
 
 class _Assets(StaticFiles):
-    """The page's modules import each other without cache-busting names: revalidate."""
+    """The page's modules import each other without cache-busting names: revalidate.
+    An HTML file is a page (section 16, v1.2): it carries the page's headers, as ``/``."""
 
-    def file_response(self, *args: Any, **kwargs: Any) -> Response:
-        response = super().file_response(*args, **kwargs)
+    def file_response(
+        self,
+        full_path: PathLike[str] | str,
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
         response.headers["Cache-Control"] = "no-cache"
         response.headers["X-Content-Type-Options"] = "nosniff"
+        if mimetypes.guess_type(full_path)[0] == "text/html":
+            response.headers.update(page_headers(settings_of(Request(scope))))
         return response
 
 

@@ -34,7 +34,7 @@ from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import decode_json, now_ms
 from companion_ws.store.connects import SessionHead
 from companion_ws.store.eventlog import EventLog
-from companion_ws.store.models import DeviceRow, JoinTokenRow, SessionRow
+from companion_ws.store.models import DeviceRow, SessionRow
 from companion_ws.store.store import Store
 from companion_ws.store.uow import UnitOfWork
 from ui_state import StateDoc, abandon_tasks
@@ -291,13 +291,11 @@ class SessionDirectory:
         expires_at = now_ms() + self._join_ttl_ms
         async with self._store.uow() as uow:
             uow.join_tokens.add(
-                JoinTokenRow(
-                    jti=code,
-                    session_id=session_id,
-                    created_by=principal.sub,
-                    expires_at=expires_at,
-                    role=role.value,
-                )
+                code,
+                session_id=session_id,
+                created_by=principal.sub,
+                expires_at=expires_at,
+                role=role.value,
             )
             await uow.commit()
         return {"join_token": code, "expires_at": expires_at, "role": role.value}

@@ -68,7 +68,9 @@ class ToolCallRow(Base):
 
 
 class JoinTokenRow(Base):
-    """One-time join tokens: consumed atomically (``used_at`` set once)."""
+    """One-time join tokens: consumed atomically (``used_at`` set once). The code itself
+    is never stored, only its SHA-256 (:func:`companion_ws.store.repositories.code_hash`;
+    PROTOCOL.md section 7, v1.2)."""
 
     __tablename__ = "join_tokens"
     __table_args__ = (
@@ -76,7 +78,7 @@ class JoinTokenRow(Base):
         Index("ix_join_tokens_expires_at", "expires_at"),
     )
 
-    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     session_id: Mapped[str] = mapped_column(
         String(64), ForeignKey("sessions.id", ondelete="CASCADE")
     )

@@ -3,6 +3,7 @@ of work does."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -158,20 +159,41 @@ class EventRepository:
         return int(value or 0)
 
 
+def code_hash(code: str) -> str:
+    """What the store keeps of a join code: its SHA-256, in hex. A code is random and
+    lives minutes, so a plain hash is enough to make a read database useless for
+    joining (PROTOCOL.md section 7, v1.2)."""
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
 class JoinTokenRepository:
+    """One-time join codes, kept by :func:`code_hash`: the code goes in and is looked up
+    as given, and is never written."""
+
     def __init__(self, db: DBSession) -> None:
         self._db = db
 
-    def add(self, row: JoinTokenRow) -> None:
-        self._db.add(row)
+    def add(
+        self, code: str, *, session_id: str, created_by: str, expires_at: int, role: str
+    ) -> None:
+        self._db.add(
+            JoinTokenRow(
+                code_hash=code_hash(code),
+                session_id=session_id,
+                created_by=created_by,
+                expires_at=expires_at,
+                role=role,
+            )
+        )
 
-    async def consume(self, jti: str, now: int) -> JoinTokenRow | None:
+    async def consume(self, code: str, now: int) -> JoinTokenRow | None:
         """Atomically mark an unexpired, unused code used: its row for the one winner,
         None for everyone else."""
+        key = code_hash(code)
         result = await self._db.execute(
             update(JoinTokenRow)
             .where(
-                JoinTokenRow.jti == jti,
+                JoinTokenRow.code_hash == key,
                 JoinTokenRow.used_at.is_(None),
                 JoinTokenRow.expires_at > now,
             )
@@ -179,20 +201,22 @@ class JoinTokenRepository:
         )
         if getattr(result, "rowcount", 0) != 1:
             return None
-        return await self._db.get(JoinTokenRow, jti)
+        return await self._db.get(JoinTokenRow, key)
 
     async def purge_expired(self, cutoff: int, limit: int = 500) -> int:
         """Delete at most ``limit`` join tokens that expired before ``cutoff``. A code is
         used before it expires (:meth:`consume`), so this takes the used ones too, at
         most one join-token TTL after their use passed the cutoff."""
         doomed = (
-            select(JoinTokenRow.jti)
+            select(JoinTokenRow.code_hash)
             .where(JoinTokenRow.expires_at < cutoff)
             .order_by(JoinTokenRow.expires_at)
             .limit(limit)
             .scalar_subquery()
         )
-        result = await self._db.execute(delete(JoinTokenRow).where(JoinTokenRow.jti.in_(doomed)))
+        result = await self._db.execute(
+            delete(JoinTokenRow).where(JoinTokenRow.code_hash.in_(doomed))
+        )
         return int(getattr(result, "rowcount", 0) or 0)
 
 

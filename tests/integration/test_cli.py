@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
 from typing import BinaryIO
 
 import httpx
+import jwt
 import pytest
 
 from tests.support.hub import SECRET, HubProcess, free_port
@@ -20,6 +23,7 @@ from tests.support.ws import connect
 
 COMMAND = str(Path(sys.executable).parent / "companion-ws")
 TABLES = {"sessions", "events", "tool_calls", "join_tokens", "alembic_version"}
+JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -110,6 +114,18 @@ def _log_file(path: Path) -> BinaryIO:
     return path.open("wb")
 
 
+def _private_links(file: Path) -> dict[str, str]:
+    """The labelled links in ``file``, which must be its owner's only."""
+    assert stat.S_IMODE(file.stat().st_mode) == 0o600
+    links: dict[str, str] = {}
+    for line in file.read_text().splitlines():
+        for label in ("companion UI", "WebSocket", "admin token"):
+            value = _field(line, label)
+            if value:
+                links[label] = value
+    return links
+
+
 def _field(line: str, label: str) -> str | None:
     text = line.strip()
     if not text.startswith(label):
@@ -117,9 +133,12 @@ def _field(line: str, label: str) -> str | None:
     return text[len(label) :].strip()
 
 
-async def test_serve_without_a_key_prints_a_working_link_and_admin_token(
+async def test_serve_without_a_key_writes_working_links_and_an_admin_token_to_a_private_file(
     db_url: str, tmp_path: Path
 ) -> None:
+    """Not on a terminal (a log): stdout says where the development tokens are and
+    carries none of them; the file is its owner's only and holds working links
+    (PROTOCOL.md section 9; the audit's N11)."""
     port = free_port()
     env = _env(COMPANION_DATABASE_URL=db_url, COMPANION_AUTO_MIGRATE="true", PYTHONFAULTHANDLER="1")
     with _log_file(tmp_path / "serve.log") as log:
@@ -130,22 +149,26 @@ async def test_serve_without_a_key_prints_a_working_link_and_admin_token(
             str(port),
             "--log-level",
             "warning",
+            cwd=tmp_path,  # a PostgreSQL hub writes the file in its working directory
             env=env,
             stdout=asyncio.subprocess.PIPE,
             stderr=log,
         )
     try:
         assert proc.stdout is not None
-        links: dict[str, str] = {}
+        printed: list[str] = []
         async with asyncio.timeout(30):
-            while "admin token" not in links:
+            while not any(_field(line, "dev tokens") for line in printed):
                 line = (await proc.stdout.readline()).decode()
                 assert line, f"serve exited early; see {tmp_path / 'serve.log'}"
-                for label in ("companion UI", "WebSocket", "admin token"):
-                    value = _field(line, label)
-                    if value:
-                        links[label] = value
+                printed.append(line)
+        assert not any(JWT.search(line) for line in printed), printed
+        file = Path(next(v for v in (_field(line, "dev tokens") for line in printed) if v))
+        assert file.parent == tmp_path  # beside the database (PostgreSQL: in its cwd)
+        links = _private_links(file)
         ui, ws_url, admin = links["companion UI"], links["WebSocket"], links["admin token"]
+        claims = jwt.decode(admin, options={"verify_signature": False})
+        assert claims["exp"] - claims["iat"] <= 3600  # an hour at most
         assert ui.startswith(f"http://127.0.0.1:{port}/?token=")
         assert ws_url.startswith(f"ws://127.0.0.1:{port}/ws?token=")
         base = f"http://127.0.0.1:{port}"
@@ -180,6 +203,9 @@ async def test_serve_without_a_key_prints_a_working_link_and_admin_token(
             await asyncio.wait_for(proc.wait(), 10)
             pytest.fail(f"serve hung after SIGTERM; see {tmp_path / 'serve.log'}")
     assert code == 0
+    assert proc.stdout is not None
+    rest = (await proc.stdout.read()).decode()
+    assert not JWT.search(rest), rest
 
 
 @pytest.mark.parametrize(

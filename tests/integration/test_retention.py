@@ -13,6 +13,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from companion_ws.store.repositories import code_hash
 from tests.support.hub import HubFactory, HubProcess, token
 from tests.support.ws import WS, connect
 
@@ -107,10 +108,10 @@ async def test_the_sweeper_deletes_what_is_past_retention_and_keeps_the_rest(
         await _execute(
             db_url,
             "UPDATE join_tokens SET expires_at = expires_at - :shift "
-            "WHERE session_id = :sid AND jti <> :keep",
+            "WHERE session_id = :sid AND code_hash <> :keep",
             shift=2 * HOUR_MS,
             sid=live,
-            keep=fresh.json()["join_token"],
+            keep=code_hash(fresh.json()["join_token"]),  # a code is stored as its hash
         )
         for _ in range(50):  # the sweeper runs every 0.2 s
             if not (await _counts(db_url, old))["sessions"]:

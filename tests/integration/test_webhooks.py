@@ -305,6 +305,34 @@ async def test_a_signed_post_call_webhook_is_stored_and_broadcast(
     await ui.close()
 
 
+async def test_a_signed_post_call_body_without_a_conversation_id_is_applied_once(
+    el_hub: HubProcess, http: httpx.AsyncClient
+) -> None:
+    """PROTOCOL.md section 7 (v1.2): the same signed body, replayed within the
+    signature's tolerance, is stored once; the replays are answered ``duplicate``."""
+    sid, tok, ui = await _session(el_hub)
+    payload = json.loads(_post_call(sid))
+    del payload["data"]["conversation_id"]
+    body = json.dumps(payload).encode()
+    headers = {"ElevenLabs-Signature": sign(body, WEBHOOK_SECRET)}
+    answers = [
+        (await http.post("/elevenlabs/post-call", content=body, headers=headers)).json()
+        for _ in range(3)
+    ]
+    assert answers[0]["stored"] is True, answers
+    assert [a.get("duplicate") for a in answers[1:]] == [True, True], answers
+    assert not any(a["stored"] for a in answers[1:])
+    # Signed again later (a redelivery with a new timestamp): the same body, still once.
+    resigned = {"ElevenLabs-Signature": sign(body, WEBHOOK_SECRET, int(time.time()) - 5)}
+    again = await http.post("/elevenlabs/post-call", content=body, headers=resigned)
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    history = await _history(http, sid, tok)
+    ended = [e for e in history if e.get("text") == "conversation_ended"]
+    assert len(ended) == 1 and ended[0]["seq"] == answers[0]["seq"]
+    assert await _version(http, sid, tok) == 0  # no conversation id: no state patch
+    await ui.close()
+
+
 def _signatures(body: bytes) -> dict[str, dict[str, str]]:
     now = int(time.time())
     good = sign(body, WEBHOOK_SECRET, now)

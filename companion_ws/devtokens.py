@@ -1,0 +1,102 @@
+"""The development tokens ``companion-ws serve`` hands out when no key is configured
+(it then signs with a random key of its own): who may get them, for how long, and where
+they are written.
+
+- They live an hour at most (:data:`MAX_TTL`).
+- A terminal shows them. Anything else on stdout (a log file, journald, a container's
+  log) gets only the path of a file readable by its owner only, beside the database,
+  that holds them: a log never carries a working admin token.
+- A random key is for a hub on this machine: on any other address the hub refuses to
+  start unless ``--dev`` says that is meant (:func:`is_loopback`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+#: The longest a development token lives, in seconds.
+MAX_TTL = 3600.0
+#: The file's name, beside the SQLite database (``companion.db.dev-tokens``), or in the
+#: working directory when the database is not a file.
+SUFFIX = ".dev-tokens"
+NO_FILE_NAME = "companion-dev-tokens"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``--host`` listens on this machine only: a loopback address or
+    ``localhost``. Every other address, names included, is the network."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def refusal(host: str) -> str:
+    """The one line a hub with a random key says when asked to listen on ``host``."""
+    return (
+        f"refusing to serve on {host} with a random development key (its admin token "
+        "would reach the network): set COMPANION_JWT_SECRET (or a public key), listen on "
+        "127.0.0.1, or pass --dev to serve development tokens on this address anyway"
+    )
+
+
+def token_file(database_url: str) -> Path:
+    """Where the tokens go when stdout is not a terminal."""
+    from companion_ws.store.engine import sqlite_file  # SQLAlchemy: not for every command
+
+    database = sqlite_file(database_url)
+    if database is None:
+        return Path(NO_FILE_NAME).resolve()
+    return database.with_name(database.name + SUFFIX).resolve()
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable and writable by its owner only, whatever
+    the umask and whatever mode an older file there had."""
+    from companion_ws.store.engine import PRIVATE_MODE
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_MODE)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def links(base: str, user: str, admin: str) -> list[str]:
+    """The lines that carry the tokens: the companion page, the WebSocket, the admin
+    token and a request that uses it."""
+    ws_base = base.replace("http", "ws", 1)
+    return [
+        f"  companion UI  {base}/?token={user}",
+        f"  WebSocket     {ws_base}/ws?token={user}",
+        f"  admin token   {admin}",
+        f"  try           curl -H 'Authorization: Bearer {admin}' {base}/sessions",
+    ]
+
+
+def _minutes(ttl: float) -> str:
+    return f"{round(ttl / 60)} min"
+
+
+def announce(
+    base: str, user: str, admin: str, *, ttl: float, terminal: bool, file: Path
+) -> list[str]:
+    """What ``serve`` prints: the links themselves on a terminal; otherwise the lines
+    that say where they are, once ``file`` holds them (the caller writes it)."""
+    head = [
+        "companion-ws: no COMPANION_JWT_SECRET set, so this run signs tokens with a",
+        f"random key (tokens stop working when the hub restarts, and after {_minutes(ttl)}).",
+    ]
+    if terminal:
+        return [*head, *links(base, user, admin), ""]
+    return [
+        *head,
+        f"  dev tokens    {file}",
+        "  (stdout is not a terminal: the tokens are in that file, readable by you only)",
+        "",
+    ]

@@ -1,0 +1,60 @@
+"""The rules of ``serve``'s development tokens (companion_ws.devtokens)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from companion_ws import devtokens
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_loopback_hosts(host: str) -> None:
+    assert devtokens.is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "", "192.168.1.20", "10.0.0.1", "example.com"])
+def test_every_other_host_is_the_network(host: str) -> None:
+    assert not devtokens.is_loopback(host)
+
+
+def test_the_refusal_is_one_line_that_says_what_to_do() -> None:
+    message = devtokens.refusal("0.0.0.0")
+    assert "\n" not in message
+    assert "COMPANION_JWT_SECRET" in message and "--dev" in message and "127.0.0.1" in message
+
+
+def test_the_file_is_beside_a_sqlite_database_or_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "data" / "companion.db"
+    assert devtokens.token_file(f"sqlite+aiosqlite:///{db}") == db.with_name(
+        "companion.db.dev-tokens"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert devtokens.token_file("postgresql+asyncpg://u@h/db") == tmp_path / "companion-dev-tokens"
+
+
+def test_the_file_is_its_owners_only_even_over_an_older_readable_one(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text("old")
+    path.chmod(0o644)
+    old = os.umask(0o022)
+    try:
+        devtokens.write_private(path, "new")
+    finally:
+        os.umask(old)
+    assert path.read_text() == "new"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_terminal_gets_the_links_and_a_log_only_the_path(tmp_path: Path) -> None:
+    file = tmp_path / "t"
+    shown = devtokens.announce("http://h", "USER", "ADMIN", ttl=3600, terminal=True, file=file)
+    assert any("ADMIN" in line for line in shown) and any("USER" in line for line in shown)
+    logged = devtokens.announce("http://h", "USER", "ADMIN", ttl=3600, terminal=False, file=file)
+    assert not any("ADMIN" in line or "USER" in line for line in logged)
+    assert any(str(file) in line for line in logged)
