@@ -53,6 +53,25 @@ async def inproc(db_url: str) -> AsyncIterator[InProcessHub]:
         yield hub
 
 
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def shared_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """One database for a whole module, on SQLite and on PostgreSQL (as ``shared_hub``)."""
+    yield from _db_url(request.param, tmp_path_factory.mktemp("shared_db"))
+
+
+@pytest.fixture
+async def shared_inproc(shared_db_url: str) -> AsyncIterator[InProcessHub]:
+    """A fresh in-process hub per test on the module's database: for rule tests that
+    each use their own users (as the ``shared_hub`` tests do), without a database made
+    and dropped per test."""
+    async with inprocess_hub(shared_db_url) as hub:
+        yield hub
+
+
 @pytest.fixture
 def hub_factory(db_url: str, tmp_path: Path) -> Iterator[HubFactory]:
     """Start hubs on the test's database: ``hub_factory(env={...}).start()``."""

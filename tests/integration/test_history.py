@@ -1,6 +1,6 @@
-"""The long history (issue 3, item 3): ``get_history`` and ``GET /sessions/{id}/history``
-page through a session's whole past from the database, far beyond the in-memory
-window a resume is served from, and still after a restart."""
+"""The long history (issue 3, item 3) outlives the hub's process: after a restart
+``GET /sessions/{id}/history`` still pages through a session's whole past, far beyond
+the in-memory window. The paging rules: tests/inproc/test_history.py."""
 
 from __future__ import annotations
 
@@ -9,26 +9,9 @@ from typing import Any
 import httpx
 
 from tests.support.hub import HubFactory, token
-from tests.support.ws import WS, connect
+from tests.support.ws import connect
 
 Frame = dict[str, Any]
-
-
-async def page_ws(ws: WS, limit: int) -> tuple[list[Frame], int]:
-    """Every event through ``get_history`` pages; (events, number of pages)."""
-    events: list[Frame] = []
-    after, pages = 0, 0
-    while True:
-        page = await ws.request({"type": "get_history", "after_seq": after, "limit": limit})
-        assert page["type"] == "history", page
-        assert len(page["events"]) <= limit and page["after_seq"] == after
-        events += page["events"]
-        pages += 1
-        if not page["has_more"]:
-            assert page["next_after_seq"] == page["latest_seq"]
-            return events, pages
-        assert page["events"], "has_more with an empty page would loop forever"
-        after = page["next_after_seq"]
 
 
 async def page_http(http: httpx.AsyncClient, sid: str, bearer: str, limit: int) -> list[Frame]:
@@ -49,10 +32,11 @@ async def page_http(http: httpx.AsyncClient, sid: str, bearer: str, limit: int) 
         after = page["next_after_seq"]
 
 
-async def test_history_pages_through_more_than_the_window(hub_factory: HubFactory) -> None:
+# Needs a process: the hub is restarted (SIGTERM, then a new process on the same database).
+async def test_the_long_history_outlives_the_process(hub_factory: HubFactory) -> None:
     hub = hub_factory(env={"COMPANION_HISTORY_SIZE": "10"}).start()
     a = await connect(hub.ws_url, token("alice"))
-    sid, epoch = a.welcome["session_id"], a.welcome["epoch"]
+    sid = a.welcome["session_id"]
     echoes: list[Frame] = []
     for i in range(50):
         if i % 10 == 0:
@@ -62,29 +46,11 @@ async def test_history_pages_through_more_than_the_window(hub_factory: HubFactor
         )
     latest = echoes[-1]["seq"]
 
-    # the in-memory window is 10 events: a resume from the start cannot be served ...
-    await a.send({"type": "resume", "last_seq": 1, "epoch": epoch, "requestId": "old"})
-    assert (await a.recv_until(lambda f: f.get("requestId") == "old"))["type"] == "resync_required"
-    # ... but the history pages through all of it, 7 at a time
-    events, pages = await page_ws(a, 7)
-    assert [e["seq"] for e in events] == list(range(1, latest + 1))
-    assert pages == -(-latest // 7)
-    assert [e for e in events if e.get("requestId") in {x["requestId"] for x in echoes}] == echoes
-    assert events[0]["type"] == "client_joined"  # presence is history too
-
     async with httpx.AsyncClient(base_url=hub.base_url) as http:
-        assert await page_http(http, sid, token("alice"), 7) == events
-        admin = token("root", admin=True)
-        assert await page_http(http, sid, admin, 7) == events
-        stranger = await http.get(
-            f"/sessions/{sid}/history", headers={"Authorization": f"Bearer {token('mallory')}"}
-        )
-        assert stranger.status_code == 403
-        anonymous = await http.get(f"/sessions/{sid}/history")
-        assert anonymous.status_code == 401
+        events = await page_http(http, sid, token("alice"), 7)
+        assert [e["seq"] for e in events] == list(range(1, latest + 1))
         await a.close()
 
-        # the long history outlives the process
         hub.restart()
         after_restart = await page_http(http, sid, token("alice"), 7)
     assert after_restart[: len(events)] == events

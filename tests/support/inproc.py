@@ -137,20 +137,28 @@ class InProcessHub:
         token: str | None,
         *,
         session_id: str | None = None,
+        path_session: bool = False,
+        path: str | None = None,
         expect_welcome: bool = True,
         **params: Any,
     ) -> InProcessWS:
+        """``path_session`` puts the session id in the path (``/ws/{id}``) rather than the
+        query, as ``tests/support/ws.py``'s ``connect``; ``path`` names the path outright
+        (with ``session_id`` then in the query), for a path and a query that disagree."""
         query: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
         if token is not None:
             query["token"] = token
-        if session_id is not None:
+        if path is None and path_session and session_id is not None:
+            path = f"/ws/{session_id}"
+        elif session_id is not None:
             query["session_id"] = session_id
+        path = path or "/ws"
         scope = {
             "type": "websocket",
             "asgi": {"version": "3.0"},
             "scheme": "ws",
-            "path": "/ws",
-            "raw_path": b"/ws",
+            "path": path,
+            "raw_path": path.encode(),
             "query_string": urlencode(query).encode(),
             "headers": [(b"host", b"hub.test")],
             "client": ("127.0.0.1", 50000 + len(self._sockets)),

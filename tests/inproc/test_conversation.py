@@ -1,51 +1,41 @@
-"""The conversation on every screen (PROTOCOL.md section 13), with real hubs on SQLite
-and PostgreSQL: tool runs framed by ``tool_call_started`` / ``tool_call_finished`` on
-every path, ``GET /sessions/{id}/messages``, and tasks started, completed and abandoned."""
+"""The conversation on every screen (PROTOCOL.md section 13), on the in-process hub on
+SQLite and PostgreSQL: tool runs framed by ``tool_call_started`` /
+``tool_call_finished`` on every path, ``GET /sessions/{id}/messages``, and tasks
+started, completed and abandoned."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import _db_url
-from tests.support.hub import HubFactory, HubProcess, token, tokens
-from tests.support.ws import WS, connect
+from tests.support.hub import token, tokens
+from tests.support.inproc import InProcessHub, InProcessWS, inprocess_hub
 
 TOOL_SECRET = "tool-secret-" + "z" * 24
 QUOTE_PARAMS = {"from_zip": "90210", "to_zip": "10001", "weight": 5}
-SHORT_TTL = {"COMPANION_SESSION_TTL": "1", "COMPANION_SWEEP_INTERVAL": "0.2"}
-
-
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def conv_hub(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[HubProcess]:
-    """One hub with server tools switched on, for the module."""
-    tmp = tmp_path_factory.mktemp("conversation")
-    for url in _db_url(request.param, tmp):
-        env = {
-            "COMPANION_ELEVENLABS_TOOL_SECRET": TOOL_SECRET,
-            # A long conversation is sent in one go (test_a_long_conversation_...).
-            "COMPANION_RATE_LIMIT_BURST": "2000",
-        }
-        process = HubProcess(database_url=url, env=env, log_path=tmp / "hub.log").start()
-        try:
-            yield process
-        finally:
-            process.stop()
+SHORT_TTL = {"session_ttl": 1.0, "sweep_interval": 0.2}
 
 
 @pytest.fixture
-async def http(conv_hub: HubProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=conv_hub.base_url, timeout=15) as client:
-        yield client
+async def conv_hub(shared_db_url: str) -> AsyncIterator[InProcessHub]:
+    """A hub with server tools switched on, on the module's database."""
+    async with inprocess_hub(
+        shared_db_url,
+        elevenlabs_tool_secret=TOOL_SECRET,
+        # A long conversation is sent in one go (test_a_long_conversation_...).
+        rate_limit_burst=2000,
+    ) as hub:
+        yield hub
+
+
+@pytest.fixture
+def http(conv_hub: InProcessHub) -> httpx.AsyncClient:
+    return conv_hub.http
 
 
 def _user() -> str:
@@ -67,7 +57,7 @@ def _call(tool_name: str, parameters: dict[str, Any], call_id: str) -> dict[str,
     }
 
 
-async def _ask(ws: WS, frame: dict[str, Any]) -> dict[str, Any]:
+async def _ask(ws: InProcessWS, frame: dict[str, Any]) -> dict[str, Any]:
     rid = uuid.uuid4().hex
     await ws.send({**frame, "requestId": rid})
     return await ws.recv_until(
@@ -75,7 +65,7 @@ async def _ask(ws: WS, frame: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-async def _broadcasts_until(ws: WS, last: str) -> list[dict[str, Any]]:
+async def _broadcasts_until(ws: InProcessWS, last: str) -> list[dict[str, Any]]:
     """The broadcasts ``ws`` receives up to and including the first of type ``last``."""
     seen: list[dict[str, Any]] = []
     while not seen or seen[-1]["type"] != last:
@@ -85,7 +75,7 @@ async def _broadcasts_until(ws: WS, last: str) -> list[dict[str, Any]]:
     return seen
 
 
-async def _marker(ws: WS, sender: WS) -> list[dict[str, Any]]:
+async def _marker(ws: InProcessWS, sender: InProcessWS) -> list[dict[str, Any]]:
     """Every broadcast ``ws`` receives before a fresh marker ``sender`` sends."""
     marker = uuid.uuid4().hex
     await sender.send({"type": "contextual_update", "text": marker})
@@ -124,12 +114,12 @@ def _assert_framed_run(frames: list[dict[str, Any]], call_id: str, tool_name: st
 
 
 async def test_a_socket_tool_run_is_framed_in_seq_order_and_a_repeat_broadcasts_nothing(
-    conv_hub: HubProcess, http: httpx.AsyncClient
+    conv_hub: InProcessHub, http: httpx.AsyncClient
 ) -> None:
     tok = token(_user())
-    agent = await connect(conv_hub.ws_url, tok, client="agent")
+    agent = await conv_hub.connect(tok, client="agent")
     sid = agent.welcome["session_id"]
-    screen = await connect(conv_hub.ws_url, tok, session_id=sid)
+    screen = await conv_hub.connect(tok, session_id=sid)
     call_id = f"toolu_{uuid.uuid4().hex[:12]}"
     frame = _call("get_shipping_quotes", QUOTE_PARAMS, call_id)
     first = await _ask(agent, frame)
@@ -154,10 +144,10 @@ async def test_a_socket_tool_run_is_framed_in_seq_order_and_a_repeat_broadcasts_
 
 
 async def test_a_server_tool_run_is_framed_too_and_its_retry_broadcasts_nothing(
-    conv_hub: HubProcess, http: httpx.AsyncClient
+    conv_hub: InProcessHub, http: httpx.AsyncClient
 ) -> None:
     tok = token(_user())
-    screen = await connect(conv_hub.ws_url, tok)
+    screen = await conv_hub.connect(tok)
     sid = screen.welcome["session_id"]
     capability = tokens.mint_capability("owner", sid, 3600)
     call_id = "srv-" + uuid.uuid4().hex
@@ -172,19 +162,19 @@ async def test_a_server_tool_run_is_framed_too_and_its_retry_broadcasts_nothing(
     )
     retry = await http.post("/elevenlabs/tools/get_shipping_quotes", json=body, headers=secret)
     assert retry.headers["X-Tool-Call-Replayed"] == "true"
-    sender = await connect(conv_hub.ws_url, tok, session_id=sid)
+    sender = await conv_hub.connect(tok, session_id=sid)
     assert await _marker(screen, sender) == []
     await screen.close()
     await sender.close()
 
 
 async def test_a_failed_run_is_framed_with_is_error_and_changes_nothing(
-    conv_hub: HubProcess, http: httpx.AsyncClient
+    conv_hub: InProcessHub, http: httpx.AsyncClient
 ) -> None:
     tok = token(_user())
-    agent = await connect(conv_hub.ws_url, tok, client="agent")
+    agent = await conv_hub.connect(tok, client="agent")
     sid = agent.welcome["session_id"]
-    screen = await connect(conv_hub.ws_url, tok, session_id=sid)
+    screen = await conv_hub.connect(tok, session_id=sid)
     # A precondition the tool checks (ToolError), then a parameter it refuses.
     failing: list[tuple[str, dict[str, Any]]] = [
         ("create_shipping_label", {"quote_id": "q_nope"}),
@@ -213,12 +203,12 @@ async def test_a_failed_run_is_framed_with_is_error_and_changes_nothing(
 
 
 async def test_quotes_start_a_shipment_task_in_the_same_change_and_a_label_completes_it(
-    conv_hub: HubProcess, http: httpx.AsyncClient
+    conv_hub: InProcessHub, http: httpx.AsyncClient
 ) -> None:
     tok = token(_user())
-    agent = await connect(conv_hub.ws_url, tok, client="agent")
+    agent = await conv_hub.connect(tok, client="agent")
     sid = agent.welcome["session_id"]
-    screen = await connect(conv_hub.ws_url, tok, session_id=sid)
+    screen = await conv_hub.connect(tok, session_id=sid)
 
     quotes = await _ask(agent, _call("get_shipping_quotes", QUOTE_PARAMS, uuid.uuid4().hex))
     frames = await _broadcasts_until(screen, "tool_call_finished")
@@ -260,12 +250,12 @@ async def test_quotes_start_a_shipment_task_in_the_same_change_and_a_label_compl
 
 @pytest.mark.parametrize("how", ["delete", "end_session"])
 async def test_ending_a_session_with_an_active_task_abandons_it_first_and_durably(
-    conv_hub: HubProcess, http: httpx.AsyncClient, how: str
+    conv_hub: InProcessHub, http: httpx.AsyncClient, how: str
 ) -> None:
     tok = token(_user())
-    agent = await connect(conv_hub.ws_url, tok, client="agent")
+    agent = await conv_hub.connect(tok, client="agent")
     sid = agent.welcome["session_id"]
-    screen = await connect(conv_hub.ws_url, tok, session_id=sid)
+    screen = await conv_hub.connect(tok, session_id=sid)
     await _ask(agent, _call("get_shipping_quotes", QUOTE_PARAMS, uuid.uuid4().hex))
     await _broadcasts_until(screen, "tool_call_finished")
     if how == "delete":
@@ -289,14 +279,16 @@ async def test_ending_a_session_with_an_active_task_abandons_it_first_and_durabl
     await screen.close()
 
 
-async def test_an_expired_session_with_an_active_task_has_it_abandoned(
-    hub_factory: HubFactory,
-) -> None:
-    hub = hub_factory(env=SHORT_TTL).start()
+async def test_an_expired_session_with_an_active_task_has_it_abandoned(db_url: str) -> None:
+    async with inprocess_hub(db_url, **SHORT_TTL) as hub:
+        await _an_expired_session_with_an_active_task_has_it_abandoned(hub)
+
+
+async def _an_expired_session_with_an_active_task_has_it_abandoned(hub: InProcessHub) -> None:
     tok = token(_user())
-    agent = await connect(hub.ws_url, tok, client="agent")
+    agent = await hub.connect(tok, client="agent")
     sid = agent.welcome["session_id"]
-    screen = await connect(hub.ws_url, tok, session_id=sid)
+    screen = await hub.connect(tok, session_id=sid)
     reply = await _ask(agent, _call("get_shipping_quotes", QUOTE_PARAMS, uuid.uuid4().hex))
     assert reply["is_error"] is False
     await _broadcasts_until(screen, "tool_call_finished")
@@ -310,8 +302,7 @@ async def test_an_expired_session_with_an_active_task_has_it_abandoned(
     assert change["type"] == "session_state_updated"
     assert change["patch"]["tasks"][0]["status"] == "abandoned"
     assert ended["reason"] == "expired" and ended["seq"] == change["seq"] + 1
-    async with httpx.AsyncClient(base_url=hub.base_url) as http:
-        info = (await http.get(f"/sessions/{sid}", headers=_auth(tok))).json()
+    info = (await hub.http.get(f"/sessions/{sid}", headers=_auth(tok))).json()
     assert info["end_reason"] == "expired"
     [task] = info["state"]["tasks"]
     assert task["status"] == "abandoned" and task["name"] == "shipment"
@@ -327,10 +318,10 @@ def _transcript(mid: str, text: str, *, role: str = "user", final: bool = True) 
 
 
 async def test_messages_are_the_conversation_with_corrections_applied(
-    conv_hub: HubProcess, http: httpx.AsyncClient
+    conv_hub: InProcessHub, http: httpx.AsyncClient
 ) -> None:
     tok = token(_user())
-    agent = await connect(conv_hub.ws_url, tok, client="agent")
+    agent = await conv_hub.connect(tok, client="agent")
     sid = agent.welcome["session_id"]
     said = [
         _transcript("u1", "ship a box", final=False),
@@ -373,10 +364,10 @@ async def test_messages_are_the_conversation_with_corrections_applied(
 
 
 async def test_messages_are_for_those_who_may_read_the_session(
-    conv_hub: HubProcess, http: httpx.AsyncClient
+    conv_hub: InProcessHub, http: httpx.AsyncClient
 ) -> None:
     tok = token(_user())
-    agent = await connect(conv_hub.ws_url, tok, client="agent")
+    agent = await conv_hub.connect(tok, client="agent")
     sid = agent.welcome["session_id"]
     await agent.request(_transcript("u1", "hello"))
     stranger = await http.get(f"/sessions/{sid}/messages", headers=_auth(token(_user())))
@@ -394,14 +385,14 @@ async def test_messages_are_for_those_who_may_read_the_session(
 
 
 async def test_a_long_conversation_is_read_across_pages_of_the_log(
-    conv_hub: HubProcess, http: httpx.AsyncClient
+    conv_hub: InProcessHub, http: httpx.AsyncClient
 ) -> None:
     """More transcript events than one read of the log (READ_PAGE): the corrections at
     the end still reach the first messages."""
     from companion_ws.hub.conversation import READ_PAGE
 
     tok = token(_user())
-    agent = await connect(conv_hub.ws_url, tok, client="agent")
+    agent = await conv_hub.connect(tok, client="agent")
     sid = agent.welcome["session_id"]
     count = READ_PAGE + 20
     for i in range(count):

@@ -1,6 +1,6 @@
 """Broadcast (PROTOCOL.md sections 2-4): per-session isolation, the sender included,
 ``requestId`` echoes, presence in ``seq`` order, ``end_session``, and one gap-free
-``seq`` order that every client sees under concurrent publishers."""
+``seq`` order that every client sees under concurrent publishers, on the in-process hub."""
 
 from __future__ import annotations
 
@@ -8,17 +8,15 @@ import asyncio
 import uuid
 from typing import Any
 
-import httpx
-
-from tests.support.hub import HubProcess, token
-from tests.support.ws import WS, connect
+from tests.support.hub import token
+from tests.support.inproc import InProcessHub, InProcessWS
 
 
 def _user() -> str:
     return f"u-{uuid.uuid4().hex[:8]}"
 
 
-async def _drain_until_pong(ws: WS, timeout: float = 10.0) -> list[dict[str, Any]]:
+async def _drain_until_pong(ws: InProcessWS, timeout: float = 10.0) -> list[dict[str, Any]]:
     """Every frame the client has been sent before a fresh ping's pong (the pong included)."""
     rid = f"drain-{uuid.uuid4().hex[:6]}"
     await ws.send({"type": "ping", "requestId": rid})
@@ -36,17 +34,17 @@ def _assert_server_frame(frame: dict[str, Any], sid: str) -> None:
 
 
 async def test_sessions_are_isolated_and_the_sender_gets_its_own_update(
-    shared_hub: HubProcess,
+    shared_inproc: InProcessHub,
 ) -> None:
-    sessions: list[tuple[str, list[WS]]] = []
+    sessions: list[tuple[str, list[InProcessWS]]] = []
     for _ in range(4):
         user = _user()
-        first = await connect(shared_hub.ws_url, token(user))
+        first = await shared_inproc.connect(token(user))
         sid = first.welcome["session_id"]
-        rest = [await connect(shared_hub.ws_url, token(user), session_id=sid) for _ in range(2)]
+        rest = [await shared_inproc.connect(token(user), session_id=sid) for _ in range(2)]
         sessions.append((sid, [first, *rest]))
 
-    async def talk(sid: str, clients: list[WS]) -> None:
+    async def talk(sid: str, clients: list[InProcessWS]) -> None:
         for i, ws in enumerate(clients):
             await ws.send(
                 {
@@ -59,7 +57,7 @@ async def test_sessions_are_isolated_and_the_sender_gets_its_own_update(
 
     await asyncio.gather(*(talk(sid, clients) for sid, clients in sessions))
 
-    async def three_updates(ws: WS) -> list[dict[str, Any]]:
+    async def three_updates(ws: InProcessWS) -> list[dict[str, Any]]:
         frames: list[dict[str, Any]] = []
         while sum(f["type"] == "contextual_update" for f in frames) < 3:
             frames.append(await ws.recv())
@@ -87,12 +85,12 @@ async def test_sessions_are_isolated_and_the_sender_gets_its_own_update(
 
 
 async def test_request_ids_are_echoed_on_broadcasts_replies_and_errors(
-    shared_hub: HubProcess,
+    shared_inproc: InProcessHub,
 ) -> None:
     user = _user()
-    a = await connect(shared_hub.ws_url, token(user))
+    a = await shared_inproc.connect(token(user))
     sid = a.welcome["session_id"]
-    b = await connect(shared_hub.ws_url, token(user), session_id=sid)
+    b = await shared_inproc.connect(token(user), session_id=sid)
     cases: list[tuple[dict[str, Any], str]] = [
         ({"type": "ping"}, "pong"),
         ({"type": "get_session_state"}, "session_state"),
@@ -117,13 +115,13 @@ async def test_request_ids_are_echoed_on_broadcasts_replies_and_errors(
 
 
 async def test_presence_events_are_in_seq_order_and_get_presence_lists_clients(
-    shared_hub: HubProcess,
+    shared_inproc: InProcessHub,
 ) -> None:
     user = _user()
-    a = await connect(shared_hub.ws_url, token(user), client="ui")
+    a = await shared_inproc.connect(token(user), client="ui")
     sid = a.welcome["session_id"]
     joined_a = await a.recv_type("client_joined")
-    b = await connect(shared_hub.ws_url, token(user), session_id=sid, client="agent")
+    b = await shared_inproc.connect(token(user), session_id=sid, client="agent")
     joined_b = await a.recv_type("client_joined")
     assert joined_b["seq"] == joined_a["seq"] + 1 == b.welcome["seq"] + 1
     assert joined_b["connection_id"] == b.welcome["connection_id"]
@@ -159,12 +157,12 @@ async def test_presence_events_are_in_seq_order_and_get_presence_lists_clients(
     await a.close()
 
 
-async def test_end_session_by_the_owner_ends_it_for_everyone(shared_hub: HubProcess) -> None:
+async def test_end_session_by_the_owner_ends_it_for_everyone(shared_inproc: InProcessHub) -> None:
     user = _user()
-    a = await connect(shared_hub.ws_url, token(user))
+    a = await shared_inproc.connect(token(user))
     sid = a.welcome["session_id"]
-    b = await connect(shared_hub.ws_url, token(user), session_id=sid)
-    root = await connect(shared_hub.ws_url, token("root", admin=True), session_id=sid)
+    b = await shared_inproc.connect(token(user), session_id=sid)
+    root = await shared_inproc.connect(token("root", admin=True), session_id=sid)
     await a.send({"type": "end_session", "requestId": "bye"})
     for ws in (a, b, root):
         ended = await ws.recv_type("session_ended")
@@ -173,27 +171,27 @@ async def test_end_session_by_the_owner_ends_it_for_everyone(shared_hub: HubProc
         assert ended["requestId"] == "bye"  # caused by a's end_session
         code, _ = await ws.closed()
         assert code == 4410
-    async with httpx.AsyncClient(base_url=shared_hub.base_url) as http:
-        info = await http.get(
-            f"/sessions/{sid}", headers={"Authorization": f"Bearer {token(user)}"}
-        )
+    info = await shared_inproc.http.get(
+        f"/sessions/{sid}", headers={"Authorization": f"Bearer {token(user)}"}
+    )
     assert info.json()["active"] is False and info.json()["end_reason"] == "ended"
 
 
-async def test_an_admin_may_end_a_session_and_a_stranger_may_not(shared_hub: HubProcess) -> None:
+async def test_an_admin_may_end_a_session_and_a_stranger_may_not(
+    shared_inproc: InProcessHub,
+) -> None:
     """A stranger can never be a member of the session (joining is refused with 4403),
     so the non-owner path of ``end_session`` is the REST one: 403, the session lives on."""
     user = _user()
-    a = await connect(shared_hub.ws_url, token(user))
+    a = await shared_inproc.connect(token(user))
     sid = a.welcome["session_id"]
-    async with httpx.AsyncClient(base_url=shared_hub.base_url) as http:
-        refused = await http.delete(
-            f"/sessions/{sid}", headers={"Authorization": f"Bearer {token(_user())}"}
-        )
+    refused = await shared_inproc.http.delete(
+        f"/sessions/{sid}", headers={"Authorization": f"Bearer {token(_user())}"}
+    )
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
     pong = await a.request({"type": "ping"})
     assert pong["type"] == "pong"
-    root = await connect(shared_hub.ws_url, token("root", admin=True), session_id=sid)
+    root = await shared_inproc.connect(token("root", admin=True), session_id=sid)
     await root.send({"type": "end_session"})
     assert (await a.recv_type("session_ended"))["reason"] == "ended"
     assert (await a.closed())[0] == 4410
@@ -201,18 +199,18 @@ async def test_an_admin_may_end_a_session_and_a_stranger_may_not(shared_hub: Hub
 
 
 async def test_concurrent_publishers_give_every_client_one_gap_free_seq_order(
-    shared_hub: HubProcess,
+    shared_inproc: InProcessHub,
 ) -> None:
     clients_n, per_client = 5, 200
     user = _user()
-    first = await connect(shared_hub.ws_url, token(user))
+    first = await shared_inproc.connect(token(user))
     sid = first.welcome["session_id"]
     clients = [first] + [
-        await connect(shared_hub.ws_url, token(user), session_id=sid) for _ in range(clients_n - 1)
+        await shared_inproc.connect(token(user), session_id=sid) for _ in range(clients_n - 1)
     ]
     last_join = clients[-1].welcome["seq"] + 1  # the seq of the last client_joined
 
-    async def run(index: int, ws: WS) -> list[dict[str, Any]]:
+    async def run(index: int, ws: InProcessWS) -> list[dict[str, Any]]:
         async def publish() -> None:
             for n in range(per_client):
                 await ws.send(

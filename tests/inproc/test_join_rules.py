@@ -1,17 +1,15 @@
-"""PROTOCOL.md section 1: the join rules, both URL forms, and the welcome frame."""
+"""PROTOCOL.md section 1: the join rules, both URL forms, and the welcome frame, on the
+in-process hub."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from urllib.parse import urlencode
 
-import httpx
 import pytest
-import websockets
 
-from tests.support.hub import HubFactory, HubProcess, token
-from tests.support.ws import WS, connect
+from tests.support.hub import token
+from tests.support.inproc import InProcessHub, InProcessWS, inprocess_hub
 
 WELCOME_FIELDS = {
     "type",
@@ -30,11 +28,11 @@ WELCOME_FIELDS = {
 
 
 def _user() -> str:
-    """A fresh user per test: the module shares one hub."""
+    """A fresh user per test: the module shares one database."""
     return f"u-{uuid.uuid4().hex[:8]}"
 
 
-async def _presence(ws: WS) -> list[dict[str, object]]:
+async def _presence(ws: InProcessWS) -> list[dict[str, object]]:
     reply = await ws.request({"type": "get_presence"})
     assert reply["type"] == "presence", reply
     clients: list[dict[str, object]] = reply["clients"]
@@ -42,10 +40,10 @@ async def _presence(ws: WS) -> list[dict[str, object]]:
 
 
 async def test_no_session_id_creates_a_session_and_the_welcome_has_every_field(
-    shared_hub: HubProcess,
+    shared_inproc: InProcessHub,
 ) -> None:
     user = _user()
-    ws = await connect(shared_hub.ws_url, token(user), client="agent")
+    ws = await shared_inproc.connect(token(user), client="agent")
     w = ws.welcome
     assert set(w) >= WELCOME_FIELDS, WELCOME_FIELDS - set(w)
     assert w["created"] is True and w["resumed"] is False
@@ -66,16 +64,14 @@ async def test_no_session_id_creates_a_session_and_the_welcome_has_every_field(
 
 @pytest.mark.parametrize("path_session", [False, True], ids=["query", "path"])
 async def test_the_owner_joins_a_live_session_by_either_url_form(
-    shared_hub: HubProcess, path_session: bool
+    shared_inproc: InProcessHub, path_session: bool
 ) -> None:
     user = _user()
-    first = await connect(shared_hub.ws_url, token(user))
+    first = await shared_inproc.connect(token(user))
     sid = first.welcome["session_id"]
     await first.recv_type("client_joined")
     await first.request({"type": "update_session_state", "key": "ui.step", "value": "quote"})
-    second = await connect(
-        shared_hub.ws_url, token(user), session_id=sid, path_session=path_session
-    )
+    second = await shared_inproc.connect(token(user), session_id=sid, path_session=path_session)
     w = second.welcome
     assert w["session_id"] == sid and w["created"] is False
     assert w["user_id"] == user and w["connection_id"] != first.welcome["connection_id"]
@@ -90,12 +86,13 @@ async def test_the_owner_joins_a_live_session_by_either_url_form(
     await second.close()
 
 
-async def test_the_path_and_query_ids_must_agree(shared_hub: HubProcess) -> None:
+async def test_the_path_and_query_ids_must_agree(shared_inproc: InProcessHub) -> None:
     user = _user()
-    ws = await connect(shared_hub.ws_url, token(user))
+    ws = await shared_inproc.connect(token(user))
     sid = ws.welcome["session_id"]
-    url = f"{shared_hub.ws_url}/ws/{sid}?{urlencode({'token': token(user), 'session_id': 'x'})}"
-    bad = WS(await websockets.connect(url))
+    bad = await shared_inproc.connect(
+        token(user), path=f"/ws/{sid}", session_id="x", expect_welcome=False
+    )
     error = await bad.recv()
     assert error["type"] == "error" and error["code"] == "invalid_message", error
     assert (await bad.closed())[0] == 4400
@@ -103,15 +100,14 @@ async def test_the_path_and_query_ids_must_agree(shared_hub: HubProcess) -> None
 
 
 async def test_another_users_session_is_refused_with_4403_and_nothing_joined(
-    shared_hub: HubProcess,
+    shared_inproc: InProcessHub,
 ) -> None:
     owner = _user()
-    a = await connect(shared_hub.ws_url, token(owner))
+    a = await shared_inproc.connect(token(owner))
     sid = a.welcome["session_id"]
     await a.recv_type("client_joined")
     for path_session in (False, True):
-        mallory = await connect(
-            shared_hub.ws_url,
+        mallory = await shared_inproc.connect(
             token(_user()),
             session_id=sid,
             path_session=path_session,
@@ -129,13 +125,13 @@ async def test_another_users_session_is_refused_with_4403_and_nothing_joined(
     await a.close()
 
 
-async def test_an_unknown_id_gets_a_new_server_generated_session(shared_hub: HubProcess) -> None:
+async def test_an_unknown_id_gets_a_new_server_generated_session(
+    shared_inproc: InProcessHub,
+) -> None:
     user = _user()
     wanted = f"my-own-id-{uuid.uuid4().hex[:6]}"
     for path_session in (False, True):
-        ws = await connect(
-            shared_hub.ws_url, token(user), session_id=wanted, path_session=path_session
-        )
+        ws = await shared_inproc.connect(token(user), session_id=wanted, path_session=path_session)
         w = ws.welcome
         assert w["created"] is True
         assert w["session_id"] != wanted
@@ -144,14 +140,14 @@ async def test_an_unknown_id_gets_a_new_server_generated_session(shared_hub: Hub
         await ws.close()
 
 
-async def test_an_ended_session_id_gets_a_new_session(shared_hub: HubProcess) -> None:
+async def test_an_ended_session_id_gets_a_new_session(shared_inproc: InProcessHub) -> None:
     user = _user()
-    ws = await connect(shared_hub.ws_url, token(user))
+    ws = await shared_inproc.connect(token(user))
     sid = ws.welcome["session_id"]
     await ws.send({"type": "end_session"})
     await ws.recv_type("session_ended")
     assert (await ws.closed())[0] == 4410
-    again = await connect(shared_hub.ws_url, token(user), session_id=sid)
+    again = await shared_inproc.connect(token(user), session_id=sid)
     assert again.welcome["created"] is True and again.welcome["session_id"] != sid
     assert again.welcome["requested_session_id"] == sid
     assert again.welcome["reason"] == "ended"
@@ -159,23 +155,23 @@ async def test_an_ended_session_id_gets_a_new_session(shared_hub: HubProcess) ->
 
 
 async def test_a_strangers_ended_session_is_reported_as_not_found(
-    shared_hub: HubProcess,
+    shared_inproc: InProcessHub,
 ) -> None:
-    ws = await connect(shared_hub.ws_url, token(_user()))
+    ws = await shared_inproc.connect(token(_user()))
     sid = ws.welcome["session_id"]
     await ws.send({"type": "end_session"})
     assert (await ws.closed())[0] == 4410
-    mallory = await connect(shared_hub.ws_url, token(_user()), session_id=sid)
+    mallory = await shared_inproc.connect(token(_user()), session_id=sid)
     assert mallory.welcome["created"] is True and mallory.welcome["session_id"] != sid
     assert mallory.welcome["reason"] == "not_found"
     await mallory.close()
 
 
-async def test_an_admin_joins_any_session(shared_hub: HubProcess) -> None:
+async def test_an_admin_joins_any_session(shared_inproc: InProcessHub) -> None:
     owner = _user()
-    a = await connect(shared_hub.ws_url, token(owner))
+    a = await shared_inproc.connect(token(owner))
     sid = a.welcome["session_id"]
-    root = await connect(shared_hub.ws_url, token("root", admin=True), session_id=sid)
+    root = await shared_inproc.connect(token("root", admin=True), session_id=sid)
     assert root.welcome["session_id"] == sid and root.welcome["created"] is False
     assert root.welcome["user_id"] == "root"
     joined = await a.recv_until(lambda f: f["type"] == "client_joined" and f["user_id"] == "root")
@@ -187,12 +183,12 @@ async def test_an_admin_joins_any_session(shared_hub: HubProcess) -> None:
     await root.close()
 
 
-async def test_concurrent_joins_of_one_session_all_land_in_it(shared_hub: HubProcess) -> None:
+async def test_concurrent_joins_of_one_session_all_land_in_it(shared_inproc: InProcessHub) -> None:
     user = _user()
-    first = await connect(shared_hub.ws_url, token(user))
+    first = await shared_inproc.connect(token(user))
     sid = first.welcome["session_id"]
     others = await asyncio.gather(
-        *(connect(shared_hub.ws_url, token(user), session_id=sid) for _ in range(6))
+        *(shared_inproc.connect(token(user), session_id=sid) for _ in range(6))
     )
     assert {ws.welcome["session_id"] for ws in others} == {sid}
     assert len(await _presence(first)) == 7
@@ -200,21 +196,20 @@ async def test_concurrent_joins_of_one_session_all_land_in_it(shared_hub: HubPro
         await ws.close()
 
 
-async def test_an_expired_id_is_ended_on_connect_and_replaced(hub_factory: HubFactory) -> None:
+async def test_an_expired_id_is_ended_on_connect_and_replaced(shared_db_url: str) -> None:
     """The connect path (no sweep has run yet): PROTOCOL.md's `expired` reason."""
-    hub = hub_factory(
-        env={"COMPANION_SESSION_TTL": "1", "COMPANION_SWEEP_INTERVAL": "3600"}
-    ).start()
-    user = _user()
-    async with httpx.AsyncClient(base_url=hub.base_url) as http:
-        created = await http.post("/sessions", headers={"Authorization": f"Bearer {token(user)}"})
+    async with inprocess_hub(shared_db_url, session_ttl=1, sweep_interval=3600) as hub:
+        user = _user()
+        created = await hub.http.post(
+            "/sessions", headers={"Authorization": f"Bearer {token(user)}"}
+        )
         assert created.status_code == 201, created.text
         sid = created.json()["session_id"]
         expires_at = created.json()["expires_at"]
-    await asyncio.sleep(1.3)
-    ws = await connect(hub.ws_url, token(user), session_id=sid)
-    w = ws.welcome
-    assert w["created"] is True and w["session_id"] != sid
-    assert w["requested_session_id"] == sid and w["reason"] == "expired"
-    assert expires_at <= w["timestamp"]
-    await ws.close()
+        await asyncio.sleep(1.3)
+        ws = await hub.connect(token(user), session_id=sid)
+        w = ws.welcome
+        assert w["created"] is True and w["session_id"] != sid
+        assert w["requested_session_id"] == sid and w["reason"] == "expired"
+        assert expires_at <= w["timestamp"]
+        await ws.close()
