@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -22,6 +22,22 @@ from companion_ws.auth.tokens import TokenConfig, TokenService
 SECRET = "test-secret-0123456789-abcdefghijklmnop"
 PG_ADMIN_DSN = os.environ.get("COMPANION_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("COMPANION_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+# What every test hub runs with, in a subprocess (as COMPANION_* variables) or in the
+# test's process (tests/support/inproc.py); a test sets its own on top.
+TEST_SETTINGS: dict[str, Any] = {
+    "jwt_secret": SECRET,
+    "auto_migrate": True,
+    "event_flush_interval": 0.05,
+    # Every test connects from 127.0.0.1: the per-address connect limit is lifted here
+    # and set low only by the test of it (test_abuse.py).
+    "connect_rate": 100000.0,
+    "connect_burst": 100000,
+    # Tests share a few users (alice...): the per-user rate of new sessions is lifted
+    # here too, and set by the tests of it (test_principal_caps.py).
+    "session_create_rate": 100000.0,
+    "session_create_burst": 100000,
+}
 
 tokens = TokenService(TokenConfig(algorithm="HS256", verifying_key=SECRET, signing_key=SECRET))
 
@@ -91,18 +107,8 @@ class HubProcess:
     def start(self, timeout: float = 20.0) -> HubProcess:
         env = {
             **os.environ,
-            "COMPANION_JWT_SECRET": SECRET,
+            **{f"COMPANION_{name.upper()}": str(value) for name, value in TEST_SETTINGS.items()},
             "COMPANION_DATABASE_URL": self.database_url,
-            "COMPANION_AUTO_MIGRATE": "true",
-            "COMPANION_EVENT_FLUSH_INTERVAL": "0.05",
-            # Every test connects from 127.0.0.1: the per-address connect limit is
-            # lifted here and set low only by the test of it (test_abuse.py).
-            "COMPANION_CONNECT_RATE": "100000",
-            "COMPANION_CONNECT_BURST": "100000",
-            # Tests share a few users (alice...): the per-user rate of new sessions is
-            # lifted here too, and set by the tests of it (test_stream_credentials.py).
-            "COMPANION_SESSION_CREATE_RATE": "100000",
-            "COMPANION_SESSION_CREATE_BURST": "100000",
             # SIGABRT makes a hung hub print every thread's stack into its log.
             "PYTHONFAULTHANDLER": "1",
             **self.env,

@@ -24,7 +24,7 @@ import httpx
 
 from companion_ws.app import create_app
 from companion_ws.settings import Settings
-from tests.support.hub import SECRET
+from tests.support.hub import TEST_SETTINGS
 
 BASE_URL = "http://hub.test"
 ASGIApp = Callable[..., Any]
@@ -180,14 +180,7 @@ class InProcessHub:
 
 def hub_settings(database_url: str, **overrides: Any) -> Settings:
     """The settings the subprocess hubs of the suite run with (tests/support/hub.py)."""
-    return Settings(
-        database_url=database_url,
-        jwt_secret=SECRET,
-        auto_migrate=True,
-        event_flush_interval=0.05,
-        connect_rate=100000.0,
-        connect_burst=100000,
-    ).replace(**overrides)
+    return Settings(database_url=database_url).replace(**TEST_SETTINGS, **overrides)
 
 
 class Lifespan:
