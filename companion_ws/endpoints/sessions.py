@@ -181,7 +181,7 @@ async def _join_role(request: Request) -> Role:
 async def join_token(request: Request) -> Response:
     node = node_of(request)
     sid = request.path_params["session_id"]
-    issued = await node.sessions.issue_join_code(principal(request), sid, await _join_role(request))
+    issued = await node.devices.issue_join_code(principal(request), sid, await _join_role(request))
     return JSON(
         {**issued, "session_id": sid, "join_url": _join_url(request, issued["join_token"])},
         status_code=201,
@@ -193,7 +193,7 @@ async def qr_svg(request: Request) -> Response:
     """A fresh join link as a QR code (each drawing issues a new one-time token)."""
     node = node_of(request)
     sid = request.path_params["session_id"]
-    issued = await node.sessions.issue_join_code(principal(request), sid)
+    issued = await node.devices.issue_join_code(principal(request), sid)
     url = _join_url(request, issued["join_token"])
     svg = _qr_svg(url)
     return Response(
@@ -209,14 +209,14 @@ async def qr_svg(request: Request) -> Response:
 
 async def list_devices(request: Request) -> Response:
     sid = request.path_params["session_id"]
-    devices = await node_of(request).sessions.devices(principal(request), sid)
+    devices = await node_of(request).devices.of_session(principal(request), sid)
     return JSON({"session_id": sid, "devices": devices})
 
 
 async def revoke_device(request: Request) -> Response:
     sid = request.path_params["session_id"]
     device_id = request.path_params["device_id"]
-    await node_of(request).sessions.revoke_device(principal(request), sid, device_id)
+    await node_of(request).devices.revoke(principal(request), sid, device_id)
     return JSON({"session_id": sid, "device_id": device_id, "revoked": True})
 
 

@@ -16,8 +16,8 @@ from companion_ws.auth.tokens import AGENT, RECONNECT, Principal, TokenService
 from companion_ws.broker.base import Broker
 from companion_ws.errors import TooManyConnections
 from companion_ws.hub.connection import Connection
-from companion_ws.hub.directory import SessionDirectory
 from companion_ws.hub.hub import Hub
+from companion_ws.hub.joins import Joins
 from companion_ws.hub.lifetimes import Lifetimes
 from companion_ws.hub.outbox import Direct, Outbox, Send
 from companion_ws.hub.publisher import Publisher
@@ -50,7 +50,7 @@ class Admission:
         self,
         hub: Hub,
         broker: Broker,
-        directory: SessionDirectory,
+        joins: Joins,
         recovery: Recovery,
         publisher: Publisher,
         eventlog: EventLog,
@@ -62,7 +62,7 @@ class Admission:
     ) -> None:
         self._hub = hub
         self._broker = broker
-        self._directory = directory
+        self._joins = joins
         self._recovery = recovery
         self._publisher = publisher
         self._eventlog = eventlog
@@ -94,7 +94,7 @@ class Admission:
         # known only once the code is consumed: its place is taken then).
         held = self._take(principal) if not principal.is_join else None
         try:
-            resolved = await self._directory.resolve(principal, requested, client)
+            resolved = await self._joins.resolve(principal, requested, client)
             if principal.is_join:
                 held = self._take(resolved.principal)
         except BaseException:

@@ -1,5 +1,6 @@
-"""The session directory: creating, finding, authorizing, ending and expiring sessions,
-the join rules of PROTOCOL.md section 1, and one-time join codes."""
+"""The session directory: creating, finding, authorizing, ending and expiring sessions.
+Where a connect lands is ``joins`` (the rules themselves: ``join_rules``); a session's
+devices and join codes are ``devices``."""
 
 from __future__ import annotations
 
@@ -7,22 +8,17 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from companion_ws.auth import policy
-from companion_ws.auth.policy import Action, Role
-from companion_ws.auth.tokens import DEVICE, Principal, TokenService
+from companion_ws.auth.policy import Action
+from companion_ws.auth.tokens import Principal
 from companion_ws.broker.base import Presence, new_epoch
 from companion_ws.errors import (
-    BadRequest,
-    Forbidden,
     Internal,
     NotFound,
-    SessionEnded,
     SessionLive,
     TooManySessions,
-    Unauthorized,
 )
 from companion_ws.hub.credentials import Credentials
 from companion_ws.hub.locks import KeyedLock
@@ -32,17 +28,16 @@ from companion_ws.hub.ratelimit import KeyedLimiter
 from companion_ws.hub.state import CAS_ATTEMPTS, StateService, changed
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import decode_json, now_ms
-from companion_ws.store.connects import SessionHead
 from companion_ws.store.eventlog import EventLog
-from companion_ws.store.models import DeviceRow, SessionRow
+from companion_ws.store.models import SessionRow
 from companion_ws.store.store import Store
 from companion_ws.store.uow import UnitOfWork
 from ui_state import StateDoc, abandon_tasks
-from ui_state.restore import restored_state, unfinished_task
+from ui_state.restore import restored_state
 
 log = logging.getLogger("companion_ws.retention")
 
-__all__ = ["PURGE_BATCH", "PURGE_ROUNDS", "Resolved", "SessionDirectory", "new_id"]
+__all__ = ["PURGE_BATCH", "PURGE_ROUNDS", "SessionDirectory", "new_id"]
 
 # Retention deletes in batches of this many sessions (and join tokens), each batch its
 # own transaction, at most this many batches a sweep: bounded work per sweep.
@@ -54,19 +49,6 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    """The session a connect lands in, why (PROTOCOL.md section 1), and as whom: the
-    connection's principal (a joined device's, after a join code), role and device."""
-
-    row: SessionHead
-    created: bool
-    principal: Principal
-    role: Role
-    requested: str | None = None
-    reason: str | None = None
-
-
 class SessionDirectory:
     def __init__(
         self,
@@ -76,12 +58,9 @@ class SessionDirectory:
         locks: KeyedLock,
         presence: Presence,
         eventlog: EventLog,
-        tokens: TokenService,
         credentials: Credentials,
         *,
         ttl_ms: int,
-        join_token_ttl: float,
-        device_ttl: float,
         retention_ms: int | None = None,
         create_rate: float = 5.0,
         create_burst: int = 20,
@@ -92,16 +71,13 @@ class SessionDirectory:
         self._locks = locks
         self._presence = presence
         self._eventlog = eventlog
-        self._tokens = tokens
         self._ttl_ms = ttl_ms
-        self._join_ttl_ms = int(join_token_ttl * 1000)
-        self._device_ttl_ms = int(device_ttl * 1000)
         self._retention_ms = retention_ms
         self._credentials = credentials
         # New sessions per user (PROTOCOL.md section 4, v1.2): a token bucket per sub.
         self._creates = KeyedLimiter(create_rate, create_burst)
 
-    def _charge(self, principal: Principal) -> None:
+    def charge(self, principal: Principal) -> None:
         """One new session on ``principal``'s account, or :class:`TooManySessions`
         (admins and services are capped per address only)."""
         if counted(principal) and not self._creates.take(principal.sub):
@@ -109,7 +85,7 @@ class SessionDirectory:
 
     async def create_for(self, principal: Principal) -> SessionRow:
         """A new session a caller asked for (``POST /sessions``), within its rate."""
-        self._charge(principal)
+        self.charge(principal)
         return await self.create(principal.sub)
 
     async def create(
@@ -144,15 +120,17 @@ class SessionDirectory:
         row = await self.get(source_id)
         if row is None or row.owner_id != principal.sub:
             raise NotFound(f"you have no session {source_id!r}")  # never tell whose it is
-        self._charge(principal)
+        self.charge(principal)
         if row.ended_at is None:
             if row.expires_at > now_ms():
                 raise SessionLive("this session is still live: connect to it instead")
             await self.end(row.id, reason="expired")
             row = await self.get(source_id) or row
-        return await self._carry_on(row)
+        return await self.carry_on(row)
 
-    async def _carry_on(self, row: SessionRow) -> SessionRow:
+    async def carry_on(self, row: SessionRow) -> SessionRow:
+        """A new session carrying on the ended ``row``: its state, its unfinished task
+        active again (section 13)."""
         state = restored_state(json.loads(row.state or "{}"), source=row.id)
         fresh = await self.create(row.owner_id, state=state, restored_from=row.id)
         log.info("session %s restored from %s", fresh.id, row.id)
@@ -182,152 +160,6 @@ class SessionDirectory:
         )
         await self._credentials.check(principal)
         return row
-
-    async def resolve(self, principal: Principal, requested: str | None, client: str) -> Resolved:
-        """PROTOCOL.md section 1's join rules, and section 11's roles."""
-        if principal.is_join:
-            return await self._resolve_join(principal, requested, client)
-        if requested is None and principal.session_scope is not None:
-            requested = principal.session_scope
-        policy.check_scope(principal, requested)
-        await self._credentials.check(principal)
-        if requested is None:
-            self._charge(principal)
-            new = await self.create(principal.sub)
-            role = policy.socket_role(principal, new.id, new.owner_id, client)
-            return Resolved(SessionHead.of(new), created=True, principal=principal, role=role)
-        # Read on every connect, never cached: another process may have ended it.
-        row = await self._store.session_head(requested)
-        if row is not None and row.ended_at is None and row.expires_at <= now_ms():
-            await self.end(row.id, reason="expired")
-            row = await self._store.session_head(requested)
-        if row is not None and row.ended_at is None:
-            role = policy.socket_role(principal, row.id, row.owner_id, client)
-            return Resolved(row, created=False, principal=principal, role=role)
-        if principal.session_scope is not None:
-            raise SessionEnded("this session has ended")
-        reason = "not_found" if row is None else (row.end_reason or "expired")
-        ended: SessionRow | None = None
-        if row is not None and not policy.may_open(principal, row.owner_id):
-            reason = "not_found"  # never tell a stranger that someone else's session existed
-        elif row is not None:
-            ended = await self._restores_itself(principal, row)
-        # One's own expired session with an unfinished task is carried on; else a new one.
-        self._charge(principal)
-        fresh = await self._carry_on(ended) if ended else await self.create(principal.sub)
-        role = policy.socket_role(principal, fresh.id, fresh.owner_id, client)
-        return Resolved(
-            SessionHead.of(fresh),
-            created=True,
-            principal=principal,
-            role=role,
-            requested=requested,
-            reason=reason,
-        )
-
-    async def _restores_itself(self, principal: Principal, head: SessionHead) -> SessionRow | None:
-        """Connecting to one's own expired session that had an unfinished task carries
-        it on in a new session (section 13): that session, with its state."""
-        if head.owner_id != principal.sub or head.end_reason != "expired":
-            return None
-        row = await self.get(head.id)
-        if row is None or unfinished_task(json.loads(row.state or "{}")) is None:
-            return None
-        return row
-
-    async def _resolve_join(
-        self, principal: Principal, requested: str | None, client: str
-    ) -> Resolved:
-        """Consume a one-time join code: the winner joins its session as a new device
-        with the code's role; a used or expired code is refused, and so is a code
-        combined with another session's id (the code stays unused: nothing is
-        committed)."""
-        assert principal.jti is not None
-        if client == policy.AGENT_CLIENT:
-            raise Forbidden("a joined device cannot connect as the agent")
-        now = now_ms()
-        # Whole seconds, as in the device's token: the two expire together.
-        expires_at = (now + self._device_ttl_ms) // 1000 * 1000
-        async with self._store.uow() as uow:
-            code = await uow.join_tokens.consume(principal.jti, now)
-            if code is None:
-                raise Unauthorized("this join link was already used or has expired")
-            if requested is not None and requested != code.session_id:
-                raise Forbidden("this join link is for another session")
-            row = await uow.sessions.get(code.session_id)
-            if row is None or row.ended_at is not None:
-                raise SessionEnded("this session has ended")
-            device = DeviceRow(
-                device_id=new_id()[:16],
-                session_id=row.id,
-                role=code.role,
-                joined_at=now,
-                expires_at=expires_at,
-            )
-            uow.devices.add(device)
-            await uow.commit()
-        member = Principal(
-            sub=row.owner_id,
-            session_scope=row.id,
-            token_type=DEVICE,
-            expires_at=device.expires_at / 1000,
-            device_id=device.device_id,
-            device_role=device.role,
-        )
-        return Resolved(
-            SessionHead.of(row), created=False, principal=member, role=Role(device.role)
-        )
-
-    async def issue_join_code(
-        self, principal: Principal, session_id: str, role: Role = Role.COMPANION
-    ) -> dict[str, Any]:
-        """A one-time join code for the session, for a device of ``role``."""
-        if role not in policy.DEVICE_ROLES:
-            raise BadRequest("role must be companion or observer")
-        row = await self.authorize(principal, session_id, Action.INVITE)
-        if row.ended_at is not None:
-            raise SessionEnded("this session has ended")
-        code = self._tokens.new_join_code()
-        expires_at = now_ms() + self._join_ttl_ms
-        async with self._store.uow() as uow:
-            uow.join_tokens.add(
-                code,
-                session_id=session_id,
-                created_by=principal.sub,
-                expires_at=expires_at,
-                role=role.value,
-            )
-            await uow.commit()
-        return {"join_token": code, "expires_at": expires_at, "role": role.value}
-
-    async def devices(self, principal: Principal, session_id: str) -> list[dict[str, Any]]:
-        """The devices joined to the session by join code, with whether each is live."""
-        await self.authorize(principal, session_id, Action.DEVICES)
-        async with self._store.uow() as uow:
-            rows = await uow.devices.of_session(session_id)
-        connected = {m.get("device_id") for m in await self._presence.members(session_id)}
-        return [
-            {
-                "device_id": d.device_id,
-                "role": d.role,
-                "joined_at": d.joined_at,
-                "expires_at": d.expires_at,
-                "connected": d.device_id in connected,
-                "revoked": d.revoked_at is not None,
-            }
-            for d in rows
-        ]
-
-    async def revoke_device(self, principal: Principal, session_id: str, device_id: str) -> None:
-        """Revoke a joined device: its token is refused from now on, and every process
-        closes its connections (the ``device_revoked`` event)."""
-        await self.authorize(principal, session_id, Action.DEVICES)
-        async with self._store.uow() as uow:
-            found = await uow.devices.revoke(session_id, device_id, now_ms())
-            await uow.commit()
-        if not found:
-            raise NotFound(f"no device {device_id!r} in this session")
-        await self._publisher.publish(f.DeviceRevoked(session_id=session_id, device_id=device_id))
 
     async def end(
         self, session_id: str, *, reason: str = "ended", request_id: str | None = None

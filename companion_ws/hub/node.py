@@ -23,9 +23,11 @@ from companion_ws.hub.admission import Admission, AdmissionLimits
 from companion_ws.hub.commands import CommandRouter, error_frame
 from companion_ws.hub.conversation import ConversationService
 from companion_ws.hub.credentials import Credentials
+from companion_ws.hub.devices import Devices
 from companion_ws.hub.directory import SessionDirectory
 from companion_ws.hub.hub import Hub
 from companion_ws.hub.idempotent import IdempotentPublisher
+from companion_ws.hub.joins import Joins
 from companion_ws.hub.lifetimes import Lifetimes
 from companion_ws.hub.listeners import Listeners
 from companion_ws.hub.locks import KeyedLock
@@ -93,14 +95,20 @@ class Node:
             locks,
             broker.presence,
             self._eventlog,
-            tokens,
             self.credentials,
             ttl_ms=ttl_ms,
-            join_token_ttl=settings.join_token_ttl,
-            device_ttl=settings.device_ttl,
             retention_ms=int(settings.retention * 1000),
             create_rate=settings.session_create_rate,
             create_burst=settings.session_create_burst,
+        )
+        self.joins = Joins(store, self.sessions, self.credentials, device_ttl=settings.device_ttl)
+        self.devices = Devices(
+            store,
+            self.sessions,
+            publisher,
+            broker.presence,
+            tokens,
+            join_token_ttl=settings.join_token_ttl,
         )
         self.recovery = Recovery(
             broker, self.state, store, self._eventlog, locks, outbox_limit=settings.outbox_limit
@@ -123,7 +131,7 @@ class Node:
         self.admission = Admission(
             self._hub,
             broker,
-            self.sessions,
+            self.joins,
             self.recovery,
             publisher,
             self._eventlog,

@@ -178,15 +178,15 @@ async def test_a_connect_that_would_create_a_session_past_the_rate_is_closed_442
     settings = _settings(tmp_path, session_create_rate=0.01, session_create_burst=2)
     async with running_node(settings) as node:
         alice = Principal(sub="alice")
-        existing = await node.sessions.resolve(alice, None, "ui")
-        await node.sessions.resolve(alice, "no-such-session", "ui")  # a new one instead
+        existing = await node.joins.resolve(alice, None, "ui")
+        await node.joins.resolve(alice, "no-such-session", "ui")  # a new one instead
         with pytest.raises(TooManySessions) as refused:
-            await node.sessions.resolve(alice, None, "ui")
+            await node.joins.resolve(alice, None, "ui")
         assert refused.value.code == "rate_limited" and refused.value.close_code == 4429
         with pytest.raises(TooManySessions):
-            await node.sessions.resolve(alice, "no-such-session", "ui")
+            await node.joins.resolve(alice, "no-such-session", "ui")
         # Joining a session that exists creates nothing: not limited.
-        again = await node.sessions.resolve(alice, existing.row.id, "ui")
+        again = await node.joins.resolve(alice, existing.row.id, "ui")
         assert not again.created
 
 
