@@ -30,13 +30,14 @@ from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
 from companion_ws.protocol import messages as m
 from companion_ws.protocol.codec import encode
+from companion_ws.protocol.replies import error_frame
 from companion_ws.store.eventlog import EventLog
 from ui_state import InvalidPatch, key_patch
 
 if TYPE_CHECKING:
     from companion_ws.hub.lifetimes import Lifetimes
 
-__all__ = ["ACTIONS", "CommandRouter", "error_frame"]
+__all__ = ["ACTIONS", "CommandRouter"]
 
 #: What each client frame does, for the role table (PROTOCOL.md section 11).
 ACTIONS: dict[type[m.ClientMessage], Action] = {
@@ -54,17 +55,6 @@ ACTIONS: dict[type[m.ClientMessage], Action] = {
     m.AgentState: Action.CONVERSE,
     m.Step: Action.CONVERSE,
 }
-
-
-def error_frame(session_id: str, error: CompanionError, request_id: str | None) -> str:
-    """The ``error`` frame that answers ``error``, encoded."""
-    fields = {"type": "error", **error.payload()}
-    if session_id:  # errors before a join name no session
-        fields["session_id"] = session_id
-    frame = msgspec.convert(fields, f.Error)
-    if request_id is not None:
-        frame = msgspec.structs.replace(frame, requestId=request_id)
-    return encode(frame).decode()
 
 
 class CommandRouter:

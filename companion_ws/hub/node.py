@@ -20,7 +20,7 @@ from companion_ws.auth.policy import DEVICE_ROLES
 from companion_ws.auth.tokens import TokenService
 from companion_ws.broker.base import Broker, Event, Leave
 from companion_ws.hub.admission import Admission, AdmissionLimits
-from companion_ws.hub.commands import CommandRouter, error_frame
+from companion_ws.hub.commands import CommandRouter
 from companion_ws.hub.conversation import ConversationService
 from companion_ws.hub.credentials import Credentials
 from companion_ws.hub.devices import Devices
@@ -40,6 +40,7 @@ from companion_ws.hub.toolrunner import ToolRunner
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.closecodes import Close
+from companion_ws.protocol.replies import error_frame
 from companion_ws.settings import Settings
 from companion_ws.store.eventlog import EventLog
 from companion_ws.store.store import Store
