@@ -233,3 +233,54 @@ def test_requests_on_a_kept_alive_connection_are_served(hub: HubProcess) -> None
     with httpx.Client(base_url=hub.base_url) as client:
         for _ in range(3):
             assert client.get("/healthz").status_code == 200
+
+
+async def test_a_long_answer_outlives_the_header_timeout(hub: HubProcess) -> None:
+    """An AG-UI stream is one response that lasts: the deadline ended with its head."""
+    agent = await connect(hub.ws_url, token("dora"), client="agent")
+    sid = agent.welcome["session_id"]
+    auth = {"Authorization": f"Bearer {token('dora')}"}
+    try:
+        async with (
+            httpx.AsyncClient(base_url=hub.base_url, timeout=httpx.Timeout(10, read=None)) as http,
+            http.stream("GET", f"/sessions/{sid}/ag-ui", headers=auth) as stream,
+        ):
+            assert stream.status_code == 200
+            lines = stream.aiter_lines()
+            async with asyncio.timeout(WAIT):
+                while "RUN_STARTED" not in await anext(lines):
+                    pass
+            await asyncio.sleep(3 * TIMEOUT)
+            await agent.send({"type": "contextual_update", "text": "still here", "data": {}})
+            async with asyncio.timeout(WAIT):
+                while "still here" not in await anext(lines):
+                    pass
+    finally:
+        await agent.close()
+
+
+def test_an_upgrade_with_more_than_the_limit_in_its_read_is_handed_over_once(
+    hub: HubProcess,
+) -> None:
+    """The head of an upgrade, then (in the same write) more than the limit of bytes:
+    the socket goes to the WebSocket protocol once, and nothing after the head is fed to
+    the HTTP parser (pins uvicorn's ``handle_websocket_upgrade``, which HttpProtocol
+    hooks to stop feeding)."""
+    upgrade = (
+        f"GET /ws?token={token('erin')} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    ).encode()
+    with opened(hub) as sock:
+        sock.sendall(upgrade + b"\x00" * (2 * LIMIT))
+        received = b""
+        while b"\r\n\r\n" not in received:
+            data = sock.recv(65536)
+            assert data, "the hub closed the connection"
+            received += data
+        assert received.startswith(b"HTTP/1.1 101 "), received[:80]
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            sock.settimeout(2)
+            while data := sock.recv(65536):
+                received += data
+    assert received.count(b"HTTP/1.1 ") == 1, received[:400]
