@@ -15,11 +15,13 @@ import contextlib
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
-from tests.support.hub import HubProcess, token
+from tests.support.hub import HubProcess, free_port, token
 from tests.support.ws import connect
 
 LIMIT = 16 * 1024  # the default COMPANION_MAX_HEADER_BYTES
@@ -284,3 +286,44 @@ def test_an_upgrade_with_more_than_the_limit_in_its_read_is_handed_over_once(
             while data := sock.recv(65536):
                 received += data
     assert received.count(b"HTTP/1.1 ") == 1, received[:400]
+
+
+async def test_an_oversized_head_during_an_answer_ends_the_connection_without_a_431() -> None:
+    """Request 1 is still being answered when request 2's head grows past the limit: a
+    431 written then would land inside answer 1, so the connection is only closed.
+    (In this process: uvicorn with the hub's protocol class and an app that answers
+    request 1 only when the test says so.)"""
+    from companion_ws.endpoints.http_protocol import http_protocol
+
+    release = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"late"})
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
+            http=http_protocol(LIMIT, 30.0),
+        )
+    )  # fmt: skip
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not serving.done(), "uvicorn did not start"
+        await asyncio.sleep(0.01)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(head(200) + head(LIMIT + 1))
+        await writer.drain()
+        async with asyncio.timeout(WAIT):
+            received = await reader.read()  # to the end of the connection
+        assert received == b""
+        writer.close()
+    finally:
+        release.set()
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)
