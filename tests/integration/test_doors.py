@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -327,3 +331,25 @@ async def test_an_oversized_head_during_an_answer_ends_the_connection_without_a_
         release.set()
         server.should_exit = True
         await asyncio.wait_for(serving, 10)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("COMPANION_MAX_HEADER_BYTES", "0"), ("COMPANION_HEADER_TIMEOUT", "0")]
+)
+def test_a_door_left_open_by_its_setting_stops_the_start(
+    name: str, value: str, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "companion_ws", "serve", "--port", str(free_port())],
+        env={
+            **os.environ,
+            "COMPANION_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
+            name: value,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert name in result.stderr, result.stderr
