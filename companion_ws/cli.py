@@ -59,6 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from companion_ws.app import create_app
+    from companion_ws.endpoints.http_protocol import http_protocol
     from companion_ws.endpoints.socket_protocol import SocketProtocol
     from companion_ws.logs import LOG_FORMATS, log_config
     from companion_ws.startup import StartupError, check_port, check_schema, warn_about
@@ -69,6 +70,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"companion-ws: COMPANION_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}",
             file=sys.stderr,
         )
+        return 2
+    try:
+        http = http_protocol(settings.max_header_bytes, settings.header_timeout)
+    except ValueError as exc:
+        print(f"companion-ws: {exc}", file=sys.stderr)
         return 2
     if args.migrate:
         settings = settings.replace(auto_migrate=True)
@@ -109,7 +115,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ws=SocketProtocol,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,
-        http="httptools",
+        # httptools, with the doors before the token: a bound on each request head's
+        # size and time (PROTOCOL.md section 4, v1.2). No limit_concurrency: uvicorn
+        # counts the open WebSockets in it and acts only once a head is complete.
+        http=http,
         loop="uvloop",
         log_config=log_config(args.log_level, settings.log_format),
         log_level=args.log_level,

@@ -69,6 +69,7 @@ async def _demo(args: argparse.Namespace, folder: Path) -> None:
     from companion_ws.app import create_app, token_service
     from companion_ws.demo.script import ShippingScript
     from companion_ws.demo.standin import StandIn
+    from companion_ws.endpoints.http_protocol import http_protocol
     from companion_ws.endpoints.socket_protocol import SocketProtocol
     from companion_ws.integrations.elevenlabs import AgentBridge, BridgeConfig
     from companion_ws.settings import Settings
@@ -86,6 +87,7 @@ async def _demo(args: argparse.Namespace, folder: Path) -> None:
             app,
             host=args.host,
             port=args.port,
+            http=http_protocol(settings.max_header_bytes, settings.header_timeout),
             ws=SocketProtocol,
             log_level="warning",
             access_log=False,
