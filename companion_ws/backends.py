@@ -39,7 +39,13 @@ async def start_backends(
         if settings.grpc_port is not None:
             from companion_ws.grpc.server import GrpcServer
 
-            server = GrpcServer(node, tokens, host=settings.grpc_host, port=settings.grpc_port)
+            server = GrpcServer(
+                node,
+                tokens,
+                host=settings.grpc_host,
+                port=settings.grpc_port,
+                max_message_bytes=settings.max_body_bytes,
+            )
             await server.start()
             stack.push_async_callback(server.stop)
     except BaseException:
