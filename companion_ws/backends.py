@@ -33,6 +33,7 @@ async def start_backends(
                         ack_wait=settings.bus_ack_wait,
                     )
                 ),
+                max_message_bytes=settings.max_body_bytes,
             )
             stack.push_async_callback(bridge.stop)
             await bridge.start()

@@ -276,3 +276,24 @@ async def test_a_tool_whose_effect_would_be_over_the_limit_fails_and_changes_not
     assert seen[1]["tool_call_id"] == call_id and seen[1]["is_error"] is True
     assert await _version(hub, sid) == 0  # no quotes, no task
     await ws.close()
+
+
+async def test_grpc_a_key_reused_for_a_different_message_is_invalid_argument(
+    api: Any, doors: tuple[HubProcess, int]
+) -> None:
+    sid = await new_session(doors[0])
+
+    def publish(text: str, correlation_id: str) -> pb.PublishRequest:
+        return pb.PublishRequest(
+            session_id=sid,
+            type="contextual_update",
+            data_json=json.dumps({"text": text}),
+            idempotency_key="k",
+            correlation_id=correlation_id,
+        )
+
+    first = await api.Publish(publish("pay 10", "a"), metadata=bearer())
+    again = await api.Publish(publish("pay 10", "b"), metadata=bearer())  # the same message
+    assert (again.seq, again.duplicate) == (first.seq, True)
+    code, details = await _status(api.Publish(publish("pay 1000", "c"), metadata=bearer()))
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "different message" in details, details
