@@ -33,13 +33,20 @@ async def start_backends(
                         ack_wait=settings.bus_ack_wait,
                     )
                 ),
+                max_message_bytes=settings.max_body_bytes,
             )
             stack.push_async_callback(bridge.stop)
             await bridge.start()
         if settings.grpc_port is not None:
             from companion_ws.grpc.server import GrpcServer
 
-            server = GrpcServer(node, tokens, host=settings.grpc_host, port=settings.grpc_port)
+            server = GrpcServer(
+                node,
+                tokens,
+                host=settings.grpc_host,
+                port=settings.grpc_port,
+                max_message_bytes=settings.max_body_bytes,
+            )
             await server.start()
             stack.push_async_callback(server.stop)
     except BaseException:

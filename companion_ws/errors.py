@@ -126,7 +126,8 @@ class StateTooLarge(CompanionError):
 
 
 class PayloadTooLarge(CompanionError):
-    """An HTTP body over ``COMPANION_MAX_BODY_BYTES`` (refused before it is read whole)."""
+    """An HTTP body over ``COMPANION_MAX_BODY_BYTES`` (refused before it is read whole),
+    or an event whose frame would be over ``COMPANION_MAX_EVENT_BYTES`` (any door)."""
 
     code = "payload_too_large"
     http_status = 413

@@ -27,6 +27,7 @@ class BusConfig:
     consumer: str = "companion-hub"
     ack_wait: float = 30.0
     batch: int = 64  # messages fetched (and handled concurrently) at a time
+    dead_maxlen: int = 100_000  # Redis: dead letters kept (the oldest go first)
 
 
 class Bus(Protocol):

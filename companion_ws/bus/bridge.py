@@ -23,12 +23,12 @@ from typing import Any
 from companion_ws import failpoints
 from companion_ws.broker.base import Event
 from companion_ws.bus.base import Bus
-from companion_ws.errors import CompanionError, Internal
+from companion_ws.errors import BadRequest, CompanionError, Internal, PayloadTooLarge
 from companion_ws.hub.idempotent import MAX_KEY
 from companion_ws.hub.locks import KeyedLock
 from companion_ws.hub.node import Node
 from companion_ws.protocol.backend import backend_frame
-from companion_ws.protocol.codec import JSON_ERRORS, decode_json, encode
+from companion_ws.protocol.codec import JSON_ERRORS, decode_body, encode
 
 __all__ = ["BusBridge"]
 
@@ -37,6 +37,8 @@ log = logging.getLogger("companion_ws.bus")
 #: Outbound events queued beyond this are dropped (and logged): the bus is away.
 OUT_BACKLOG = 100_000
 SENDER = "bus"
+#: A dead letter quotes at most this many bytes of its message.
+DEAD_EXCERPT = 4096
 
 
 class _Dead(Exception):
@@ -46,9 +48,12 @@ class _Dead(Exception):
 
 
 class BusBridge:
-    def __init__(self, node: Node, bus: Bus) -> None:
+    def __init__(self, node: Node, bus: Bus, *, max_message_bytes: int) -> None:
         self._node = node
         self._bus = bus
+        # A message larger than this is not even decoded (COMPANION_MAX_BODY_BYTES);
+        # the event it makes is held to COMPANION_MAX_EVENT_BYTES by the publisher.
+        self._max_message_bytes = max_message_bytes
         self._locks = KeyedLock()  # one session's messages are applied in arrival order
         self._outq: asyncio.Queue[Event | None] = asyncio.Queue()
         self._out_task: asyncio.Task[None] | None = None
@@ -74,11 +79,16 @@ class BusBridge:
     async def handle(self, data: bytes) -> bool:
         """Apply one inbound message: True to acknowledge it, False to get it again."""
         try:
+            if len(data) > self._max_message_bytes:
+                raise _Dead(
+                    f"too_large: the message is {len(data)} bytes, over the limit of "
+                    f"{self._max_message_bytes} bytes"
+                )
             message = _parse(data)
             async with self._locks(message["session_id"]):
                 await self._apply(message)
         except _Dead as dead:
-            await self._bus.dead(encode({"reason": dead.reason, "message": _text(data)}))
+            await self._bus.dead(dead_letter(dead.reason, data))
             return True
         except Internal as exc:
             log.info("a bus message is retried: %s", exc.message)
@@ -104,6 +114,8 @@ class BusBridge:
             await self._node.backend.publish(frame, message.get("idempotency_key") or None)
         except Internal:
             raise
+        except PayloadTooLarge as exc:
+            raise _Dead(f"too_large: {exc.message}") from None
         except CompanionError as exc:
             raise _Dead(f"{exc.code}: {exc.message}") from None
 
@@ -133,14 +145,16 @@ class BusBridge:
 
 def _parse(data: bytes) -> dict[str, Any]:
     try:
-        message = decode_json(data)
+        message = decode_body(data)  # every door's decoding: depth-checked
     except JSON_ERRORS:
         raise _Dead("invalid_json: the message is not valid JSON") from None
+    except BadRequest as exc:
+        raise _Dead(f"{exc.code}: {exc.message}") from None
     if not isinstance(message, dict):
         raise _Dead("invalid_message: the message must be a JSON object")
     sid = message.get("session_id")
     if not isinstance(sid, str) or not sid or len(sid) > 64:
-        raise _Dead("invalid_message: session_id must be a non-empty string")
+        raise _Dead("invalid_message: session_id must be a string of 1 to 64 characters")
     key = message.get("idempotency_key")
     if key is not None and (not isinstance(key, str) or len(key) > MAX_KEY):
         raise _Dead(f"invalid_message: idempotency_key must be a string of <= {MAX_KEY}")
@@ -148,6 +162,16 @@ def _parse(data: bytes) -> dict[str, Any]:
     if cid is not None and not isinstance(cid, str):
         raise _Dead("invalid_message: correlation_id must be a string")
     return message
+
+
+def dead_letter(reason: str, data: bytes) -> bytes:
+    """The dead letter of ``data``: ``{"reason", "message"}``, the message quoted whole
+    up to :data:`DEAD_EXCERPT` bytes; a longer one is cut there and says so
+    (``"truncated": true`` and its ``"bytes"``). [pure]"""
+    if len(data) <= DEAD_EXCERPT:
+        return encode({"reason": reason, "message": _text(data)})
+    excerpt = _text(data[:DEAD_EXCERPT])
+    return encode({"reason": reason, "message": excerpt, "truncated": True, "bytes": len(data)})
 
 
 def _text(data: bytes) -> str:

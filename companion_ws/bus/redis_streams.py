@@ -1,7 +1,11 @@
 """Redis Streams: ``<prefix>:in`` read through the consumer group ``companion-hub``
 (each hub process one consumer of it), ``<prefix>:dead`` and ``<prefix>:out``; every
 entry has one field, ``data``. A message left pending by a process that died is claimed
-by a live one after ``ack_wait`` (XAUTOCLAIM)."""
+by a live one after ``ack_wait`` (XAUTOCLAIM).
+
+Nothing grows for ever: an inbound message is deleted once acknowledged (XACK, XDEL),
+the dead letters are capped at ``dead_maxlen`` and the outbound stream at about
+:data:`OUT_MAXLEN` entries."""
 
 from __future__ import annotations
 
@@ -111,7 +115,10 @@ class RedisStreamsBus:
                 log.exception("handling a bus message failed; it will be redelivered")
                 ok = False
             if ok:  # otherwise it stays pending and is claimed again after ack_wait
-                await self._redis.xack(self._in, self._group, entry_id)
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.xack(self._in, self._group, entry_id)
+                    pipe.xdel(self._in, entry_id)
+                    await pipe.execute()
 
         await asyncio.gather(*(one(eid, fields) for eid, fields in entries))
 
@@ -132,7 +139,9 @@ class RedisStreamsBus:
         return bool(await self._redis.ping())
 
     async def dead(self, body: bytes) -> None:
-        await self._redis.xadd(self._dead, {"data": body})
+        await self._redis.xadd(
+            self._dead, {"data": body}, maxlen=self._config.dead_maxlen, approximate=False
+        )
 
     async def out(self, session_id: str, seq: int, epoch: str, payload: bytes) -> None:
         await self._out_once(

@@ -16,6 +16,7 @@ _TABLE: tuple[tuple[type[e.CompanionError], grpc.StatusCode], ...] = (
     (e.VersionConflict, grpc.StatusCode.ABORTED),
     (e.BadRequest, grpc.StatusCode.INVALID_ARGUMENT),
     (e.StateTooLarge, grpc.StatusCode.INVALID_ARGUMENT),
+    (e.PayloadTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (e.SessionMismatch, grpc.StatusCode.INVALID_ARGUMENT),
     (e.ToolNotFound, grpc.StatusCode.NOT_FOUND),
     (e.TooManyStreams, grpc.StatusCode.RESOURCE_EXHAUSTED),

@@ -35,7 +35,7 @@ from companion_ws.hub.node import Node
 from companion_ws.hub.streams import Ticket
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.backend import backend_frame
-from companion_ws.protocol.codec import JSON_ERRORS, decode_json, encode
+from companion_ws.protocol.codec import JSON_ERRORS, decode_body, encode
 from companion_ws.store.models import SessionRow
 
 __all__ = ["SessionsService"]
@@ -362,8 +362,9 @@ async def _check(context: grpc.aio.ServicerContext[Any, Any], ticket: Ticket) ->
 
 
 def _json_object(text: str, name: str) -> dict[str, Any]:
+    """A request's JSON object field, depth-checked as every door's (``decode_body``)."""
     try:
-        value = decode_json(text)
+        value = decode_body(text)
     except JSON_ERRORS:
         raise BadRequest(f"{name} is not valid JSON") from None
     if not isinstance(value, dict):
@@ -372,8 +373,9 @@ def _json_object(text: str, name: str) -> dict[str, Any]:
 
 
 def _loose_json(text: str) -> Any:
-    """A parameter value: its JSON value when it parses, else the string itself."""
+    """A parameter value: its JSON value when it parses (depth-checked at the level of
+    a value in the parameters object), else the string itself."""
     try:
-        return decode_json(text)
+        return decode_body(text, depth=2)
     except JSON_ERRORS:
         return text

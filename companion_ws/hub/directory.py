@@ -186,7 +186,7 @@ class SessionDirectory:
             ended = f.SessionEnded(
                 session_id=session_id, requestId=f.opt(request_id), reason=reason
             )
-            await self._publisher.publish_all([*frames, ended])
+            await self._publisher.publish_all([*frames, ended], bounded=False)
         return True
 
     async def _abandon(

@@ -7,8 +7,14 @@ The tool-call ledger holds two rows per key, both scoped to the session:
 1. a *claim*, committed before the publish: the table's primary key makes one process
    the publisher of the key; another that sees a fresh claim answers
    :class:`InProgress` (retry later);
-2. a *receipt* ``{"seq", "epoch"}``, committed after the event is durable: every repeat
-   answers it, ``duplicate``.
+2. a *receipt* ``{"seq", "epoch", "digest"}``, committed after the event is durable:
+   every repeat of the same message answers it, ``duplicate``; the key used for a
+   different message (another digest of its type and fields) is refused
+   (:class:`KeyReused`), never dropped silently.
+
+The ledger's ids are shared with tool calls, whose ids a client chooses: a row under a
+key's name that is not this session's claim or receipt makes the key unusable
+(:class:`KeyTaken`), it never answers for the key.
 
 A claim older than ``lease`` with no receipt was left by a process that died: the next
 delivery takes it over and publishes. The one window left is a crash after the event's
@@ -18,19 +24,23 @@ the event a second time. A failed publish releases its claim at once.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
+import msgspec
+from msgspec import UNSET
+
 from companion_ws import failpoints
-from companion_ws.errors import Internal
+from companion_ws.errors import BadRequest, Internal
 from companion_ws.hub.locks import KeyedLock
 from companion_ws.hub.publisher import Publisher
-from companion_ws.protocol.codec import decode_json, encode, now_ms
+from companion_ws.protocol.codec import JSON_ERRORS, decode_json, encode, now_ms
 from companion_ws.protocol.frames import BroadcastFrame
-from companion_ws.store.effects import LedgerRow, Verdict
+from companion_ws.store.effects import LedgerRow, Recorded, Verdict
 from companion_ws.store.store import Store
 
-__all__ = ["MAX_KEY", "IdempotentPublisher", "InProgress", "Published"]
+__all__ = ["MAX_KEY", "IdempotentPublisher", "InProgress", "KeyReused", "KeyTaken", "Published"]
 
 log = logging.getLogger("companion_ws.idempotent")
 
@@ -40,6 +50,19 @@ _CLAIM = "publish"
 
 class InProgress(Internal):
     """Another process holds this key's claim and has not answered yet: retry later."""
+
+
+class KeyTaken(BadRequest):
+    """The ledger holds a row under this key's name that is not this session's claim or
+    receipt (a tool call chose that id): the key cannot be used; choose another."""
+
+
+class KeyReused(BadRequest):
+    """A repeat of a key whose message differs from the one it was first used for: it
+    is refused, never answered as a duplicate (and so never dropped silently)."""
+
+
+_TAKEN = "this idempotency_key cannot be used in this session (its ledger name is taken)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +88,11 @@ class IdempotentPublisher:
         sid = frame.session_id
         claim_id = f"{_CLAIM}:{sid}:{key}"
         receipt_id = f"{claim_id}#done"
+        digest = _digest(frame)
         async with self._locks(claim_id):
             receipt = await self._store.effects.recorded(receipt_id)
             if receipt is not None:
-                body = decode_json(receipt.result)
-                return Published(sid, int(body["seq"]), str(body["epoch"]), duplicate=True)
+                return _receipt(sid, receipt, digest)
             await self._claim(sid, claim_id)
             try:
                 event = await self._publisher.publish(frame)
@@ -78,7 +101,10 @@ class IdempotentPublisher:
                 raise
             failpoints.hit("after_backend_publish")
             verdict = await self._store.effects.commit(
-                sid, ledger=_row(receipt_id, sid, {"seq": event.seq, "epoch": event.epoch})
+                sid,
+                ledger=_row(
+                    receipt_id, sid, {"seq": event.seq, "epoch": event.epoch, "digest": digest}
+                ),
             )
             if verdict is Verdict.DUPLICATE:
                 # A takeover elsewhere published too (see the module docstring).
@@ -87,6 +113,8 @@ class IdempotentPublisher:
 
     async def _claim(self, sid: str, claim_id: str) -> None:
         existing = await self._store.effects.recorded(claim_id)
+        if existing is not None and existing.session_id != sid:
+            raise KeyTaken(_TAKEN)
         if existing is None:
             claim = _row(claim_id, sid, {"claimed": True})
             if await self._store.effects.commit(sid, ledger=claim) is Verdict.DUPLICATE:
@@ -102,6 +130,37 @@ class IdempotentPublisher:
             await self._store.effects.backdate(claim_id)
         except Exception as exc:
             log.warning("releasing %s failed: %s", claim_id, exc)
+
+
+def _digest(frame: BroadcastFrame) -> str:
+    """What a message says (its type and fields), without what may differ between two
+    sendings of it (its time, its correlation id, the credential it came with). [pure]"""
+    said = msgspec.structs.replace(frame, timestamp=0, requestId=UNSET)
+    if getattr(said, "sender", None) is not None:
+        said = msgspec.structs.replace(said, sender=None)
+    return hashlib.sha256(encode(said)).hexdigest()
+
+
+def _receipt(sid: str, recorded: Recorded, digest: str) -> Published:
+    """The answer a repeat gets, from the receipt's row; the row must be a receipt of
+    this session (the ledger's ids are shared with tool calls, whose ids a client
+    chooses: a row it made under this name is not a receipt), and the repeat the same
+    message (a receipt from before digests were kept answers any)."""
+    try:
+        body = decode_json(recorded.result)
+        if recorded.session_id != sid or recorded.is_error:
+            raise ValueError(recorded.session_id)
+        seq, epoch = body["seq"], body["epoch"]
+        if type(seq) is not int or not isinstance(epoch, str):
+            raise ValueError(body)
+    except (*JSON_ERRORS, KeyError, TypeError, ValueError):
+        raise KeyTaken(_TAKEN) from None
+    if body.get("digest", digest) != digest:
+        raise KeyReused(
+            "this idempotency_key was used for a different message in this session; "
+            "a key names one message"
+        )
+    return Published(sid, seq, epoch, duplicate=True)
 
 
 def _row(row_id: str, sid: str, result: object) -> LedgerRow:

@@ -77,7 +77,9 @@ class Node:
             store, history_size=settings.history_size, keep_epoch=broker.journaled
         )
         locks = KeyedLock()
-        publisher = Publisher(broker, self._eventlog, metrics)
+        publisher = Publisher(
+            broker, self._eventlog, metrics, max_event_bytes=settings.max_event_bytes
+        )
         self.publisher = publisher
         self.state = StateService(
             store,

@@ -71,6 +71,11 @@ class StateService:
             for _attempt in range(CAS_ATTEMPTS):
                 doc = await self.load(session_id)
                 new = self.reduce(doc, patch, expected_version)
+                # Sealed before the commit: a broadcast over the event limit refuses the
+                # change instead of leaving it committed and unannounced.
+                frame = self._publisher.seal(
+                    changed(session_id, patch, new.version, request_id, sender)
+                )
                 started = time.perf_counter()
                 verdict = await self._store.effects.commit(session_id, state=self.write(doc, new))
                 self._metrics.state_commit_seconds.observe(time.perf_counter() - started)
@@ -79,9 +84,7 @@ class StateService:
                 # another process committed first: re-read and re-apply
             else:
                 raise Internal("the state is changing too fast; retry")
-            await self._publisher.publish(
-                changed(session_id, patch, new.version, request_id, sender)
-            )
+            await self._publisher.publish(frame)
         return new
 
     def write(self, old: StateDoc, new: StateDoc) -> StateWrite:

@@ -24,7 +24,7 @@ from companion_ws import failpoints
 from companion_ws.broker.base import Event
 from companion_ws.errors import CompanionError, Internal, SessionMismatch
 from companion_ws.hub.locks import KeyedLock
-from companion_ws.hub.publisher import Publisher
+from companion_ws.hub.publisher import Publisher, Sealed
 from companion_ws.hub.state import StateService, changed
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
@@ -145,15 +145,23 @@ class ToolRunner:
                 await run.start()
             new_doc: StateDoc | None = None
             outcome: ToolOutcome | None = None
+            effects: list[Sealed] = []
             try:
                 outcome = await compute(doc)
                 if outcome.patch:
                     new_doc = self._state.reduce(doc, outcome.patch, None)
+                # Sealed before the commit: an effect whose broadcast would be over the
+                # event limit is the tool's error, not a commit left unannounced.
+                effects = [
+                    self._publisher.seal(frame)
+                    for frame in self._effects(session_id, outcome, new_doc, sender, request_id)
+                ]
                 result, is_error = _json(outcome.result), False
             except ToolError as exc:
                 outcome, result, is_error = None, _json({"error": str(exc)}), True
             except CompanionError as exc:
-                outcome, result, is_error = None, _json({"error": exc.message}), True
+                outcome, new_doc, effects = None, None, []
+                result, is_error = _json({"error": exc.message}), True
             except Exception:
                 # A bug, not an answer: logged with its traceback, never stored or sent.
                 log.exception("%s failed", name)
@@ -177,7 +185,7 @@ class ToolRunner:
                     raise Internal("the state changed during the tool call; retry")
                 return stored
             failpoints.hit("after_ledger")
-            frames = self._effects(session_id, outcome, new_doc, sender, request_id)
+            frames: list[f.BroadcastFrame | Sealed] = [*effects]
             if run is not None:
                 frames.append(run.finished(is_error=is_error))
             events = await self._publisher.publish_all(frames)

@@ -144,15 +144,16 @@ def decode_json(data: str | bytes) -> Any:
     return _any_decoder.decode(data)
 
 
-def decode_body(data: str | bytes) -> Any:
-    """Untrusted plain JSON (an HTTP body): as :func:`decode_json`, and nested at most
-    :data:`MAX_DEPTH` levels deep (else BadRequest)."""
+def decode_body(data: str | bytes, *, depth: int = 1) -> Any:
+    """Untrusted plain JSON, from any door (an HTTP body, a gRPC field, a bus message):
+    as :func:`decode_json`, and nested at most :data:`MAX_DEPTH` levels deep (else
+    BadRequest), counting from ``depth``, the level the value sits at in its message."""
     try:
         value = _any_decoder.decode(data)
     except RecursionError:
         raise BadRequest(_TOO_DEEP) from None
     if type(value) is dict or type(value) is list:
-        check_depth(value)
+        check_depth(value, depth)
     return value
 
 
