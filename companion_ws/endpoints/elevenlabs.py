@@ -43,7 +43,7 @@ from companion_ws.errors import (
     ToolNotFound,
     Unauthorized,
 )
-from companion_ws.protocol.codec import JSON_ERRORS, decode_json
+from companion_ws.protocol.codec import JSON_ERRORS, decode_body, decode_json
 from companion_ws.tools.registry import ToolOutcome
 from ui_state import StateDoc
 
@@ -263,7 +263,7 @@ async def post_call(request: Request) -> Response:
         tolerance=settings.webhook_tolerance,
     )
     try:
-        payload = decode_json(raw)
+        payload = decode_body(raw)
     except JSON_ERRORS:
         raise InvalidJSON("the body is not valid JSON") from None
     if not isinstance(payload, dict):

@@ -333,6 +333,27 @@ async def test_a_signed_post_call_body_without_a_conversation_id_is_applied_once
     await ui.close()
 
 
+async def test_a_signed_post_call_body_nested_past_64_levels_is_refused(
+    el_hub: HubProcess, http: httpx.AsyncClient
+) -> None:
+    """Section 4: JSON deeper than 64 levels is refused on every door, the signed
+    webhook's body included (it is decoded with the depth check, as every door)."""
+    sid, tok, ui = await _session(el_hub)
+    payload = json.loads(_post_call(sid))
+    deep: object = "bottom"
+    for _ in range(100):
+        deep = [deep]
+    payload["data"]["analysis"] = deep
+    body = json.dumps(payload).encode()
+    headers = {"ElevenLabs-Signature": sign(body, WEBHOOK_SECRET)}
+    answer = await http.post("/elevenlabs/post-call", content=body, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_message"
+    history = await _history(http, sid, tok)
+    assert not [e for e in history if e.get("text") == "conversation_ended"]
+    await ui.close()
+
+
 def _signatures(body: bytes) -> dict[str, dict[str, str]]:
     now = int(time.time())
     good = sign(body, WEBHOOK_SECRET, now)
