@@ -9,6 +9,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import msgspec
 
+from companion_ws.client.mirror import Position
+
 __all__ = ["TokenSource", "current_token", "is_join_token", "ws_base", "ws_url"]
 
 TokenSource = str | Callable[[], str | Awaitable[str]]
@@ -32,6 +34,18 @@ def ws_url(base: str, query: dict[str, str]) -> str:
     return f"{base}?{urlencode(query)}"
 
 
+def connect_url(base: str, client: str, session_id: str | None, resume: Position | None) -> str:
+    """The URL of the next connect: the client's kind, its session, and where it left
+    off (``last_seq``/``epoch``, when the mirror asks the hub to replay)."""
+    query: dict[str, str] = {"client": client}
+    if session_id is not None:
+        query["session_id"] = session_id
+    if resume is not None:
+        query["last_seq"] = str(resume.last_seq)
+        query["epoch"] = resume.epoch
+    return ws_url(base, query)
+
+
 async def current_token(source: TokenSource, reconnect_token: str | None) -> str:
     """The token for the next connect: the source's, unless it is a one-time join token
     already spent, in which case the welcome's ``reconnect_token``."""
@@ -42,6 +56,18 @@ async def current_token(source: TokenSource, reconnect_token: str | None) -> str
     if reconnect_token is not None and is_join_token(token):
         return reconnect_token  # the join token was good for one connect only
     return token
+
+
+async def renewal_token(source: TokenSource, reconnect_token: str | None) -> str | None:
+    """The token to renew an open connection with (PROTOCOL.md section 12): the
+    source's when it is a callable; else a joined device's own token, which may renew
+    itself; else None: a user's reconnect token may not (it never outlives the login it
+    came from), so the connection ends with its credential."""
+    if callable(source):
+        return await current_token(source, reconnect_token)
+    if reconnect_token is not None and is_device_token(reconnect_token):
+        return reconnect_token
+    return None
 
 
 def is_join_token(token: str) -> bool:

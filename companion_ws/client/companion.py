@@ -24,8 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -35,16 +34,17 @@ from websockets.exceptions import ConnectionClosed
 from companion_ws.client.actions import Deliver, FetchState, Ready, RequestReplay
 from companion_ws.client.address import (
     TokenSource,
+    connect_url,
     current_token,
-    is_device_token,
+    renewal_token,
     ws_base,
-    ws_url,
 )
+from companion_ws.client.background import Background
 from companion_ws.client.errors import ClientClosed, ClientError
 from companion_ws.client.mirror import Phase, SessionMirror
 from companion_ws.client.pending import PendingRequests
 from companion_ws.client.retry import Retry, Stop
-from companion_ws.client.stream import EVENT_QUEUE_LIMIT, EventStream
+from companion_ws.client.stream import EventStreams
 from companion_ws.client.transport import Closed, dial, read_until_closed
 
 __all__ = ["CompanionClient"]
@@ -96,8 +96,8 @@ class CompanionClient:
         self._closing = False  # close() was called: no more connects
         self._last_error: Frame | None = None
         self._pending = PendingRequests()
-        self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._streams = EventStreams()
+        self._background = Background()
 
     # ---------------------------------------------------------------- the mirror, read-only
 
@@ -184,19 +184,14 @@ class CompanionClient:
         (each connect), ``resumed`` and ``resync_required``; and replies to requests.
         Ends when the client stops for good (see ``closed_code``). Each iterator has a
         bounded queue; one that falls too far behind raises :class:`EventStreamOverflow`."""
-        return self._stream()
+        return self._streams.open()
 
     async def wait_for(self, predicate: Callable[[Frame], bool], timeout: float = 10.0) -> Frame:
         """The next frame (from now on) that matches."""
-        stream = self._stream()
-        try:
-            async with asyncio.timeout(timeout):
-                async for frame in stream:
-                    if predicate(frame):
-                        return frame
-        finally:
-            await stream.aclose()
-        raise ClientClosed(self.closed_code, self.closed_reason, self._last_error)
+        found = await self._streams.wait_for(predicate, timeout)
+        if found is None:
+            raise ClientClosed(self.closed_code, self.closed_reason, self._last_error)
+        return found
 
     async def send(self, frame: Frame) -> None:
         """Send a frame as is, without waiting for an answer (the terminal client)."""
@@ -238,14 +233,6 @@ class CompanionClient:
         )
 
     # ---------------------------------------------------------------- requests
-
-    def _stream(self) -> EventStream:
-        stream = EventStream(EVENT_QUEUE_LIMIT, self._streams.discard)
-        if self._finished:
-            stream.end()
-        else:
-            self._streams.add(stream)
-        return stream
 
     async def _wait_online(self) -> ClientConnection:
         if self._runner is None and not self._finished:
@@ -311,7 +298,8 @@ class CompanionClient:
         except Exception as exc:
             log.warning("the token provider failed: %r", exc)
             return 1006, f"the token provider failed: {exc!r}"
-        ws = await dial(self._url(), token, self._open_timeout)
+        url = connect_url(self._base, self._kind, self.session_id, self.mirror.connecting())
+        ws = await dial(url, token, self._open_timeout)
         if isinstance(ws, tuple):
             return ws
         self._ws = ws
@@ -321,16 +309,6 @@ class CompanionClient:
             self._ws = None
             with contextlib.suppress(Exception):
                 await ws.close()
-
-    def _url(self) -> str:
-        query: dict[str, str] = {"client": self._kind}
-        if self.session_id is not None:
-            query["session_id"] = self.session_id
-        resume = self.mirror.connecting()
-        if resume is not None:
-            query["last_seq"] = str(resume.last_seq)
-            query["epoch"] = resume.epoch
-        return ws_url(self._base, query)
 
     def _went_offline(self, code: int | None) -> None:
         self.last_close_code = code
@@ -352,10 +330,8 @@ class CompanionClient:
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(closed)
             self._ready.exception()  # retrieved: start() may not be waiting
-        for task in list(self._tasks):
-            task.cancel()
-        for stream in list(self._streams):
-            stream.end()
+        self._background.cancel()
+        self._streams.end()
         self._online.set()  # wake request() waiters so they see the close
 
     # ---------------------------------------------------------------- frames
@@ -372,15 +348,14 @@ class CompanionClient:
                     log.warning("gap after seq %d: asking for a replay", action.last_seq)
                     self._send_soon(action.frame())
                 case FetchState():
-                    self._spawn(self._fetch_state())
+                    self._background.spawn(self._fetch_state())
                 case Ready():
                     if self._ready is not None and not self._ready.done():
                         self._ready.set_result(None)
         if not delivered:
             return  # a duplicate, or a broadcast past a gap: the replay brings it
         self._pending.answer(frame)
-        for stream in list(self._streams):
-            stream.push(frame)
+        self._streams.push(frame)
 
     def _note(self, frame: Frame) -> None:
         """What the connection (not the session) takes from a delivered frame."""
@@ -391,19 +366,14 @@ class CompanionClient:
             case "error" if frame.get("requestId") is None:
                 self._last_error = frame
             case "refresh_required":
-                self._spawn(self._refresh())
+                self._background.spawn(self._refresh())
 
     async def _refresh(self) -> None:
-        """Renew the open connection's credential (PROTOCOL.md section 12): from the
-        token callback when there is one, else a joined device's own token, which may
-        renew itself. A user's reconnect token may not (it never outlives the login it
-        came from): without a callback the connection ends with its credential."""
+        """Renew the open connection's credential (PROTOCOL.md section 12), with what
+        :func:`renewal_token` names."""
         try:
-            if callable(self._token):
-                token = await current_token(self._token, self.reconnect_token)
-            elif self.reconnect_token is not None and is_device_token(self.reconnect_token):
-                token = self.reconnect_token
-            else:
+            token = await renewal_token(self._token, self.reconnect_token)
+            if token is None:
                 log.warning(
                     "the token expires soon and there is no way to renew it: "
                     "pass a token callable to keep the connection past it"
@@ -427,15 +397,4 @@ class CompanionClient:
     def _send_soon(self, frame: Frame) -> None:
         ws = self._ws
         if ws is not None:
-            self._spawn(ws.send(_encode(frame).decode()))
-
-    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._reap)
-        return task
-
-    def _reap(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("background send failed: %s", task.exception())
+            self._background.spawn(ws.send(_encode(frame).decode()))

@@ -1,15 +1,17 @@
-"""``EventStream``: one ``events()`` iterator of a client, with a bounded queue."""
+"""``EventStream``: one ``events()`` iterator of a client, with a bounded queue; and
+``EventStreams``, all of a client's."""
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from companion_ws.client.errors import EventStreamOverflow
 
-__all__ = ["EVENT_QUEUE_LIMIT", "EventStream"]
+__all__ = ["EVENT_QUEUE_LIMIT", "EventStream", "EventStreams"]
 
 Frame = dict[str, Any]
 
@@ -72,3 +74,39 @@ class EventStream:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class EventStreams:
+    """A client's open ``events()`` iterators: each frame to all of them; when the
+    client stops for good, every one ends (one opened after that ends at once)."""
+
+    def __init__(self, limit: int = EVENT_QUEUE_LIMIT) -> None:
+        self._limit = limit
+        self._open: weakref.WeakSet[EventStream] = weakref.WeakSet()
+        self._ended = False
+
+    def open(self) -> EventStream:
+        stream = EventStream(self._limit, self._open.discard)
+        if self._ended:
+            stream.end()
+        else:
+            self._open.add(stream)
+        return stream
+
+    def push(self, frame: Frame) -> None:
+        for stream in list(self._open):
+            stream.push(frame)
+
+    def end(self) -> None:
+        self._ended = True
+        for stream in list(self._open):
+            stream.end()
+
+    async def wait_for(self, predicate: Callable[[Frame], bool], timeout: float) -> Frame | None:
+        """The next frame (from now on) that matches; None if the client stops first.
+        ``TimeoutError`` after ``timeout`` seconds."""
+        async with self.open() as stream, asyncio.timeout(timeout):
+            async for frame in stream:
+                if predicate(frame):
+                    return frame
+        return None
