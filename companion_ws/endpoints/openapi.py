@@ -12,44 +12,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from companion_ws import __version__
-from companion_ws.endpoints.admin import STATS_SCHEMA
 from companion_ws.endpoints.common import JSON, MAX_INT
 from companion_ws.endpoints.openapi_agui import AG_UI
+from companion_ws.endpoints.openapi_ops import SID, json_answer, op
+from companion_ws.endpoints.openapi_pages import ELEVENLABS_AND_PAGES
 from companion_ws.endpoints.openapi_schemas import (
-    CONVERSATION,
     DEVICE,
     HISTORY,
     MESSAGES,
-    REASONS,
     SESSION,
     STATE,
 )
 
 __all__ = ["document", "routes"]
-
-_ERROR = {"$ref": "#/components/schemas/Error"}
-_SID = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    """The error answers an operation documents; each has the one error shape."""
-    answers = {str(s): _json(_ERROR, REASONS[s]) for s in statuses}
-    answers["default"] = _json(_ERROR, "any other error, in the same shape")
-    return answers
-
-
-def _op(summary: str, ok: dict[str, Any], *errors: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "summary": summary,
-        "security": _BEARER,
-        "responses": {**ok, **_errors(*errors)},
-        **extra,
-    }
 
 
 def document() -> dict[str, Any]:
@@ -91,15 +66,15 @@ def document() -> dict[str, Any]:
             "/healthz": {
                 "get": {
                     "summary": "the process is alive",
-                    "responses": {"200": _json({"type": "object"}, "alive")},
+                    "responses": {"200": json_answer({"type": "object"}, "alive")},
                 }
             },
             "/readyz": {
                 "get": {
                     "summary": "the database, schema, broker (and bus) are usable",
                     "responses": {
-                        "200": _json({"type": "object"}, "ready"),
-                        "503": _json({"type": "object"}, "not ready, and why"),
+                        "200": json_answer({"type": "object"}, "ready"),
+                        "503": json_answer({"type": "object"}, "not ready, and why"),
                     },
                 }
             },
@@ -112,14 +87,14 @@ def document() -> dict[str, Any]:
             "/openapi.json": {
                 "get": {
                     "summary": "this document",
-                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+                    "responses": {"200": json_answer({"type": "object"}, "OpenAPI 3.1")},
                 }
             },
             "/sessions": {
-                "post": _op(
+                "post": op(
                     "create a session owned by the caller; with restore_from, one that"
                     " carries on the caller's ended or expired session",
-                    {"201": _json(SESSION, "created")},
+                    {"201": json_answer(SESSION, "created")},
                     400,
                     401,
                     403,
@@ -142,10 +117,10 @@ def document() -> dict[str, Any]:
                         },
                     },
                 ),
-                "get": _op(
+                "get": op(
                     "list the caller's own sessions (an admin: everyone's)",
                     {
-                        "200": _json(
+                        "200": json_answer(
                             {
                                 "type": "object",
                                 "required": ["sessions", "next_cursor"],
@@ -173,18 +148,18 @@ def document() -> dict[str, Any]:
                 ),
             },
             "/sessions/{session_id}": {
-                "parameters": [_SID],
-                "get": _op(
+                "parameters": [SID],
+                "get": op(
                     "one session with its state and presence",
-                    {"200": _json(SESSION, "the session")},
+                    {"200": json_answer(SESSION, "the session")},
                     401,
                     403,
                     404,
                 ),
-                "delete": _op(
+                "delete": op(
                     "end the session (owner, admin)",
                     {
-                        "200": _json(
+                        "200": json_answer(
                             {"type": "object", "required": ["session_id", "ended"]}, "ended"
                         )
                     },
@@ -194,13 +169,17 @@ def document() -> dict[str, Any]:
                 ),
             },
             "/sessions/{session_id}/state": {
-                "parameters": [_SID],
-                "get": _op(
-                    "the state and its version", {"200": _json(STATE, "the state")}, 401, 403, 404
+                "parameters": [SID],
+                "get": op(
+                    "the state and its version",
+                    {"200": json_answer(STATE, "the state")},
+                    401,
+                    403,
+                    404,
                 ),
-                "patch": _op(
+                "patch": op(
                     "merge-patch the state (If-Match: version)",
-                    {"200": _json(STATE, "the new state")},
+                    {"200": json_answer(STATE, "the new state")},
                     400,
                     401,
                     403,
@@ -222,11 +201,11 @@ def document() -> dict[str, Any]:
                 ),
             },
             "/sessions/{session_id}/events": {
-                "parameters": [_SID],
-                "post": _op(
+                "parameters": [SID],
+                "post": op(
                     "publish a contextual_update (owner, agent, service, admin)",
                     {
-                        "201": _json(
+                        "201": json_answer(
                             {
                                 "type": "object",
                                 "required": ["session_id", "seq", "epoch"],
@@ -263,10 +242,10 @@ def document() -> dict[str, Any]:
                 ),
             },
             "/sessions/{session_id}/history": {
-                "parameters": [_SID],
-                "get": _op(
+                "parameters": [SID],
+                "get": op(
                     "events after a seq",
-                    {"200": _json(HISTORY, "a page of events")},
+                    {"200": json_answer(HISTORY, "a page of events")},
                     400,
                     401,
                     403,
@@ -275,10 +254,10 @@ def document() -> dict[str, Any]:
                 ),
             },
             "/sessions/{session_id}/messages": {
-                "parameters": [_SID],
-                "get": _op(
+                "parameters": [SID],
+                "get": op(
                     "the conversation, corrections applied, in order of first appearance",
-                    {"200": _json(MESSAGES, "messages first said after after_seq")},
+                    {"200": json_answer(MESSAGES, "messages first said after after_seq")},
                     400,
                     401,
                     403,
@@ -288,11 +267,11 @@ def document() -> dict[str, Any]:
             },
             "/sessions/{session_id}/ag-ui": AG_UI,
             "/sessions/{session_id}/join-token": {
-                "parameters": [_SID],
-                "post": _op(
+                "parameters": [SID],
+                "post": op(
                     "a one-time join code for a device (owner, admin)",
                     {
-                        "201": _json(
+                        "201": json_answer(
                             {
                                 "type": "object",
                                 "required": ["join_token", "join_url", "expires_at", "role"],
@@ -320,8 +299,8 @@ def document() -> dict[str, Any]:
                 ),
             },
             "/sessions/{session_id}/qr.svg": {
-                "parameters": [_SID],
-                "get": _op(
+                "parameters": [SID],
+                "get": op(
                     "a fresh join link as a QR code (owner, admin)",
                     {"200": {"description": "SVG", "content": {"image/svg+xml": {}}}},
                     401,
@@ -331,11 +310,11 @@ def document() -> dict[str, Any]:
                 ),
             },
             "/sessions/{session_id}/devices": {
-                "parameters": [_SID],
-                "get": _op(
+                "parameters": [SID],
+                "get": op(
                     "the devices joined by code (owner, admin)",
                     {
-                        "200": _json(
+                        "200": json_answer(
                             {
                                 "type": "object",
                                 "required": ["devices"],
@@ -351,7 +330,7 @@ def document() -> dict[str, Any]:
             },
             "/sessions/{session_id}/devices/{device_id}": {
                 "parameters": [
-                    _SID,
+                    SID,
                     {
                         "name": "device_id",
                         "in": "path",
@@ -359,89 +338,15 @@ def document() -> dict[str, Any]:
                         "schema": {"type": "string"},
                     },
                 ],
-                "delete": _op(
+                "delete": op(
                     "revoke a device (owner, admin)",
-                    {"200": _json({"type": "object", "required": ["revoked"]}, "revoked")},
+                    {"200": json_answer({"type": "object", "required": ["revoked"]}, "revoked")},
                     401,
                     403,
                     404,
                 ),
             },
-            "/sessions/{session_id}/elevenlabs/conversation": {
-                "parameters": [_SID],
-                "post": _op(
-                    "a signed ElevenLabs conversation for the page to talk in (owner, admin); "
-                    "503 not_configured without COMPANION_ELEVENLABS_AGENT_ID and "
-                    "COMPANION_ELEVENLABS_API_KEY",
-                    {"200": _json(CONVERSATION, "the signed URL and what starts it")},
-                    401,
-                    403,
-                    404,
-                    410,
-                    502,
-                    503,
-                ),
-            },
-            "/elevenlabs/tools/{tool_name}": {
-                "parameters": [
-                    {
-                        "name": "tool_name",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
-                "post": {
-                    "summary": "an ElevenLabs server tool; session_id is the capability",
-                    "responses": {
-                        "200": _json({}, "the tool's result"),
-                        **_errors(400, 401, 404, 409, 410, 422),
-                    },
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    },
-                },
-            },
-            "/elevenlabs/post-call": {
-                "post": {
-                    "summary": "the ElevenLabs post-call webhook (HMAC-signed)",
-                    "responses": {
-                        "200": _json({"type": "object"}, "stored, or why not"),
-                        **_errors(400, 401, 404),
-                    },
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    },
-                },
-            },
-            "/": {
-                "get": {
-                    "summary": "the companion page",
-                    "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
-                }
-            },
-            "/join": {
-                "get": {
-                    "summary": "the page a join link opens",
-                    "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
-                }
-            },
-            "/admin": {
-                "get": {
-                    "summary": "the operator's page (its data needs an admin token)",
-                    "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
-                }
-            },
-            "/admin/stats": {
-                "get": _op(
-                    "this process's counters since it started, for /admin (admin)",
-                    {"200": _json(STATS_SCHEMA, "totals")},
-                    401,
-                    403,
-                )
-            },
+            **ELEVENLABS_AND_PAGES,
         },
     }
 
