@@ -34,9 +34,9 @@ from companion_ws.endpoints.common import (
 )
 from companion_ws.endpoints.limits import BodyLimit
 from companion_ws.endpoints.ws import SocketServer
-from companion_ws.errors import CompanionError
 from companion_ws.hub.node import Node
 from companion_ws.metrics import Metrics
+from companion_ws.protocol.errors import CompanionError
 from companion_ws.settings import Settings
 from companion_ws.store.eventlog import EventLog
 from companion_ws.store.store import Store

@@ -26,11 +26,11 @@ from typing import Any
 from ag_ui.core import BaseEvent
 
 from companion_ws.agui.projection import Projection
-from companion_ws.broker.base import Event
 from companion_ws.hub.listeners import Listeners
 from companion_ws.hub.recovery import Recovery
 from companion_ws.hub.streams import Ticket
 from companion_ws.protocol.codec import decode_json
+from companion_ws.values import Event
 
 __all__ = ["HEARTBEAT", "Item", "SessionStream", "StreamLimits"]
 

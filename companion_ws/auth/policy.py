@@ -34,7 +34,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from companion_ws.auth.tokens import AGENT, DEVICE, RECONNECT, Principal
-from companion_ws.errors import Forbidden, NotAllowed, SessionEnded
+from companion_ws.protocol.errors import Forbidden, NotAllowed, SessionEnded
 
 __all__ = [
     "OFF_SOCKET",

@@ -31,7 +31,7 @@ from typing import Any
 
 import jwt
 
-from companion_ws.errors import Unauthorized
+from companion_ws.protocol.errors import Unauthorized
 
 JOIN = "join"
 JOIN_CODE_BYTES = 16

@@ -4,33 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from companion_ws.broker.base import (
-    Broker,
-    Event,
-    EventHandler,
-    HistorySlice,
-    Leave,
-    LeaveHandler,
-    Position,
-    Presence,
-    Seed,
-    SeedLoader,
-    new_epoch,
-)
+from companion_ws.broker.base import Broker, EventHandler, LeaveHandler, Presence, SeedLoader
 
 __all__ = [
     "Broker",
-    "Event",
     "EventHandler",
-    "HistorySlice",
-    "Leave",
     "LeaveHandler",
-    "Position",
     "Presence",
-    "Seed",
     "SeedLoader",
     "make_broker",
-    "new_epoch",
 ]
 
 if TYPE_CHECKING:

@@ -1,58 +1,15 @@
 """The Broker interface (one screen). The broker owns ordering: ``publish`` assigns the
 session's next seq, appends the event to the session's history and hands it to every
 node subscribed to the session (this one included) through the handler given to
-``start``. The hub never knows which broker it runs on."""
+``start``. The hub never knows which broker it runs on. The values it hands out
+(``Event``, ``Position``, ...) are ``companion_ws.values``."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    session_id: str
-    seq: int
-    epoch: str
-    kind: str  # the frame's type
-    payload: bytes  # the encoded frame, seq included: sent as is to every client
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    seq: int
-    epoch: str
-
-
-@dataclass(frozen=True, slots=True)
-class HistorySlice:
-    """Events after a seq. ``available`` is False when that seq is outside the kept
-    history (too old, or ahead of the session): the caller must resync."""
-
-    events: Sequence[Event]
-    position: Position
-    available: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Seed:
-    """Where a session's stream starts in a fresh broker: the last persisted seq, the
-    epoch, and the most recent persisted events to serve resumes from."""
-
-    seq: int
-    epoch: str
-    recent: Sequence[Event] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Leave:
-    """A connection of another (dead) process left the session: its presence expired."""
-
-    session_id: str
-    info: dict[str, Any]
-
+from companion_ws.values import Event, HistorySlice, Leave, Position, Seed
 
 EventHandler = Callable[[Event], None]
 SeedLoader = Callable[[str], Awaitable[Seed]]
@@ -105,8 +62,3 @@ class Broker(Protocol):
 
     async def history(self, session_id: str, after_seq: int, limit: int) -> HistorySlice:
         """Up to ``limit`` events after ``after_seq``, or not available."""
-
-
-def new_epoch() -> str:
-    """A fresh name for a session's history (its seq numbering)."""
-    return secrets.token_hex(4)

@@ -19,16 +19,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from companion_ws.broker.base import (
-    Event,
-    EventHandler,
-    HistorySlice,
-    LeaveHandler,
-    Position,
-    Seed,
-    SeedLoader,
-)
+from companion_ws.broker.base import EventHandler, LeaveHandler, SeedLoader
 from companion_ws.protocol.codec import with_seq
+from companion_ws.values import Event, HistorySlice, Position, Seed
 
 __all__ = ["Journal", "MemoryBroker", "MemoryPresence"]
 

@@ -21,14 +21,14 @@ import logging
 from typing import Any
 
 from companion_ws import failpoints
-from companion_ws.broker.base import Event
 from companion_ws.bus.base import Bus
-from companion_ws.errors import BadRequest, CompanionError, Internal, PayloadTooLarge
 from companion_ws.hub.idempotent import MAX_KEY
 from companion_ws.hub.locks import KeyedLock
 from companion_ws.hub.node import Node
 from companion_ws.protocol.backend import backend_frame
 from companion_ws.protocol.codec import JSON_ERRORS, decode_body, encode
+from companion_ws.protocol.errors import BadRequest, CompanionError, Internal, PayloadTooLarge
+from companion_ws.values import Event
 
 __all__ = ["BusBridge"]
 

@@ -40,7 +40,7 @@ from companion_ws.endpoints.common import (
     settings_of,
     tokens_of,
 )
-from companion_ws.errors import BadRequest, Unauthorized
+from companion_ws.protocol.errors import BadRequest, Unauthorized
 
 if TYPE_CHECKING:
     from ag_ui.encoder import EventEncoder

@@ -12,9 +12,15 @@ from starlette.routing import Route
 
 from companion_ws import connlog
 from companion_ws.auth.tokens import Principal, TokenService
-from companion_ws.errors import BadRequest, CompanionError, Internal, InvalidJSON, Unauthorized
 from companion_ws.hub.node import Node
 from companion_ws.protocol.codec import JSON_ERRORS, decode_body, encode
+from companion_ws.protocol.errors import (
+    BadRequest,
+    CompanionError,
+    Internal,
+    InvalidJSON,
+    Unauthorized,
+)
 from companion_ws.settings import Settings
 
 

@@ -33,7 +33,8 @@ from companion_ws.endpoints.common import (
     settings_of,
     tokens_of,
 )
-from companion_ws.errors import (
+from companion_ws.protocol.codec import JSON_ERRORS, decode_body, decode_json
+from companion_ws.protocol.errors import (
     BadRequest,
     InvalidJSON,
     NotFound,
@@ -43,7 +44,6 @@ from companion_ws.errors import (
     ToolNotFound,
     Unauthorized,
 )
-from companion_ws.protocol.codec import JSON_ERRORS, decode_body, decode_json
 from companion_ws.tools.registry import ToolOutcome
 from ui_state import StateDoc
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from companion_ws import connlog
-from companion_ws.errors import PayloadTooLarge
 from companion_ws.protocol.codec import encode
+from companion_ws.protocol.errors import PayloadTooLarge
 
 
 class BodyLimit:

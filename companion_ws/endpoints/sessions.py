@@ -22,8 +22,8 @@ from companion_ws.endpoints.common import (
     route,
     settings_of,
 )
-from companion_ws.errors import BadRequest, Forbidden, SessionEnded
 from companion_ws.hub.recovery import history_fields
+from companion_ws.protocol.errors import BadRequest, Forbidden, SessionEnded
 from companion_ws.protocol.frames import ContextualUpdate
 
 #: What a session id may be: what the hub makes (hex), with room for other makers.

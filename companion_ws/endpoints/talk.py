@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from companion_ws.auth.policy import Action
 from companion_ws.endpoints.common import JSON, node_of, principal, settings_of, tokens_of
-from companion_ws.errors import NotConfigured, SessionEnded, UpstreamFailed
+from companion_ws.protocol.errors import NotConfigured, SessionEnded, UpstreamFailed
 from companion_ws.settings import Settings
 from companion_ws.tools.registry import ToolRegistry
 

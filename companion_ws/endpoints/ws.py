@@ -15,7 +15,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from companion_ws import connlog
 from companion_ws.auth.tokens import Principal, TokenService
 from companion_ws.endpoints.socket_protocol import direct_writer
-from companion_ws.errors import (
+from companion_ws.hub.admission import Admission
+from companion_ws.hub.commands import CommandRouter
+from companion_ws.hub.connection import Connection
+from companion_ws.hub.ratelimit import FrameLimiter, KeyedLimiter, Verdict
+from companion_ws.metrics import Metrics
+from companion_ws.protocol import codec
+from companion_ws.protocol.closecodes import Close
+from companion_ws.protocol.errors import (
     BadConnectParams,
     BadRequest,
     CompanionError,
@@ -25,13 +32,6 @@ from companion_ws.errors import (
     RateLimited,
     TooManyConnections,
 )
-from companion_ws.hub.admission import Admission
-from companion_ws.hub.commands import CommandRouter
-from companion_ws.hub.connection import Connection
-from companion_ws.hub.ratelimit import FrameLimiter, KeyedLimiter, Verdict
-from companion_ws.metrics import Metrics
-from companion_ws.protocol import codec
-from companion_ws.protocol.closecodes import Close
 from companion_ws.protocol.handshake import SUBPROTOCOL, token_from
 from companion_ws.settings import Settings
 

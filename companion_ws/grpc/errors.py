@@ -1,10 +1,10 @@
-"""The error tree (companion_ws.errors) as gRPC status codes (PROTOCOL.md section 15)."""
+"""The error tree (companion_ws.protocol.errors) as gRPC status codes (PROTOCOL.md section 15)."""
 
 from __future__ import annotations
 
 import grpc
 
-from companion_ws import errors as e
+from companion_ws.protocol import errors as e
 
 __all__ = ["status_of"]
 

@@ -25,8 +25,6 @@ import grpc
 
 from companion_ws.auth.policy import Action
 from companion_ws.auth.tokens import Principal, TokenService
-from companion_ws.broker.base import Event
-from companion_ws.errors import BadRequest, CompanionError, NotFound, Unauthorized
 from companion_ws.grpc.errors import status_of
 from companion_ws.grpc.v1 import companion_pb2 as pb
 from companion_ws.grpc.v1 import companion_pb2_grpc as pb_grpc
@@ -36,7 +34,8 @@ from companion_ws.hub.streams import Ticket
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.backend import backend_frame
 from companion_ws.protocol.codec import JSON_ERRORS, decode_body, encode
-from companion_ws.store.models import SessionRow
+from companion_ws.protocol.errors import BadRequest, CompanionError, NotFound, Unauthorized
+from companion_ws.values import Event, Session
 
 __all__ = ["SessionsService"]
 
@@ -75,7 +74,7 @@ class SessionsService(pb_grpc.SessionsServicer):  # type: ignore[misc]
 
     async def _session(
         self, context: grpc.aio.ServicerContext[Any, Any], session_id: str, *, live: bool
-    ) -> tuple[Principal, SessionRow]:
+    ) -> tuple[Principal, Session]:
         who = self._principal(context)
         if not session_id:
             raise BadRequest("session_id is required")

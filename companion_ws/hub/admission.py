@@ -14,7 +14,6 @@ from msgspec import UNSET, UnsetType
 from companion_ws.auth.policy import Role
 from companion_ws.auth.tokens import AGENT, RECONNECT, Principal, TokenService
 from companion_ws.broker.base import Broker
-from companion_ws.errors import TooManyConnections
 from companion_ws.hub.connection import Connection
 from companion_ws.hub.hub import Hub
 from companion_ws.hub.joins import Joins
@@ -26,6 +25,7 @@ from companion_ws.hub.recovery import Recovery
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import encode
+from companion_ws.protocol.errors import TooManyConnections
 from companion_ws.store.eventlog import EventLog
 
 __all__ = ["Admission", "AdmissionLimits"]

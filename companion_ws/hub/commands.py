@@ -12,14 +12,6 @@ from companion_ws.auth import policy
 from companion_ws.auth.policy import Action
 from companion_ws.auth.tokens import RECONNECT, Principal, TokenService
 from companion_ws.broker.base import Presence
-from companion_ws.errors import (
-    BadRequest,
-    CompanionError,
-    NotAllowed,
-    SessionEnded,
-    SessionMismatch,
-    Unauthorized,
-)
 from companion_ws.hub.connection import Connection
 from companion_ws.hub.directory import SessionDirectory
 from companion_ws.hub.publisher import Publisher
@@ -30,6 +22,14 @@ from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
 from companion_ws.protocol import messages as m
 from companion_ws.protocol.codec import encode
+from companion_ws.protocol.errors import (
+    BadRequest,
+    CompanionError,
+    NotAllowed,
+    SessionEnded,
+    SessionMismatch,
+    Unauthorized,
+)
 from companion_ws.protocol.replies import error_frame
 from companion_ws.store.eventlog import EventLog
 from ui_state import InvalidPatch, key_patch

@@ -21,10 +21,10 @@ sockets and streams; the node (sockets) and :class:`~companion_ws.hub.streams.St
 from __future__ import annotations
 
 from companion_ws.auth.tokens import Principal
-from companion_ws.broker.base import Event
-from companion_ws.errors import Forbidden, Unauthorized
 from companion_ws.protocol.codec import decode_json, now_ms
+from companion_ws.protocol.errors import Forbidden, Unauthorized
 from companion_ws.store.store import Store
+from companion_ws.values import Event
 
 __all__ = ["REVOKED", "Credentials"]
 

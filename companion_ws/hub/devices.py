@@ -9,11 +9,11 @@ from companion_ws.auth import policy
 from companion_ws.auth.policy import Action, Role
 from companion_ws.auth.tokens import Principal, TokenService
 from companion_ws.broker.base import Presence
-from companion_ws.errors import BadRequest, NotFound, SessionEnded
 from companion_ws.hub.directory import SessionDirectory
 from companion_ws.hub.publisher import Publisher
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import now_ms
+from companion_ws.protocol.errors import BadRequest, NotFound, SessionEnded
 from companion_ws.store.store import Store
 
 __all__ = ["Devices"]

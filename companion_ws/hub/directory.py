@@ -13,13 +13,7 @@ from typing import Any
 from companion_ws.auth import policy
 from companion_ws.auth.policy import Action
 from companion_ws.auth.tokens import Principal
-from companion_ws.broker.base import Presence, new_epoch
-from companion_ws.errors import (
-    Internal,
-    NotFound,
-    SessionLive,
-    TooManySessions,
-)
+from companion_ws.broker.base import Presence
 from companion_ws.hub.credentials import Credentials
 from companion_ws.hub.locks import KeyedLock
 from companion_ws.hub.publisher import Publisher
@@ -28,10 +22,16 @@ from companion_ws.hub.ratelimit import KeyedLimiter
 from companion_ws.hub.state import CAS_ATTEMPTS, StateService, changed
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import decode_json, now_ms
+from companion_ws.protocol.errors import (
+    Internal,
+    NotFound,
+    SessionLive,
+    TooManySessions,
+)
 from companion_ws.store.eventlog import EventLog
-from companion_ws.store.models import SessionRow
 from companion_ws.store.store import Store
 from companion_ws.store.uow import UnitOfWork
+from companion_ws.values import Session, new_epoch
 from ui_state import StateDoc, abandon_tasks
 from ui_state.restore import restored_state
 
@@ -83,7 +83,7 @@ class SessionDirectory:
         if counted(principal) and not self._creates.take(principal.sub):
             raise TooManySessions("too many new sessions: slow down")
 
-    async def create_for(self, principal: Principal) -> SessionRow:
+    async def create_for(self, principal: Principal) -> Session:
         """A new session a caller asked for (``POST /sessions``), within its rate."""
         self.charge(principal)
         return await self.create(principal.sub)
@@ -95,15 +95,17 @@ class SessionDirectory:
         *,
         state: dict[str, Any] | None = None,
         restored_from: str | None = None,
-    ) -> SessionRow:
+    ) -> Session:
         """A new live session owned by ``owner``, empty or starting from ``state``."""
         now = now_ms()
-        row = SessionRow(
+        row = Session(
             id=session_id or new_id(),
             owner_id=owner,
             created_at=now,
             last_activity_at=now,
             expires_at=now + self._ttl_ms,
+            ended_at=None,
+            end_reason=None,
             state=json.dumps(state, separators=(",", ":")) if state else "{}",
             state_version=1 if state else 0,
             last_seq=0,
@@ -114,7 +116,7 @@ class SessionDirectory:
         await self._store.connects.create(row)
         return row
 
-    async def restore(self, principal: Principal, source_id: str) -> SessionRow:
+    async def restore(self, principal: Principal, source_id: str) -> Session:
         """A new session carrying on the caller's own ended or expired session
         ``source_id``: its last state, its unfinished task active again (section 13)."""
         row = await self.get(source_id)
@@ -128,7 +130,7 @@ class SessionDirectory:
             row = await self.get(source_id) or row
         return await self.carry_on(row)
 
-    async def carry_on(self, row: SessionRow) -> SessionRow:
+    async def carry_on(self, row: Session) -> Session:
         """A new session carrying on the ended ``row``: its state, its unfinished task
         active again (section 13)."""
         state = restored_state(json.loads(row.state or "{}"), source=row.id)
@@ -136,12 +138,12 @@ class SessionDirectory:
         log.info("session %s restored from %s", fresh.id, row.id)
         return fresh
 
-    async def get(self, session_id: str) -> SessionRow | None:
+    async def get(self, session_id: str) -> Session | None:
         """The session, live or ended, if it exists."""
         async with self._store.uow() as uow:
             return await uow.sessions.get(session_id)
 
-    async def get_live(self, session_id: str) -> SessionRow | None:
+    async def get_live(self, session_id: str) -> Session | None:
         """The session, if it exists and has not ended."""
         row = await self.get(session_id)
         if row is None or row.ended_at is not None:
@@ -150,7 +152,7 @@ class SessionDirectory:
 
     async def authorize(
         self, principal: Principal, session_id: str, action: Action = Action.READ
-    ) -> SessionRow:
+    ) -> Session:
         """The session, if this HTTP caller's role on it allows ``action``."""
         row = await self.get(session_id)
         if row is None:
@@ -190,7 +192,7 @@ class SessionDirectory:
         return True
 
     async def _abandon(
-        self, uow: UnitOfWork, row: SessionRow, now: int
+        self, uow: UnitOfWork, row: Session, now: int
     ) -> list[f.BroadcastFrame] | None:
         """In ``uow`` (not committed): the session's active tasks abandoned. Answers the
         state change to broadcast (none when no task was active), or None when another
@@ -243,7 +245,7 @@ class SessionDirectory:
 
     async def page(
         self, *, limit: int, after_id: str | None, owner_id: str | None, active: bool | None
-    ) -> tuple[Sequence[SessionRow], str | None]:
+    ) -> tuple[Sequence[Session], str | None]:
         """One page of sessions, and the cursor of the next (None on the last page)."""
         await self._eventlog.flush()
         async with self._store.uow() as uow:
@@ -253,7 +255,7 @@ class SessionDirectory:
         page = rows[:limit]
         return page, (page[-1].id if len(rows) > limit else None)
 
-    async def describe(self, row: SessionRow, *, clients: bool = False) -> dict[str, Any]:
+    async def describe(self, row: Session, *, clients: bool = False) -> dict[str, Any]:
         """What the HTTP API says of a session; ``clients`` adds its live connections."""
         live = row.ended_at is None
         members = await self._presence.members(row.id) if live else []
@@ -275,7 +277,7 @@ class SessionDirectory:
             info["clients"] = members
         return info
 
-    async def fresh(self, principal: Principal, session_id: str) -> SessionRow:
+    async def fresh(self, principal: Principal, session_id: str) -> Session:
         """:meth:`authorize` to read, then the row after the event log's pending writes
         (``seq`` current)."""
         row = await self.authorize(principal, session_id)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from companion_ws.broker.base import Event
 from companion_ws.hub.connection import Connection
 from companion_ws.protocol.wire import text_frame
+from companion_ws.values import Event
 
 
 class Hub:

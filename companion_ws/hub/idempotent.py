@@ -32,10 +32,10 @@ import msgspec
 from msgspec import UNSET
 
 from companion_ws import failpoints
-from companion_ws.errors import BadRequest, Internal
 from companion_ws.hub.locks import KeyedLock
 from companion_ws.hub.publisher import Publisher
 from companion_ws.protocol.codec import JSON_ERRORS, decode_json, encode, now_ms
+from companion_ws.protocol.errors import BadRequest, Internal
 from companion_ws.protocol.frames import BroadcastFrame
 from companion_ws.store.effects import LedgerRow, Recorded, Verdict
 from companion_ws.store.store import Store

@@ -25,7 +25,7 @@ from typing import Protocol
 from companion_ws.auth import policy
 from companion_ws.auth.policy import Role
 from companion_ws.auth.tokens import Principal
-from companion_ws.errors import SessionEnded
+from companion_ws.protocol.errors import SessionEnded
 
 __all__ = ["Create", "Head", "Join", "plan"]
 

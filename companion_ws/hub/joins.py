@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from companion_ws.auth import policy
 from companion_ws.auth.policy import Role
 from companion_ws.auth.tokens import DEVICE, Principal
-from companion_ws.errors import Forbidden, SessionEnded, Unauthorized
 from companion_ws.hub.credentials import Credentials
 from companion_ws.hub.directory import SessionDirectory, new_id
 from companion_ws.hub.join_rules import Join, plan
 from companion_ws.protocol.codec import now_ms
-from companion_ws.store.connects import SessionHead
-from companion_ws.store.models import DeviceRow, SessionRow
+from companion_ws.protocol.errors import Forbidden, SessionEnded, Unauthorized
 from companion_ws.store.store import Store
+from companion_ws.values import Device, Session, SessionHead
 from ui_state.restore import unfinished_task
 
 __all__ = ["Joins", "Resolved"]
@@ -75,7 +74,7 @@ class Joins:
         )
         role = policy.socket_role(principal, fresh.id, fresh.owner_id, client)
         return Resolved(
-            SessionHead.of(fresh),
+            fresh.head(),
             created=True,
             principal=principal,
             role=role,
@@ -83,7 +82,7 @@ class Joins:
             reason=landing.reason,
         )
 
-    async def _restores_itself(self, head: SessionHead) -> SessionRow | None:
+    async def _restores_itself(self, head: SessionHead) -> Session | None:
         """The caller's own expired session, if it had an unfinished task: it carries
         on in a new session, with its state (section 13)."""
         row = await self._directory.get(head.id)
@@ -111,7 +110,7 @@ class Joins:
             row = await uow.sessions.get(code.session_id)
             if row is None or row.ended_at is not None:
                 raise SessionEnded("this session has ended")
-            device = DeviceRow(
+            device = Device(
                 device_id=new_id()[:16],
                 session_id=row.id,
                 role=code.role,
@@ -128,6 +127,4 @@ class Joins:
             device_id=device.device_id,
             device_role=device.role,
         )
-        return Resolved(
-            SessionHead.of(row), created=False, principal=member, role=Role(device.role)
-        )
+        return Resolved(row.head(), created=False, principal=member, role=Role(device.role))

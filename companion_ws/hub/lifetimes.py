@@ -19,11 +19,11 @@ import time
 from typing import Protocol
 
 from companion_ws.auth.tokens import Principal
-from companion_ws.errors import TokenExpired
 from companion_ws.hub.connection import Connection
 from companion_ws.hub.credentials import Credentials
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import encode
+from companion_ws.protocol.errors import TokenExpired
 from companion_ws.protocol.replies import error_frame
 
 __all__ = ["Holder", "Lifetimes"]

@@ -16,7 +16,8 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from companion_ws.broker.base import Broker, Event
+from companion_ws.broker.base import Broker
+from companion_ws.values import Event
 
 __all__ = ["Listeners", "Tap", "Watch"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from companion_ws.auth.policy import DEVICE_ROLES
 from companion_ws.auth.tokens import TokenService
-from companion_ws.broker.base import Broker, Event, Leave
+from companion_ws.broker.base import Broker
 from companion_ws.hub.admission import Admission, AdmissionLimits
 from companion_ws.hub.commands import CommandRouter
 from companion_ws.hub.conversation import ConversationService
@@ -45,6 +45,7 @@ from companion_ws.settings import Settings
 from companion_ws.store.eventlog import EventLog
 from companion_ws.store.store import Store
 from companion_ws.tools.registry import ToolRegistry
+from companion_ws.values import Event, Leave
 
 __all__ = ["Node"]
 

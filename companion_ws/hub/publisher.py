@@ -4,7 +4,7 @@ appended to the event log. Every adapter's broadcast takes it.
 It is also the one size limit of every door (PROTOCOL.md section 4, v1.2): a frame is
 :meth:`Publisher.seal`-ed (encoded and measured) before anything is sequenced, and one
 whose frame, as clients receive it, would exceed ``max_event_bytes`` is refused with
-:class:`~companion_ws.errors.PayloadTooLarge`, which each door maps to its own answer
+:class:`~companion_ws.protocol.errors.PayloadTooLarge`, which each door maps to its own answer
 (an ``error`` frame, HTTP 413, gRPC ``RESOURCE_EXHAUSTED``, a ``too_large`` dead
 letter). A service whose broadcast follows a commit (a state change, a tool's effect)
 seals its frame before the commit, so a refusal never leaves a commit unannounced.
@@ -17,12 +17,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from companion_ws.broker.base import Broker, Event
-from companion_ws.errors import CompanionError, Internal, PayloadTooLarge
+from companion_ws.broker.base import Broker
 from companion_ws.metrics import Metrics
 from companion_ws.protocol.codec import encode
+from companion_ws.protocol.errors import CompanionError, Internal, PayloadTooLarge
 from companion_ws.protocol.frames import BroadcastFrame, tag_of
 from companion_ws.store.eventlog import EventLog
+from companion_ws.values import Event
 
 __all__ = ["SEQ_ROOM", "Publisher", "Sealed", "check_size"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from companion_ws.broker.base import Broker, Position
+from companion_ws.broker.base import Broker
 from companion_ws.hub.connection import Connection
 from companion_ws.hub.locks import KeyedLock
 from companion_ws.hub.resume_plan import Replay, plan_resume
@@ -16,6 +16,7 @@ from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import decode_json, encode
 from companion_ws.store.eventlog import EventLog
 from companion_ws.store.store import Store
+from companion_ws.values import Position
 from ui_state import StateDoc
 
 __all__ = ["REPLAY_PAGE", "Recovery"]

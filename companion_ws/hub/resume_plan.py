@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from companion_ws.broker.base import Position
+from companion_ws.values import Position
 
 __all__ = ["Replay", "Resync", "ResyncReason", "epoch_matches", "plan_resume"]
 

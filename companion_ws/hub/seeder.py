@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from companion_ws.broker.base import Event, Seed, new_epoch
 from companion_ws.store.store import Store
+from companion_ws.values import Event, Seed, new_epoch
 
 __all__ = ["Seeder"]
 
@@ -28,11 +28,7 @@ class Seeder:
         recent: list[Event] = []
         if stored.epoch_clean or self._keep_epoch:
             epoch = stored.epoch
-            recent = [
-                Event(session_id, r.seq, r.epoch, r.type, r.payload.encode())
-                for r in stored.recent
-                if r.epoch == epoch
-            ]
+            recent = [event for event in stored.recent if event.epoch == epoch]
             expected = last - len(recent) + 1
             if any(ev.seq != expected + i for i, ev in enumerate(recent)):
                 recent = []

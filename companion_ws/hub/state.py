@@ -7,14 +7,14 @@ import sys
 import time
 from typing import Any
 
-from companion_ws.errors import BadRequest, Internal, NotFound
-from companion_ws.errors import StateTooLarge as StateTooLargeError
-from companion_ws.errors import VersionConflict as VersionConflictError
 from companion_ws.hub.locks import KeyedLock
 from companion_ws.hub.publisher import Publisher
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import decode_json, encode, now_ms
+from companion_ws.protocol.errors import BadRequest, Internal, NotFound
+from companion_ws.protocol.errors import StateTooLarge as StateTooLargeError
+from companion_ws.protocol.errors import VersionConflict as VersionConflictError
 from companion_ws.store.effects import StateRow, StateWrite, Verdict
 from companion_ws.store.store import Store
 from companion_ws.store.uow import UnitOfWork

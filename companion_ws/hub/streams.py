@@ -27,11 +27,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from companion_ws.auth.tokens import Principal
-from companion_ws.broker.base import Broker, Event
-from companion_ws.errors import CompanionError, SessionEnded, TokenExpired, TooManyStreams
+from companion_ws.broker.base import Broker
 from companion_ws.hub.credentials import Credentials
 from companion_ws.hub.lifetimes import Lifetimes
 from companion_ws.hub.quota import PerUser, counted
+from companion_ws.protocol.errors import CompanionError, SessionEnded, TokenExpired, TooManyStreams
+from companion_ws.values import Event
 
 __all__ = ["Streams", "Ticket"]
 

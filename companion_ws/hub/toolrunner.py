@@ -21,17 +21,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from companion_ws import failpoints
-from companion_ws.broker.base import Event
-from companion_ws.errors import CompanionError, Internal, SessionMismatch
 from companion_ws.hub.locks import KeyedLock
 from companion_ws.hub.publisher import Publisher, Sealed
 from companion_ws.hub.state import StateService, changed
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import encode, now_ms
+from companion_ws.protocol.errors import CompanionError, Internal, SessionMismatch
 from companion_ws.store.effects import LedgerRow, Recorded, Verdict
 from companion_ws.store.store import Store
 from companion_ws.tools.registry import ToolError, ToolOutcome, ToolRegistry
+from companion_ws.values import Event
 from ui_state import StateDoc
 
 __all__ = ["Compute", "ToolResult", "ToolRunner"]

@@ -1,5 +1,5 @@
 """What a backend may publish into a session (PROTOCOL.md section 15): a type and its
-fields in, a typed broadcast frame out, or :class:`~companion_ws.errors.BadRequest`
+fields in, a typed broadcast frame out, or :class:`~companion_ws.protocol.errors.BadRequest`
 saying what is wrong. Shared by gRPC ``Publish`` and the bus's inbound messages. [pure]
 """
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import msgspec
 
-from companion_ws.errors import BadRequest
 from companion_ws.protocol import frames as f
+from companion_ws.protocol.errors import BadRequest
 
 __all__ = ["PUBLISHABLE", "backend_frame"]
 

@@ -1,5 +1,5 @@
 """Bytes <-> messages. Client frames decode to a typed :data:`ClientMessage` or raise a
-:class:`~companion_ws.errors.BadRequest` carrying the error code; server frames (the
+:class:`~companion_ws.protocol.errors.BadRequest` carrying the error code; server frames (the
 structs of :mod:`companion_ws.protocol.frames`) are encoded once.
 
 A broadcast frame is encoded *without* its ``seq``; the broker splices the number in
@@ -14,9 +14,9 @@ from typing import Any
 
 import msgspec
 
-from companion_ws.errors import BadRequest, InvalidJSON, UnknownType
 from companion_ws.protocol import messages as m
 from companion_ws.protocol.clock import now_ms
+from companion_ws.protocol.errors import BadRequest, InvalidJSON, UnknownType
 from companion_ws.protocol.messages import MESSAGE_TYPES, ClientMessage
 
 __all__ = [

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import msgspec
 
-from companion_ws.errors import CompanionError
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import encode
+from companion_ws.protocol.errors import CompanionError
 
 __all__ = ["error_frame"]
 

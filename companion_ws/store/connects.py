@@ -4,9 +4,9 @@ row, and where a session's stream starts in a fresh broker (its seed).
 Every socket that joins reads its session's head; the first socket of a session often
 creates it, and the first join of a session on a node seeds the broker from the event
 log. Through units of work these were a fifth of a connect's CPU time (SQLAlchemy's
-session, compilation and result rows; ``bench/README.md``); here they are SQL on the
-driver (:mod:`companion_ws.store.held`). The rows are the ORM's classes, built here,
-so the rest of the hub reads them as before.
+session, compilation and result rows; ``bench/RESULTS-history.md``); here they are SQL on the
+driver (:mod:`companion_ws.store.held`), read into the values of
+:mod:`companion_ws.values` as every other read of the store.
 """
 
 from __future__ import annotations
@@ -14,34 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from companion_ws.store.held import HeldConnection, Statement
-from companion_ws.store.models import EventRow, SessionRow
+from companion_ws.values import Event, Session, SessionHead
 
-__all__ = ["ConnectStore", "SeedRows", "SessionHead"]
-
-
-@dataclass(frozen=True, slots=True)
-class SessionHead:
-    """What a connect needs of a session row: everything but its state document."""
-
-    id: str
-    owner_id: str
-    expires_at: int
-    ended_at: int | None
-    end_reason: str | None
-    state_version: int
-    restored_from: str | None
-
-    @classmethod
-    def of(cls, row: SessionRow) -> SessionHead:
-        return cls(
-            row.id,
-            row.owner_id,
-            row.expires_at,
-            row.ended_at,
-            row.end_reason,
-            row.state_version,
-            row.restored_from,
-        )
+__all__ = ["ConnectStore", "SeedRows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +27,7 @@ class SeedRows:
     epoch: str | None
     epoch_clean: bool
     last_seq: int
-    recent: list[EventRow]
+    recent: list[Event]
 
 
 _HEAD = Statement(
@@ -84,7 +59,7 @@ class ConnectStore:
             found = await block.row(_HEAD, sid=session_id)
         return SessionHead(*found) if found is not None else None
 
-    async def create(self, row: SessionRow) -> None:
+    async def create(self, row: Session) -> None:
         """Insert the new session ``row`` (every column set) and commit."""
         async with self._held.block() as block, block.transaction():
             await block.write(
@@ -110,7 +85,7 @@ class ConnectStore:
             last = await block.row(_MAX_SEQ, sid=session_id)
             rows = await block.rows(_LATEST, sid=session_id, limit=history) if epoch else []
         recent = [
-            EventRow(session_id=session_id, seq=seq, epoch=ep, type=kind, payload=payload)
+            Event(session_id, seq, ep, kind, payload.encode())
             for seq, ep, kind, payload in reversed(rows)
         ]
         last_seq = int(last[0] or 0) if last is not None else 0

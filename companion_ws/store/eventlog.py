@@ -31,12 +31,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from companion_ws.broker.base import Event
-from companion_ws.errors import Internal
 from companion_ws.protocol.codec import now_ms
+from companion_ws.protocol.errors import Internal
 from companion_ws.store.appender import EventAppender
 from companion_ws.store.repositories import NewEvent
 from companion_ws.store.store import Store
+from companion_ws.values import Event
 
 log = logging.getLogger("companion_ws.eventlog")
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession as DBSession
 
 from companion_ws.store.models import DeviceRow, EventRow, JoinTokenRow, SessionRow, ToolCallRow
+from companion_ws.values import Device, Event, JoinCode, Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,14 +28,15 @@ class SessionRepository:
     def __init__(self, db: DBSession) -> None:
         self._db = db
 
-    async def get(self, session_id: str, *, for_update: bool = False) -> SessionRow | None:
+    async def get(self, session_id: str, *, for_update: bool = False) -> Session | None:
         stmt = select(SessionRow).where(SessionRow.id == session_id)
         if for_update:
             stmt = stmt.with_for_update()
-        return (await self._db.execute(stmt)).scalar_one_or_none()
+        row = (await self._db.execute(stmt)).scalar_one_or_none()
+        return _session(row) if row is not None else None
 
-    def add(self, row: SessionRow) -> None:
-        self._db.add(row)
+    def add(self, session: Session) -> None:
+        self._db.add(SessionRow(**{f: getattr(session, f) for f in _SESSION_FIELDS}))
 
     async def save_state(
         self,
@@ -111,7 +113,7 @@ class SessionRepository:
         after_id: str | None = None,
         owner_id: str | None = None,
         active: bool | None = None,
-    ) -> Sequence[SessionRow]:
+    ) -> list[Session]:
         stmt = select(SessionRow).order_by(SessionRow.id).limit(limit)
         if after_id is not None:
             stmt = stmt.where(SessionRow.id > after_id)
@@ -121,25 +123,23 @@ class SessionRepository:
             stmt = stmt.where(SessionRow.ended_at.is_(None))
         elif active is False:
             stmt = stmt.where(SessionRow.ended_at.is_not(None))
-        return (await self._db.execute(stmt)).scalars().all()
+        return [_session(row) for row in (await self._db.execute(stmt)).scalars()]
 
 
 class EventRepository:
     def __init__(self, db: DBSession) -> None:
         self._db = db
 
-    async def after(self, session_id: str, after_seq: int, limit: int) -> Sequence[EventRow]:
+    async def after(self, session_id: str, after_seq: int, limit: int) -> list[Event]:
         stmt = (
             select(EventRow)
             .where(EventRow.session_id == session_id, EventRow.seq > after_seq)
             .order_by(EventRow.seq)
             .limit(limit)
         )
-        return (await self._db.execute(stmt)).scalars().all()
+        return [_event(row) for row in (await self._db.execute(stmt)).scalars()]
 
-    async def of_type(
-        self, session_id: str, type_: str, after_seq: int, limit: int
-    ) -> Sequence[EventRow]:
+    async def of_type(self, session_id: str, type_: str, after_seq: int, limit: int) -> list[Event]:
         """The session's events of one type after ``after_seq``, by seq (at most ``limit``)."""
         stmt = (
             select(EventRow)
@@ -151,7 +151,7 @@ class EventRepository:
             .order_by(EventRow.seq)
             .limit(limit)
         )
-        return (await self._db.execute(stmt)).scalars().all()
+        return [_event(row) for row in (await self._db.execute(stmt)).scalars()]
 
     async def max_seq(self, session_id: str) -> int:
         stmt = select(func.max(EventRow.seq)).where(EventRow.session_id == session_id)
@@ -186,7 +186,7 @@ class JoinTokenRepository:
             )
         )
 
-    async def consume(self, code: str, now: int) -> JoinTokenRow | None:
+    async def consume(self, code: str, now: int) -> JoinCode | None:
         """Atomically mark an unexpired, unused code used: its row for the one winner,
         None for everyone else."""
         key = code_hash(code)
@@ -201,7 +201,8 @@ class JoinTokenRepository:
         )
         if getattr(result, "rowcount", 0) != 1:
             return None
-        return await self._db.get(JoinTokenRow, key)
+        row = await self._db.get(JoinTokenRow, key)
+        return JoinCode(row.session_id, row.role) if row is not None else None
 
     async def purge_expired(self, cutoff: int, limit: int = 500) -> int:
         """Delete at most ``limit`` join tokens that expired before ``cutoff``. A code is
@@ -224,15 +225,17 @@ class DeviceRepository:
     def __init__(self, db: DBSession) -> None:
         self._db = db
 
-    def add(self, row: DeviceRow) -> None:
-        self._db.add(row)
+    def add(self, device: Device) -> None:
+        self._db.add(DeviceRow(**{f: getattr(device, f) for f in _DEVICE_FIELDS}))
 
-    async def get(self, device_id: str) -> DeviceRow | None:
-        return await self._db.get(DeviceRow, device_id)
+    async def get(self, device_id: str) -> Device | None:
+        row = await self._db.get(DeviceRow, device_id)
+        return _device(row) if row is not None else None
 
-    async def of_session(self, session_id: str) -> Sequence[DeviceRow]:
+    async def of_session(self, session_id: str) -> list[Device]:
         stmt = select(DeviceRow).where(DeviceRow.session_id == session_id)
-        return (await self._db.execute(stmt.order_by(DeviceRow.joined_at))).scalars().all()
+        rows = (await self._db.execute(stmt.order_by(DeviceRow.joined_at))).scalars()
+        return [_device(row) for row in rows]
 
     async def revoke(self, session_id: str, device_id: str, now: int) -> bool:
         """Mark the session's device revoked; False when there is no such device."""
@@ -242,3 +245,20 @@ class DeviceRepository:
             .values(revoked_at=func.coalesce(DeviceRow.revoked_at, now))
         )
         return getattr(result, "rowcount", 0) == 1
+
+
+# Rows in, values out: nothing above the store sees an ORM row (companion_ws.values).
+_SESSION_FIELDS = tuple(f.name for f in fields(Session))
+_DEVICE_FIELDS = tuple(f.name for f in fields(Device))
+
+
+def _session(row: SessionRow) -> Session:
+    return Session(**{f: getattr(row, f) for f in _SESSION_FIELDS})
+
+
+def _device(row: DeviceRow) -> Device:
+    return Device(**{f: getattr(row, f) for f in _DEVICE_FIELDS})
+
+
+def _event(row: EventRow) -> Event:
+    return Event(row.session_id, row.seq, row.epoch, row.type, row.payload.encode())

@@ -11,11 +11,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
 import migrations
-from companion_ws.store.connects import ConnectStore, SessionHead
+from companion_ws.store.connects import ConnectStore
 from companion_ws.store.effects import EffectStore
 from companion_ws.store.engine import make_engine, make_sessionmaker
 from companion_ws.store.held import HeldConnection
 from companion_ws.store.uow import UnitOfWork
+from companion_ws.values import SessionHead
 
 
 def alembic_config(url: str) -> Config:

@@ -19,11 +19,12 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from companion_ws.broker.base import Broker, Event, Leave, Seed
+from companion_ws.broker.base import Broker
 from companion_ws.broker.memory import MemoryBroker
 from companion_ws.broker.redis import RedisBroker, RedisPresence
 from companion_ws.protocol.codec import encode, with_seq
 from companion_ws.protocol.frames import ContextualUpdate
+from companion_ws.values import Event, Leave, Seed
 from tests.support.hub import REDIS_URL, free_port
 
 

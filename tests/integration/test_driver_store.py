@@ -9,26 +9,14 @@ import asyncio
 from companion_ws.protocol.codec import now_ms
 from companion_ws.store.appender import EventAppender
 from companion_ws.store.effects import LedgerRow, StateWrite, Verdict
-from companion_ws.store.models import SessionRow
 from companion_ws.store.repositories import NewEvent
 from companion_ws.store.store import Store
+from companion_ws.values import Session
+from tests.support.sessions import new_session
 
 
-def _session(sid: str, *, state: str = "{}", version: int = 0) -> SessionRow:
-    now = now_ms()
-    return SessionRow(
-        id=sid,
-        owner_id="alice",
-        created_at=now,
-        last_activity_at=now,
-        expires_at=now + 60_000,
-        state=state,
-        state_version=version,
-        last_seq=0,
-        epoch="e1",
-        epoch_clean=True,
-        restored_from="earlier",
-    )
+def _session(sid: str, *, state: str = "{}", version: int = 0) -> Session:
+    return new_session(sid, state=state, version=version, restored_from="earlier")
 
 
 def _write(old: int, state: str, version: int) -> StateWrite:

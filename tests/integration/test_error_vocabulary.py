@@ -18,8 +18,8 @@ import websockets
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
-from companion_ws import errors
 from companion_ws.app import create_app
+from companion_ws.protocol import errors
 from companion_ws.protocol.closecodes import Close
 from companion_ws.protocol.frames import BROADCAST_TYPES, DIRECT_TYPES
 from companion_ws.protocol.messages import MESSAGE_TYPES

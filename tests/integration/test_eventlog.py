@@ -11,29 +11,19 @@ import asyncio
 
 from sqlalchemy import func, select
 
-from companion_ws.broker.base import Event
-from companion_ws.protocol.codec import now_ms
 from companion_ws.store.eventlog import EventLog
-from companion_ws.store.models import EventRow, SessionRow
+from companion_ws.store.models import EventRow
 from companion_ws.store.store import Store
+from companion_ws.values import Event
+from tests.support.sessions import new_session
 
 ROUNDS = 25
 EVENTS_PER_ROUND = 3000
 
 
 async def _new_session(store: Store, sid: str) -> None:
-    now = now_ms()
     async with store.uow() as uow:
-        uow.sessions.add(
-            SessionRow(
-                id=sid,
-                owner_id="alice",
-                created_at=now,
-                last_activity_at=now,
-                expires_at=now + 60_000,
-                epoch="e1",
-            )
-        )
+        uow.sessions.add(new_session(sid))
         await uow.commit()
 
 

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from companion_ws.broker.base import Event, Leave
 from companion_ws.broker.memory import MemoryBroker
-from companion_ws.errors import Internal
 from companion_ws.hub.seeder import Seeder
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import encode
+from companion_ws.protocol.errors import Internal
 from companion_ws.store.eventlog import EventLog
-from companion_ws.store.models import SessionRow
 from companion_ws.store.store import Store
+from companion_ws.values import Event, Leave
+from tests.support.sessions import new_session
 
 
 def body(n: int) -> bytes:
@@ -29,20 +29,7 @@ async def store(tmp_path: Path) -> Store:
     store = Store(f"sqlite+aiosqlite:///{tmp_path / 'journal.db'}")
     await store.migrate()
     async with store.uow() as uow:
-        uow.sessions.add(
-            SessionRow(
-                id="s1",
-                owner_id="alice",
-                created_at=0,
-                last_activity_at=0,
-                expires_at=2**40,
-                state="{}",
-                state_version=0,
-                last_seq=0,
-                epoch="e1",
-                epoch_clean=True,
-            )
-        )
+        uow.sessions.add(new_session("s1", ttl_ms=2**40))
         await uow.commit()
     return store
 

@@ -19,11 +19,11 @@ import pytest
 from companion_ws.app import create_app, token_service
 from companion_ws.auth.tokens import Principal
 from companion_ws.broker import make_broker
-from companion_ws.errors import TooManyConnections, TooManySessions, TooManyStreams
 from companion_ws.hub.connection import Connection
 from companion_ws.hub.node import Node
 from companion_ws.hub.quota import PerUser, counted
 from companion_ws.metrics import Metrics
+from companion_ws.protocol.errors import TooManyConnections, TooManySessions, TooManyStreams
 from companion_ws.settings import Settings
 from companion_ws.store.eventlog import EventLog
 from companion_ws.store.store import Store

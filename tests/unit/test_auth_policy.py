@@ -7,7 +7,7 @@ import pytest
 from companion_ws.auth import policy
 from companion_ws.auth.policy import Action, Role
 from companion_ws.auth.tokens import Principal
-from companion_ws.errors import Forbidden
+from companion_ws.protocol.errors import Forbidden
 
 ALICE = Principal(sub="alice")
 BOB = Principal(sub="bob")

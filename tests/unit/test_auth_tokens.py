@@ -22,7 +22,7 @@ from companion_ws.auth.tokens import (
     TokenService,
     is_join_code,
 )
-from companion_ws.errors import Unauthorized
+from companion_ws.protocol.errors import Unauthorized
 
 SECRET = "unit-secret-" + "0123456789abcdef" * 4  # long enough for HS512
 service = TokenService(TokenConfig(algorithm="HS256", verifying_key=SECRET, signing_key=SECRET))

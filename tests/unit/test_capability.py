@@ -12,7 +12,7 @@ import pytest
 from companion_ws.auth import policy
 from companion_ws.auth.policy import Action, Role
 from companion_ws.auth.tokens import AGENT, RECONNECT, Principal, TokenConfig, TokenService
-from companion_ws.errors import Forbidden, SessionEnded, Unauthorized
+from companion_ws.protocol.errors import Forbidden, SessionEnded, Unauthorized
 
 SECRET = "unit-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 service = TokenService(TokenConfig(algorithm="HS256", verifying_key=SECRET, signing_key=SECRET))

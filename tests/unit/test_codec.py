@@ -11,9 +11,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from companion_ws.errors import BadRequest, InvalidJSON, UnknownType
 from companion_ws.protocol import codec, frames
 from companion_ws.protocol import messages as m
+from companion_ws.protocol.errors import BadRequest, InvalidJSON, UnknownType
 from tests.unit.strategies import json_objects, json_values, relaxed
 
 

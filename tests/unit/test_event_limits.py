@@ -12,12 +12,12 @@ import pytest
 
 from companion_ws.broker.memory import MemoryBroker
 from companion_ws.bus.bridge import DEAD_EXCERPT, dead_letter
-from companion_ws.errors import BadRequest, PayloadTooLarge
 from companion_ws.grpc.errors import status_of
 from companion_ws.hub.publisher import SEQ_ROOM, Publisher, check_size
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import MAX_DEPTH, decode_body, encode, with_seq
+from companion_ws.protocol.errors import BadRequest, PayloadTooLarge
 from companion_ws.store.eventlog import EventLog
 from companion_ws.store.store import Store
 

@@ -63,7 +63,7 @@ def graph() -> dict[str, set[str]]:
 
 def packages(edges: dict[str, set[str]]) -> dict[str, set[str]]:
     """The graph between top-level packages (``companion_ws.hub``; a top-level module
-    such as ``companion_ws.errors`` is its own)."""
+    such as ``companion_ws.protocol.errors`` is its own)."""
 
     def top(name: str) -> str:
         return ".".join(name.split(".")[:2])

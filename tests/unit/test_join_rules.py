@@ -9,8 +9,8 @@ import pytest
 
 from companion_ws.auth.policy import Role
 from companion_ws.auth.tokens import AGENT, DEVICE, RECONNECT, Principal
-from companion_ws.errors import Forbidden, SessionEnded
 from companion_ws.hub.join_rules import Create, Join, plan
+from companion_ws.protocol.errors import Forbidden, SessionEnded
 
 ALICE = Principal(sub="alice")
 BOB = Principal(sub="bob")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from companion_ws.broker.base import Position
 from companion_ws.hub.resume_plan import (
     Replay,
     Resync,
@@ -13,6 +12,7 @@ from companion_ws.hub.resume_plan import (
     epoch_matches,
     plan_resume,
 )
+from companion_ws.values import Position
 
 HERE = Position(seq=40, epoch="e1")
 

@@ -12,18 +12,12 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from companion_ws.broker.base import (
-    Event,
-    EventHandler,
-    HistorySlice,
-    LeaveHandler,
-    Position,
-    SeedLoader,
-)
+from companion_ws.broker.base import EventHandler, LeaveHandler, SeedLoader
 from companion_ws.broker.redis.keys import Keys
 from companion_ws.broker.redis.presence import RedisPresence
 from companion_ws.broker.redis.stream import Streams
 from companion_ws.broker.redis.subscriber import Subscriber
+from companion_ws.values import Event, HistorySlice, Position
 
 log = logging.getLogger("companion_ws.broker.redis")
 

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 
-from companion_ws.broker.base import Event
+from companion_ws.values import Event
 
 log = logging.getLogger("companion_ws.broker.redis")
 

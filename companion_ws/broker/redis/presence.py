@@ -18,9 +18,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from companion_ws.broker.base import Leave, LeaveHandler
+from companion_ws.broker.base import LeaveHandler
 from companion_ws.broker.redis.keys import Keys
 from companion_ws.broker.redis.scripts import source
+from companion_ws.values import Leave
 
 log = logging.getLogger("companion_ws.broker.redis")
 

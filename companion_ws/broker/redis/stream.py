@@ -22,9 +22,10 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from companion_ws.broker.base import Event, HistorySlice, Position, Seed, SeedLoader, new_epoch
+from companion_ws.broker.base import SeedLoader
 from companion_ws.broker.redis.keys import Keys, text
 from companion_ws.broker.redis.scripts import source
+from companion_ws.values import Event, HistorySlice, Position, Seed, new_epoch
 
 
 class Streams:

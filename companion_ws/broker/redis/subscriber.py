@@ -20,9 +20,10 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from companion_ws.broker.base import Event, EventHandler
+from companion_ws.broker.base import EventHandler
 from companion_ws.broker.redis.echo import EchoBarrier
 from companion_ws.broker.redis.keys import Keys
+from companion_ws.values import Event
 
 log = logging.getLogger("companion_ws.broker.redis")
 
