@@ -1,4 +1,4 @@
-"""The backends' adapters (PROTOCOL.md section 15), started after the node and stopped
+"""The backends' adapters (docs/protocol.md section 15), started after the node and stopped
 before it: the gRPC server when ``grpc_port`` is set, the bus bridge when ``bus_url`` is."""
 
 from __future__ import annotations

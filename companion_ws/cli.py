@@ -116,7 +116,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,
         # httptools, with the doors before the token: a bound on each request head's
-        # size and time (PROTOCOL.md section 4, v1.2). No limit_concurrency: uvicorn
+        # size and time (docs/protocol.md section 4, v1.2). No limit_concurrency: uvicorn
         # counts the open WebSockets in it and acts only once a head is complete.
         http=http,
         loop="uvloop",

@@ -46,7 +46,7 @@ class Settings:
     connect_rate: float = 20.0  # WebSocket connects per second per client address
     connect_burst: int = 50
     max_body_bytes: int = 1024 * 1024  # HTTP request bodies; over it: 413
-    # PROTOCOL.md section 4 (v1.2): the doors before the token, for HTTP and upgrades.
+    # docs/protocol.md section 4 (v1.2): the doors before the token, for HTTP and upgrades.
     max_header_bytes: int = 16 * 1024  # a request head larger than this: 431, or closed
     header_timeout: float = 10.0  # a connection without a whole request head by then: closed
     # One size limit for every door (socket, HTTP, gRPC, the bus, a tool): an event whose
@@ -68,7 +68,7 @@ class Settings:
     tools: tuple[str, ...] = DEFAULT_TOOLS
     elevenlabs_tool_secret: str | None = None
     elevenlabs_webhook_secret: str | None = None
-    # Talking from the page (PROTOCOL.md section 14): the agent the page's conversations
+    # Talking from the page (docs/protocol.md section 14): the agent the page's conversations
     # open, and the API key that signs them. The key is a secret: never in a repr, a
     # log line or an answer to the browser.
     elevenlabs_agent_id: str | None = None
@@ -81,7 +81,7 @@ class Settings:
     auto_migrate: bool | None = None  # None: migrate SQLite on start, never PostgreSQL
     presence_ttl: float = 15.0
     failpoints: str | None = None  # tests only: companion_ws.failpoints
-    # Backends (PROTOCOL.md section 15): gRPC and the message bus.
+    # Backends (docs/protocol.md section 15): gRPC and the message bus.
     grpc_port: int | None = None  # serve companion.v1.Sessions on this port
     grpc_host: str = "127.0.0.1"
     bus_url: str | None = None  # nats://host:4222 (JetStream) or redis://host:6379/0 (Streams)
@@ -101,7 +101,7 @@ class Settings:
 
     @property
     def talk_configured(self) -> bool:
-        """Whether the page may hold the voice conversation (PROTOCOL.md section 14)."""
+        """Whether the page may hold the voice conversation (docs/protocol.md section 14)."""
         return bool(self.elevenlabs_agent_id and self.elevenlabs_api_key)
 
     @property

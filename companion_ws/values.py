@@ -118,7 +118,7 @@ class Session:
 
 @dataclass(frozen=True, slots=True)
 class Device:
-    """A device joined to a session by join code (PROTOCOL.md section 11)."""
+    """A device joined to a session by join code (docs/protocol.md section 11)."""
 
     device_id: str
     session_id: str

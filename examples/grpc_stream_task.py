@@ -1,4 +1,4 @@
-"""Stream an agent's task into a session over gRPC (PROTOCOL.md section 15): every
+"""Stream an agent's task into a session over gRPC (docs/protocol.md section 15): every
 screen of the session sees the text grow as one ``transcript`` message.
 
     python examples/grpc_stream_task.py --target 127.0.0.1:50051 --token JWT --session ID

@@ -1,4 +1,4 @@
-"""An orchestrator-style backend on the bus (PROTOCOL.md section 15), with nothing but
+"""An orchestrator-style backend on the bus (docs/protocol.md section 15), with nothing but
 NATS JetStream and the public protocol: it reads the screens' chat requests (a
 ``contextual_update`` with text ``chat_request`` and data ``{"question"}``) from the
 outbound stream and answers each with a streamed reply (``transcript`` frames), carrying

@@ -1,4 +1,4 @@
-"""The conversation of a session (PROTOCOL.md section 13): its ``transcript`` events,
+"""The conversation of a session (docs/protocol.md section 13): its ``transcript`` events,
 folded in seq order into messages, corrections applied. Pure: events in, messages out.
 
 A message takes its place, ``seq`` and ``timestamp`` from the first event with its

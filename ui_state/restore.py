@@ -1,4 +1,4 @@
-"""Restoring an abandoned task (PROTOCOL.md section 13, *Restore*): the state a new
+"""Restoring an abandoned task (docs/protocol.md section 13, *Restore*): the state a new
 session starts from when it carries on an ended one. [pure]
 
 The session state keeps ``tasks``: ``{"task_id", "name", "status", "started_at",

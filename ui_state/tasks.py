@@ -1,4 +1,4 @@
-"""Tasks, the seeds' intents (PROTOCOL.md section 13): ``state.tasks`` is a list of
+"""Tasks, the seeds' intents (docs/protocol.md section 13): ``state.tasks`` is a list of
 ``{"task_id", "name", "status", "started_at", "ended_at"}``, status ``active``,
 ``completed`` or ``abandoned``, times in ms since the epoch.
 

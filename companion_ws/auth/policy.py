@@ -1,4 +1,4 @@
-"""Who may do what to which session (PROTOCOL.md section 11). Pure: a principal, the
+"""Who may do what to which session (docs/protocol.md section 11). Pure: a principal, the
 session's owner and what the connection calls itself in; a role and its rights out.
 
 One table, asked by every adapter (the socket, the HTTP API, the webhooks, the bridge):
@@ -15,7 +15,7 @@ One table, asked by every adapter (the socket, the HTTP API, the webhooks, the b
 ``contextual_update``, ``update_session_state``, ``client_tool_call``; *converse*: the
 agent's frames of section 13; *end*: end the session; *invite*: mint join tokens;
 *devices*: list and revoke joined devices; *talk*: start a voice conversation from the
-page (a signed ElevenLabs URL, PROTOCOL.md section 14), which spends the owner's
+page (a signed ElevenLabs URL, docs/protocol.md section 14), which spends the owner's
 ElevenLabs account.
 
 The credential fixes the role, and a credential the hub issued for one session caps
@@ -95,7 +95,7 @@ _DOING: dict[Action, str] = {
 
 #: The most a credential the hub issued for one session may do off the socket (the
 #: HTTP API, the AG-UI stream, gRPC), whatever its role on the socket: read its session
-#: (PROTOCOL.md sections 11 and 12). A user's own token is not capped here.
+#: (docs/protocol.md sections 11 and 12). A user's own token is not capped here.
 OFF_SOCKET: dict[str, frozenset[Action]] = {
     DEVICE: frozenset({Action.READ}),
     RECONNECT: frozenset({Action.READ}),

@@ -1,6 +1,6 @@
 """JWTs with PyJWT: verification with a pinned algorithm, and minting.
 
-Token kinds (PROTOCOL.md sections 8 and 11):
+Token kinds (docs/protocol.md sections 8 and 11):
 
 - an access token: a JWT from the identity provider, no ``typ``;
 - ``reconnect``: a JWT the hub mints for an access token's connection, scoped to one
@@ -268,7 +268,7 @@ class TokenService:
         """For a connection opened with a user's token: the same principal (an admin
         stays an admin), scoped to the session, for ``ttl`` seconds but never past the
         principal's own expiry: reconnecting with it never extends it, and only a fresh
-        credential yields a later one (PROTOCOL.md section 12)."""
+        credential yields a later one (docs/protocol.md section 12)."""
         return self.mint(
             principal.sub,
             expires_at=min(time.time() + ttl, principal.expires_at),

@@ -1,4 +1,4 @@
-"""The message-bus bridge (PROTOCOL.md section 15): NATS JetStream or Redis Streams,
+"""The message-bus bridge (docs/protocol.md section 15): NATS JetStream or Redis Streams,
 picked by the URL's scheme."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The Bus interface (one screen): a durable inbound queue shared by every hub process,
-a dead-letter stream and an outbound stream (PROTOCOL.md section 15). One implementation
+a dead-letter stream and an outbound stream (docs/protocol.md section 15). One implementation
 per file, picked by URL scheme (:func:`companion_ws.bus.make_bus`).
 
 The bus knows nothing of sessions: it hands each inbound message's bytes to the

@@ -1,5 +1,5 @@
 """The bus bridge: a thin adapter between a :class:`~companion_ws.bus.base.Bus` and the
-node's services (PROTOCOL.md section 15).
+node's services (docs/protocol.md section 15).
 
 Inbound, each message is published into its session as a ``service`` would: through
 the node's idempotent publisher (one event per ``idempotency_key``, across redeliveries

@@ -59,7 +59,7 @@ async def current_token(source: TokenSource, reconnect_token: str | None) -> str
 
 
 async def renewal_token(source: TokenSource, reconnect_token: str | None) -> str | None:
-    """The token to renew an open connection with (PROTOCOL.md section 12): the
+    """The token to renew an open connection with (docs/protocol.md section 12): the
     source's when it is a callable; else a joined device's own token, which may renew
     itself; else None: a user's reconnect token may not (it never outlives the login it
     came from), so the connection ends with its credential."""
@@ -78,7 +78,7 @@ def is_join_token(token: str) -> bool:
 
 def is_device_token(token: str) -> bool:
     """A joined device's token (``typ: device``), which may renew itself with
-    ``refresh``; a user's reconnect token may not (PROTOCOL.md section 12)."""
+    ``refresh``; a user's reconnect token may not (docs/protocol.md section 12)."""
     return _token_type(token) == "device"
 
 

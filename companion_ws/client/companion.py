@@ -5,7 +5,7 @@ the session's position (``seq``, ``epoch``) and state and says what to do: deliv
 frame, ask a replay for a gap, fetch the state. On a close that
 :func:`~companion_ws.protocol.closecodes.should_reconnect` calls retryable (1006, 1011,
 1012, 4409, 4429, a network error...) it reconnects with exponential backoff and full
-jitter, passing ``last_seq``/``epoch`` so the hub replays what was missed (PROTOCOL.md
+jitter, passing ``last_seq``/``epoch`` so the hub replays what was missed (docs/protocol.md
 section 4); any other close (1000, 4400, 4401, 4403, 4410...) stops it for good.
 Broadcast frames reach the caller exactly once and in ``seq`` order.
 
@@ -369,7 +369,7 @@ class CompanionClient:
                 self._background.spawn(self._refresh())
 
     async def _refresh(self) -> None:
-        """Renew the open connection's credential (PROTOCOL.md section 12), with what
+        """Renew the open connection's credential (docs/protocol.md section 12), with what
         :func:`renewal_token` names."""
         try:
             token = await renewal_token(self._token, self.reconnect_token)

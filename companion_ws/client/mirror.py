@@ -7,7 +7,7 @@ socket, a clock or a task (websockets' ``protocol.py`` style). The asyncio
 ``static/mirror.js`` is its port, rule for rule, and both run the shared fixtures in
 ``tests/fixtures/mirror``.
 
-The rules (PROTOCOL.md sections 2 and 4, docs/protocol.md section 11):
+The rules (docs/protocol.md sections 2 and 4, docs/protocol.md section 11):
 
 - A **broadcast** is a frame with an integer ``seq`` whose type is not one of
   :data:`~companion_ws.protocol.frames.DIRECT_TYPES` (so every type of

@@ -2,7 +2,7 @@
 as a close code whichever way it ends (so one rule, ``should_reconnect``, decides).
 
 The token rides in the handshake as the subprotocol ``bearer.<token>`` beside
-``companion.v1`` (PROTOCOL.md section 1), never in the URL; a token that is not a valid
+``companion.v1`` (docs/protocol.md section 1), never in the URL; a token that is not a valid
 subprotocol value goes in ``Authorization: Bearer`` instead."""
 
 from __future__ import annotations

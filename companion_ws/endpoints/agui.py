@@ -1,5 +1,5 @@
 """``GET /sessions/{id}/ag-ui``: the session as a ``text/event-stream`` of AG-UI
-protocol events (PROTOCOL.md section 13; the mapping is :mod:`companion_ws.agui.projection`).
+protocol events (docs/protocol.md section 13; the mapping is :mod:`companion_ws.agui.projection`).
 
 Each event is one ``data:`` line (``ag_ui.encoder.EventEncoder``); the last event of
 each native frame carries ``id: <seq>``, so ``Last-Event-ID`` (or ``?after_seq=``)

@@ -1,4 +1,4 @@
-"""ElevenLabs' HTTP calls into the hub (PROTOCOL.md section 7).
+"""ElevenLabs' HTTP calls into the hub (docs/protocol.md section 7).
 
 ``POST /elevenlabs/tools/{tool_name}``  an ElevenLabs *server* (webhook) tool: the same
     tool path as ``client_tool_call`` (``Node.call_tool``), authorized by a shared secret
@@ -116,7 +116,7 @@ async def server_tool(request: Request) -> Response:
             "session_id dynamic variable"
         )
     # The dynamic variable is chosen by whoever starts the conversation: only the
-    # capability the hub signed for a session names one (PROTOCOL.md section 11).
+    # capability the hub signed for a session names one (docs/protocol.md section 11).
     sid = tokens_of(request).verify_capability(capability).session_scope
     assert sid is not None
     tool_call_id = _tool_call_id(body, request.headers)
@@ -239,7 +239,7 @@ def conversation_outcome(payload: Mapping[str, Any]) -> tuple[str, dict[str, Any
 
 
 def post_call_key(kind: str, conversation: str, raw_body: bytes) -> str:
-    """The ledger key that applies a signed post-call body at most once (PROTOCOL.md
+    """The ledger key that applies a signed post-call body at most once (docs/protocol.md
     section 7, v1.2): its kind and conversation id, so that every delivery of one
     conversation's outcome is one; without a conversation id, the SHA-256 of the signed
     body itself, so that a replay of the same bytes is recognised. The two kinds of key

@@ -1,5 +1,5 @@
 """How many bytes of a request head one HTTP connection has sent, as its parser is fed
-(PROTOCOL.md section 4, v1.2, "doors before the token").
+(docs/protocol.md section 4, v1.2, "doors before the token").
 
 The parser (httptools) keeps a head's request line and headers in memory until the head
 is complete, however long it is, and says only *that* a head began or ended, never at

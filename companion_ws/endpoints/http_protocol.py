@@ -4,7 +4,7 @@ Every byte a client sends before the hub has its token passes here first, WebSoc
 upgrades included (uvicorn parses the upgrade request as HTTP, then hands the socket to
 :class:`~companion_ws.endpoints.socket_protocol.SocketProtocol`). This is uvicorn's
 httptools protocol (the fast parser the benchmarks measure) with the two doors of
-PROTOCOL.md section 4 (v1.2, "doors before the token") that uvicorn lacks:
+docs/protocol.md section 4 (v1.2, "doors before the token") that uvicorn lacks:
 
 - **Size.** A request head (request line and headers) larger than ``max_head_bytes``
   (``COMPANION_MAX_HEADER_BYTES``) is answered ``431 Request Header Fields Too Large``

@@ -96,7 +96,7 @@ DEVICE: dict[str, Any] = {
     },
 }
 
-#: ``POST /sessions/{id}/elevenlabs/conversation`` (PROTOCOL.md section 14).
+#: ``POST /sessions/{id}/elevenlabs/conversation`` (docs/protocol.md section 14).
 CONVERSATION: dict[str, Any] = {
     "type": "object",
     "required": ["session_id", "agent_id", "signed_url", "dynamic_variables", "tools"],

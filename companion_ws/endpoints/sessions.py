@@ -1,4 +1,4 @@
-"""The ``/sessions`` API (PROTOCOL.md section 7). Each route checks the caller, then
+"""The ``/sessions`` API (docs/protocol.md section 7). Each route checks the caller, then
 takes the node's path, the same as a socket command."""
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ MESSAGES_DEFAULT, MESSAGES_MAX = 200, 1000
 
 
 async def get_messages(request: Request) -> Response:
-    """The conversation (PROTOCOL.md section 13), corrections applied, in order of first
+    """The conversation (docs/protocol.md section 13), corrections applied, in order of first
     appearance; ``after_seq`` pages on (the last message's ``seq``) while ``has_more``."""
     node = node_of(request)
     sid = request.path_params["session_id"]

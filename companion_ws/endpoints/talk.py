@@ -1,4 +1,4 @@
-"""Talking from the page (PROTOCOL.md section 14).
+"""Talking from the page (docs/protocol.md section 14).
 
 ``POST /sessions/{id}/elevenlabs/conversation`` (owner, admin): a signed URL for one
 voice conversation with the configured agent, fetched from ElevenLabs' signed-URL API

@@ -21,7 +21,7 @@ from companion_ws.settings import Settings
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
-#: Every page (PROTOCOL.md section 16): scripts and styles from the hub only, never
+#: Every page (docs/protocol.md section 16): scripts and styles from the hub only, never
 #: inline or from a third party; the page may not be framed; the one-time join codes
 #: in its URL never leave in a Referer.
 #:

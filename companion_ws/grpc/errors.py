@@ -1,4 +1,5 @@
-"""The error tree (companion_ws.protocol.errors) as gRPC status codes (PROTOCOL.md section 15)."""
+"""The error tree (companion_ws.protocol.errors) as gRPC status codes (docs/protocol.md
+section 15)."""
 
 from __future__ import annotations
 

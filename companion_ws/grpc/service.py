@@ -2,7 +2,7 @@
 socket and the HTTP API take (one publish path, one tool runner, one resume).
 
 Credentials: ``authorization: Bearer JWT`` metadata, with the HTTP API's rules: the
-session's owner, an admin, or a service (PROTOCOL.md section 15); a device's token reads
+session's owner, an admin, or a service (docs/protocol.md section 15); a device's token reads
 its session while its device is neither revoked nor expired (section 11). Errors are
 the error tree's, as status codes (:mod:`companion_ws.grpc.errors`).
 

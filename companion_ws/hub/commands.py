@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ACTIONS", "CommandRouter"]
 
-#: What each client frame does, for the role table (PROTOCOL.md section 11).
+#: What each client frame does, for the role table (docs/protocol.md section 11).
 ACTIONS: dict[type[m.ClientMessage], Action] = {
     m.Ping: Action.READ,
     m.GetSessionState: Action.READ,

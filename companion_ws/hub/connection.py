@@ -30,7 +30,7 @@ class Connection:
     epoch: str = ""  # the history ``cursor`` counts in
     bucket: TokenBucket | None = None  # made on the first frame: idle sockets need none
     ended: bool = False  # its session ended: it leaves without a ``client_left``
-    role: Role = Role.OWNER  # PROTOCOL.md section 11, fixed by the credential
+    role: Role = Role.OWNER  # docs/protocol.md section 11, fixed by the credential
     device_id: str = ""
     frames_in: int = 0  # frames the client sent (counted by the endpoint)
     frames_out: int = 0  # frames queued for it (for the ``closed`` log line)

@@ -1,4 +1,4 @@
-"""The conversation service: a session's messages (PROTOCOL.md section 13), projected
+"""The conversation service: a session's messages (docs/protocol.md section 13), projected
 from the ``transcript`` events of its durable event log by :mod:`ui_state.conversation`.
 
 The log is read in pages of :data:`READ_PAGE` events, so memory holds one page and the

@@ -1,4 +1,4 @@
-"""One place decides whether a credential is still good (PROTOCOL.md sections 11 and
+"""One place decides whether a credential is still good (docs/protocol.md sections 11 and
 12, v1.2), and every door and every long-lived stream asks it.
 
 A credential is good for its session while

@@ -1,4 +1,4 @@
-"""A session's devices (PROTOCOL.md sections 5 and 11): one-time join codes for a new
+"""A session's devices (docs/protocol.md sections 5 and 11): one-time join codes for a new
 device, the devices joined with them, and revoking one."""
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ class SessionDirectory:
         self._ttl_ms = ttl_ms
         self._retention_ms = retention_ms
         self._credentials = credentials
-        # New sessions per user (PROTOCOL.md section 4, v1.2): a token bucket per sub.
+        # New sessions per user (docs/protocol.md section 4, v1.2): a token bucket per sub.
         self._creates = KeyedLimiter(create_rate, create_burst)
 
     def charge(self, principal: Principal) -> None:
@@ -166,7 +166,7 @@ class SessionDirectory:
     async def end(
         self, session_id: str, *, reason: str = "ended", request_id: str | None = None
     ) -> bool:
-        """End the session: its active tasks abandoned (PROTOCOL.md section 13) in the
+        """End the session: its active tasks abandoned (docs/protocol.md section 13) in the
         same commit as the end, then that state change and ``session_ended`` to all.
         False when it had ended already."""
         async with self._locks(session_id):  # no tool run's change lands in between

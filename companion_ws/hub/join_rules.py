@@ -1,4 +1,4 @@
-"""PROTOCOL.md section 1's join rules, as a pure function: who asks, for which session,
+"""docs/protocol.md section 1's join rules, as a pure function: who asks, for which session,
 and what that session is now, in; where the connect lands, out. No I/O: the caller
 reads the session's head (after ending it if its TTL has passed) and acts on the plan.
 

@@ -23,7 +23,7 @@ __all__ = ["Joins", "Resolved"]
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """The session a connect lands in, why (PROTOCOL.md section 1), and as whom: the
+    """The session a connect lands in, why (docs/protocol.md section 1), and as whom: the
     connection's principal (a joined device's, after a join code), role and device."""
 
     row: SessionHead
@@ -49,7 +49,7 @@ class Joins:
         self._device_ttl_ms = int(device_ttl * 1000)
 
     async def resolve(self, principal: Principal, requested: str | None, client: str) -> Resolved:
-        """PROTOCOL.md section 1's join rules, and section 11's roles."""
+        """docs/protocol.md section 1's join rules, and section 11's roles."""
         if principal.is_join:
             return await self._consume(principal, requested, client)
         if requested is None and principal.session_scope is not None:

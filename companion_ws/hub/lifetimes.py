@@ -1,4 +1,4 @@
-"""A connection or a stream lives no longer than its credential (PROTOCOL.md section 12).
+"""A connection or a stream lives no longer than its credential (docs/protocol.md section 12).
 
 One task for the whole process, not one timer per holder: a heap of deadlines, taken
 from :meth:`Credentials.deadline <companion_ws.hub.credentials.Credentials.deadline>`.

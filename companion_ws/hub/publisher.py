@@ -1,7 +1,7 @@
 """The one publish path: a typed server frame in, encoded once, sequenced by the broker,
 appended to the event log. Every adapter's broadcast takes it.
 
-It is also the one size limit of every door (PROTOCOL.md section 4, v1.2): a frame is
+It is also the one size limit of every door (docs/protocol.md section 4, v1.2): a frame is
 :meth:`Publisher.seal`-ed (encoded and measured) before anything is sequenced, and one
 whose frame, as clients receive it, would exceed ``max_event_bytes`` is refused with
 :class:`~companion_ws.protocol.errors.PayloadTooLarge`, which each door maps to its own answer

@@ -1,4 +1,4 @@
-"""Per-principal caps (PROTOCOL.md section 4, v1.2): how many of something one user
+"""Per-principal caps (docs/protocol.md section 4, v1.2): how many of something one user
 (one ``sub``) holds open in this process. Pure.
 
 The check and the reservation are one synchronous step, so two connects of one user

@@ -36,7 +36,7 @@ class Resync:
 
 def epoch_matches(last_seq: int, epoch: str | None, current: str) -> bool:
     """Whether ``last_seq`` counts in the current history. Numbers are never reused
-    (PROTOCOL.md v1.1), so without an epoch ``last_seq`` alone names a position."""
+    (docs/protocol.md v1.1), so without an epoch ``last_seq`` alone names a position."""
     return epoch is None or epoch == current
 
 

@@ -1,5 +1,5 @@
 """Streams: this process's open AG-UI streams and gRPC ``Subscribe`` / ``StreamTask``
-calls, each holding a :class:`Ticket` for as long as it is open (PROTOCOL.md sections
+calls, each holding a :class:`Ticket` for as long as it is open (docs/protocol.md sections
 4 and 12, v1.2).
 
 A ticket is a stream's hold on its credential and its session. It is

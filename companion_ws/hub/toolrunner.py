@@ -7,7 +7,7 @@ a crash anywhere in between, finds the ledger row and answers the stored result:
 effect never happens twice.
 
 A tool run (:meth:`ToolRunner.call`) is also framed for every screen by
-``tool_call_started`` and ``tool_call_finished`` (PROTOCOL.md section 13), and the task
+``tool_call_started`` and ``tool_call_finished`` (docs/protocol.md section 13), and the task
 its tool declares it starts or completes rides its state patch.
 """
 
@@ -127,7 +127,7 @@ class ToolRunner:
         then the events. A repeat answers the stored result, ``replayed``, and
         publishes nothing.
 
-        With ``lifecycle`` (a tool run, PROTOCOL.md section 13) the run is framed by
+        With ``lifecycle`` (a tool run, docs/protocol.md section 13) the run is framed by
         ``tool_call_started``, published before the effect is computed (so before the
         commit: its seq is below the state change's whatever happens next), and
         ``tool_call_finished``, published after the state change and its update.

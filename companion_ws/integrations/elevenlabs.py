@@ -8,7 +8,7 @@
   ``tool_call_id`` and broadcasts its update to every screen; the agent gets the
   hub's result, a JSON string.
 - **the conversation -> screens.** What the user and the agent say, and what the
-  agent is doing, are published as PROTOCOL.md section 13 frames (``transcript``,
+  agent is doing, are published as docs/protocol.md section 13 frames (``transcript``,
   ``agent_state``) over the same connection, in order; the mapping from ElevenLabs'
   events is :mod:`~companion_ws.integrations.voice_frames`.
 - **screens -> agent.** A state change or ``contextual_update`` made by anyone else (a
@@ -230,7 +230,7 @@ class AgentBridge:
             requires_auth=cfg.requires_auth,
             audio_interface=audio,
             config=ConversationInitiationData(
-                # The hub's signed capability for this session (PROTOCOL.md section 11):
+                # The hub's signed capability for this session (docs/protocol.md section 11):
                 # the server tools and the post-call webhook accept nothing else.
                 dynamic_variables={"session_id": self._capability()},
                 conversation_config_override=override,

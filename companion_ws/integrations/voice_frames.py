@@ -1,5 +1,5 @@
 """What the voice conversation looks like on the screens: ElevenLabs' conversation
-events in, PROTOCOL.md section 13 frames (``transcript``, ``agent_state``) out. Pure:
+events in, docs/protocol.md section 13 frames (``transcript``, ``agent_state``) out. Pure:
 the bridge feeds it what the SDK reports and publishes what it returns, in order.
 
 =====================================  ==================================================

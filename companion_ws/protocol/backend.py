@@ -1,4 +1,4 @@
-"""What a backend may publish into a session (PROTOCOL.md section 15): a type and its
+"""What a backend may publish into a session (docs/protocol.md section 15): a type and its
 fields in, a typed broadcast frame out, or :class:`~companion_ws.protocol.errors.BadRequest`
 saying what is wrong. Shared by gRPC ``Publish`` and the bus's inbound messages. [pure]
 """

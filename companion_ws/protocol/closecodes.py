@@ -1,4 +1,4 @@
-"""WebSocket close codes (PROTOCOL.md section 6), and the one rule that decides from a
+"""WebSocket close codes (docs/protocol.md section 6), and the one rule that decides from a
 code whether a client reconnects (:func:`should_reconnect`).
 
 By range, as centrifuge's ``disconnect.go`` does:

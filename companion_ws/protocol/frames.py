@@ -1,4 +1,4 @@
-"""Server frames (PROTOCOL.md section 2): a tagged union on ``type``, the twin of
+"""Server frames (docs/protocol.md section 2): a tagged union on ``type``, the twin of
 :mod:`companion_ws.protocol.messages`.
 
 Two families, told apart by the class attribute ``broadcast``:
@@ -113,7 +113,7 @@ class DeviceRevoked(_Broadcast, tag="device_revoked", frozen=True):
     device_id: str
 
 
-# The conversation on every screen (PROTOCOL.md section 13).
+# The conversation on every screen (docs/protocol.md section 13).
 
 TranscriptRole = Literal["user", "agent"]
 AgentStateName = Literal["idle", "listening", "thinking", "speaking"]

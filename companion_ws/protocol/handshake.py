@@ -1,4 +1,4 @@
-"""The credential in the WebSocket handshake, out of the URL (PROTOCOL.md section 1).
+"""The credential in the WebSocket handshake, out of the URL (docs/protocol.md section 1).
 
 A client offers two subprotocols in ``Sec-WebSocket-Protocol``: ``companion.v1`` and
 ``bearer.<token>``, as Kubernetes carries its bearer token

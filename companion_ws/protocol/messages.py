@@ -1,7 +1,7 @@
-"""Client messages (PROTOCOL.md section 3): a tagged union on ``type``.
+"""Client messages (docs/protocol.md section 3): a tagged union on ``type``.
 
 Frozen structs. Fields the hub does not know are ignored (a newer client keeps working
-with an older hub, PROTOCOL.md v1.1); a known field of the wrong type is refused.
+with an older hub, docs/protocol.md v1.1); a known field of the wrong type is refused.
 ``requestId`` is at most 128 characters.
 """
 
@@ -71,12 +71,12 @@ class EndSession(_Message, tag="end_session", frozen=True):
 
 
 class Refresh(_Message, tag="refresh", frozen=True):
-    """A new credential for this connection (PROTOCOL.md section 12)."""
+    """A new credential for this connection (docs/protocol.md section 12)."""
 
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
 
 
-# The agent's frames (PROTOCOL.md section 13): owner, agent and service connections.
+# The agent's frames (docs/protocol.md section 13): owner, agent and service connections.
 
 MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]

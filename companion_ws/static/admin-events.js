@@ -17,7 +17,7 @@ function clip(text, max = 120) {
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
-// A short summary of a broadcast event (PROTOCOL.md sections 2 and 13).
+// A short summary of a broadcast event (docs/protocol.md sections 2 and 13).
 export function summarizeEvent(frame) {
   switch (frame.type) {
     case 'contextual_update': {
@@ -61,7 +61,7 @@ export function isTrouble(frame) {
     || frame.type === 'error' || frame.type === 'session_ended' || frame.type === 'device_revoked';
 }
 
-// "2 tasks · shipment active" from the state's `tasks` (PROTOCOL.md section 13);
+// "2 tasks · shipment active" from the state's `tasks` (docs/protocol.md section 13);
 // null when the state keeps none.
 export function describeTasks(state) {
   const tasks = state?.tasks;

@@ -1,4 +1,4 @@
-// client.js: one live connection to a companion_ws hub (PROTOCOL.md v1).
+// client.js: one live connection to a companion_ws hub (docs/protocol.md v1).
 //
 //   import { connect } from '/static/client.js';
 //   const hub = connect({ getToken: async () => jwt, onEvent, onStatus, onState });
@@ -12,7 +12,7 @@
 //
 // The token travels in the handshake, not the URL (proxies log URLs): the socket
 // offers the subprotocols `companion.v1` and `bearer.<token>`, and the hub answers
-// `companion.v1` (PROTOCOL.md section 1; companion_ws/protocol/handshake.py). Only a
+// `companion.v1` (docs/protocol.md section 1; companion_ws/protocol/handshake.py). Only a
 // token that is not a valid subprotocol value falls back to `?token=`.
 
 import { SessionMirror } from './mirror.js';
@@ -306,7 +306,7 @@ export function connect(options = {}) {
         addSelf();
         break;
       case 'refresh_required':
-        renewToken(); // PROTOCOL.md section 12: a fresh credential before this one expires
+        renewToken(); // docs/protocol.md section 12: a fresh credential before this one expires
         break;
       case 'session_ended':
         endedByFrame = true;

@@ -1,5 +1,5 @@
 // conversation.js: what the voice agent heard, said and did, as a model the page
-// draws (PROTOCOL.md section 13). Pure: no DOM, no socket, no clock.
+// draws (docs/protocol.md section 13). Pure: no DOM, no socket, no clock.
 //
 //   let conv = emptyConversation();
 //   conv = addFrames(conv, [frame, ...]);   // live frames, replays, get_history pages

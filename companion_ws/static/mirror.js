@@ -9,7 +9,7 @@
 //   resynced        {action, seq, epoch}      a resync_required snapshot replaced it all
 //   ready           {action}                  welcomed on this connection, state known
 //
-// The rules (PROTOCOL.md sections 2 and 4): a frame with an integer seq whose type is
+// The rules (docs/protocol.md sections 2 and 4): a frame with an integer seq whose type is
 // not a direct type is a broadcast. At or below the mirror's seq it is a duplicate,
 // dropped; at seq+1 it is applied, delivered and joins the feed; further ahead it is a
 // gap: dropped, and one replay asked until `resumed` or `resync_required` ends it. A

@@ -1,5 +1,5 @@
 // sessions.js: "Your sessions": the signed-in user's own sessions, and a button that
-// restores an ended or expired one (PROTOCOL.md section 13, Restore).
+// restores an ended or expired one (docs/protocol.md section 13, Restore).
 //
 //   GET  /sessions                         -> {sessions: [{session_id, created_at,
 //                                             last_activity_at, expires_at, ended_at,

@@ -1,4 +1,4 @@
-// talk.js: "Talk to the agent" (PROTOCOL.md section 14). The voice conversation runs in
+// talk.js: "Talk to the agent" (docs/protocol.md section 14). The voice conversation runs in
 // this page with ElevenLabs' official browser client (vendored under /static/vendor/,
 // loaded only when the owner presses Talk), and every screen of the session follows it.
 //

@@ -1,5 +1,5 @@
 // voice-frames.js: what the voice conversation looks like on the screens: ElevenLabs'
-// conversation events in, PROTOCOL.md section 13 frames (`transcript`, `agent_state`)
+// conversation events in, docs/protocol.md section 13 frames (`transcript`, `agent_state`)
 // out. Pure: no DOM, no socket, no SDK. A port of
 // companion_ws/integrations/voice_frames.py (its docstring has the table); both run the
 // fixtures in tests/fixtures/voice. talk.js feeds it what the browser client reports

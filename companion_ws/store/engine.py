@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.ext.asyncio import AsyncSession as DBSession
 
 #: The database file and its ``-wal``/``-shm`` files: readable and writable by their
-#: owner only (PROTOCOL.md section 7, v1.2). SQLite gives the two the main file's mode.
+#: owner only (docs/protocol.md section 7, v1.2). SQLite gives the two the main file's mode.
 PRIVATE_MODE = 0o600
 
 

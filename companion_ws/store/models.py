@@ -70,7 +70,7 @@ class ToolCallRow(Base):
 class JoinTokenRow(Base):
     """One-time join tokens: consumed atomically (``used_at`` set once). The code itself
     is never stored, only its SHA-256 (:func:`companion_ws.store.repositories.code_hash`;
-    PROTOCOL.md section 7, v1.2)."""
+    docs/protocol.md section 7, v1.2)."""
 
     __tablename__ = "join_tokens"
     __table_args__ = (
@@ -90,7 +90,7 @@ class JoinTokenRow(Base):
 
 class DeviceRow(Base):
     """A device that joined a session by join code: its role, for how long, and whether
-    the owner revoked it (PROTOCOL.md section 11)."""
+    the owner revoked it (docs/protocol.md section 11)."""
 
     __tablename__ = "devices"
 

@@ -162,7 +162,7 @@ class EventRepository:
 def code_hash(code: str) -> str:
     """What the store keeps of a join code: its SHA-256, in hex. A code is random and
     lives minutes, so a plain hash is enough to make a read database useless for
-    joining (PROTOCOL.md section 7, v1.2)."""
+    joining (docs/protocol.md section 7, v1.2)."""
     return hashlib.sha256(code.encode()).hexdigest()
 
 

@@ -3,7 +3,7 @@ parameters; it returns a :class:`ToolOutcome` (its result, the state patch and t
 ``contextual_update`` it causes). Parameters are validated from the signature before
 the tool runs, and a bad one is named in the error.
 
-A tool may declare the task (PROTOCOL.md section 13) it starts or completes when it
+A tool may declare the task (docs/protocol.md section 13) it starts or completes when it
 succeeds; the tool runner puts that change in the same state patch as the tool's own.
 
     @tool(description="Shipping quotes between two ZIP codes", starts_task="shipment")

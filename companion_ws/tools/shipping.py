@@ -1,4 +1,4 @@
-"""The shipping tool pack (PROTOCOL.md section 10): the seeds' shipping assistant.
+"""The shipping tool pack (docs/protocol.md section 10): the seeds' shipping assistant.
 
 Rates come from a deterministic local table, not a carrier API, so a given request
 always gets the same quotes.
@@ -52,7 +52,7 @@ def quote_table(from_zip: str, to_zip: str, weight: float) -> list[dict[str, Any
     return sorted(quotes, key=lambda q: q["cost"])
 
 
-#: The task (PROTOCOL.md section 13) quotes start and a label completes.
+#: The task (docs/protocol.md section 13) quotes start and a label completes.
 SHIPMENT = "shipment"
 
 

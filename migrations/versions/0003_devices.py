@@ -1,4 +1,4 @@
-"""devices and join-token roles (PROTOCOL.md section 11)
+"""devices and join-token roles (docs/protocol.md section 11)
 
 Revision ID: 0003
 Revises: 0002

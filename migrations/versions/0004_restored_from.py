@@ -1,5 +1,5 @@
 """sessions.restored_from: the session whose state a restored session carries
-(PROTOCOL.md section 13)
+(docs/protocol.md section 13)
 
 Revision ID: 0004
 Revises: 0003

@@ -1,4 +1,4 @@
-"""join_tokens keeps only the SHA-256 of each join code (PROTOCOL.md section 7, v1.2):
+"""join_tokens keeps only the SHA-256 of each join code (docs/protocol.md section 7, v1.2):
 the column ``jti`` (the code) becomes ``code_hash``, and every stored code is replaced by
 its hash, so a code issued before the upgrade still joins after it.
 

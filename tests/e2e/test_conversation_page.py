@@ -1,6 +1,6 @@
 """The conversation on every screen (issue 14, item 7), in a real browser: a desktop opened
 with the owner's link and a phone joined by its QR link follow a scripted voice agent (a
-socket of role ``agent`` sending the frames of PROTOCOL.md section 13, and running the
+socket of role ``agent`` sending the frames of docs/protocol.md section 13, and running the
 shipping tools with ``client_tool_call``); both show the same transcript, agent state,
 steps and task, and the phone, reloaded mid-conversation, shows it all again.
 

@@ -1,4 +1,4 @@
-"""Talking from the page (issue 15, PROTOCOL.md section 14) in a real browser.
+"""Talking from the page (issue 15, docs/protocol.md section 14) in a real browser.
 
 Debian's Chromium, with its fake microphone, opens the owner's page and presses "Talk to
 the agent". The page asks the real hub for a signed conversation; the hub gets it with

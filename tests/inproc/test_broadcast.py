@@ -1,4 +1,4 @@
-"""Broadcast (PROTOCOL.md sections 2-4): per-session isolation, the sender included,
+"""Broadcast (docs/protocol.md sections 2-4): per-session isolation, the sender included,
 ``requestId`` echoes, presence in ``seq`` order, ``end_session``, and one gap-free
 ``seq`` order that every client sees under concurrent publishers, on the in-process hub."""
 

@@ -1,4 +1,4 @@
-"""The conversation on every screen (PROTOCOL.md section 13), on the in-process hub on
+"""The conversation on every screen (docs/protocol.md section 13), on the in-process hub on
 SQLite and PostgreSQL: tool runs framed by ``tool_call_started`` /
 ``tool_call_finished`` on every path, ``GET /sessions/{id}/messages``, and tasks
 started, completed and abandoned."""

@@ -1,4 +1,4 @@
-"""PROTOCOL.md section 1: the join rules, both URL forms, and the welcome frame, on the
+"""docs/protocol.md section 1: the join rules, both URL forms, and the welcome frame, on the
 in-process hub."""
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ async def test_concurrent_joins_of_one_session_all_land_in_it(shared_inproc: InP
 
 
 async def test_an_expired_id_is_ended_on_connect_and_replaced(shared_db_url: str) -> None:
-    """The connect path (no sweep has run yet): PROTOCOL.md's `expired` reason."""
+    """The connect path (no sweep has run yet): docs/protocol.md's `expired` reason."""
     async with inprocess_hub(shared_db_url, session_ttl=1, sweep_interval=3600) as hub:
         user = _user()
         created = await hub.http.post(

@@ -1,4 +1,4 @@
-"""Coming back to an abandoned task (PROTOCOL.md section 13, *Restore*), on the
+"""Coming back to an abandoned task (docs/protocol.md section 13, *Restore*), on the
 in-process hub on SQLite and PostgreSQL: a user lists their own sessions, restores an
 ended one by ``POST /sessions {"restore_from"}``, and connecting to their own expired
 session that had an unfinished task carries it on by itself."""

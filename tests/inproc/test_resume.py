@@ -1,4 +1,4 @@
-"""Resume without loss (issue 3, PROTOCOL.md section 4), on the in-process hub: a
+"""Resume without loss (issue 3, docs/protocol.md section 4), on the in-process hub: a
 client that missed events gets exactly those, in order, then live traffic, with no
 duplicate, also while others keep publishing; history the hub cannot serve gets one
 ``resync_required`` snapshot; every reconnect is authenticated again. (Restarts keep

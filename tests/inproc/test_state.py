@@ -1,4 +1,4 @@
-"""Session state over the socket (PROTOCOL.md sections 2-4): key/value and merge-patch
+"""Session state over the socket (docs/protocol.md sections 2-4): key/value and merge-patch
 updates, optimistic concurrency, the size limit, and "committed before broadcast", on
 the in-process hub (durability across restarts: tests/integration/test_state.py)."""
 

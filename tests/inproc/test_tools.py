@@ -1,4 +1,4 @@
-"""``client_tool_call`` over the hub socket (PROTOCOL.md sections 3 and 10), on the
+"""``client_tool_call`` over the hub socket (docs/protocol.md sections 3 and 10), on the
 in-process hub: validated parameters, one effect per ``tool_call_id`` (again,
 concurrently), the session named by ``parameters.session_id`` or
 ``metadata.session_id``. (On two processes: tests/integration/test_tools.py.)"""

@@ -1,4 +1,4 @@
-"""Abuse (PROTOCOL.md section 4, *v1.1 abuse*): every frame counts against the rate
+"""Abuse (docs/protocol.md section 4, *v1.1 abuse*): every frame counts against the rate
 limit and a flood is closed 4429; HTTP bodies over the limit are 413 unread; JSON
 nested deeper than 64 levels is ``invalid_message``; connection attempts per client
 address are limited before any token check; ``/metrics`` labels never take a value a

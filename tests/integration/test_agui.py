@@ -1,4 +1,4 @@
-"""``GET /sessions/{id}/ag-ui`` on a real hub (PROTOCOL.md section 13): every event
+"""``GET /sessions/{id}/ag-ui`` on a real hub (docs/protocol.md section 13): every event
 validates against the official ``ag_ui.core`` models, the STATE_SNAPSHOT and the
 STATE_DELTAs (applied with ``jsonpatch``) rebuild the hub's state, ``Last-Event-ID``
 resumes, and only those who may read the session may follow it."""

@@ -1,4 +1,4 @@
-"""What the hub leaves on disk (PROTOCOL.md section 7, v1.2): the SQLite files are
+"""What the hub leaves on disk (docs/protocol.md section 7, v1.2): the SQLite files are
 its owner's only, and a join code is kept only as its SHA-256."""
 
 from __future__ import annotations

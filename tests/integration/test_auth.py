@@ -1,4 +1,4 @@
-"""Connect-time authentication (PROTOCOL.md sections 1, 6, 8): each refusal is one
+"""Connect-time authentication (docs/protocol.md sections 1, 6, 8): each refusal is one
 ``error`` frame then close 4401, and no token is ever written to the hub's log."""
 
 from __future__ import annotations

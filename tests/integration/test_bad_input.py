@@ -1,4 +1,4 @@
-"""Bad client frames (PROTOCOL.md sections 2-3, 6): each is answered with an ``error``
+"""Bad client frames (docs/protocol.md sections 2-3, 6): each is answered with an ``error``
 frame and the connection keeps working; an oversized frame is closed 1009; nothing
 bad reaches the session's state or its other clients."""
 
@@ -91,7 +91,7 @@ async def _state_over_http(hub: HubProcess, user: str, sid: str) -> Any:
 
 
 async def test_unknown_fields_are_ignored(shared_hub: HubProcess) -> None:
-    """PROTOCOL.md v1.1: fields the hub does not know are ignored, at any level."""
+    """docs/protocol.md v1.1: fields the hub does not know are ignored, at any level."""
     user, sid, a, b = await _setup(shared_hub)
     pong = await a.request({"type": "ping", "colour": "blue", "v2": {"x": [1]}})
     assert pong["type"] == "pong"

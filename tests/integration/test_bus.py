@@ -1,4 +1,4 @@
-"""The bus bridge (PROTOCOL.md section 15) on a real NATS JetStream and a real Redis:
+"""The bus bridge (docs/protocol.md section 15) on a real NATS JetStream and a real Redis:
 inbound to every socket with requestId = correlation_id, one event per idempotency key
 (also across a SIGKILL before the ack), dead letters with reasons, outbound in seq
 order, and two hub processes sharing the inbound consumer."""

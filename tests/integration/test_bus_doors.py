@@ -1,4 +1,4 @@
-"""The bus bridge as a door (PROTOCOL.md sections 4 and 15, issue 22 item 8), on a real
+"""The bus bridge as a door (docs/protocol.md sections 4 and 15, issue 22 item 8), on a real
 NATS JetStream and a real Redis: a message over the event limit is a ``too_large`` dead
 letter, one nested too deep an ``invalid_message`` one, and no screen sees either; a
 message reaches only a live session it names; a ``sender`` is never the writer's to

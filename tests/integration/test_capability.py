@@ -1,4 +1,4 @@
-"""The agent capability is the agent role, never more (PROTOCOL.md section 11, v1.2), and
+"""The agent capability is the agent role, never more (docs/protocol.md section 11, v1.2), and
 a reconnect token never outlives what it came from (section 12, v1.2), against real
 hubs: the socket, the HTTP API (on SQLite and PostgreSQL) and gRPC."""
 

@@ -1,4 +1,4 @@
-"""The ``companion-ws`` command (PROTOCOL.md section 9): token, migrate, and a serve
+"""The ``companion-ws`` command (docs/protocol.md section 9): token, migrate, and a serve
 that works with no configuration at all."""
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ async def test_serve_without_a_key_writes_working_links_and_an_admin_token_to_a_
 ) -> None:
     """Not on a terminal (a log): stdout says where the development tokens are and
     carries none of them; the file is its owner's only and holds working links
-    (PROTOCOL.md section 9; the audit's N11)."""
+    (docs/protocol.md section 9; the audit's N11)."""
     port = free_port()
     env = _env(COMPANION_DATABASE_URL=db_url, COMPANION_AUTO_MIGRATE="true", PYTHONFAULTHANDLER="1")
     with _log_file(tmp_path / "serve.log") as log:

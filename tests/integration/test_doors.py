@@ -1,4 +1,4 @@
-"""The doors before the token (PROTOCOL.md section 4, v1.2; audit N2), on the wire of
+"""The doors before the token (docs/protocol.md section 4, v1.2; audit N2), on the wire of
 ``companion-ws serve``: a request head over ``COMPANION_MAX_HEADER_BYTES`` is answered 431
 and the connection ends, without the hub reading it further; a connection without a
 whole request head within ``COMPANION_HEADER_TIMEOUT`` seconds is closed; both for plain

@@ -1,4 +1,4 @@
-"""Durable before visible (PROTOCOL.md section 4, v1.1): whatever a client saw survives
+"""Durable before visible (docs/protocol.md section 4, v1.1): whatever a client saw survives
 ``kill -9``, ``seq`` is never reused, and a client resuming with ``last_seq`` alone
 gets a replay."""
 

@@ -140,9 +140,32 @@ def test_a_missing_entry_is_seen() -> None:
 
 
 def test_the_page_has_the_sections_the_code_cites() -> None:
-    """The code cites the contract by section number (PROTOCOL.md section 13...)."""
+    """The code cites the contract by section number (docs/protocol.md section 13...)."""
     numbers = re.findall(r"^## (\d+)\. ", PAGE.read_text(), flags=re.M)
     assert numbers == [str(n) for n in range(1, 19)]
+    cited = {
+        int(n)
+        for folder in ("companion_ws", "ui_state")
+        for path in (ROOT / folder).rglob("*.py")
+        for n in re.findall(r"docs/protocol\.md\s+sections?\s+(\d+)", path.read_text())
+    }
+    assert cited and cited <= set(range(1, 19)), cited
+
+
+def test_the_code_cites_the_contract_in_the_repository() -> None:
+    """Comments and docs cite docs/protocol.md, never a file outside the repository."""
+    texts = [
+        path
+        for folder in ("companion_ws", "ui_state", "tests", "docs", "scripts", "examples")
+        for path in (ROOT / folder).rglob("*")
+        if path.suffix in {".py", ".js", ".mjs", ".md", ".html", ".sh", ".proto", ".json"}
+        and "node_modules" not in path.parts
+        and "vendor" not in path.parts
+    ]
+    assert len(texts) > 100
+    needle = "PROTOCOL" + ".md"  # this file cites it only in pieces
+    citing = [str(p.relative_to(ROOT)) for p in texts if needle in p.read_text()]
+    assert citing == []
 
 
 @pytest.mark.parametrize("code", sorted(_error_codes()))

@@ -1,4 +1,4 @@
-"""One size limit and one depth limit for every door (PROTOCOL.md section 4, v1.2), on a
+"""One size limit and one depth limit for every door (docs/protocol.md section 4, v1.2), on a
 real hub: an event whose frame would be over ``COMPANION_MAX_EVENT_BYTES`` is refused on
 the socket (``payload_too_large``), over HTTP (413), gRPC (``RESOURCE_EXHAUSTED``), the
 bus (a ``too_large`` dead letter) and by a tool (its error), and reaches no screen; a

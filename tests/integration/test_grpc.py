@@ -1,4 +1,4 @@
-"""The gRPC API (PROTOCOL.md section 15) against a real hub: every call, its rules
+"""The gRPC API (docs/protocol.md section 15) against a real hub: every call, its rules
 (owner, admin, service) and its status codes."""
 
 from __future__ import annotations

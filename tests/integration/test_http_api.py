@@ -1,4 +1,4 @@
-"""The HTTP API's session routes (PROTOCOL.md section 7): who may call what, the
+"""The HTTP API's session routes (docs/protocol.md section 7): who may call what, the
 fields, paging, state with If-Match, the JSON error shape, health and metrics."""
 
 from __future__ import annotations

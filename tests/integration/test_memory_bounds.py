@@ -1,4 +1,4 @@
-"""Bounded by bytes (PROTOCOL.md section 4, v1.1): a flood into a session with a client
+"""Bounded by bytes (docs/protocol.md section 4, v1.1): a flood into a session with a client
 that does not read, and many sessions of big events that end, leave the hub's resident
 memory nearly where it was."""
 

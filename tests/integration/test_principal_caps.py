@@ -1,4 +1,4 @@
-"""Per-principal caps (PROTOCOL.md section 4, v1.2), in process: a node on the memory
+"""Per-principal caps (docs/protocol.md section 4, v1.2), in process: a node on the memory
 broker and a temporary SQLite store, with fake sockets; the HTTP API through httpx's
 ASGI transport. The caps are rules of the node's services, not of the
 wire: the sockets a user may hold (even when its connects interleave), and the new

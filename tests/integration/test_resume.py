@@ -1,4 +1,4 @@
-"""Resume across restarts of a real hub (issue 3, PROTOCOL.md section 4): restarts keep
+"""Resume across restarts of a real hub (issue 3, docs/protocol.md section 4): restarts keep
 the epoch as they should, and the Python client rides through them. The resume rules
 (replay, resync, re-authentication): tests/inproc/test_resume.py."""
 
@@ -56,7 +56,7 @@ async def test_restarts_keep_the_epoch_after_a_clean_shutdown_and_after_a_crash(
     hub_factory: HubFactory,
 ) -> None:
     """SIGTERM and SIGKILL alike: every event a client saw was committed before it was
-    sent (durable before visible, PROTOCOL.md v1.1), so the epoch is kept and a resume
+    sent (durable before visible, docs/protocol.md v1.1), so the epoch is kept and a resume
     replays from the restored history, with no snapshot."""
     hub = hub_factory().start()
     url = hub.ws_url

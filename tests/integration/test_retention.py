@@ -1,4 +1,4 @@
-"""Retention (PROTOCOL.md section 4, *v1.1 retention*): the sweeper deletes sessions
+"""Retention (docs/protocol.md section 4, *v1.1 retention*): the sweeper deletes sessions
 that ended longer ago than ``COMPANION_RETENTION``, with their events, tool-call ledger
 rows and join tokens, and join tokens that expired that long ago; everything newer
 stays. On SQLite and PostgreSQL; old rows are made by moving timestamps back."""

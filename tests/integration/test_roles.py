@@ -1,4 +1,4 @@
-"""Least privilege (PROTOCOL.md sections 11, 12 and 16), against real hubs: every role's
+"""Least privilege (docs/protocol.md sections 11, 12 and 16), against real hubs: every role's
 rights over the socket and HTTP, devices that join by code, their revocation on every
 process, their fixed lifetime, and connections that live no longer than their token."""
 

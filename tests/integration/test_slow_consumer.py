@@ -1,4 +1,4 @@
-"""A client that stops reading (PROTOCOL.md section 4): past its send-queue limit it is
+"""A client that stops reading (docs/protocol.md section 4): past its send-queue limit it is
 closed with 4409, while another client of the same session keeps receiving everything.
 
 The slow client is a raw ``websockets`` connection with ``max_queue=1`` that does not

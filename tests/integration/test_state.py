@@ -1,4 +1,4 @@
-"""Session state durability across restarts of a real hub (PROTOCOL.md sections 2-4);
+"""Session state durability across restarts of a real hub (docs/protocol.md sections 2-4);
 the rules of state updates are tested in process: tests/inproc/test_state.py."""
 
 from __future__ import annotations

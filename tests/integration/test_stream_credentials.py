@@ -1,4 +1,4 @@
-"""Streams end with their credential (PROTOCOL.md sections 4, 11 and 12, v1.2), on real
+"""Streams end with their credential (docs/protocol.md sections 4, 11 and 12, v1.2), on real
 hubs: a revoked device is refused by every door (gRPC included) and its open AG-UI
 stream and gRPC ``Subscribe`` end, on this process and on another; a stream opened with
 a short-lived token ends at ``exp`` plus the grace; every stream ends with its

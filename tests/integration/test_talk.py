@@ -1,4 +1,4 @@
-"""``POST /sessions/{id}/elevenlabs/conversation`` (PROTOCOL.md section 14) on a real hub,
+"""``POST /sessions/{id}/elevenlabs/conversation`` (docs/protocol.md section 14) on a real hub,
 which fetches the signed URL with the official ``elevenlabs`` SDK from a local
 ElevenLabs-protocol server: the owner gets it with the session's capability and the tool
 list; nobody else does; the API key never leaves the hub; the page's CSP admits the

@@ -1,4 +1,4 @@
-"""``client_tool_call`` across real hub processes (PROTOCOL.md sections 3 and 10): one
+"""``client_tool_call`` across real hub processes (docs/protocol.md sections 3 and 10): one
 effect per ``tool_call_id`` on two processes, and a hub that cannot load a tool module
 does not start. The rules of a tool call: tests/inproc/test_tools.py."""
 

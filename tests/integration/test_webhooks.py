@@ -308,7 +308,7 @@ async def test_a_signed_post_call_webhook_is_stored_and_broadcast(
 async def test_a_signed_post_call_body_without_a_conversation_id_is_applied_once(
     el_hub: HubProcess, http: httpx.AsyncClient
 ) -> None:
-    """PROTOCOL.md section 7 (v1.2): the same signed body, replayed within the
+    """docs/protocol.md section 7 (v1.2): the same signed body, replayed within the
     signature's tolerance, is stored once; the replays are answered ``duplicate``."""
     sid, tok, ui = await _session(el_hub)
     payload = json.loads(_post_call(sid))

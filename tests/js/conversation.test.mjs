@@ -1,4 +1,4 @@
-// static/conversation.js: frames -> the conversation the page draws (PROTOCOL.md
+// static/conversation.js: frames -> the conversation the page draws (docs/protocol.md
 // section 13), in any order, each seq once. Its messages against the shared fixtures
 // in tests/fixtures/conversation, the same files tests/unit/test_conversation_fixtures.py
 // runs against ui_state/conversation.py.

@@ -1,4 +1,4 @@
-"""companion_ws.auth.policy: the role table of PROTOCOL.md section 11, without a server."""
+"""companion_ws.auth.policy: the role table of docs/protocol.md section 11, without a server."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ TV_S1 = Principal(
     sub="alice", session_scope="s1", token_type="device", device_id="d2", device_role="observer"
 )
 
-#: PROTOCOL.md section 11, row by row.
+#: docs/protocol.md section 11, row by row.
 TABLE = {
     Role.OWNER: {"read", "write", "converse", "end", "invite", "devices", "talk"},
     Role.AGENT: {"read", "write", "converse"},

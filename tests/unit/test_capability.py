@@ -1,4 +1,4 @@
-"""The agent capability is the agent role, never more (PROTOCOL.md section 11, v1.2), and
+"""The agent capability is the agent role, never more (docs/protocol.md section 11, v1.2), and
 a reconnect token never outlives what it came from (section 12, v1.2): the tokens and
 the role table, without a server."""
 

@@ -138,7 +138,7 @@ def test_bad_frames_raise_the_right_error(
 
 
 def test_unknown_fields_are_ignored_at_every_level() -> None:
-    """PROTOCOL.md v1.1: a newer client's extra fields do not break an older hub."""
+    """docs/protocol.md v1.1: a newer client's extra fields do not break an older hub."""
     assert codec.decode('{"type": "ping", "colour": "blue", "requestId": "r"}') == m.Ping(
         requestId="r"
     )

@@ -1,4 +1,4 @@
-"""One size limit and one depth limit for every door (PROTOCOL.md section 4, v1.2), the
+"""One size limit and one depth limit for every door (docs/protocol.md section 4, v1.2), the
 pure parts: the publisher's measure of a frame as clients receive it, the bus's dead
 letters, the depth-checked decoding every door shares and the gRPC status of the error."""
 

@@ -1,4 +1,4 @@
-"""PROTOCOL.md section 1's join rules as a pure function (hub/join_rules.py): every
+"""docs/protocol.md section 1's join rules as a pure function (hub/join_rules.py): every
 row of its table, without a hub."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every HTML response carries the page headers (PROTOCOL.md section 16, v1.2): the
+"""Every HTML response carries the page headers (docs/protocol.md section 16, v1.2): the
 files under ``/static/`` as ``/`` does, through the static files' own response."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The post-call webhook's ledger key (PROTOCOL.md section 7, v1.2): one signed body,
+"""The post-call webhook's ledger key (docs/protocol.md section 7, v1.2): one signed body,
 one key, whatever fields it carries."""
 
 from __future__ import annotations

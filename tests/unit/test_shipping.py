@@ -1,4 +1,4 @@
-"""The shipping tool pack (PROTOCOL.md section 10): deterministic quotes, labels for the
+"""The shipping tool pack (docs/protocol.md section 10): deterministic quotes, labels for the
 session's quotes, and errors that name the parameter."""
 
 from __future__ import annotations

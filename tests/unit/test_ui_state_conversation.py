@@ -1,4 +1,4 @@
-"""The conversation projection (PROTOCOL.md section 13): transcript events in seq order
+"""The conversation projection (docs/protocol.md section 13): transcript events in seq order
 to messages, corrections applied, bounded by ``after_seq`` and ``limit``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The state a restored session starts from (PROTOCOL.md section 13, *Restore*)."""
+"""The state a restored session starts from (docs/protocol.md section 13, *Restore*)."""
 
 from __future__ import annotations
 

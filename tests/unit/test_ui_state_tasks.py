@@ -1,4 +1,4 @@
-"""The pure task logic (PROTOCOL.md section 13): start, complete, abandon, as merge
+"""The pure task logic (docs/protocol.md section 13): start, complete, abandon, as merge
 patches of the whole ``tasks`` list."""
 
 from __future__ import annotations
