@@ -1,5 +1,5 @@
 """The doors before the token under a flood: the hub's memory and sockets while clients
-send oversized and slow request heads (PROTOCOL.md section 4, v1.2; audit N2).
+send oversized and slow request heads (docs/protocol.md section 4, v1.2; audit N2).
 
 Server on CPU 0, this generator on CPU 1, on 127.0.0.1. After a warm-up (a few plain
 requests), the hub's VmRSS is read; then, at once and for at most ``--duration`` seconds:
