@@ -5,14 +5,9 @@ tests/integration/test_history.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
-
+from tests.support.frames import Frame, history_over_http
 from tests.support.hub import token
 from tests.support.inproc import InProcessWS, inprocess_hub
-
-Frame = dict[str, Any]
 
 
 async def page_ws(ws: InProcessWS, limit: int) -> tuple[list[Frame], int]:
@@ -29,24 +24,6 @@ async def page_ws(ws: InProcessWS, limit: int) -> tuple[list[Frame], int]:
             assert page["next_after_seq"] == page["latest_seq"]
             return events, pages
         assert page["events"], "has_more with an empty page would loop forever"
-        after = page["next_after_seq"]
-
-
-async def page_http(http: httpx.AsyncClient, sid: str, bearer: str, limit: int) -> list[Frame]:
-    events: list[Frame] = []
-    after = 0
-    while True:
-        reply = await http.get(
-            f"/sessions/{sid}/history",
-            params={"after_seq": after, "limit": limit},
-            headers={"Authorization": f"Bearer {bearer}"},
-        )
-        assert reply.status_code == 200, reply.text
-        page = reply.json()
-        assert page["session_id"] == sid and len(page["events"]) <= limit
-        events += page["events"]
-        if not page["has_more"]:
-            return events
         after = page["next_after_seq"]
 
 
@@ -80,9 +57,9 @@ async def test_history_pages_through_more_than_the_window(db_url: str) -> None:
         assert events[0]["type"] == "client_joined"  # presence is history too
 
         http = hub.http
-        assert await page_http(http, sid, token("alice"), 7) == events
+        assert await history_over_http(http, sid, token("alice"), 7) == events
         admin = token("root", admin=True)
-        assert await page_http(http, sid, admin, 7) == events
+        assert await history_over_http(http, sid, admin, 7) == events
         stranger = await http.get(
             f"/sessions/{sid}/history", headers={"Authorization": f"Bearer {token('mallory')}"}
         )

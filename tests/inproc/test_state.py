@@ -4,31 +4,17 @@ the in-process hub (durability across restarts: tests/integration/test_state.py)
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
 
+from tests.support.frames import bearer, get_state, new_user
 from tests.support.hub import token
 from tests.support.inproc import InProcessHub, InProcessWS, inprocess_hub
 
 
-def _user() -> str:
-    return f"u-{uuid.uuid4().hex[:8]}"
-
-
-def _auth(user: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(user)}"}
-
-
-async def _state(ws: InProcessWS) -> dict[str, Any]:
-    reply = await ws.request({"type": "get_session_state"})
-    assert reply["type"] == "session_state", reply
-    return reply
-
-
 async def _pair(hub: InProcessHub) -> tuple[str, InProcessWS, InProcessWS]:
-    user = _user()
+    user = new_user()
     a = await hub.connect(token(user))
     sid = a.welcome["session_id"]
     b = await hub.connect(token(user), session_id=sid)
@@ -54,12 +40,12 @@ async def test_a_dotted_key_update_is_persisted_then_broadcast_to_all(
         assert update["sender"] == a.welcome["connection_id"]
         assert update["session_id"] == sid and isinstance(update["seq"], int)
     await a.request({"type": "update_session_state", "key": "ui.scroll", "value": 3})
-    snapshot = await _state(b)
+    snapshot = await get_state(b)
     assert snapshot["state"] == {"ui": {"current_step": "quote", "scroll": 3}}
     assert snapshot["version"] == 2
     assert snapshot["seq"] >= 4  # two joins, two updates
     await a.request({"type": "update_session_state", "key": "ui.scroll", "value": None})
-    assert (await _state(a))["state"] == {"ui": {"current_step": "quote"}}
+    assert (await get_state(a))["state"] == {"ui": {"current_step": "quote"}}
     await a.close()
     await b.close()
 
@@ -75,14 +61,14 @@ async def test_a_merge_patch_merges_nested_objects_and_null_deletes(
     await a.request({"type": "update_session_state", "patch": second})
     got = await b.recv_until(lambda f: f["type"] == "session_state_updated" and f["version"] == 2)
     assert got["patch"] == second  # the patch as sent, nulls included
-    snapshot = await _state(b)
+    snapshot = await get_state(b)
     assert snapshot["state"] == {
         "shipping_details": {"from": "90210", "weight_lbs": 7},
         "y": {"z": True},
     }
     assert snapshot["version"] == 2
     rest = await shared_inproc.http.get(
-        f"/sessions/{sid}/state", headers=_auth(a.welcome["user_id"])
+        f"/sessions/{sid}/state", headers=bearer(a.welcome["user_id"])
     )
     assert rest.json() == {"state": snapshot["state"], "version": 2}
     await a.close()
@@ -100,7 +86,7 @@ async def test_expected_version_guards_the_update(shared_inproc: InProcessHub) -
     assert stale["type"] == "error" and stale["code"] == "version_conflict", stale
     assert stale["version"] == 1 and stale["message"]
     assert stale["session_id"] == sid
-    snapshot = await _state(b)
+    snapshot = await get_state(b)
     assert snapshot["state"] == {"n": 1} and snapshot["version"] == 1
     retry = await b.request(
         {"type": "update_session_state", "key": "n", "value": 2, "expected_version": 1}
@@ -130,11 +116,11 @@ async def test_expected_version_guards_the_update(shared_inproc: InProcessHub) -
 async def test_a_malformed_update_is_invalid_and_changes_nothing(
     shared_inproc: InProcessHub, frame: dict[str, Any]
 ) -> None:
-    user = _user()
+    user = new_user()
     ws = await shared_inproc.connect(token(user))
     reply = await ws.request(frame)
     assert reply["type"] == "error" and reply["code"] == "invalid_message", reply
-    snapshot = await _state(ws)
+    snapshot = await get_state(ws)
     assert snapshot["state"] == {} and snapshot["version"] == 0
     await ws.close()
 
@@ -142,7 +128,7 @@ async def test_a_malformed_update_is_invalid_and_changes_nothing(
 async def test_get_session_state_answers_only_the_asker(shared_inproc: InProcessHub) -> None:
     sid, a, b = await _pair(shared_inproc)
     await a.request({"type": "update_session_state", "patch": {"k": "v"}})
-    snapshot = await _state(a)
+    snapshot = await get_state(a)
     assert snapshot == {
         "type": "session_state",
         "session_id": sid,
@@ -162,14 +148,14 @@ async def test_get_session_state_answers_only_the_asker(shared_inproc: InProcess
 
 async def test_an_update_over_the_size_limit_is_refused(shared_db_url: str) -> None:
     async with inprocess_hub(shared_db_url, max_state_bytes=200) as hub:
-        user = _user()
+        user = new_user()
         ws = await hub.connect(token(user))
         ok = await ws.request({"type": "update_session_state", "key": "note", "value": "x" * 100})
         assert ok["type"] == "session_state_updated"
         big = await ws.request({"type": "update_session_state", "key": "more", "value": "y" * 150})
         assert big["type"] == "error" and big["code"] == "state_too_large", big
         assert big["limit"] == 200 and big["size"] > 200
-        snapshot = await _state(ws)
+        snapshot = await get_state(ws)
         assert snapshot["state"] == {"note": "x" * 100} and snapshot["version"] == 1
         # Shrinking is always allowed.
         shrink = await ws.request({"type": "update_session_state", "key": "note", "value": None})
@@ -185,7 +171,7 @@ async def test_a_broadcast_update_is_already_committed(shared_inproc: InProcessH
         await a.request({"type": "update_session_state", "key": "n", "value": n})
         update = await b.recv_type("session_state_updated")
         assert update["version"] == n
-        read = (await shared_inproc.http.get(f"/sessions/{sid}/state", headers=_auth(user))).json()
+        read = (await shared_inproc.http.get(f"/sessions/{sid}/state", headers=bearer(user))).json()
         assert read["version"] >= n and read["state"]["n"] >= n
     await a.close()
     await b.close()

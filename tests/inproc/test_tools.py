@@ -12,42 +12,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.frames import new_user, tool_answer, tool_call
 from tests.support.hub import token
 from tests.support.inproc import InProcessHub, InProcessWS
 
 QUOTE_PARAMS = {"from_zip": "90210", "to_zip": "10001", "weight": 5}
-
-
-def _user() -> str:
-    return f"u-{uuid.uuid4().hex[:8]}"
-
-
-def _call(
-    tool_name: str,
-    parameters: dict[str, Any],
-    tool_call_id: str | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    return {
-        "type": "client_tool_call",
-        "client_tool_call": {
-            "tool_name": tool_name,
-            "tool_call_id": tool_call_id or f"toolu_{uuid.uuid4().hex[:12]}",
-            "parameters": parameters,
-        },
-        **extra,
-    }
-
-
-async def _ask(ws: InProcessWS, frame: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
-    """The tool call's answer: its ``client_tool_result`` or ``error`` (its broadcasts
-    carry the same ``requestId``)."""
-    rid = uuid.uuid4().hex
-    await ws.send({**frame, "requestId": rid})
-    return await ws.recv_until(
-        lambda f: f.get("requestId") == rid and f["type"] in ("client_tool_result", "error"),
-        timeout,
-    )
 
 
 async def _state(hub: InProcessHub, sid: str, tok: str) -> dict[str, Any]:
@@ -68,12 +37,12 @@ async def _nothing_broadcast_before_marker(ws: InProcessWS, sender: InProcessWS)
 async def test_a_tool_call_answers_json_text_and_updates_every_screen(
     shared_inproc: InProcessHub,
 ) -> None:
-    tok = token(_user())
+    tok = token(new_user())
     caller = await shared_inproc.connect(tok, client="agent")
     sid = caller.welcome["session_id"]
     screen = await shared_inproc.connect(tok, session_id=sid)
     await caller.send(
-        {**_call("get_shipping_quotes", {**QUOTE_PARAMS, "session_id": sid}), "requestId": "r1"}
+        {**tool_call("get_shipping_quotes", {**QUOTE_PARAMS, "session_id": sid}), "requestId": "r1"}
     )
     # The run starts, its state change is committed and broadcast, then its update, the
     # run's end, and the answer.
@@ -101,7 +70,9 @@ async def test_a_tool_call_answers_json_text_and_updates_every_screen(
     assert state["state"]["shipping_details"] == {"from": "90210", "to": "10001", "weight_lbs": 5}
 
     quote = result["quotes"][0]
-    label = await _ask(caller, _call("create_shipping_label", {"quote_id": quote["quote_id"]}))
+    label = await tool_answer(
+        caller, tool_call("create_shipping_label", {"quote_id": quote["quote_id"]})
+    )
     assert label["is_error"] is False, label
     tracking = json.loads(label["result"])["label"]["tracking_number"]
     created = await screen.recv_until(
@@ -130,18 +101,18 @@ async def test_a_tool_call_answers_json_text_and_updates_every_screen(
 async def test_bad_parameters_are_an_error_result_naming_them_and_change_nothing(
     shared_inproc: InProcessHub, tool_name: str, parameters: dict[str, Any], named: str
 ) -> None:
-    tok = token(_user())
+    tok = token(new_user())
     caller = await shared_inproc.connect(tok)
     sid = caller.welcome["session_id"]
     screen = await shared_inproc.connect(tok, session_id=sid)
     if tool_name == "create_shipping_label":  # there are quotes, just not this one
-        ok = await _ask(caller, _call("get_shipping_quotes", QUOTE_PARAMS))
+        ok = await tool_answer(caller, tool_call("get_shipping_quotes", QUOTE_PARAMS))
         assert ok["is_error"] is False
         await screen.recv_type("tool_call_finished")
     before = await _state(shared_inproc, sid, tok)
 
-    call = _call(tool_name, {**parameters, "session_id": sid})
-    reply = await _ask(caller, call)
+    call = tool_call(tool_name, {**parameters, "session_id": sid})
+    reply = await tool_answer(caller, call)
     assert reply["type"] == "client_tool_result" and reply["is_error"] is True, reply
     assert isinstance(reply["result"], str)
     assert named in json.loads(reply["result"])["error"]
@@ -162,29 +133,29 @@ async def test_bad_parameters_are_an_error_result_naming_them_and_change_nothing
 async def test_a_call_naming_another_session_is_a_mismatch_and_runs_nothing(
     shared_inproc: InProcessHub, where: str
 ) -> None:
-    tok = token(_user())
+    tok = token(new_user())
     caller = await shared_inproc.connect(tok)
     sid = caller.welcome["session_id"]
     other = await shared_inproc.connect(tok)
     other_sid = other.welcome["session_id"]
     call_id = f"toolu_{uuid.uuid4().hex[:12]}"
     if where == "parameters":
-        frame = _call("get_shipping_quotes", {**QUOTE_PARAMS, "session_id": other_sid}, call_id)
+        frame = tool_call("get_shipping_quotes", {**QUOTE_PARAMS, "session_id": other_sid}, call_id)
     else:
-        frame = _call(
+        frame = tool_call(
             "get_shipping_quotes", QUOTE_PARAMS, call_id, metadata={"session_id": other_sid}
         )
-    reply = await _ask(caller, frame)
+    reply = await tool_answer(caller, frame)
     assert reply["type"] == "error" and reply["code"] == "session_mismatch", reply
     for s in (sid, other_sid):
         assert (await _state(shared_inproc, s, tok))["version"] == 0
     # Nothing ran, so nothing was recorded: the same id still runs once, for this session.
-    ok = await _ask(
-        caller, _call("get_shipping_quotes", {**QUOTE_PARAMS, "session_id": sid}, call_id)
+    ok = await tool_answer(
+        caller, tool_call("get_shipping_quotes", {**QUOTE_PARAMS, "session_id": sid}, call_id)
     )
     assert ok["type"] == "client_tool_result" and ok["is_error"] is False, ok
     # ... and now belongs to it: on the other session it is a mismatch.
-    stolen = await _ask(other, _call("get_shipping_quotes", QUOTE_PARAMS, call_id))
+    stolen = await tool_answer(other, tool_call("get_shipping_quotes", QUOTE_PARAMS, call_id))
     assert stolen["type"] == "error" and stolen["code"] == "session_mismatch", stolen
     assert (await _state(shared_inproc, other_sid, tok))["version"] == 0
     await caller.close()
@@ -194,15 +165,15 @@ async def test_a_call_naming_another_session_is_a_mismatch_and_runs_nothing(
 async def test_the_same_tool_call_id_again_runs_nothing_and_answers_the_same(
     shared_inproc: InProcessHub,
 ) -> None:
-    tok = token(_user())
+    tok = token(new_user())
     caller = await shared_inproc.connect(tok)
     sid = caller.welcome["session_id"]
-    frame = _call("get_shipping_quotes", QUOTE_PARAMS)
-    first = await _ask(caller, frame)
+    frame = tool_call("get_shipping_quotes", QUOTE_PARAMS)
+    first = await tool_answer(caller, frame)
     await caller.close()
     # After a reconnect, on a new socket.
     again = await shared_inproc.connect(tok, session_id=sid)
-    second = await _ask(again, frame)
+    second = await tool_answer(again, frame)
     assert (first["result"], first["is_error"]) == (second["result"], second["is_error"])
     assert (await _state(shared_inproc, sid, tok))["version"] == 1
     await again.close()
@@ -211,14 +182,14 @@ async def test_the_same_tool_call_id_again_runs_nothing_and_answers_the_same(
 async def test_two_concurrent_calls_with_one_id_have_one_effect(
     shared_inproc: InProcessHub,
 ) -> None:
-    tok = token(_user())
+    tok = token(new_user())
     one = await shared_inproc.connect(tok)
     sid = one.welcome["session_id"]
     two = await shared_inproc.connect(tok, session_id=sid)
     watcher = await shared_inproc.connect(tok, session_id=sid)
     for round_ in range(5):
-        frame = _call("get_shipping_quotes", {**QUOTE_PARAMS, "weight": 1 + round_})
-        a, b = await asyncio.gather(_ask(one, frame), _ask(two, frame))
+        frame = tool_call("get_shipping_quotes", {**QUOTE_PARAMS, "weight": 1 + round_})
+        a, b = await asyncio.gather(tool_answer(one, frame), tool_answer(two, frame))
         assert a["is_error"] is False and (a["result"], a["is_error"]) == (
             b["result"],
             b["is_error"],

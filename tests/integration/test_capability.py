@@ -16,8 +16,9 @@ import jwt
 import pytest
 
 from companion_ws.grpc.v1 import companion_pb2 as pb
-from tests.support.backends import stub
-from tests.support.hub import SECRET, HubProcess, free_port, token
+from tests.support.backends import grpc_api, status_of
+from tests.support.backends import grpc_hub as backend_grpc_hub
+from tests.support.hub import SECRET, HubProcess, token
 from tests.support.ws import WS, connect
 
 #: The capability's audience (companion_ws.auth.tokens.CAPABILITY_AUDIENCE), spelled out.
@@ -213,33 +214,14 @@ async def test_a_fresh_credential_yields_a_later_reconnect_token(shared_hub: Hub
 
 @pytest.fixture(scope="module")
 def grpc_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HubProcess, int]]:
-    tmp = tmp_path_factory.mktemp("grpc-capability")
-    port = free_port()
-    hub = HubProcess(
-        database_url=f"sqlite+aiosqlite:///{tmp / 'hub.db'}",
-        env={"COMPANION_GRPC_PORT": str(port)},
-        log_path=tmp / "hub.log",
-    ).start()
-    try:
-        yield hub, port
-    finally:
-        hub.stop()
+    with backend_grpc_hub(tmp_path_factory.mktemp("grpc-capability")) as hub:
+        yield hub
 
 
 @pytest.fixture
 async def api(grpc_hub: tuple[HubProcess, int]) -> AsyncIterator[Any]:
-    channel, client = stub(grpc_hub[1])
-    try:
+    async with grpc_api(grpc_hub[1]) as client:
         yield client
-    finally:
-        await channel.close()
-
-
-async def _code(call: Any) -> grpc.StatusCode:
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await call
-    code: grpc.StatusCode = info.value.code()
-    return code
 
 
 def _bearer(tok: str) -> tuple[tuple[str, str], ...]:
@@ -259,17 +241,17 @@ async def test_over_grpc_the_capability_only_reads_its_session(
         state = await api.GetState(pb.GetStateRequest(session_id=sid), metadata=_bearer(tok))
         assert state.session_id == sid
         update = pb.UpdateStateRequest(session_id=sid, patch_json=json.dumps({"a": 1}))
-        assert await _code(api.UpdateState(update, metadata=_bearer(tok))) == (
+        assert await status_of(api.UpdateState(update, metadata=_bearer(tok))) == (
             grpc.StatusCode.PERMISSION_DENIED
         )
         publish = pb.PublishRequest(
             session_id=sid, type="contextual_update", data_json=json.dumps({"text": "x"})
         )
-        assert await _code(api.Publish(publish, metadata=_bearer(tok))) == (
+        assert await status_of(api.Publish(publish, metadata=_bearer(tok))) == (
             grpc.StatusCode.PERMISSION_DENIED
         )
         tool = pb.ToolRequest(session_id=sid, tool_id="echo", tool_call_id=uuid.uuid4().hex)
-        assert await _code(api.CallTool(tool, metadata=_bearer(tok))) == (
+        assert await status_of(api.CallTool(tool, metadata=_bearer(tok))) == (
             grpc.StatusCode.PERMISSION_DENIED
         )
     # Subscribe reads: the history from the start (the agent's client_joined first).
@@ -279,13 +261,13 @@ async def test_over_grpc_the_capability_only_reads_its_session(
     watch.cancel()
     other = await connect(hub.ws_url, token(owner))
     elsewhere = pb.GetStateRequest(session_id=other.welcome["session_id"])
-    assert await _code(api.GetState(elsewhere, metadata=_bearer(cap))) == (
+    assert await status_of(api.GetState(elsewhere, metadata=_bearer(cap))) == (
         grpc.StatusCode.PERMISSION_DENIED
     )
     await other.close()
     await home.request({"type": "end_session"})
-    assert await _code(api.GetState(pb.GetStateRequest(session_id=sid), metadata=_bearer(cap))) == (
-        grpc.StatusCode.NOT_FOUND
-    )
+    assert await status_of(
+        api.GetState(pb.GetStateRequest(session_id=sid), metadata=_bearer(cap))
+    ) == (grpc.StatusCode.NOT_FOUND)
     await agent.close()
     await home.close()

@@ -12,40 +12,22 @@ import grpc
 import pytest
 
 from companion_ws.grpc.v1 import companion_pb2 as pb
-from tests.support.backends import bearer, new_session, stub
-from tests.support.hub import HubProcess, free_port, token
+from tests.support.backends import bearer, grpc_api, new_session, status_of
+from tests.support.backends import grpc_hub as backend_grpc_hub
+from tests.support.hub import HubProcess, token
 from tests.support.ws import connect
 
 
 @pytest.fixture(scope="module")
 def grpc_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HubProcess, int]]:
-    tmp = tmp_path_factory.mktemp("grpc")
-    port = free_port()
-    hub = HubProcess(
-        database_url=f"sqlite+aiosqlite:///{tmp / 'hub.db'}",
-        env={"COMPANION_GRPC_PORT": str(port), "COMPANION_HISTORY_SIZE": "20"},
-        log_path=tmp / "hub.log",
-    ).start()
-    try:
-        yield hub, port
-    finally:
-        hub.stop()
+    with backend_grpc_hub(tmp_path_factory.mktemp("grpc"), {"COMPANION_HISTORY_SIZE": "20"}) as hub:
+        yield hub
 
 
 @pytest.fixture
 async def api(grpc_hub: tuple[HubProcess, int]) -> AsyncIterator[Any]:
-    channel, client = stub(grpc_hub[1])
-    try:
+    async with grpc_api(grpc_hub[1]) as client:
         yield client
-    finally:
-        await channel.close()
-
-
-async def _code(call: Any) -> grpc.StatusCode:
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await call
-    code: grpc.StatusCode = info.value.code()
-    return code
 
 
 def _update(sid: str, text: str, **kw: Any) -> pb.PublishRequest:
@@ -80,21 +62,23 @@ async def test_publish_answers_the_seq_and_reaches_sockets(
 
 async def test_publish_status_codes(api: Any, grpc_hub: tuple[HubProcess, int]) -> None:
     sid = await new_session(grpc_hub[0])
-    assert await _code(api.Publish(_update(sid, "x"))) == grpc.StatusCode.UNAUTHENTICATED
+    assert await status_of(api.Publish(_update(sid, "x"))) == grpc.StatusCode.UNAUTHENTICATED
     bad_token = (("authorization", "Bearer nope.nope.nope"),)
-    assert await _code(api.Publish(_update(sid, "x"), metadata=bad_token)) == (
+    assert await status_of(api.Publish(_update(sid, "x"), metadata=bad_token)) == (
         grpc.StatusCode.UNAUTHENTICATED
     )
-    assert await _code(api.Publish(_update(sid, "x"), metadata=bearer("mallory"))) == (
+    assert await status_of(api.Publish(_update(sid, "x"), metadata=bearer("mallory"))) == (
         grpc.StatusCode.PERMISSION_DENIED
     )
-    assert await _code(api.Publish(_update("nope", "x"), metadata=bearer())) == (
+    assert await status_of(api.Publish(_update("nope", "x"), metadata=bearer())) == (
         grpc.StatusCode.NOT_FOUND
     )
     wrong = pb.PublishRequest(session_id=sid, type="dance", data_json="{}")
-    assert await _code(api.Publish(wrong, metadata=bearer())) == grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        await status_of(api.Publish(wrong, metadata=bearer())) == grpc.StatusCode.INVALID_ARGUMENT
+    )
     junk = pb.PublishRequest(session_id=sid, type="contextual_update", data_json="{")
-    assert await _code(api.Publish(junk, metadata=bearer())) == grpc.StatusCode.INVALID_ARGUMENT
+    assert await status_of(api.Publish(junk, metadata=bearer())) == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_get_and_update_state_with_expected_version(
@@ -112,14 +96,14 @@ async def test_get_and_update_state_with_expected_version(
     assert updated.version == 1 and json.loads(updated.state_json) == {"a": 1}
     frame = await screen.recv_type("session_state_updated")
     assert frame["version"] == 1 and frame["patch"] == {"a": 1}
-    assert await _code(api.UpdateState(patch, metadata=bearer())) == grpc.StatusCode.ABORTED
+    assert await status_of(api.UpdateState(patch, metadata=bearer())) == grpc.StatusCode.ABORTED
     loose = pb.UpdateStateRequest(session_id=sid, patch_json=json.dumps({"b": 2}))
     assert (await api.UpdateState(loose, metadata=bearer())).version == 2
     not_object = pb.UpdateStateRequest(session_id=sid, patch_json="[1]")
-    assert await _code(api.UpdateState(not_object, metadata=bearer())) == (
+    assert await status_of(api.UpdateState(not_object, metadata=bearer())) == (
         grpc.StatusCode.INVALID_ARGUMENT
     )
-    assert await _code(
+    assert await status_of(
         api.GetState(pb.GetStateRequest(session_id=sid), metadata=bearer("mallory"))
     ) == (grpc.StatusCode.PERMISSION_DENIED)
     await screen.close()
@@ -197,7 +181,9 @@ async def test_call_tool_runs_once_per_tool_call_id(
     unknown = pb.ToolRequest(tool_id="nope", session_id=sid, tool_call_id="t3")
     assert not (await api.CallTool(unknown, metadata=bearer())).success
     no_id = pb.ToolRequest(tool_id="get_shipping_quotes", session_id=sid)
-    assert await _code(api.CallTool(no_id, metadata=bearer())) == (grpc.StatusCode.INVALID_ARGUMENT)
+    assert await status_of(api.CallTool(no_id, metadata=bearer())) == (
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
     await screen.close()
 
 
@@ -227,7 +213,7 @@ async def test_stream_task_is_seen_by_sockets_as_it_streams(
     async def strangers() -> AsyncIterator[pb.TaskChunk]:
         yield pb.TaskChunk(task_id="t", content="x", session_id=sid)
 
-    assert await _code(api.StreamTask(strangers(), metadata=bearer("mallory"))) == (
+    assert await status_of(api.StreamTask(strangers(), metadata=bearer("mallory"))) == (
         grpc.StatusCode.PERMISSION_DENIED
     )
     await screen.close()

@@ -4,32 +4,11 @@ the in-memory window. The paging rules: tests/inproc/test_history.py."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
+from tests.support.frames import Frame, history_over_http
 from tests.support.hub import HubFactory, token
 from tests.support.ws import connect
-
-Frame = dict[str, Any]
-
-
-async def page_http(http: httpx.AsyncClient, sid: str, bearer: str, limit: int) -> list[Frame]:
-    events: list[Frame] = []
-    after = 0
-    while True:
-        reply = await http.get(
-            f"/sessions/{sid}/history",
-            params={"after_seq": after, "limit": limit},
-            headers={"Authorization": f"Bearer {bearer}"},
-        )
-        assert reply.status_code == 200, reply.text
-        page = reply.json()
-        assert page["session_id"] == sid and len(page["events"]) <= limit
-        events += page["events"]
-        if not page["has_more"]:
-            return events
-        after = page["next_after_seq"]
 
 
 # Needs a process: the hub is restarted (SIGTERM, then a new process on the same database).
@@ -47,11 +26,11 @@ async def test_the_long_history_outlives_the_process(hub_factory: HubFactory) ->
     latest = echoes[-1]["seq"]
 
     async with httpx.AsyncClient(base_url=hub.base_url) as http:
-        events = await page_http(http, sid, token("alice"), 7)
+        events = await history_over_http(http, sid, token("alice"), 7)
         assert [e["seq"] for e in events] == list(range(1, latest + 1))
         await a.close()
 
         hub.restart()
-        after_restart = await page_http(http, sid, token("alice"), 7)
+        after_restart = await history_over_http(http, sid, token("alice"), 7)
     assert after_restart[: len(events)] == events
     assert [e["type"] for e in after_restart[len(events) :]] == ["client_left"]

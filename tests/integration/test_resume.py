@@ -5,50 +5,11 @@ the epoch as they should, and the Python client rides through them. The resume r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
 
 from companion_ws.client import CompanionClient
+from tests.support.frames import Frame, eventually, frames_until, is_, say, seqs
 from tests.support.hub import HubFactory, token
-from tests.support.ws import WS, connect
-
-Frame = dict[str, Any]
-
-
-async def frames_until(
-    ws: WS, predicate: Callable[[Frame], bool], timeout: float = 10.0
-) -> list[Frame]:
-    """Every frame up to and including the first that matches."""
-    out: list[Frame] = []
-    async with asyncio.timeout(timeout):
-        while True:
-            frame = await ws.recv(timeout)
-            out.append(frame)
-            if predicate(frame):
-                return out
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Wait until ``predicate()`` holds (a bound on waiting, never on speed)."""
-    async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-
-
-def is_(kind: str, **fields: Any) -> Callable[[Frame], bool]:
-    return lambda f: f.get("type") == kind and all(f.get(k) == v for k, v in fields.items())
-
-
-def seqs(frames: list[Frame]) -> list[int]:
-    return [f["seq"] for f in frames if "seq" in f and f["type"] not in UNSEQ]
-
-
-UNSEQ = {"session_joined", "session_state", "resync_required", "resumed", "history"}
-
-
-async def say(ws: WS, text: str, **data: Any) -> Frame:
-    """Publish a contextual_update; its broadcast echo."""
-    return await ws.request({"type": "contextual_update", "text": text, "data": data or None})
+from tests.support.ws import connect
 
 
 # Needs a process: SIGTERM and SIGKILL of the hub and restarts, with CompanionClient reconnecting.

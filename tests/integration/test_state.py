@@ -3,35 +3,19 @@ the rules of state updates are tested in process: tests/inproc/test_state.py."""
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 import httpx
 import pytest
 
+from tests.support.frames import bearer, get_state, new_user
 from tests.support.hub import HubFactory, token
-from tests.support.ws import WS, connect
-
-
-def _user() -> str:
-    return f"u-{uuid.uuid4().hex[:8]}"
-
-
-def _auth(user: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(user)}"}
-
-
-async def _state(ws: WS) -> dict[str, Any]:
-    reply = await ws.request({"type": "get_session_state"})
-    assert reply["type"] == "session_state", reply
-    return reply
+from tests.support.ws import connect
 
 
 # Needs a process: the hub is stopped with SIGTERM or killed with SIGKILL, then restarted.
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 async def test_committed_state_survives_a_restart(hub_factory: HubFactory, how: str) -> None:
     hub = hub_factory().start()
-    user = _user()
+    user = new_user()
     ws = await connect(hub.ws_url, token(user))
     sid = ws.welcome["session_id"]
     for n in range(5):
@@ -44,12 +28,12 @@ async def test_committed_state_survives_a_restart(hub_factory: HubFactory, how: 
     else:
         hub.restart()
     async with httpx.AsyncClient(base_url=hub.base_url) as http:
-        rest = await http.get(f"/sessions/{sid}/state", headers=_auth(user))
+        rest = await http.get(f"/sessions/{sid}/state", headers=bearer(user))
     assert rest.status_code == 200
     assert rest.json() == {"state": {f"k{n}": n for n in range(5)}, "version": 5}
     again = await connect(hub.ws_url, token(user), session_id=sid)
     assert again.welcome["created"] is False and again.welcome["state_version"] == 5
-    snapshot = await _state(again)
+    snapshot = await get_state(again)
     assert snapshot["state"] == rest.json()["state"]
     more = await again.request({"type": "update_session_state", "key": "k5", "value": 5})
     assert more["version"] == 6

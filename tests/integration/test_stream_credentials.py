@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from companion_ws.grpc.v1 import companion_pb2 as pb
-from tests.support.backends import stub
+from tests.support.backends import status_of, stub
 from tests.support.cluster import Cluster
 from tests.support.hub import HubFactory, HubProcess, free_port, token
 from tests.support.ws import connect
@@ -143,13 +143,6 @@ async def _ended_with(call: Any) -> grpc.StatusCode:
                 return await call.code()  # type: ignore[no-any-return]
 
 
-async def _code(call: Any) -> grpc.StatusCode:
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await asyncio.wait_for(call, WAIT)
-    code: grpc.StatusCode = info.value.code()
-    return code
-
-
 class Chunks:
     """A ``StreamTask``'s request stream, held open until :meth:`finish`."""
 
@@ -180,7 +173,7 @@ async def test_a_revoked_device_is_refused_by_grpc_and_its_open_streams_end(
         await _revoke(hub, owner, sid, device_id)
         # Every door refuses the revoked device's token from now on, gRPC included...
         refused = api.GetState(pb.GetStateRequest(session_id=sid), metadata=_metadata(device))
-        assert await _code(refused) == grpc.StatusCode.UNAUTHENTICATED
+        assert await status_of(refused, WAIT) == grpc.StatusCode.UNAUTHENTICATED
         # ...and its open streams end.
         events = await stream.last()
         assert events[-1]["type"] == "RUN_ERROR" and events[-1]["code"] == "forbidden", events
@@ -212,7 +205,7 @@ async def test_streams_opened_with_a_short_lived_token_end_after_its_exp_and_the
             assert events[-1]["type"] == "RUN_ERROR", events
             assert events[-1]["code"] == "token_expired", events
             assert await _ended_with(call) == grpc.StatusCode.UNAUTHENTICATED
-            assert await _code(task) == grpc.StatusCode.UNAUTHENTICATED
+            assert await status_of(task, WAIT) == grpc.StatusCode.UNAUTHENTICATED
         finally:
             chunks.finish()
         # A stream on a long-lived token of the same user goes on.
@@ -261,7 +254,7 @@ async def test_one_user_holds_at_most_16_streams_over_ag_ui_and_grpc_together(
         over = api.Subscribe(pb.SubscribeRequest(session_id=sid), metadata=_metadata(owner))
         assert await _ended_with(over) == grpc.StatusCode.RESOURCE_EXHAUSTED
         task = api.StreamTask(Chunks(sid).__aiter__(), metadata=_metadata(owner))
-        assert await _code(task) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert await status_of(task, WAIT) == grpc.StatusCode.RESOURCE_EXHAUSTED
         # Per user; admins and services are not counted.
         for other in (
             token(_user(), admin=True),

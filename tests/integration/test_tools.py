@@ -12,42 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.frames import new_user, tool_answer, tool_call
 from tests.support.hub import HubFactory, HubProcess, token
-from tests.support.ws import WS, connect
+from tests.support.ws import connect
 
 QUOTE_PARAMS = {"from_zip": "90210", "to_zip": "10001", "weight": 5}
-
-
-def _user() -> str:
-    return f"u-{uuid.uuid4().hex[:8]}"
-
-
-def _call(
-    tool_name: str,
-    parameters: dict[str, Any],
-    tool_call_id: str | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    return {
-        "type": "client_tool_call",
-        "client_tool_call": {
-            "tool_name": tool_name,
-            "tool_call_id": tool_call_id or f"toolu_{uuid.uuid4().hex[:12]}",
-            "parameters": parameters,
-        },
-        **extra,
-    }
-
-
-async def _ask(ws: WS, frame: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
-    """The tool call's answer: its ``client_tool_result`` or ``error`` (its broadcasts
-    carry the same ``requestId``)."""
-    rid = uuid.uuid4().hex
-    await ws.send({**frame, "requestId": rid})
-    return await ws.recv_until(
-        lambda f: f.get("requestId") == rid and f["type"] in ("client_tool_result", "error"),
-        timeout,
-    )
 
 
 async def _state(hub: HubProcess, sid: str, tok: str) -> dict[str, Any]:
@@ -65,15 +34,15 @@ async def test_one_id_on_two_hub_processes_has_one_effect(
     """Two processes on one database (no shared broker needed for the ledger)."""
     first = hub_factory().start()
     second = hub_factory().start()
-    tok = token(_user())
+    tok = token(new_user())
     a = await connect(first.ws_url, tok)
     sid = a.welcome["session_id"]
     b = await connect(second.ws_url, tok, session_id=sid)
     watchers = [await connect(h.ws_url, tok, session_id=sid) for h in (first, second)]
     rounds = 8
     for i in range(rounds):
-        frame = _call("get_shipping_quotes", {**QUOTE_PARAMS, "weight": 1 + i})
-        ra, rb = await asyncio.gather(_ask(a, frame), _ask(b, frame))
+        frame = tool_call("get_shipping_quotes", {**QUOTE_PARAMS, "weight": 1 + i})
+        ra, rb = await asyncio.gather(tool_answer(a, frame), tool_answer(b, frame))
         assert ra["type"] == rb["type"] == "client_tool_result", (ra, rb)
         assert ra["is_error"] is False and ra["result"] == rb["result"], (ra, rb)
     assert (await _state(first, sid, tok))["version"] == rounds

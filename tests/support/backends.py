@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,7 +18,7 @@ import redis.asyncio as aioredis
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from companion_ws.grpc.v1 import companion_pb2_grpc as pb_grpc
-from tests.support.hub import HubProcess, token
+from tests.support.hub import HubProcess, free_port, token
 
 NATS_URL = "nats://127.0.0.1:4222"
 REDIS_BUS_URL = "redis://127.0.0.1:6379/3"
@@ -154,3 +156,38 @@ def stub(port: int) -> tuple[grpc.aio.Channel, Any]:
 
 def bearer(sub: str = "alice", **kwargs: Any) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token(sub, **kwargs)}"),)
+
+
+@contextlib.contextmanager
+def grpc_hub(tmp: Path, env: dict[str, str] | None = None) -> Iterator[tuple[HubProcess, int]]:
+    """A hub on SQLite serving gRPC too: (the hub, its gRPC port)."""
+    port = free_port()
+    hub = HubProcess(
+        database_url=f"sqlite+aiosqlite:///{tmp / 'hub.db'}",
+        env={"COMPANION_GRPC_PORT": str(port), **(env or {})},
+        log_path=tmp / "hub.log",
+    ).start()
+    try:
+        yield hub, port
+    finally:
+        hub.stop()
+
+
+@contextlib.asynccontextmanager
+async def grpc_api(port: int) -> AsyncIterator[Any]:
+    """The ``Sessions`` stub on a channel of its own, closed after."""
+    channel, client = stub(port)
+    try:
+        yield client
+    finally:
+        await channel.close()
+
+
+async def status_of(call: Any, timeout: float = 10.0) -> grpc.StatusCode:
+    """The status a gRPC call fails with (it must fail)."""
+    try:
+        await asyncio.wait_for(call, timeout)
+    except grpc.aio.AioRpcError as exc:
+        code: grpc.StatusCode = exc.code()
+        return code
+    raise AssertionError("the call succeeded")

@@ -24,6 +24,7 @@ import httpx
 
 from companion_ws.app import create_app
 from companion_ws.settings import Settings
+from tests.support.frames import FrameSocket
 from tests.support.hub import TEST_SETTINGS
 
 BASE_URL = "http://hub.test"
@@ -34,7 +35,7 @@ ASGIApp = Callable[..., Any]
 # another (anyio's task groups, as httpx-ws and asgi-lifespan use, may not).
 
 
-class InProcessWS:
+class InProcessWS(FrameSocket):
     """One socket to the in-process hub over ASGI: JSON in, JSON out, with timeouts."""
 
     def __init__(self, app: ASGIApp, scope: dict[str, Any]) -> None:
@@ -86,26 +87,6 @@ class InProcessWS:
             raise ConnectionError(f"closed {self.close_code}")
         frame: dict[str, Any] = json.loads(message["text"])
         return frame
-
-    async def recv_until(
-        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0
-    ) -> dict[str, Any]:
-        """Skip frames until one matches (presence noise, say)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            frame = await self.recv(max(0.01, deadline - loop.time()))
-            if predicate(frame):
-                return frame
-
-    async def recv_type(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
-        return await self.recv_until(lambda f: f.get("type") == kind, timeout)
-
-    async def request(self, frame: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-        """Send with a fresh requestId; the first frame carrying it back (reply or error)."""
-        rid = f"r{id(frame)}-{asyncio.get_running_loop().time()}"
-        await self.send({**frame, "requestId": rid})
-        return await self.recv_until(lambda f: f.get("requestId") == rid, timeout)
 
     async def closed(self, timeout: float = 5.0) -> tuple[int | None, str]:
         """Wait for the hub to close; (code, reason)."""

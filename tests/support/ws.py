@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from tests.support.frames import FrameSocket
 
-class WS:
+
+class WS(FrameSocket):
     def __init__(self, conn: ClientConnection) -> None:
         self.conn = conn
         self.welcome: dict[str, Any] = {}
@@ -24,26 +25,6 @@ class WS:
         raw = await asyncio.wait_for(self.conn.recv(), timeout)
         frame: dict[str, Any] = json.loads(raw)
         return frame
-
-    async def recv_until(
-        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0
-    ) -> dict[str, Any]:
-        """Skip frames until one matches (presence noise, say)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            frame = await self.recv(max(0.01, deadline - loop.time()))
-            if predicate(frame):
-                return frame
-
-    async def recv_type(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
-        return await self.recv_until(lambda f: f.get("type") == kind, timeout)
-
-    async def request(self, frame: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-        """Send with a fresh requestId; the first frame carrying it back (reply or error)."""
-        rid = f"r{id(frame)}-{asyncio.get_running_loop().time()}"
-        await self.send({**frame, "requestId": rid})
-        return await self.recv_until(lambda f: f.get("requestId") == rid, timeout)
 
     async def closed(self, timeout: float = 5.0) -> tuple[int | None, str]:
         """Wait for the server to close; (code, reason)."""
