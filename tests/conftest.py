@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from companion_ws.store.store import Store
+from tests.support.backends import BusProbe
+from tests.support.cluster import Cluster
 from tests.support.hub import HubFactory, HubProcess, create_pg_database, drop_pg_database
 from tests.support.inproc import InProcessHub, inprocess_hub
 
@@ -70,6 +72,28 @@ async def shared_inproc(shared_db_url: str) -> AsyncIterator[InProcessHub]:
     and dropped per test."""
     async with inprocess_hub(shared_db_url) as hub:
         yield hub
+
+
+@pytest.fixture(params=["nats", "redis"])
+async def bus(request: pytest.FixtureRequest) -> AsyncIterator[BusProbe]:
+    """The test's end of the message bus, on NATS JetStream and on Redis Streams, under a
+    prefix of its own (tests/support/backends.py)."""
+    probe = await BusProbe(request.param).open()
+    try:
+        yield probe
+    finally:
+        await probe.close()
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> Iterator[Cluster]:
+    """Two hubs on one PostgreSQL database and one Redis (tests/support/cluster.py)."""
+    cluster = Cluster(tmp_path, size=2)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
 
 
 @pytest.fixture

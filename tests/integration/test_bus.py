@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +19,6 @@ from tests.support.backends import BusProbe, history, new_session
 from tests.support.cluster import RedisServer
 from tests.support.hub import HubProcess, create_pg_database, drop_pg_database, token
 from tests.support.ws import connect
-
-BUSES = ["nats", "redis"]
-
-
-@pytest.fixture(params=BUSES)
-async def bus(request: pytest.FixtureRequest) -> AsyncIterator[BusProbe]:
-    probe = await BusProbe(request.param).open()
-    try:
-        yield probe
-    finally:
-        await probe.close()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +23,6 @@ from companion_ws.bus.redis_streams import RedisStreamsBus
 from tests.support.backends import REDIS_BUS_URL, BusProbe, history, new_session
 from tests.support.hub import HubFactory, HubProcess, token
 from tests.support.ws import WS, connect
-
-BUSES = ["nats", "redis"]
-
-
-@pytest.fixture(params=BUSES)
-async def bus(request: pytest.FixtureRequest) -> AsyncIterator[BusProbe]:
-    probe = await BusProbe(request.param).open()
-    try:
-        yield probe
-    finally:
-        await probe.close()
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -269,16 +268,6 @@ async def test_every_page_carries_the_security_headers(http: httpx.AsyncClient) 
         assert page.headers["referrer-policy"] == "no-referrer"
     asset = await http.get("/static/app.js")
     assert asset.headers["x-content-type-options"] == "nosniff"
-
-
-@pytest.fixture
-def two(tmp_path: Path) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path, size=2)
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.close()
 
 
 @pytest.mark.redis

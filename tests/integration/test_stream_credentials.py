@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -275,16 +274,6 @@ async def test_one_user_holds_at_most_16_streams_over_ag_ui_and_grpc_together(
         for call in calls:
             call.cancel()
         assert len(streams) == 8
-
-
-@pytest.fixture
-def two(tmp_path: Path) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path, size=2)
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.close()
 
 
 @pytest.mark.redis
