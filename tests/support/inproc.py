@@ -121,11 +121,13 @@ class InProcessHub:
         path_session: bool = False,
         path: str | None = None,
         expect_welcome: bool = True,
+        headers: dict[str, str] | None = None,
         **params: Any,
     ) -> InProcessWS:
         """``path_session`` puts the session id in the path (``/ws/{id}``) rather than the
         query, as ``tests/support/ws.py``'s ``connect``; ``path`` names the path outright
-        (with ``session_id`` then in the query), for a path and a query that disagree."""
+        (with ``session_id`` then in the query), for a path and a query that disagree;
+        ``headers`` go on the handshake (``Authorization: Bearer ...``, say)."""
         query: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
         if token is not None:
             query["token"] = token
@@ -141,7 +143,8 @@ class InProcessHub:
             "path": path,
             "raw_path": path.encode(),
             "query_string": urlencode(query).encode(),
-            "headers": [(b"host", b"hub.test")],
+            "headers": [(b"host", b"hub.test")]
+            + [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
             "client": ("127.0.0.1", 50000 + len(self._sockets)),
             "server": ("127.0.0.1", 80),
             "subprotocols": [],
