@@ -1,95 +1,27 @@
-"""Connect-time authentication (docs/protocol.md sections 1, 6, 8): each refusal is one
-``error`` frame then close 4401, and no token is ever written to the hub's log."""
+"""Connect-time authentication (docs/protocol.md sections 1, 6, 8) on a real hub: no token
+is ever written to the hub's log. The refusals (one ``error`` frame then close 4401) are
+tested in process: tests/inproc/test_auth.py."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import json
 import time
-from typing import Any
 
 import httpx
 import jwt
-import pytest
-import websockets
 
-from tests.support.hub import SECRET, HubFactory, HubProcess, token
+from tests.support.hub import SECRET, HubFactory, token
 from tests.support.ws import connect
 
-
-def _b64(data: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+EXPIRED = jwt.encode({"sub": "alice", "exp": int(time.time()) - 30}, SECRET, algorithm="HS256")
 
 
-def _claims(**extra: Any) -> dict[str, Any]:
-    return {"sub": "alice", "exp": int(time.time()) + 600, **extra}
-
-
-BAD_TOKENS: dict[str, str | None] = {
-    "missing": None,
-    "expired": jwt.encode(_claims(exp=int(time.time()) - 30), SECRET, algorithm="HS256"),
-    "bad-signature": jwt.encode(_claims(), SECRET + "-not-it", algorithm="HS256"),
-    "alg-none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims())}.",
-    "no-sub": jwt.encode({"exp": int(time.time()) + 600}, SECRET, algorithm="HS256"),
-    "no-exp": jwt.encode({"sub": "alice"}, SECRET, algorithm="HS256"),
-    "garbage": "not-a-jwt",
-}
-
-
-@pytest.mark.parametrize("kind", list(BAD_TOKENS))
-async def test_a_bad_token_gets_one_error_frame_then_4401(
-    shared_hub: HubProcess, kind: str
-) -> None:
-    ws = await connect(shared_hub.ws_url, BAD_TOKENS[kind], expect_welcome=False)
-    error = await ws.recv()
-    assert error["type"] == "error" and error["code"] == "unauthorized", error
-    assert error["message"] and isinstance(error["timestamp"], int)
-    code, reason = await ws.closed()
-    assert code == 4401, (code, reason)
-
-
-@pytest.mark.parametrize("kind", ["expired", "alg-none", "no-sub"])
-async def test_a_bad_bearer_header_is_refused_the_same_way(
-    shared_hub: HubProcess, kind: str
-) -> None:
-    bad = BAD_TOKENS[kind]
-    ws = await connect(
-        shared_hub.ws_url, None, headers={"Authorization": f"Bearer {bad}"}, expect_welcome=False
-    )
-    error = await ws.recv()
-    assert error["type"] == "error" and error["code"] == "unauthorized"
-    assert (await ws.closed())[0] == 4401
-
-
-async def test_nothing_but_the_error_frame_precedes_the_close(shared_hub: HubProcess) -> None:
-    ws = await connect(shared_hub.ws_url, BAD_TOKENS["expired"], expect_welcome=False)
-    frames = []
-    with pytest.raises(websockets.ConnectionClosed) as closed:
-        while True:
-            frames.append(json.loads(await asyncio.wait_for(ws.conn.recv(), 5)))
-    code = closed.value.rcvd.code if closed.value.rcvd else None
-    assert [f["type"] for f in frames] == ["error"]
-    assert code == 4401
-
-
-async def test_a_token_in_the_authorization_header_works(shared_hub: HubProcess) -> None:
-    ws = await connect(
-        shared_hub.ws_url, None, headers={"Authorization": f"Bearer {token('bearer-user')}"}
-    )
-    assert ws.welcome["user_id"] == "bearer-user" and ws.welcome["created"] is True
-    pong = await ws.request({"type": "ping"})
-    assert pong["type"] == "pong"
-    await ws.close()
-
-
+# Needs a process: uvicorn's access log and the hub's log file, read after it stops.
 async def test_the_token_never_reaches_the_log(hub_factory: HubFactory) -> None:
     hub = hub_factory()
     hub.access_log = True  # uvicorn logs each request line and WebSocket path at info
     hub.start()
     good = token("log-user")
-    expired = BAD_TOKENS["expired"]
-    assert expired is not None
+    expired = EXPIRED
     ws = await connect(hub.ws_url, good)
     sid = ws.welcome["session_id"]
     reconnect = ws.welcome["reconnect_token"]
