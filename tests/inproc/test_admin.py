@@ -1,31 +1,21 @@
-"""The operator's page (issue 12, item 6): ``/admin`` carries every page's headers, and
-``/admin/stats`` answers admins only, with totals that move with the traffic."""
+"""The operator's page (issue 12, item 6), on the in-process hub: ``/admin`` carries every
+page's headers, and ``/admin/stats`` answers admins only, with totals that move with the
+traffic."""
 
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 
 from companion_ws.endpoints.ui import PAGE_HEADERS
-from tests.support.hub import HubProcess, token
-from tests.support.ws import connect
+from tests.support.frames import new_user, tool_call
+from tests.support.hub import token
+from tests.support.inproc import InProcessHub
 
 ADMIN = {"Authorization": f"Bearer {token('ops', admin=True)}"}
-
-
-def _user() -> str:
-    return f"u-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-async def http(shared_hub: HubProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=shared_hub.base_url, timeout=15) as client:
-        yield client
 
 
 def _saying(text: str) -> Callable[[dict[str, Any]], bool]:
@@ -41,8 +31,9 @@ async def _stats(http: httpx.AsyncClient) -> dict[str, Any]:
 
 
 async def test_the_page_carries_every_page_header_and_loads_only_its_own_assets(
-    http: httpx.AsyncClient,
+    shared_inproc: InProcessHub,
 ) -> None:
+    http = shared_inproc.http
     for path in ("/admin", "/admin?token=abc&session_id=x"):
         page = await http.get(path)
         assert page.status_code == 200
@@ -60,19 +51,21 @@ async def test_the_page_carries_every_page_header_and_loads_only_its_own_assets(
         assert answer.headers["x-content-type-options"] == "nosniff"
 
 
-async def test_stats_refuse_no_token_and_a_non_admin(http: httpx.AsyncClient) -> None:
+async def test_stats_refuse_no_token_and_a_non_admin(shared_inproc: InProcessHub) -> None:
+    http = shared_inproc.http
     anonymous = await http.get("/admin/stats")
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]["code"] == "unauthorized"
     assert anonymous.headers["www-authenticate"] == "Bearer"
-    user = await http.get("/admin/stats", headers={"Authorization": f"Bearer {token(_user())}"})
+    user = await http.get("/admin/stats", headers={"Authorization": f"Bearer {token(new_user())}"})
     assert user.status_code == 403
     assert user.json()["error"]["code"] == "forbidden"
     bad = await http.get("/admin/stats", headers={"Authorization": "Bearer not-a-jwt"})
     assert bad.status_code == 401
 
 
-async def test_stats_move_with_the_traffic(shared_hub: HubProcess, http: httpx.AsyncClient) -> None:
+async def test_stats_move_with_the_traffic(shared_inproc: InProcessHub) -> None:
+    http = shared_inproc.http
     before = await _stats(http)
     assert set(before["counters"]) == {
         "connects",
@@ -85,9 +78,9 @@ async def test_stats_move_with_the_traffic(shared_hub: HubProcess, http: httpx.A
     }
     assert all(isinstance(v, int) and v >= 0 for v in before["counters"].values())
 
-    owner = token(_user())
-    first = await connect(shared_hub.ws_url, owner)
-    second = await connect(shared_hub.ws_url, owner, session_id=first.welcome["session_id"])
+    owner = token(new_user())
+    first = await shared_inproc.connect(owner)
+    second = await shared_inproc.connect(owner, session_id=first.welcome["session_id"])
     try:
         during = await _stats(http)
         assert during["connections"] >= before["connections"] + 2
@@ -96,14 +89,7 @@ async def test_stats_move_with_the_traffic(shared_hub: HubProcess, http: httpx.A
             await first.send({"type": "contextual_update", "text": text, "data": {}})
             await second.recv_until(_saying(text))
         await first.send(
-            {
-                "type": "client_tool_call",
-                "client_tool_call": {
-                    "tool_name": "get_shipping_quotes",
-                    "tool_call_id": f"toolu_{uuid.uuid4().hex[:12]}",
-                    "parameters": {"from_zip": "90210", "to_zip": "10001", "weight": 5},
-                },
-            }
+            tool_call("get_shipping_quotes", {"from_zip": "90210", "to_zip": "10001", "weight": 5})
         )
         result = await first.recv_type("client_tool_result")
         assert result["is_error"] is False, result
