@@ -162,6 +162,94 @@ class InProcessHub:
                 await ws.close()
 
 
+class _AppBody(httpx.AsyncByteStream):
+    """A response body as the app sends it; incomplete (the app failed or returned
+    without its last chunk) raises, as a broken response on the wire would."""
+
+    def __init__(self, task: asyncio.Future[Any], gone: asyncio.Event) -> None:
+        self.chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.complete = False
+        self._task = task
+        self._gone = gone
+        task.add_done_callback(lambda _: self.chunks.put_nowait(None))
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while (chunk := await self.chunks.get()) is not None:
+            yield chunk
+        if not self.complete:
+            if self._task.done() and not self._task.cancelled():
+                self._task.result()  # the app failed: raise its exception here
+            raise httpx.RemoteProtocolError("the response ended before its last chunk")
+
+    async def aclose(self) -> None:
+        """The client goes away: the app's receive() answers http.disconnect."""
+        self._gone.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), 5)
+        except Exception:
+            self._task.cancel()
+
+
+class StreamingASGITransport(httpx.AsyncBaseTransport):
+    """As ``httpx.ASGITransport``, but the body streams as the app sends it (which
+    waits for the whole body, so never answers an endless SSE stream), and closing the
+    response tells the app its client left: ``httpx.AsyncClient(transport=
+    StreamingASGITransport(hub.app), base_url=BASE_URL).stream(...)``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        gone = asyncio.Event()
+        requested = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        start: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        stream: _AppBody | None = None
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.set_result(message)
+            elif message["type"] == "http.response.body" and stream is not None:
+                if message.get("body"):
+                    stream.chunks.put_nowait(message["body"])
+                if not message.get("more_body", False):
+                    stream.complete = True
+                    stream.chunks.put_nowait(None)
+
+        url = request.url
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": request.method,
+            "scheme": url.scheme,
+            "path": url.path,
+            "raw_path": url.raw_path.split(b"?")[0],
+            "query_string": url.query,
+            "root_path": "",
+            "headers": [(k.lower(), v) for k, v in request.headers.raw],
+            "client": ("127.0.0.1", 40001),
+            "server": ("127.0.0.1", 80),
+        }
+        task = asyncio.ensure_future(self.app(scope, receive, send))
+        stream = _AppBody(task, gone)
+        await asyncio.wait({start, task}, return_when=asyncio.FIRST_COMPLETED)
+        if not start.done():
+            task.result()
+            raise httpx.RemoteProtocolError("the app returned without a response")
+        head = start.result()
+        return httpx.Response(head["status"], headers=head.get("headers", []), stream=stream)
+
+
 def hub_settings(database_url: str, **overrides: Any) -> Settings:
     """The settings the subprocess hubs of the suite run with (tests/support/hub.py)."""
     return Settings(database_url=database_url).replace(**TEST_SETTINGS, **overrides)
