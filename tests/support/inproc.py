@@ -74,7 +74,11 @@ class InProcessWS(FrameSocket):
         else:  # the denial response (websocket.http.response.*): a handshake refused
             self.close_code = (None, f"http {message.get('status')}")
 
-    async def send(self, frame: dict[str, Any] | str) -> None:
+    async def send(self, frame: dict[str, Any] | str | bytes) -> None:
+        """A dict as JSON text, a str as text, bytes as a binary frame."""
+        if isinstance(frame, bytes):
+            await self._to_app.put({"type": "websocket.receive", "bytes": frame})
+            return
         text = frame if isinstance(frame, str) else json.dumps(frame)
         await self._to_app.put({"type": "websocket.receive", "text": text})
 
@@ -121,11 +125,13 @@ class InProcessHub:
         path_session: bool = False,
         path: str | None = None,
         expect_welcome: bool = True,
+        headers: dict[str, str] | None = None,
         **params: Any,
     ) -> InProcessWS:
         """``path_session`` puts the session id in the path (``/ws/{id}``) rather than the
         query, as ``tests/support/ws.py``'s ``connect``; ``path`` names the path outright
-        (with ``session_id`` then in the query), for a path and a query that disagree."""
+        (with ``session_id`` then in the query), for a path and a query that disagree;
+        ``headers`` are the handshake's own (``Origin``, ``Authorization``...)."""
         query: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
         if token is not None:
             query["token"] = token
@@ -134,6 +140,7 @@ class InProcessHub:
         elif session_id is not None:
             query["session_id"] = session_id
         path = path or "/ws"
+        extra = headers or {}
         scope = {
             "type": "websocket",
             "asgi": {"version": "3.0"},
@@ -141,7 +148,8 @@ class InProcessHub:
             "path": path,
             "raw_path": path.encode(),
             "query_string": urlencode(query).encode(),
-            "headers": [(b"host", b"hub.test")],
+            "headers": [(b"host", b"hub.test")]
+            + [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()],
             "client": ("127.0.0.1", 50000 + len(self._sockets)),
             "server": ("127.0.0.1", 80),
             "subprotocols": [],
