@@ -74,7 +74,11 @@ class InProcessWS(FrameSocket):
         else:  # the denial response (websocket.http.response.*): a handshake refused
             self.close_code = (None, f"http {message.get('status')}")
 
-    async def send(self, frame: dict[str, Any] | str) -> None:
+    async def send(self, frame: dict[str, Any] | str | bytes) -> None:
+        """A dict as JSON text, a str as text, bytes as a binary frame."""
+        if isinstance(frame, bytes):
+            await self._to_app.put({"type": "websocket.receive", "bytes": frame})
+            return
         text = frame if isinstance(frame, str) else json.dumps(frame)
         await self._to_app.put({"type": "websocket.receive", "text": text})
 

@@ -1,17 +1,17 @@
 """The HTTP API's session routes (docs/protocol.md section 7): who may call what, the
-fields, paging, state with If-Match, the JSON error shape, health and metrics."""
+fields, paging, state with If-Match, the JSON error shape, health and metrics, on the
+in-process hub: none of them needs a wire or a process."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.hub import HubProcess, token
-from tests.support.ws import connect
+from tests.support.frames import new_user
+from tests.support.hub import token
+from tests.support.inproc import InProcessHub
 
 SESSION_FIELDS = {
     "session_id",
@@ -24,10 +24,6 @@ SESSION_FIELDS = {
     "state_version",
     "active",
 }
-
-
-def _user() -> str:
-    return f"u-{uuid.uuid4().hex[:8]}"
 
 
 def _auth(sub: str, **kwargs: Any) -> dict[str, str]:
@@ -48,9 +44,8 @@ def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def http(shared_hub: HubProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=shared_hub.base_url, timeout=15) as client:
-        yield client
+def http(shared_inproc: InProcessHub) -> httpx.AsyncClient:
+    return shared_inproc.http
 
 
 async def test_health_and_readiness(http: httpx.AsyncClient) -> None:
@@ -62,7 +57,7 @@ async def test_health_and_readiness(http: httpx.AsyncClient) -> None:
 
 
 async def test_create_a_session(http: httpx.AsyncClient) -> None:
-    user = _user()
+    user = new_user()
     created = await http.post("/sessions", headers=_auth(user))
     assert created.status_code == 201, created.text
     info = created.json()
@@ -79,7 +74,7 @@ async def test_who_may_list_sessions(http: httpx.AsyncClient) -> None:
     _error(await http.get("/sessions"), 401, "unauthorized")
     bad = {"Authorization": "Bearer not-a-token"}
     _error(await http.get("/sessions", headers=bad), 401, "unauthorized")
-    user = _user()
+    user = new_user()
     _error(await http.get("/sessions", headers=_auth(user, session_id="s1")), 403, "forbidden")
     own = await http.get("/sessions", headers=_auth(user))  # a user: their own (none yet)
     assert own.status_code == 200 and own.json()["sessions"] == []
@@ -88,14 +83,14 @@ async def test_who_may_list_sessions(http: httpx.AsyncClient) -> None:
 
 
 async def test_listing_pages_with_a_cursor_and_shows_the_fields(
-    http: httpx.AsyncClient, shared_hub: HubProcess
+    http: httpx.AsyncClient, shared_inproc: InProcessHub
 ) -> None:
-    owner = _user()
+    owner = new_user()
     ids = set()
     for _ in range(5):
         ids.add((await http.post("/sessions", headers=_auth(owner))).json()["session_id"])
     live = next(iter(sorted(ids)))
-    ws = await connect(shared_hub.ws_url, token(owner), session_id=live)
+    ws = await shared_inproc.connect(token(owner), session_id=live)
     await ws.request({"type": "update_session_state", "key": "a", "value": 1})
 
     pages, cursor = [], None
@@ -129,10 +124,10 @@ async def test_listing_pages_with_a_cursor_and_shows_the_fields(
 
 
 async def test_one_session_for_its_owner_and_admins_only(
-    http: httpx.AsyncClient, shared_hub: HubProcess
+    http: httpx.AsyncClient, shared_inproc: InProcessHub
 ) -> None:
-    owner = _user()
-    ws = await connect(shared_hub.ws_url, token(owner), client="agent")
+    owner = new_user()
+    ws = await shared_inproc.connect(token(owner), client="agent")
     sid = ws.welcome["session_id"]
     await ws.request({"type": "update_session_state", "patch": {"quotes": [1, 2]}})
     for headers in (_auth(owner), ADMIN):
@@ -152,7 +147,7 @@ async def test_one_session_for_its_owner_and_admins_only(
             }
         ]
         assert info["connections"] == 1
-    _error(await http.get(f"/sessions/{sid}", headers=_auth(_user())), 403, "forbidden")
+    _error(await http.get(f"/sessions/{sid}", headers=_auth(new_user())), 403, "forbidden")
     _error(await http.get(f"/sessions/{sid}"), 401, "unauthorized")
     _error(await http.get("/sessions/no-such-session", headers=ADMIN), 404, "not_found")
     _error(await http.get("/no/such/path"), 404, "not_found")
@@ -160,13 +155,13 @@ async def test_one_session_for_its_owner_and_admins_only(
 
 
 async def test_delete_ends_the_session_for_connected_clients(
-    http: httpx.AsyncClient, shared_hub: HubProcess
+    http: httpx.AsyncClient, shared_inproc: InProcessHub
 ) -> None:
-    owner = _user()
-    a = await connect(shared_hub.ws_url, token(owner))
+    owner = new_user()
+    a = await shared_inproc.connect(token(owner))
     sid = a.welcome["session_id"]
-    b = await connect(shared_hub.ws_url, token(owner), session_id=sid)
-    _error(await http.delete(f"/sessions/{sid}", headers=_auth(_user())), 403, "forbidden")
+    b = await shared_inproc.connect(token(owner), session_id=sid)
+    _error(await http.delete(f"/sessions/{sid}", headers=_auth(new_user())), 403, "forbidden")
     _error(await http.delete("/sessions/nope", headers=_auth(owner)), 404, "not_found")
     deleted = await http.delete(f"/sessions/{sid}", headers=_auth(owner))
     assert deleted.status_code == 200 and deleted.json()["ended"] is True
@@ -180,16 +175,16 @@ async def test_delete_ends_the_session_for_connected_clients(
     assert info["connections"] == 0
     again = await http.delete(f"/sessions/{sid}", headers=ADMIN)  # an admin may; idempotent
     assert again.status_code == 200 and again.json()["already_ended"] is True
-    ws = await connect(shared_hub.ws_url, token(owner), session_id=sid)
+    ws = await shared_inproc.connect(token(owner), session_id=sid)
     assert ws.welcome["created"] is True and ws.welcome["session_id"] != sid
     await ws.close()
 
 
 async def test_state_read_and_patch_with_if_match(
-    http: httpx.AsyncClient, shared_hub: HubProcess
+    http: httpx.AsyncClient, shared_inproc: InProcessHub
 ) -> None:
-    owner = _user()
-    ws = await connect(shared_hub.ws_url, token(owner))
+    owner = new_user()
+    ws = await shared_inproc.connect(token(owner))
     sid = ws.welcome["session_id"]
     url = f"/sessions/{sid}/state"
     empty = await http.get(url, headers=_auth(owner))
@@ -217,8 +212,8 @@ async def test_state_read_and_patch_with_if_match(
     versions = [(await ws.recv_type("session_state_updated"))["version"] for _ in range(2)]
     assert versions == [2, 3]
 
-    _error(await http.get(url, headers=_auth(_user())), 403, "forbidden")
-    _error(await http.patch(url, json={"z": 1}, headers=_auth(_user())), 403, "forbidden")
+    _error(await http.get(url, headers=_auth(new_user())), 403, "forbidden")
+    _error(await http.patch(url, json={"z": 1}, headers=_auth(new_user())), 403, "forbidden")
     _error(await http.get(url), 401, "unauthorized")
     _error(await http.get("/sessions/nope/state", headers=ADMIN), 404, "not_found")
     body = {**_auth(owner), "If-Match": "seven"}
