@@ -357,7 +357,7 @@ async def test_a_hub_not_set_up_for_talking_shows_no_talk_control(
     hub_factory: HubFactory, screens: Screens
 ) -> None:
     """Without COMPANION_ELEVENLABS_* the page has no "Talk to the agent" at all (the
-    route answers 503 not_configured: tests/integration/test_talk.py)."""
+    route answers 503 not_configured: tests/inproc/test_talk.py)."""
     hub = hub_factory().start()
     owner = token("quiet")
     page = await screens.open("desktop", f"{hub.base_url}/?token={owner}")

@@ -19,6 +19,7 @@ from companion_ws.endpoints.elevenlabs import sign
 from tests.support.frames import new_user
 from tests.support.hub import token, tokens
 from tests.support.inproc import InProcessHub, InProcessWS, inprocess_hub
+from tests.support.webhooks import capability, post_call_body
 
 TOOL_SECRET = "tool-secret-" + "x" * 24
 WEBHOOK_SECRET = "wsec_" + "y" * 32
@@ -90,7 +91,7 @@ async def test_a_server_tool_call_without_the_secret_is_refused(
 ) -> None:
     sid, tok, ui = await _session(el_hub)
     reply = await http.post(
-        _tool_url(), json={**QUOTE_PARAMS, "session_id": _cap(sid)}, headers=headers
+        _tool_url(), json={**QUOTE_PARAMS, "session_id": capability(sid)}, headers=headers
     )
     assert reply.status_code == 401, reply.text
     assert reply.json()["error"]["code"] == "unauthorized"
@@ -105,7 +106,7 @@ async def test_a_server_tool_runs_the_tool_and_every_screen_sees_it(
     sid, tok, ui = await _session(el_hub)
     value = f"Bearer {TOOL_SECRET}" if header == "Authorization" else TOOL_SECRET
     reply = await http.post(
-        _tool_url(), json={**QUOTE_PARAMS, "session_id": _cap(sid)}, headers={header: value}
+        _tool_url(), json={**QUOTE_PARAMS, "session_id": capability(sid)}, headers={header: value}
     )
     assert reply.status_code == 200, reply.text
     body = reply.json()  # the tool's result itself: what the agent's LLM sees
@@ -122,7 +123,7 @@ async def test_a_server_tool_call_runs_once_per_idempotency_key(
 ) -> None:
     sid, tok, ui = await _session(el_hub)
     secret = {"X-Companion-Tool-Secret": TOOL_SECRET}
-    body = {**QUOTE_PARAMS, "session_id": _cap(sid)}
+    body = {**QUOTE_PARAMS, "session_id": capability(sid)}
     key = {**secret, "Idempotency-Key": f"idem-{uuid.uuid4().hex}"}
     first = await http.post(_tool_url(), json=body, headers=key)
     again = await http.post(_tool_url(), json=body, headers=key)
@@ -174,12 +175,12 @@ async def test_a_server_tool_with_bad_parameters_is_422_naming_them(
     secret = {"X-Companion-Tool-Secret": TOOL_SECRET}
     if name == "create_shipping_label":
         ok = await http.post(
-            _tool_url(), json={**QUOTE_PARAMS, "session_id": _cap(sid)}, headers=secret
+            _tool_url(), json={**QUOTE_PARAMS, "session_id": capability(sid)}, headers=secret
         )
         assert ok.status_code == 200
     before = await _version(http, sid, tok)
     reply = await http.post(
-        _tool_url(name), json={**params, "session_id": _cap(sid)}, headers=secret
+        _tool_url(name), json={**params, "session_id": capability(sid)}, headers=secret
     )
     assert reply.status_code == 422, reply.text
     error = reply.json()["error"]
@@ -193,25 +194,29 @@ async def test_a_server_tool_call_needs_a_known_tool_and_a_live_session(
 ) -> None:
     sid, _, ui = await _session(el_hub)
     secret = {"X-Companion-Tool-Secret": TOOL_SECRET}
-    unknown = await http.post(_tool_url("nope"), json={"session_id": _cap(sid)}, headers=secret)
+    unknown = await http.post(
+        _tool_url("nope"), json={"session_id": capability(sid)}, headers=secret
+    )
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "tool_not_found"
     missing = await http.post(_tool_url(), json=QUOTE_PARAMS, headers=secret)
     assert missing.status_code == 400 and "session_id" in missing.json()["error"]["message"]
-    gone_cap = _cap("gone")
+    gone_cap = capability("gone")
     gone = await http.post(
         _tool_url(), json={**QUOTE_PARAMS, "session_id": gone_cap}, headers=secret
     )
     assert gone.status_code == 410
-    odd = {**QUOTE_PARAMS, "session_id": _cap(sid), "tool_call_id": "a\r\nX-Evil: 1"}
+    odd = {**QUOTE_PARAMS, "session_id": capability(sid), "tool_call_id": "a\r\nX-Evil: 1"}
     refused = await http.post(_tool_url(), json=odd, headers=secret)
     assert refused.status_code == 400 and "tool_call_id" in refused.json()["error"]["message"]
     # An id used by one session is not another session's.
     other_sid, _, other_ui = await _session(el_hub)
     key = {**secret, "Idempotency-Key": f"idem-{uuid.uuid4().hex}"}
-    ok = await http.post(_tool_url(), json={**QUOTE_PARAMS, "session_id": _cap(sid)}, headers=key)
+    ok = await http.post(
+        _tool_url(), json={**QUOTE_PARAMS, "session_id": capability(sid)}, headers=key
+    )
     assert ok.status_code == 200
     stolen = await http.post(
-        _tool_url(), json={**QUOTE_PARAMS, "session_id": _cap(other_sid)}, headers=key
+        _tool_url(), json={**QUOTE_PARAMS, "session_id": capability(other_sid)}, headers=key
     )
     assert stolen.status_code == 409 and stolen.json()["error"]["code"] == "session_mismatch"
     await ui.close()
@@ -221,41 +226,11 @@ async def test_a_server_tool_call_needs_a_known_tool_and_a_live_session(
 # ---------------------------------------------------------------- post-call webhook
 
 
-def _cap(sid: str) -> str:
-    """The capability the hub signs for a session: the ElevenLabs ``session_id``."""
-    return tokens.mint_capability("owner", sid, 3600)
-
-
-def _post_call(sid: str, conversation_id: str | None = None) -> bytes:
-    payload = {
-        "type": "post_call_transcription",
-        "event_timestamp": int(time.time()),
-        "data": {
-            "agent_id": "agent_test",
-            "conversation_id": conversation_id or f"conv_{uuid.uuid4().hex[:10]}",
-            "status": "done",
-            "transcript": [
-                {"role": "agent", "message": "Hi! Where are we shipping?"},
-                {"role": "user", "message": "A 5 lb box to New York."},
-            ],
-            "metadata": {"call_duration_secs": 42, "termination_reason": "end_call tool"},
-            "analysis": {
-                "transcript_summary": "The user got quotes and chose FedEx Ground.",
-                "call_successful": "success",
-            },
-            "conversation_initiation_client_data": {
-                "dynamic_variables": {"session_id": _cap(sid), "system__agent_id": "agent_test"}
-            },
-        },
-    }
-    return json.dumps(payload).encode()
-
-
 async def test_a_signed_post_call_webhook_is_stored_and_broadcast(
     el_hub: InProcessHub, http: httpx.AsyncClient
 ) -> None:
     sid, tok, ui = await _session(el_hub)
-    body = _post_call(sid, "conv_stored")
+    body = post_call_body(sid, "conv_stored")
     headers = {"ElevenLabs-Signature": sign(body, WEBHOOK_SECRET)}
     reply = await http.post("/elevenlabs/post-call", content=body, headers=headers)
     assert reply.status_code == 200, reply.text
@@ -298,7 +273,7 @@ async def test_a_signed_post_call_body_without_a_conversation_id_is_applied_once
     """docs/protocol.md section 7 (v1.2): the same signed body, replayed within the
     signature's tolerance, is stored once; the replays are answered ``duplicate``."""
     sid, tok, ui = await _session(el_hub)
-    payload = json.loads(_post_call(sid))
+    payload = json.loads(post_call_body(sid))
     del payload["data"]["conversation_id"]
     body = json.dumps(payload).encode()
     headers = {"ElevenLabs-Signature": sign(body, WEBHOOK_SECRET)}
@@ -326,7 +301,7 @@ async def test_a_signed_post_call_body_nested_past_64_levels_is_refused(
     """Section 4: JSON deeper than 64 levels is refused on every door, the signed
     webhook's body included (it is decoded with the depth check, as every door)."""
     sid, tok, ui = await _session(el_hub)
-    payload = json.loads(_post_call(sid))
+    payload = json.loads(post_call_body(sid))
     deep: object = "bottom"
     for _ in range(100):
         deep = [deep]
@@ -363,7 +338,7 @@ async def test_a_badly_signed_post_call_webhook_is_refused_and_stores_nothing(
 ) -> None:
     sid, tok, ui = await _session(el_hub)
     before = await _history(http, sid, tok)
-    body = _post_call(sid)
+    body = post_call_body(sid)
     reply = await http.post("/elevenlabs/post-call", content=body, headers=_signatures(body)[case])
     assert reply.status_code == 401, reply.text
     assert reply.json()["error"]["code"] == "unauthorized"
@@ -377,7 +352,7 @@ async def test_an_ended_session_still_gets_its_conversation_outcome(
     sid, tok, ui = await _session(el_hub)
     ended = await http.delete(f"/sessions/{sid}", headers=_auth(tok))
     assert ended.status_code == 200
-    body = _post_call(sid)
+    body = post_call_body(sid)
     reply = await http.post(
         "/elevenlabs/post-call",
         content=body,
@@ -399,7 +374,7 @@ async def test_an_ended_session_still_gets_its_conversation_outcome(
 async def test_a_post_call_webhook_for_no_known_session_is_still_200(
     http: httpx.AsyncClient,
 ) -> None:
-    body = _post_call("no-such-session")
+    body = post_call_body("no-such-session")
     reply = await http.post(
         "/elevenlabs/post-call",
         content=body,
@@ -419,7 +394,7 @@ def test_our_signatures_are_what_the_elevenlabs_sdk_verifies() -> None:
     """The SDK's own verifier (``webhooks.construct_event``) accepts ``sign``'s header."""
     from elevenlabs.client import ElevenLabs
 
-    body = _post_call("s-1")
+    body = post_call_body("s-1")
     event = ElevenLabs(api_key="unused").webhooks.construct_event(
         body.decode(), sign(body, WEBHOOK_SECRET), WEBHOOK_SECRET
     )
@@ -471,7 +446,7 @@ async def test_the_tools_and_the_webhook_take_only_the_sessions_capability(
     other = tokens.mint_capability("owner", "another-session", 3600)
     wrong = await http.post(_tool_url(), json={**QUOTE_PARAMS, "session_id": other}, headers=secret)
     assert wrong.status_code == 410  # no live session of that capability
-    payload = json.loads(_post_call(sid))
+    payload = json.loads(post_call_body(sid))
     payload["data"]["conversation_initiation_client_data"]["dynamic_variables"]["session_id"] = sid
     body = json.dumps(payload).encode()
     reply = await http.post(

@@ -4,9 +4,6 @@ events): tests/inproc/test_webhooks.py."""
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +12,8 @@ import pytest
 
 from companion_ws.endpoints.elevenlabs import sign
 from tests.support.frames import new_user
-from tests.support.hub import HubProcess, token, tokens
+from tests.support.hub import HubProcess, token
+from tests.support.webhooks import post_call_body
 
 WEBHOOK_SECRET = "wsec_" + "y" * 32
 
@@ -29,36 +27,6 @@ async def _history(http: httpx.AsyncClient, sid: str, tok: str) -> list[dict[str
     assert reply.status_code == 200, reply.text
     events: list[dict[str, Any]] = reply.json()["events"]
     return events
-
-
-def _cap(sid: str) -> str:
-    """The capability the hub signs for a session: the ElevenLabs ``session_id``."""
-    return tokens.mint_capability("owner", sid, 3600)
-
-
-def _post_call(sid: str, conversation_id: str | None = None) -> bytes:
-    payload = {
-        "type": "post_call_transcription",
-        "event_timestamp": int(time.time()),
-        "data": {
-            "agent_id": "agent_test",
-            "conversation_id": conversation_id or f"conv_{uuid.uuid4().hex[:10]}",
-            "status": "done",
-            "transcript": [
-                {"role": "agent", "message": "Hi! Where are we shipping?"},
-                {"role": "user", "message": "A 5 lb box to New York."},
-            ],
-            "metadata": {"call_duration_secs": 42, "termination_reason": "end_call tool"},
-            "analysis": {
-                "transcript_summary": "The user got quotes and chose FedEx Ground.",
-                "call_successful": "success",
-            },
-            "conversation_initiation_client_data": {
-                "dynamic_variables": {"session_id": _cap(sid), "system__agent_id": "agent_test"}
-            },
-        },
-    }
-    return json.dumps(payload).encode()
 
 
 # Needs a process: the hub dies (a failpoint's os._exit) and a new one starts on the database.
@@ -78,7 +46,7 @@ async def test_a_post_call_redelivered_after_a_crash_between_ledger_and_publish_
     async with httpx.AsyncClient(base_url=crashing.base_url, timeout=15) as http:
         created = await http.post("/sessions", headers=_auth(tok))
         sid = created.json()["session_id"]
-        body = _post_call(sid, "conv_crash")
+        body = post_call_body(sid, "conv_crash")
         headers = {"ElevenLabs-Signature": sign(body, WEBHOOK_SECRET)}
         with pytest.raises(httpx.HTTPError):
             await http.post("/elevenlabs/post-call", content=body, headers=headers)
