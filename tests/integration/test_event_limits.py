@@ -1,16 +1,15 @@
-"""One size limit and one depth limit for every door (docs/protocol.md section 4, v1.2), on a
-real hub: an event whose frame would be over ``COMPANION_MAX_EVENT_BYTES`` is refused on
-the socket (``payload_too_large``), over HTTP (413), gRPC (``RESOURCE_EXHAUSTED``), the
-bus (a ``too_large`` dead letter) and by a tool (its error), and reaches no screen; a
-state change whose broadcast would be is refused before its commit; JSON deeper than 64
-levels is refused on gRPC (``INVALID_ARGUMENT``) and the bus (a dead letter)."""
+"""One size limit and one depth limit for every door (docs/protocol.md section 4, v1.2), over
+gRPC on a real hub: an event whose frame would be over ``COMPANION_MAX_EVENT_BYTES`` is
+``RESOURCE_EXHAUSTED`` and reaches no screen; a state change whose broadcast would be is
+refused before its commit; JSON deeper than 64 levels is ``INVALID_ARGUMENT``. Every test
+here is kept as a subprocess test because gRPC needs a real port. (The socket, HTTP and
+tool cases run on the in-process hub: tests/inproc/test_event_limits.py.)"""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -22,8 +21,6 @@ from tests.support.backends import bearer, new_session, stub
 from tests.support.hub import HubProcess, create_pg_database, drop_pg_database, free_port, token
 from tests.support.ws import WS, connect
 
-EVENT_LIMIT = 64 * 1024  # COMPANION_MAX_EVENT_BYTES' default
-FRAME_LIMIT = 64 * 1024  # COMPANION_MAX_FRAME_BYTES' default: the socket's inbound frames
 OVER = "x" * (100 * 1024)
 
 
@@ -105,6 +102,7 @@ async def _version(hub: HubProcess, sid: str) -> int:
 # ---------------------------------------------------------------- gRPC
 
 
+# Kept as a subprocess test: gRPC needs a real port.
 async def test_grpc_publish_over_the_event_limit_is_resource_exhausted_and_reaches_no_screen(
     api: Any, doors: tuple[HubProcess, int]
 ) -> None:
@@ -128,6 +126,7 @@ async def test_grpc_publish_over_the_event_limit_is_resource_exhausted_and_reach
     await screen.close()
 
 
+# Kept as a subprocess test: gRPC needs a real port.
 async def test_grpc_json_deeper_than_64_levels_is_invalid_argument(
     api: Any, doors: tuple[HubProcess, int]
 ) -> None:
@@ -158,6 +157,7 @@ async def test_grpc_json_deeper_than_64_levels_is_invalid_argument(
     assert ok.seq >= 1
 
 
+# Kept as a subprocess test: gRPC needs a real port.
 async def test_grpc_state_change_whose_broadcast_is_over_the_limit_is_refused_uncommitted(
     api: Any, doors: tuple[HubProcess, int]
 ) -> None:
@@ -175,109 +175,7 @@ async def test_grpc_state_change_whose_broadcast_is_over_the_limit_is_refused_un
     await screen.close()
 
 
-# ---------------------------------------------------------------- HTTP and the socket
-
-
-async def test_http_event_or_state_change_over_the_limit_is_413(
-    doors: tuple[HubProcess, int],
-) -> None:
-    hub = doors[0]
-    sid = await new_session(hub)
-    screen = await connect(hub.ws_url, token("alice"), session_id=sid)
-    auth = {"Authorization": f"Bearer {token('alice')}"}
-    async with httpx.AsyncClient(base_url=hub.base_url, timeout=10) as http:
-        # Both bodies are under COMPANION_MAX_BODY_BYTES: the event limit refuses them.
-        event = await http.post(f"/sessions/{sid}/events", json={"text": OVER}, headers=auth)
-        patch = await http.patch(f"/sessions/{sid}/state", json={"blob": OVER}, headers=auth)
-    for reply in (event, patch):
-        assert reply.status_code == 413, reply.text
-        assert reply.json()["error"]["code"] == "payload_too_large"
-        assert reply.json()["error"]["limit"] == EVENT_LIMIT
-    assert await _version(hub, sid) == 0
-    text = await _marker(hub, sid)
-    assert (await _next_update(screen))["text"] == text
-    await screen.close()
-
-
-def _frame_of(size: int, frame: dict[str, Any]) -> str:
-    """``frame`` padded to exactly ``size`` bytes, where its text says ``PAD``."""
-    raw = json.dumps({"requestId": "big", **frame})
-    return raw.replace("PAD", "x" * (size - len(raw) + len("PAD")))
-
-
-async def test_a_socket_event_within_the_frame_limit_but_over_the_event_limit_is_refused(
-    doors: tuple[HubProcess, int],
-) -> None:
-    hub = doors[0]
-    sid = await new_session(hub)
-    sender = await connect(hub.ws_url, token("alice"), session_id=sid)
-    screen = await connect(hub.ws_url, token("alice"), session_id=sid)
-    size = FRAME_LIMIT - 16  # the socket reads it (no 1009); its broadcast is larger
-    for raw in (
-        _frame_of(size, {"type": "contextual_update", "text": "t", "data": {"pad": "PAD"}}),
-        _frame_of(size, {"type": "update_session_state", "key": "blob", "value": "PAD"}),
-    ):
-        assert len(raw.encode()) == size
-        await sender.send(raw)
-        error = await sender.recv_until(lambda fr: fr.get("requestId") == "big", 10)
-        assert error["type"] == "error" and error["code"] == "payload_too_large", error
-        assert error["limit"] == EVENT_LIMIT
-    assert await _version(hub, sid) == 0
-    text = await _marker(hub, sid)
-    assert (await _next_update(screen))["text"] == text
-    assert (await _next_update(sender))["text"] == text  # the connection goes on
-    await sender.close()
-    await screen.close()
-
-
-# ---------------------------------------------------------------- a tool
-
-
-@pytest.fixture
-def small_limit_hub(tmp_path: Path) -> Iterator[HubProcess]:
-    """A hub whose event limit a shipping quote's state change (about 1.4 KB) is over,
-    and its other frames (joins, a tool run's start and finish) are not."""
-    hub = HubProcess(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
-        env={"COMPANION_MAX_EVENT_BYTES": "700"},
-        log_path=tmp_path / "hub.log",
-    ).start()
-    try:
-        yield hub
-    finally:
-        hub.stop()
-
-
-async def test_a_tool_whose_effect_would_be_over_the_limit_fails_and_changes_nothing(
-    small_limit_hub: HubProcess,
-) -> None:
-    hub = small_limit_hub
-    sid = await new_session(hub)
-    ws = await connect(hub.ws_url, token("alice"), session_id=sid)
-    call_id = f"toolu_{uuid.uuid4().hex[:12]}"
-    call = {
-        "type": "client_tool_call",
-        "requestId": "tool",
-        "client_tool_call": {
-            "tool_name": "get_shipping_quotes",
-            "tool_call_id": call_id,
-            "parameters": {"from_zip": "10001", "to_zip": "94105", "weight": 2},
-        },
-    }
-    await ws.send(call)
-    seen: list[dict[str, Any]] = []
-    while not seen or seen[-1]["type"] not in ("client_tool_result", "error"):
-        seen.append(await ws.recv_until(lambda fr: fr.get("requestId") == "tool", 10))
-    reply = seen[-1]
-    assert reply["type"] == "client_tool_result" and reply["is_error"] is True, reply
-    assert "COMPANION_MAX_EVENT_BYTES" in json.loads(reply["result"])["error"]
-    # The run is framed as every run is; no state change, no update in between.
-    assert [fr["type"] for fr in seen[:-1]] == ["tool_call_started", "tool_call_finished"]
-    assert seen[1]["tool_call_id"] == call_id and seen[1]["is_error"] is True
-    assert await _version(hub, sid) == 0  # no quotes, no task
-    await ws.close()
-
-
+# Kept as a subprocess test: gRPC needs a real port.
 async def test_grpc_a_key_reused_for_a_different_message_is_invalid_argument(
     api: Any, doors: tuple[HubProcess, int]
 ) -> None:
