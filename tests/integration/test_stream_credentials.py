@@ -220,9 +220,11 @@ async def test_every_stream_ends_when_its_session_ends(hub_factory: HubFactory) 
     channel, api = stub(port)
     async with channel, following(hub, sid, owner) as stream:
         call = await _subscribed(api, sid, owner)
+        # The screen joins first: a join replays nothing, so a transcript published
+        # before its welcome would never reach it.
+        screen = await connect(hub.ws_url, owner, session_id=sid)
         task = api.StreamTask(chunks.__aiter__(), metadata=_metadata(owner))
         try:
-            screen = await connect(hub.ws_url, owner, session_id=sid)
             await screen.recv_until(lambda f: f.get("type") == "transcript", timeout=WAIT)
             async with httpx.AsyncClient(base_url=hub.base_url, timeout=WAIT) as http:
                 assert (
