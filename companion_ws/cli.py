@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -132,13 +133,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Start-up objects (modules, the app) never die: move them out of the collector's
     # sight, and collect less often. Fan-out makes many short-lived objects; with the
     # defaults, full collections over everything paused broadcasts for 35-140 ms
-    # (bench/README.md).
+    # (bench/RESULTS-history.md).
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
-    # uvicorn re-raises the signal it shut down on; after a graceful SIGTERM exit 0.
+    # uvicorn re-raises the signal it shut down on: after a graceful SIGTERM, or Ctrl-C
+    # (SIGINT, a KeyboardInterrupt once the shutdown is done), exit 0 without a traceback,
+    # as `companion-ws demo` does.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    _server_class()(config, drain=app.drain).run()
+    with contextlib.suppress(KeyboardInterrupt):
+        _server_class()(config, drain=app.drain).run()
     return 0
 
 

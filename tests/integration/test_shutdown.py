@@ -99,3 +99,16 @@ async def test_sigterm_in_the_middle_of_writes_never_hangs(hub_factory: HubFacto
         ).json()
     seqs = [e["seq"] for e in history["events"]]
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+# Needs a process: Ctrl-C is a SIGINT to `companion-ws serve`, and its exit and stderr.
+async def test_ctrl_c_stops_serve_cleanly_with_no_traceback(hub_factory: HubFactory) -> None:
+    hub = hub_factory()
+    hub.start()
+    ws = await connect(hub.ws_url, token("alice"))
+    hub.signal(signal.SIGINT)
+    assert (await ws.closed(timeout=15))[0] == 1012
+    assert await asyncio.to_thread(hub.wait, 15) == 0
+    assert hub.log_path is not None
+    log = hub.log_path.read_text()
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log[-2000:]
