@@ -91,6 +91,10 @@ class Settings:
     bus_ack_wait: float = 30.0  # an unacknowledged message is redelivered after this
     log_format: str = "text"  # or "json": one object per line (serve --log-format)
 
+    def __post_init__(self) -> None:
+        # One place turns the URL forms users are handed into the drivers the hub runs.
+        object.__setattr__(self, "database_url", database_url(self.database_url))
+
     @property
     def signing_key(self) -> str | None:
         return self.jwt_secret
@@ -126,6 +130,28 @@ class Settings:
             values[f.name] = _parse(f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+# The URL forms hosting providers hand out (Heroku, Render, Supabase...) and
+# SQLAlchemy's own defaults, mapped to the async drivers the hub runs on.
+_SCHEMES = {
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+}
+
+
+def database_url(url: str) -> str:
+    """``url`` on the hub's drivers: ``postgres://`` and ``postgresql://`` become
+    ``postgresql+asyncpg://`` (libpq's ``sslmode`` its ``ssl``), ``sqlite://`` becomes
+    ``sqlite+aiosqlite://``; any other URL is left as it is. [pure]"""
+    scheme, sep, rest = url.partition("://")
+    driver = _SCHEMES.get(scheme)
+    if not sep or driver is None:
+        return url
+    if driver.startswith("postgresql"):
+        rest = rest.replace("?sslmode=", "?ssl=").replace("&sslmode=", "&ssl=")
+    return f"{driver}://{rest}"
 
 
 def _parse(kind: Any, raw: str) -> Any:

@@ -18,7 +18,13 @@ import httpx
 import jwt
 import pytest
 
-from tests.support.hub import SECRET, HubProcess, free_port
+from tests.support.hub import (
+    SECRET,
+    HubProcess,
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+)
 from tests.support.ws import connect
 
 COMMAND = str(Path(sys.executable).parent / "companion-ws")
@@ -219,3 +225,27 @@ def test_bad_arguments_are_usage_errors(args: list[str]) -> None:
 def test_a_bad_log_format_in_the_environment_is_refused() -> None:
     result = _run("serve", env=_env(COMPANION_LOG_FORMAT="xml"))
     assert result.returncode == 2 and "COMPANION_LOG_FORMAT" in result.stderr
+
+
+# Needs a process: the URL forms a hosting provider hands out, given to the command line.
+@pytest.mark.postgres
+def test_the_postgres_url_forms_providers_hand_out_work(tmp_path: Path) -> None:
+    url = create_pg_database()  # postgresql+asyncpg://...
+    try:
+        plain = url.replace("postgresql+asyncpg://", "postgres://", 1)
+        result = _run("migrate", "--database-url", plain, env=_env())
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+        assert _tables(url) >= TABLES
+        libpq = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        hub = HubProcess(
+            database_url=libpq, env={"COMPANION_AUTO_MIGRATE": "false"}, log_path=tmp_path / "h.log"
+        )
+        try:
+            hub.start()
+            with httpx.Client(base_url=hub.base_url) as http:
+                assert http.get("/readyz").json()["database"] is True
+        finally:
+            hub.stop()
+    finally:
+        drop_pg_database(url)
