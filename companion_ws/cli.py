@@ -13,7 +13,6 @@ import contextlib
 import gc
 import json
 import os
-import secrets
 import signal
 import socket
 import sys
@@ -84,7 +83,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"companion-ws: {devtokens.refusal(args.host)}", file=sys.stderr)
         return 2
     if generated:
-        settings = settings.replace(jwt_secret=secrets.token_urlsafe(32), jwt_algorithm="HS256")
+        key = devtokens.key_file(settings.database_url)
+        try:
+            secret = devtokens.development_key(key)
+        except OSError as exc:
+            print(
+                f"companion-ws: cannot keep the development key in {key} ({exc.strerror}): "
+                "set COMPANION_JWT_SECRET",
+                file=sys.stderr,
+            )
+            return 2
+        settings = settings.replace(jwt_secret=secret, jwt_algorithm="HS256")
     try:
         check_port(args.host, args.port)
         app = create_app(settings)
@@ -167,7 +176,8 @@ def _announce_dev_tokens(settings: Settings, base: str, ttl: float) -> bool:
                 file=sys.stderr,
             )
             return False
-    lines = devtokens.announce(base, user, admin, ttl=ttl, terminal=terminal, file=file)
+    key = devtokens.key_file(settings.database_url)
+    lines = devtokens.announce(base, user, admin, ttl=ttl, terminal=terminal, file=file, key=key)
     print("\n".join(lines), flush=True)
     return True
 

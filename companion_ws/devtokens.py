@@ -8,12 +8,16 @@ they are written.
   that holds them: a log never carries a working admin token.
 - A random key is for a hub on this machine: on any other address the hub refuses to
   start unless ``--dev`` says that is meant (:func:`is_loopback`).
+- The key is kept in a file beside the database, readable by its owner only
+  (:func:`development_key`), so a restart (the first thing a developer does after a code
+  change) does not turn every open page's token into a dead one.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 from pathlib import Path
 
 #: The longest a development token lives, in seconds.
@@ -22,6 +26,11 @@ MAX_TTL = 3600.0
 #: working directory when the database is not a file.
 SUFFIX = ".dev-tokens"
 NO_FILE_NAME = "companion-dev-tokens"
+#: The development key's file, likewise (``companion.db.dev-key``).
+KEY_SUFFIX = ".dev-key"
+NO_FILE_KEY_NAME = "companion-dev-key"
+#: A key shorter than this in the file is not one the hub made: it is made anew.
+_KEY_BYTES = 32
 
 
 def is_loopback(host: str) -> bool:
@@ -46,12 +55,35 @@ def refusal(host: str) -> str:
 
 def token_file(database_url: str) -> Path:
     """Where the tokens go when stdout is not a terminal."""
+    return _beside(database_url, SUFFIX, NO_FILE_NAME)
+
+
+def key_file(database_url: str) -> Path:
+    """Where the development key is kept."""
+    return _beside(database_url, KEY_SUFFIX, NO_FILE_KEY_NAME)
+
+
+def _beside(database_url: str, suffix: str, no_file_name: str) -> Path:
     from companion_ws.store.engine import sqlite_file  # SQLAlchemy: not for every command
 
     database = sqlite_file(database_url)
     if database is None:
-        return Path(NO_FILE_NAME).resolve()
-    return database.with_name(database.name + SUFFIX).resolve()
+        return Path(no_file_name).resolve()
+    return database.with_name(database.name + suffix).resolve()
+
+
+def development_key(path: Path) -> str:
+    """The development key kept at ``path``: the one there, or a new random one written
+    there first (owner-only). OSError when the file can neither be read nor written."""
+    try:
+        kept = path.read_text().strip()
+    except FileNotFoundError:
+        kept = ""
+    if len(kept.encode()) >= _KEY_BYTES:
+        return kept
+    key = secrets.token_urlsafe(_KEY_BYTES)
+    write_private(path, key + "\n")
+    return key
 
 
 def write_private(path: Path, text: str) -> None:
@@ -84,13 +116,14 @@ def _minutes(ttl: float) -> str:
 
 
 def announce(
-    base: str, user: str, admin: str, *, ttl: float, terminal: bool, file: Path
+    base: str, user: str, admin: str, *, ttl: float, terminal: bool, file: Path, key: Path
 ) -> list[str]:
     """What ``serve`` prints: the links themselves on a terminal; otherwise the lines
     that say where they are, once ``file`` holds them (the caller writes it)."""
     head = [
-        "companion-ws: no COMPANION_JWT_SECRET set, so this run signs tokens with a",
-        f"random key (tokens stop working when the hub restarts, and after {_minutes(ttl)}).",
+        "companion-ws: no COMPANION_JWT_SECRET set, so this hub signs tokens with a",
+        f"development key kept in {key} (readable by you only; tokens survive a restart",
+        f"and live {_minutes(ttl)}; delete the file to make every token invalid).",
     ]
     if terminal:
         return [*head, *links(base, user, admin), ""]

@@ -11,6 +11,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -249,3 +250,46 @@ def test_the_postgres_url_forms_providers_hand_out_work(tmp_path: Path) -> None:
             hub.stop()
     finally:
         drop_pg_database(url)
+
+
+# Needs a process: `serve` with no key configured, stopped and started again.
+def test_serve_without_a_key_keeps_its_development_key_across_a_restart(tmp_path: Path) -> None:
+    """Issue 25, friction 4: a restart no longer turns every open page's token into a dead
+    one. The key lives in a file beside the database, its owner's only."""
+    env = _env(
+        COMPANION_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'companion.db'}",
+        COMPANION_AUTO_MIGRATE="true",
+    )
+    admins: list[str] = []
+    for run in range(2):
+        port = free_port()
+        out = tmp_path / f"serve{run}.out"
+        with out.open("wb") as stdout:
+            proc = subprocess.Popen(
+                [COMMAND, "serve", "--port", str(port), "--log-level", "warning"],
+                cwd=tmp_path,
+                env=env,
+                stdout=stdout,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            with httpx.Client(base_url=base, timeout=5) as http:
+                for _ in range(300):
+                    try:
+                        if http.get("/healthz").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    time.sleep(0.1)
+                admins.append(_private_links(tmp_path / "companion.db.dev-tokens")["admin token"])
+                for admin in admins:  # this run's token, and the first run's too
+                    listed = http.get("/sessions", headers={"Authorization": f"Bearer {admin}"})
+                    assert listed.status_code == 200, (run, listed.text)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(15) == 0
+        printed = out.read_text()
+        assert "companion.db.dev-key" in printed and not JWT.search(printed), printed
+    key = tmp_path / "companion.db.dev-key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600

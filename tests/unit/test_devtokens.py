@@ -53,8 +53,29 @@ def test_the_file_is_its_owners_only_even_over_an_older_readable_one(tmp_path: P
 
 def test_a_terminal_gets_the_links_and_a_log_only_the_path(tmp_path: Path) -> None:
     file = tmp_path / "t"
-    shown = devtokens.announce("http://h", "USER", "ADMIN", ttl=3600, terminal=True, file=file)
+    key = tmp_path / "k"
+    shown = devtokens.announce(
+        "http://h", "USER", "ADMIN", ttl=3600, terminal=True, file=file, key=key
+    )
     assert any("ADMIN" in line for line in shown) and any("USER" in line for line in shown)
-    logged = devtokens.announce("http://h", "USER", "ADMIN", ttl=3600, terminal=False, file=file)
+    logged = devtokens.announce(
+        "http://h", "USER", "ADMIN", ttl=3600, terminal=False, file=file, key=key
+    )
     assert not any("ADMIN" in line or "USER" in line for line in logged)
     assert any(str(file) in line for line in logged)
+
+
+def test_the_development_key_is_kept_private_and_reused(tmp_path: Path) -> None:
+    path = devtokens.key_file(f"sqlite+aiosqlite:///{tmp_path / 'companion.db'}")
+    assert path == tmp_path / "companion.db.dev-key"
+    old = os.umask(0o022)
+    try:
+        first = devtokens.development_key(path)
+    finally:
+        os.umask(old)
+    assert len(first) >= 32 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert devtokens.development_key(path) == first  # a restart signs with the same key
+    path.write_text("short\n")  # not a key the hub made: a new one replaces it
+    again = devtokens.development_key(path)
+    assert again != first and len(again) >= 32
+    assert devtokens.key_file("postgresql+asyncpg://db/app").name == "companion-dev-key"
