@@ -1,12 +1,12 @@
 """Retention (docs/protocol.md section 4, *v1.1 retention*): the sweeper deletes sessions
 that ended longer ago than ``COMPANION_RETENTION``, with their events, tool-call ledger
 rows and join tokens, and join tokens that expired that long ago; everything newer
-stays. On SQLite and PostgreSQL; old rows are made by moving timestamps back."""
+stays. On SQLite and PostgreSQL, with the hub in the test's process (the sweeper is a
+task of the node); old rows are made by moving timestamps back."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import httpx
@@ -14,8 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from companion_ws.store.repositories import code_hash
-from tests.support.hub import HubFactory, HubProcess, token
-from tests.support.ws import WS, connect
+from tests.support.frames import new_user, tool_call
+from tests.support.hub import token
+from tests.support.inproc import InProcessHub, InProcessWS, inprocess_hub
 
 HOUR_MS = 3600 * 1000
 QUOTE_PARAMS = {"from_zip": "90210", "to_zip": "10001", "weight": 5}
@@ -25,21 +26,15 @@ def _auth(user: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(user)}"}
 
 
-async def _busy_session(hub: HubProcess, http: httpx.AsyncClient, user: str) -> tuple[str, WS]:
+async def _busy_session(
+    hub: InProcessHub, http: httpx.AsyncClient, user: str
+) -> tuple[str, InProcessWS]:
     """A session with state, events, a tool-call ledger row and a join token."""
-    ws = await connect(hub.ws_url, token(user))
+    ws = await hub.connect(token(user))
     sid = ws.welcome["session_id"]
     reply = await ws.request({"type": "update_session_state", "key": "k", "value": 1})
     assert reply["type"] == "session_state_updated"
-    call = {
-        "type": "client_tool_call",
-        "client_tool_call": {
-            "tool_name": "get_shipping_quotes",
-            "tool_call_id": f"toolu_{uuid.uuid4().hex[:12]}",
-            "parameters": QUOTE_PARAMS,
-        },
-    }
-    await ws.send(call)
+    await ws.send(tool_call("get_shipping_quotes", QUOTE_PARAMS))
     result = await ws.recv_type("client_tool_result")
     assert result["type"] == "client_tool_result" and not result["is_error"], result
     issued = await http.post(f"/sessions/{sid}/join-token", headers=_auth(user))
@@ -78,13 +73,11 @@ async def _execute(db_url: str, sql: str, **params: Any) -> None:
 
 
 async def test_the_sweeper_deletes_what_is_past_retention_and_keeps_the_rest(
-    hub_factory: HubFactory, db_url: str
+    db_url: str,
 ) -> None:
-    hub = hub_factory(
-        env={"COMPANION_RETENTION": "3600", "COMPANION_SWEEP_INTERVAL": "0.2"}
-    ).start()
-    user = f"u-{uuid.uuid4().hex[:8]}"
-    async with httpx.AsyncClient(base_url=hub.base_url, timeout=15) as http:
+    user = new_user()
+    async with inprocess_hub(db_url, retention=3600.0, sweep_interval=0.2) as hub:
+        http = hub.http
         old, old_ws = await _busy_session(hub, http, user)
         recent, recent_ws = await _busy_session(hub, http, user)
         live, live_ws = await _busy_session(hub, http, user)
