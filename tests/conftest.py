@@ -16,6 +16,7 @@ import pytest
 from companion_ws.store.store import Store
 from tests.support.backends import BusProbe
 from tests.support.cluster import Cluster
+from tests.support.fake_elevenlabs import TALK_AGENT, TALK_API_KEY, FakeElevenLabs
 from tests.support.hub import HubFactory, HubProcess, create_pg_database, drop_pg_database
 from tests.support.inproc import InProcessHub, inprocess_hub
 
@@ -83,6 +84,14 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[BusProbe]:
         yield probe
     finally:
         await probe.close()
+
+
+@pytest.fixture
+async def talk_platform() -> AsyncIterator[FakeElevenLabs]:
+    """The local stand-in of the ElevenLabs platform the talk tests sign conversations
+    with (tests/support/fake_elevenlabs.py)."""
+    async with FakeElevenLabs(agent_id=TALK_AGENT, api_key=TALK_API_KEY) as server:
+        yield server
 
 
 @pytest.fixture

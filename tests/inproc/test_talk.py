@@ -5,27 +5,15 @@ answer or the hub's log: tests/integration/test_talk.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 
-from tests.support.fake_elevenlabs import FakeElevenLabs
+from tests.support.fake_elevenlabs import TALK_AGENT, TALK_API_KEY, FakeElevenLabs
 from tests.support.hub import token
 from tests.support.inproc import InProcessHub, inprocess_hub
-
-API_KEY = "xi-test-key-" + "k" * 24
-AGENT = "agent_talk_test"
 
 
 def _auth(bearer: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {bearer}"}
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeElevenLabs]:
-    async with FakeElevenLabs(agent_id=AGENT, api_key=API_KEY) as server:
-        yield server
 
 
 async def _session(http: httpx.AsyncClient, owner: str) -> str:
@@ -35,13 +23,13 @@ async def _session(http: httpx.AsyncClient, owner: str) -> str:
 
 
 async def test_talking_is_refused_to_anyone_but_the_owner(
-    db_url: str, fake: FakeElevenLabs
+    db_url: str, talk_platform: FakeElevenLabs
 ) -> None:
     async with inprocess_hub(
         db_url,
-        elevenlabs_agent_id=AGENT,
-        elevenlabs_api_key=API_KEY,
-        elevenlabs_base_url=fake.base_url,
+        elevenlabs_agent_id=TALK_AGENT,
+        elevenlabs_api_key=TALK_API_KEY,
+        elevenlabs_base_url=talk_platform.base_url,
     ) as hub:
         http = hub.http
         owner = token("alice")
@@ -64,7 +52,7 @@ async def test_talking_is_refused_to_anyone_but_the_owner(
         await http.delete(f"/sessions/{sid}", headers=_auth(owner))
         ended = await http.post(path, headers=_auth(owner))
         assert ended.status_code == 410 and ended.json()["error"]["code"] == "session_ended"
-    assert fake.signed_url_requests == []  # nobody refused cost a signed URL
+    assert talk_platform.signed_url_requests == []  # nobody refused cost a signed URL
 
 
 async def test_a_hub_not_set_up_for_talking_says_so(inproc: InProcessHub) -> None:

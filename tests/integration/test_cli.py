@@ -105,9 +105,16 @@ def test_migrate_creates_the_tables_on_a_fresh_database(db_url: str, tmp_path: P
     assert "migrated" in result.stdout
     assert _tables(db_url) >= TABLES
     assert _run("migrate", "--database-url", db_url, env=_env()).returncode == 0  # idempotent
-    # The migrated database is all a hub needs: start one with migrations off.
+    _serves_with_migrations_off(db_url, tmp_path)
+
+
+def _serves_with_migrations_off(database_url: str, tmp_path: Path) -> None:
+    """The migrated database is all a hub needs: one started on it with migrations off
+    finds its database ready."""
     hub = HubProcess(
-        database_url=db_url, env={"COMPANION_AUTO_MIGRATE": "false"}, log_path=tmp_path / "h.log"
+        database_url=database_url,
+        env={"COMPANION_AUTO_MIGRATE": "false"},
+        log_path=tmp_path / "h.log",
     )
     try:
         hub.start()
@@ -239,15 +246,7 @@ def test_the_postgres_url_forms_providers_hand_out_work(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
         assert _tables(url) >= TABLES
         libpq = url.replace("postgresql+asyncpg://", "postgresql://", 1)
-        hub = HubProcess(
-            database_url=libpq, env={"COMPANION_AUTO_MIGRATE": "false"}, log_path=tmp_path / "h.log"
-        )
-        try:
-            hub.start()
-            with httpx.Client(base_url=hub.base_url) as http:
-                assert http.get("/readyz").json()["database"] is True
-        finally:
-            hub.stop()
+        _serves_with_migrations_off(libpq, tmp_path)
     finally:
         drop_pg_database(url)
 

@@ -7,35 +7,31 @@ hub not set up for it: tests/inproc/test_talk.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
 
-from tests.support.fake_elevenlabs import CONVERSATION_PATH, FakeElevenLabs
+from tests.support.fake_elevenlabs import (
+    CONVERSATION_PATH,
+    TALK_AGENT,
+    TALK_API_KEY,
+    FakeElevenLabs,
+)
 from tests.support.hub import HubFactory, HubProcess, token, tokens
-
-API_KEY = "xi-test-key-" + "k" * 24
-AGENT = "agent_talk_test"
 
 
 def _auth(bearer: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {bearer}"}
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeElevenLabs]:
-    async with FakeElevenLabs(agent_id=AGENT, api_key=API_KEY) as server:
-        yield server
-
-
-def _talking_hub(hub_factory: HubFactory, fake: FakeElevenLabs, key: str = API_KEY) -> HubProcess:
+def _talking_hub(
+    hub_factory: HubFactory, talk_platform: FakeElevenLabs, key: str = TALK_API_KEY
+) -> HubProcess:
     return hub_factory(
         env={
-            "COMPANION_ELEVENLABS_AGENT_ID": AGENT,
+            "COMPANION_ELEVENLABS_AGENT_ID": TALK_AGENT,
             "COMPANION_ELEVENLABS_API_KEY": key,
-            "COMPANION_ELEVENLABS_BASE_URL": fake.base_url,
+            "COMPANION_ELEVENLABS_BASE_URL": talk_platform.base_url,
         }
     ).start()
 
@@ -48,9 +44,9 @@ async def _session(http: httpx.AsyncClient, owner: str) -> str:
 
 # Needs a process: reads the hub's log (the API key never reaches it).
 async def test_the_owner_gets_a_signed_conversation_bound_to_the_session(
-    hub_factory: HubFactory, fake: FakeElevenLabs
+    hub_factory: HubFactory, talk_platform: FakeElevenLabs
 ) -> None:
-    hub = _talking_hub(hub_factory, fake)
+    hub = _talking_hub(hub_factory, talk_platform)
     owner = token("alice")
     async with httpx.AsyncClient(base_url=hub.base_url, timeout=15) as http:
         sid = await _session(http, owner)
@@ -61,12 +57,16 @@ async def test_the_owner_gets_a_signed_conversation_bound_to_the_session(
     body = answer.json()
     # The signed URL came from ElevenLabs' API, asked with the key and the agent.
     url = urlsplit(body["signed_url"])
-    assert (url.scheme, url.netloc, url.path) == ("ws", f"127.0.0.1:{fake.port}", CONVERSATION_PATH)
+    assert (url.scheme, url.netloc, url.path) == (
+        "ws",
+        f"127.0.0.1:{talk_platform.port}",
+        CONVERSATION_PATH,
+    )
     query = parse_qs(url.query)
-    assert query["agent_id"] == [AGENT] and query["conversation_signature"]
-    assert len(fake.signed_url_requests) == 1
-    assert fake.signed_url_requests[0]["xi-api-key"] == API_KEY
-    assert body["agent_id"] == AGENT and body["session_id"] == sid
+    assert query["agent_id"] == [TALK_AGENT] and query["conversation_signature"]
+    assert len(talk_platform.signed_url_requests) == 1
+    assert talk_platform.signed_url_requests[0]["xi-api-key"] == TALK_API_KEY
+    assert body["agent_id"] == TALK_AGENT and body["session_id"] == sid
     # session_id is the session's capability, as server tools and the webhook want it.
     capability = body["dynamic_variables"]["session_id"]
     assert capability != sid
@@ -76,11 +76,11 @@ async def test_the_owner_gets_a_signed_conversation_bound_to_the_session(
     assert {"get_shipping_quotes", "create_shipping_label"} <= set(names)
     assert names["get_shipping_quotes"]["response_timeout_secs"] == 20
     # The key went to ElevenLabs only: not to the browser, not into the hub's log.
-    assert API_KEY not in answer.text
-    assert hub.log_path is not None and API_KEY not in hub.log_path.read_text()
+    assert TALK_API_KEY not in answer.text
+    assert hub.log_path is not None and TALK_API_KEY not in hub.log_path.read_text()
     # The page may open the conversation there, and nowhere else.
     csp = page.headers["content-security-policy"]
-    assert f"connect-src 'self' ws://127.0.0.1:{fake.port};" in csp
+    assert f"connect-src 'self' ws://127.0.0.1:{talk_platform.port};" in csp
     assert (
         "script-src 'self';" in csp
         and "unsafe-eval" not in csp
@@ -90,10 +90,10 @@ async def test_the_owner_gets_a_signed_conversation_bound_to_the_session(
 
 # Needs a process: reads the hub's log (the refused key never reaches it).
 async def test_a_key_elevenlabs_refuses_is_a_bad_gateway_that_names_no_key(
-    hub_factory: HubFactory, fake: FakeElevenLabs
+    hub_factory: HubFactory, talk_platform: FakeElevenLabs
 ) -> None:
     wrong = "xi-wrong-key-" + "w" * 24
-    hub = _talking_hub(hub_factory, fake, key=wrong)
+    hub = _talking_hub(hub_factory, talk_platform, key=wrong)
     owner = token("alice")
     async with httpx.AsyncClient(base_url=hub.base_url, timeout=15) as http:
         sid = await _session(http, owner)

@@ -36,6 +36,9 @@ from websockets.http11 import Request, Response
 from companion_ws.demo import events
 
 CONVERSATION_PATH = "/v1/convai/conversation"
+#: The agent and the API key of the talk tests' platform (the ``talk_platform`` fixture).
+TALK_AGENT = "agent_talk_test"
+TALK_API_KEY = "xi-test-key-" + "k" * 24
 #: The subprotocol the browser client offers (its WebSocketConnection's MAIN_PROTOCOL).
 BROWSER_SUBPROTOCOL = "convai"
 #: PCM16 mono at 16 kHz, the audio format announced in the metadata.
