@@ -58,7 +58,17 @@ log "ruff"
 .venv/bin/ruff format --check .
 log "mypy"
 .venv/bin/mypy companion_ws ui_state tests
-log "node --test (the page's mirror and client)"
+log "the JavaScript packages (npm ci, tsc --strict, their tests)"
+# packages/client (@companion-ws/client): the page imports its build, vendored under
+# static/vendor/companion-client/. npm ci only when the lockfile changed since.
+for pkg in packages/client; do
+  if [ ! -f "$pkg/node_modules/.package-lock.json" ] \
+    || [ "$pkg/package-lock.json" -nt "$pkg/node_modules/.package-lock.json" ]; then
+    (cd "$pkg" && npm ci --no-audit --no-fund --silent)
+  fi
+  (cd "$pkg" && npm test --silent)
+done
+log "node --test (the page's modules, on the vendored client)"
 node --test tests/js/
 log "pytest"
 # Most tests wait on a hub, a database or a browser rather than on the CPU: several

@@ -1,8 +1,8 @@
 """What :class:`~companion_ws.client.mirror.SessionMirror` asks of its driver.
 
 The mirror does no I/O: ``receive(frame)`` answers with a list of these, and the
-driver (the asyncio :class:`~companion_ws.client.CompanionClient`, or the page's
-``static/client.js``) carries them out, in order:
+driver (the asyncio :class:`~companion_ws.client.CompanionClient`, or the TypeScript
+``@companion-ws/client`` in packages/client, which the page imports) carries them out, in order:
 
 - :class:`Deliver`: hand the frame to the application (a broadcast in ``seq`` order, or
   a direct frame: a reply, a welcome, ``resumed``...);

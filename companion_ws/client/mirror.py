@@ -3,9 +3,9 @@
 ``SessionMirror.receive(frame)`` takes one decoded server frame and returns the
 :mod:`~companion_ws.client.actions` its driver must carry out; it never touches a
 socket, a clock or a task (websockets' ``protocol.py`` style). The asyncio
-:class:`~companion_ws.client.CompanionClient` and the bridge use it; the page's
-``static/mirror.js`` is its port, rule for rule, and both run the shared fixtures in
-``tests/fixtures/mirror``.
+:class:`~companion_ws.client.CompanionClient` and the bridge use it;
+packages/client/src/mirror.ts (``@companion-ws/client``, which the page imports) is its
+port, rule for rule, and both run the shared fixtures in ``tests/fixtures/mirror``.
 
 The rules (docs/protocol.md sections 2 and 4, docs/protocol.md section 11):
 

@@ -1,4 +1,5 @@
-// app.js: the companion page. Bootstraps the token, connects with client.js,
+// app.js: the companion page. Bootstraps the token, connects with @companion-ws/client
+// (packages/client, vendored under vendor/companion-client/),
 // and keeps the screen in step with the session.
 //
 // Every broadcast this page learns of, live, replayed or from get_history, goes into
@@ -7,18 +8,17 @@
 
 import { feedFrom, FEED_TYPES, taskView } from './activity.js';
 import { bootstrapAuth, rememberWelcome, saveAuth, setAddress } from './auth.js';
-import { connect } from './client.js';
 import {
   addFrames, agentStatus, CONVERSATION_TYPES, emptyConversation, isAgent,
 } from './conversation.js';
 import { createConversationView, renderAgentPill } from './conversation-view.js';
 import { $, h, reconcile } from './dom.js';
 import { currentStep, formatTime, sameQuote } from './format.js';
-import { BROADCAST_TYPES } from './protocol.js';
 import { createScrollSync } from './scroll.js';
 import { createSessionsPanel } from './sessions.js';
 import { createDevicePanel } from './share.js';
 import { createTalk } from './talk.js';
+import { BROADCAST_TYPES, connect } from './vendor/companion-client/index.js';
 import {
   feedItem, renderPresence, renderStatus, renderStepper, renderTask, renderTasks, renderTerminal,
 } from './view.js';

@@ -1,6 +1,6 @@
 // format.js: pure helpers that turn protocol values into words for the page.
 
-import { isPlainObject } from './merge-patch.js';
+import { isPlainObject } from './vendor/companion-client/index.js';
 
 const money = new Intl.NumberFormat(undefined, { style: 'currency', currency: 'USD' });
 const clock = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit', second: '2-digit' });

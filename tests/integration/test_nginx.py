@@ -177,7 +177,7 @@ async def test_no_token_reaches_nginx_or_hub_logs(
         await CompanionClient(proxy.ws_url, token=expired).start()
     async with httpx.AsyncClient(base_url=proxy.base_url) as http:
         assert (await http.get("/", params={"token": alice})).status_code == 200
-        assert (await http.get("/static/client.js")).status_code == 200
+        assert (await http.get("/static/vendor/companion-client/index.js")).status_code == 200
         listed = await http.get(f"/sessions/{sid}", headers={"Authorization": f"Bearer {alice}"})
         assert listed.status_code == 200
     proxy.stop()

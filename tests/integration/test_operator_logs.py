@@ -90,7 +90,7 @@ async def test_accepted_refused_and_closed_each_get_one_line(hub_factory: HubFac
         assert (await wscat.closed())[0] == 4410
         await phone.close()
         # HTTP: a static file and a health check are not access-logged; errors are.
-        assert (await http.get("/static/client.js")).status_code == 200
+        assert (await http.get("/static/vendor/companion-client/index.js")).status_code == 200
         assert (await http.get("/healthz")).status_code == 200
         assert (await http.get("/sessions", params={"token": alice})).status_code == 401
         assert (await http.get("/no/such/page", params={"token": alice})).status_code == 404

@@ -1,10 +1,11 @@
-// static/client.js driving its mirror over a fake WebSocket: what it sends, what the
-// page is handed, and when it reconnects (by protocol.js's shouldReconnect).
+// The page's controller (connect() of @companion-ws/client, vendored under
+// static/vendor/companion-client/) driving its mirror over a fake WebSocket: what it
+// sends, what the page is handed, and when it reconnects (by shouldReconnect).
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { connect, handshake } from '../../companion_ws/static/client.js';
+import { connect, handshake } from '../../companion_ws/static/vendor/companion-client/index.js';
 
 const T = 1_700_000_000_000;
 const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
@@ -140,9 +141,18 @@ test('the token rides in the subprotocols, never the URL, when it is a valid one
   assert.equal(sock.url.href.includes(jwt), false);
   hub.close();
   const joinCode = 'Zm9vYmFyLWJhei1xdXV4XzE';
-  assert.deepEqual(handshake(joinCode).protocols, ['companion.v1', `bearer.${joinCode}`]);
-  // A token with characters a subprotocol may not hold goes in the URL instead.
-  assert.deepEqual(handshake('a/b+c=='), { protocols: ['companion.v1'], inUrl: true });
+  assert.deepEqual(handshake(joinCode), ['companion.v1', `bearer.${joinCode}`]);
+  // A token with characters a subprotocol may not hold is refused, never put in the URL.
+  assert.equal(handshake('a/b+c=='), null);
+  FakeSocket.all = [];
+  const statuses = [];
+  const bad = connect({
+    getToken: () => 'a/b+c==', url: 'ws://hub.test/ws', WebSocket: FakeSocket, onStatus: (s) => statuses.push(s),
+  });
+  await tick();
+  assert.equal(FakeSocket.all.length, 0);
+  assert.deepEqual([statuses.at(-1).status, statuses.at(-1).reason], ['stopped', 'bad_token']);
+  bad.close();
 });
 
 test('a device id rides in the URL; presence keeps each member\'s role and device', async () => {

@@ -1,4 +1,5 @@
-// The page's session mirror (companion_ws/static/mirror.js) against the shared
+// The page's session mirror (@companion-ws/client's, as vendored under
+// companion_ws/static/vendor/companion-client/) against the shared
 // fixtures in tests/fixtures/mirror, the same files tests/unit/test_mirror.py runs
 // against the Python mirror; and the fixtures' frames against protocol.json.
 //
@@ -8,10 +9,10 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe as suite, test } from 'node:test';
 
-import { Phase, SessionMirror, describe } from '../../companion_ws/static/mirror.js';
+import { Phase, SessionMirror, describe } from '../../companion_ws/static/vendor/companion-client/index.js';
 import {
   BROADCAST_TYPES, DIRECT_TYPES, RECONNECT, shouldReconnect,
-} from '../../companion_ws/static/protocol.js';
+} from '../../companion_ws/static/vendor/companion-client/index.js';
 import { CLIENT_FRAMES, problems, protocol } from './schema.mjs';
 
 const dir = new URL('../fixtures/mirror/', import.meta.url);
@@ -105,7 +106,7 @@ suite('the fixtures speak the wire of protocol.json', () => {
   });
 });
 
-suite('protocol.js says what protocol.json says', () => {
+suite('the generated protocol module says what protocol.json says', () => {
   test('frame families', () => {
     assert.deepEqual([...BROADCAST_TYPES].sort(), protocol.broadcast_types);
     assert.deepEqual([...DIRECT_TYPES].sort(), protocol.direct_types);

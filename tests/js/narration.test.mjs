@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
-import { mergePatch } from '../../companion_ws/static/merge-patch.js';
+import { mergePatch } from '../../companion_ws/static/vendor/companion-client/index.js';
 import {
   createSessionContext, describeChange, describeUpdate,
 } from '../../companion_ws/static/narration.js';

@@ -1,4 +1,4 @@
-"""The exported wire (``static/protocol.json`` and ``static/protocol.js``) is what
+"""The exported wire (``static/protocol.json`` and the client package's ``src/protocol.ts``) is what
 ``companion_ws.protocol`` says: the committed files are fresh."""
 
 from __future__ import annotations
@@ -26,18 +26,18 @@ def test_the_committed_files_are_fresh() -> None:
 def test_check_names_a_stale_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stale = tmp_path / "protocol.js"
+    stale = tmp_path / "protocol.ts"
     stale.write_text("// old\n")
     monkeypatch.setitem(export.TARGETS, stale, export.render_js)
     assert export.main(["--check"]) == 1
-    assert "protocol.js is stale" in capsys.readouterr().err
+    assert "protocol.ts is stale" in capsys.readouterr().err
 
 
 def test_the_js_module_carries_the_rule() -> None:
     text = export.render_js().decode()
-    assert "export function shouldReconnect(code)" in text
-    assert "const RETRYABLE_44XX = new Set([4409, 4429]);" in text
-    assert "const TERMINAL_STANDARD = new Set([1000, 1009]);" in text
+    assert "export function shouldReconnect(code: number | null | undefined): boolean" in text
+    assert "const RETRYABLE_44XX: ReadonlySet<number> = new Set<number>([4409, 4429]);" in text
+    assert "const TERMINAL_STANDARD: ReadonlySet<number> = new Set<number>([1000, 1009]);" in text
     for code, reconnect in export.document()["close_codes"]["reconnect"].items():
         assert f'"{code}": {"true" if should_reconnect(int(code)) else "false"},' in text
         assert reconnect == should_reconnect(int(code))

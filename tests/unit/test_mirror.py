@@ -1,5 +1,6 @@
 """The session mirror against the shared fixtures (``tests/fixtures/mirror``), the same
-files ``tests/js/mirror.test.mjs`` runs against the page's ``static/mirror.js``."""
+files ``tests/js/mirror.test.mjs`` runs against the page's copy of ``@companion-ws/client``
+(``packages/client``)."""
 
 from __future__ import annotations
 

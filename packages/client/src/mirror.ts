@@ -1,9 +1,9 @@
-// mirror.js: the session mirror, a port of companion_ws/client/mirror.py, rule for
-// rule (both run the fixtures in tests/fixtures/mirror). No DOM, no socket, no timer:
-// receive(frame) returns the actions its driver (client.js) carries out, in order.
+// mirror.ts: the session mirror, a port of companion_ws/client/mirror.py, rule for rule
+// (both run the fixtures in tests/fixtures/mirror). No DOM, no socket, no timer:
+// receive(frame) returns the actions its driver (client.ts) carries out, in order.
 //
-//   deliver         {action, frame, seq}      hand the frame to the page (seq: its place
-//                                             in the order, null for a direct frame)
+//   deliver         {action, frame, seq}      hand the frame on (seq: its place in the
+//                                             order, null for a direct frame)
 //   request_replay  {action, lastSeq, epoch}  send {type: 'resume', last_seq, epoch}
 //   fetch_state     {action}                  send {type: 'get_session_state'}
 //   resynced        {action, seq, epoch}      a resync_required snapshot replaced it all
@@ -20,6 +20,15 @@
 
 import { DIRECT_TYPES } from './protocol.js';
 import { deepFreeze, isPlainObject, mergePatch } from './merge-patch.js';
+import type { JsonObject } from './merge-patch.js';
+
+/** A frame of the wire: an object with a string `type` (docs/protocol.md section 3). */
+export interface Frame {
+  type: string;
+  seq?: number;
+  requestId?: string;
+  [key: string]: unknown;
+}
 
 export const FEED_LIMIT = 1000;
 
@@ -29,74 +38,93 @@ export const Phase = Object.freeze({
   REPLAYING: 'replaying', // a replay was asked (on connect, or for a gap): waiting for it
   LIVE: 'live', // welcomed, every broadcast continues the seq
   CLOSED: 'closed', // stopped for good
-});
+} as const);
+export type Phase = (typeof Phase)[keyof typeof Phase];
 
-const isInt = (v) => Number.isInteger(v);
+/** Where a connection resumes from. */
+export interface Position {
+  lastSeq: number;
+  epoch: string;
+}
 
-// The frame's place in the session's order, or null for a direct frame.
-export function sequenceOf(frame) {
+export type Action =
+  | { action: 'deliver'; frame: Frame; seq: number | null }
+  | { action: 'request_replay'; lastSeq: number; epoch: string | null }
+  | { action: 'fetch_state' }
+  | { action: 'resynced'; seq: number; epoch: string | null }
+  | { action: 'ready' };
+
+const isInt = (v: unknown): v is number => Number.isInteger(v);
+
+/** The frame's place in the session's order, or null for a direct frame. */
+export function sequenceOf(frame: Frame): number | null {
   return isInt(frame.seq) && !DIRECT_TYPES.has(frame.type) ? frame.seq : null;
 }
 
-const deliver = (frame, seq = null) => ({ action: 'deliver', frame, seq });
-const FETCH = Object.freeze({ action: 'fetch_state' });
-const READY = Object.freeze({ action: 'ready' });
+const deliver = (frame: Frame, seq: number | null = null): Action => ({ action: 'deliver', frame, seq });
+const FETCH: Action = Object.freeze({ action: 'fetch_state' });
+const READY: Action = Object.freeze({ action: 'ready' });
 
 export class SessionMirror {
-  constructor(sessionId = null, { feedLimit = FEED_LIMIT } = {}) {
-    this.phase = Phase.CONNECTING;
+  phase: Phase = Phase.CONNECTING;
+  sessionId: string | null;
+  connectionId: string | null = null;
+  welcome: Readonly<Frame> | Record<string, never> = {};
+  seq = 0;
+  epoch: string | null = null;
+  state: Readonly<JsonObject> = deepFreeze({});
+  version = 0;
+  /** The state is known to match the hub's at `version`. */
+  synced = false;
+  /** Welcomes after the first. */
+  reconnects = 0;
+  /** The broadcasts delivered, oldest first (at most feedLimit). */
+  feed: Frame[] = [];
+  readonly feedLimit: number;
+  private welcomed = false; // ever: later connections resume
+  private asked: Position | null = null; // this connection was opened to resume from
+  private ready = false; // `ready` was said on this connection
+  private fetching = false; // a get_session_state is on its way
+  private newestVersion = 0; // the highest version seen in any frame
+
+  constructor(sessionId: string | null = null, { feedLimit = FEED_LIMIT }: { feedLimit?: number } = {}) {
     this.sessionId = sessionId;
-    this.connectionId = null;
-    this.welcome = {};
-    this.seq = 0;
-    this.epoch = null;
-    this.state = deepFreeze({});
-    this.version = 0;
-    this.synced = false; // the state is known to match the hub's at `version`
-    this.reconnects = 0; // welcomes after the first
-    this.feed = [];
     this.feedLimit = feedLimit;
-    this.welcomed = false; // ever: later connections resume
-    this.asked = null; // this connection was opened to resume from {lastSeq, epoch}
-    this.ready = false; // `ready` was said on this connection
-    this.fetching = false; // a get_session_state is on its way
-    this.newestVersion = 0; // the highest version seen in any frame
   }
 
   // ---- the connection ----
 
-  // A connection is being opened: the position to resume from, or null to join afresh.
-  connecting() {
+  /** A connection is being opened: the position to resume from, or null to join afresh. */
+  connecting(): Position | null {
     this.phase = Phase.JOINING;
     this.ready = false;
-    this.asked = this.welcomed && this.epoch !== null
-      ? { lastSeq: this.seq, epoch: this.epoch } : null;
+    this.asked = this.welcomed && this.epoch !== null ? { lastSeq: this.seq, epoch: this.epoch } : null;
     return this.asked;
   }
 
-  dropped() {
+  dropped(): void {
     if (this.phase !== Phase.CLOSED) this.phase = Phase.CONNECTING;
     this.ready = false;
     this.fetching = false;
   }
 
-  close() {
+  close(): void {
     this.phase = Phase.CLOSED;
     this.ready = false;
     this.fetching = false;
   }
 
-  // The get_session_state asked by fetch_state was refused: the next reason asks again.
-  fetchFailed() {
+  /** The get_session_state asked by fetch_state was refused: the next reason asks again. */
+  fetchFailed(): void {
     this.fetching = false;
   }
 
   // ---- frames ----
 
-  receive(frame) {
+  receive(frame: Frame): Action[] {
     const seq = sequenceOf(frame);
     if (seq !== null) return this.broadcast(frame, seq);
-    let follow = [];
+    let follow: Action[] = [];
     switch (frame.type) {
       case 'session_joined':
         follow = this.joined(frame);
@@ -116,7 +144,7 @@ export class SessionMirror {
     return [deliver(frame), ...follow];
   }
 
-  broadcast(frame, seq) {
+  private broadcast(frame: Frame, seq: number): Action[] {
     if (seq <= this.seq) return []; // a duplicate: a replay overlapping what was seen
     if (seq > this.seq + 1) return this.gap();
     this.seq = seq;
@@ -127,18 +155,18 @@ export class SessionMirror {
   }
 
   // Missed broadcasts: drop this one and ask, once, for the ones in between.
-  gap() {
+  private gap(): Action[] {
     if (this.phase === Phase.REPLAYING) return []; // the replay brings it in order
     this.phase = Phase.REPLAYING;
     return [{ action: 'request_replay', lastSeq: this.seq, epoch: this.epoch }];
   }
 
-  patch(frame) {
+  private patch(frame: Frame): Action[] {
     const { version, patch } = frame;
     if (!isInt(version)) return [];
     this.newestVersion = Math.max(this.newestVersion, version);
     if (version === this.version + 1 && isPlainObject(patch)) {
-      this.state = deepFreeze(mergePatch(this.state, patch));
+      this.state = deepFreeze(mergePatch(this.state, patch) as JsonObject);
       this.version = version;
       return [];
     }
@@ -146,7 +174,7 @@ export class SessionMirror {
     return []; // older: in the state already
   }
 
-  joined(frame) {
+  private joined(frame: Frame): Action[] {
     const sid = frame.session_id;
     const fresh = this.asked === null || Boolean(frame.created) || sid !== this.sessionId;
     if (fresh && this.welcomed) {
@@ -171,11 +199,11 @@ export class SessionMirror {
     return [...(behind ? this.fetch() : []), ...this.becameReady()];
   }
 
-  snapshot(frame) {
+  private snapshot(frame: Frame): Action[] {
     const { state, version } = frame;
     if (!isPlainObject(state) || !isInt(version)) return [];
     if (version >= this.version) {
-      this.state = deepFreeze(state);
+      this.state = deepFreeze(state as JsonObject);
       this.version = version;
     }
     this.newestVersion = Math.max(this.newestVersion, version);
@@ -185,11 +213,11 @@ export class SessionMirror {
     return [...follow, ...this.becameReady()];
   }
 
-  resync(frame) {
+  private resync(frame: Frame): Action[] {
     if (isInt(frame.seq)) this.seq = frame.seq;
     if (typeof frame.epoch === 'string' && frame.epoch) this.epoch = frame.epoch;
     if (isPlainObject(frame.state) && isInt(frame.version)) {
-      this.state = deepFreeze(frame.state);
+      this.state = deepFreeze(frame.state as JsonObject);
       this.version = frame.version;
       this.newestVersion = Math.max(this.newestVersion, frame.version);
       this.synced = true;
@@ -198,13 +226,13 @@ export class SessionMirror {
     return [{ action: 'resynced', seq: this.seq, epoch: this.epoch }, ...this.becameReady()];
   }
 
-  fetch() {
+  private fetch(): Action[] {
     if (this.fetching) return [];
     this.fetching = true;
     return [FETCH];
   }
 
-  becameReady() {
+  private becameReady(): Action[] {
     const welcomed = this.phase === Phase.LIVE || this.phase === Phase.REPLAYING;
     if (this.ready || !this.synced || !welcomed) return [];
     this.ready = true;
@@ -212,8 +240,8 @@ export class SessionMirror {
   }
 }
 
-// An action as the shared fixtures write it: ["deliver", type, seq], ...
-export function describe(action) {
+/** An action as the shared fixtures write it: ["deliver", type, seq], ... */
+export function describe(action: Action): unknown[] {
   switch (action.action) {
     case 'deliver':
       return ['deliver', action.frame.type, action.seq];

@@ -1,0 +1,71 @@
+"""``npm pack`` of the JavaScript packages, installed into an empty folder as an adopter
+would, and a Node program using ``@companion-ws/client`` against a live hub
+(tests/integration/consumer/consumer.mjs): connect, state, a version conflict, a tool
+call, a forced disconnect resumed without a gap, and a refresh (docs/client.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.hub import SECRET, HubProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ROOT / "packages"
+CONSUMER = Path(__file__).resolve().parent / "consumer"
+
+pytestmark = pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")
+
+
+def _run(args: list[str], cwd: Path, **kw: object) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload]
+    assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
+    return done  # type: ignore[no-any-return]
+
+
+def _pack(package: Path, into: Path) -> Path:
+    done = _run(["npm", "pack", "--json", "--pack-destination", str(into)], package)
+    info = json.loads(done.stdout)[0]
+    files = {f["path"] for f in info["files"]}
+    assert {"package.json", "README.md", "dist/index.js", "dist/index.d.ts"} <= files, files
+    return into / str(info["filename"])
+
+
+def test_the_packed_client_against_a_live_hub(tmp_path: Path) -> None:
+    tarball = _pack(PACKAGES / "client", tmp_path)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "package.json").write_text('{"name": "consumer", "private": true, "type": "module"}')
+    _run(["npm", "install", "--no-audit", "--no-fund", "--offline", str(tarball)], app)
+    shutil.copy(CONSUMER / "consumer.mjs", app / "consumer.mjs")
+    manifest = json.loads((app / "node_modules/@companion-ws/client/package.json").read_text())
+    assert manifest["version"] == "1.2.0"
+    assert not manifest.get("dependencies"), "no runtime dependency beyond the platform"
+
+    # One database is enough: the client is what is tested. A token of an hour gets its
+    # refresh_required 2 s after the connect.
+    hub = HubProcess(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
+        env={"COMPANION_REFRESH_LEAD": "3598"},
+        log_path=tmp_path / "hub.log",
+    ).start()
+    try:
+        done = _run(
+            ["node", "--experimental-websocket", "consumer.mjs"],
+            app,
+            env={**os.environ, "HUB": hub.ws_url, "SECRET": SECRET},
+            timeout=60,
+        )
+    finally:
+        hub.stop()
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["conflict"] == "version_conflict"
+    assert seen["tool"].startswith("tc-")
+    assert seen["resume"]["reconnects"] == 1
+    assert seen["resume"]["after"] >= seen["resume"]["before"] + 4
+    assert seen["minted"] >= 4  # a connect each, a reconnect, and the refresh
