@@ -60,8 +60,9 @@ log "mypy"
 .venv/bin/mypy companion_ws ui_state tests
 log "the JavaScript packages (npm ci, tsc --strict, their tests)"
 # packages/client (@companion-ws/client): the page imports its build, vendored under
-# static/vendor/companion-client/. npm ci only when the lockfile changed since.
-for pkg in packages/client; do
+# static/vendor/companion-client/; packages/react (@companion-ws/react) uses the client
+# through a file: link, so the client builds first. npm ci only when a lockfile changed.
+for pkg in packages/client packages/react; do
   if [ ! -f "$pkg/node_modules/.package-lock.json" ] \
     || [ "$pkg/package-lock.json" -nt "$pkg/node_modules/.package-lock.json" ]; then
     (cd "$pkg" && npm ci --no-audit --no-fund --silent)

@@ -1,7 +1,8 @@
-"""``npm pack`` of the JavaScript packages, installed into an empty folder as an adopter
-would, and a Node program using ``@companion-ws/client`` against a live hub
-(tests/integration/consumer/consumer.mjs): connect, state, a version conflict, a tool
-call, a forced disconnect resumed without a gap, and a refresh (docs/client.md)."""
+"""``npm pack`` of the JavaScript packages (``packages/client``, ``packages/react``),
+installed into an empty folder as an adopter would, and a Node program using them against
+a live hub (tests/integration/consumer/consumer.mjs): connect, state, a version conflict,
+a tool call, a forced disconnect resumed without a gap, a refresh, and the React hooks
+reading the live client (docs/client.md)."""
 
 from __future__ import annotations
 
@@ -33,15 +34,18 @@ def _pack(package: Path, into: Path) -> Path:
     info = json.loads(done.stdout)[0]
     files = {f["path"] for f in info["files"]}
     assert {"package.json", "README.md", "dist/index.js", "dist/index.d.ts"} <= files, files
+    assert not any(f.startswith(("src/", "test/", "node_modules/")) for f in files), files
     return into / str(info["filename"])
 
 
 def test_the_packed_client_against_a_live_hub(tmp_path: Path) -> None:
-    tarball = _pack(PACKAGES / "client", tmp_path)
+    tarballs = [str(_pack(PACKAGES / name, tmp_path)) for name in ("client", "react")]
     app = tmp_path / "app"
     app.mkdir()
     (app / "package.json").write_text('{"name": "consumer", "private": true, "type": "module"}')
-    _run(["npm", "install", "--no-audit", "--no-fund", "--offline", str(tarball)], app)
+    # React from npm's cache (packages/react's npm ci put it there): a peer dependency.
+    peers = ["react@19.0.0", "react-dom@19.0.0"]
+    _run(["npm", "install", "--no-audit", "--no-fund", "--prefer-offline", *tarballs, *peers], app)
     shutil.copy(CONSUMER / "consumer.mjs", app / "consumer.mjs")
     manifest = json.loads((app / "node_modules/@companion-ws/client/package.json").read_text())
     assert manifest["version"] == "1.2.0"
@@ -69,3 +73,4 @@ def test_the_packed_client_against_a_live_hub(tmp_path: Path) -> None:
     assert seen["resume"]["reconnects"] == 1
     assert seen["resume"]["after"] >= seen["resume"]["before"] + 4
     assert seen["minted"] >= 4  # a connect each, a reconnect, and the refresh
+    assert seen["react"] == "<p>connected true two 2</p>"

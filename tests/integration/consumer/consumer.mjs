@@ -92,6 +92,18 @@ seen.resume = { before, after: a.seq, reconnects: a.reconnects };
 // refresh_required (the hub runs with a long COMPANION_REFRESH_LEAD): a fresh token
 await refreshed;
 seen.minted = minted;
+
+// @companion-ws/react from its tarball: the hooks read the live client (server rendering
+// reads the same snapshots as the browser's first render).
+const { createElement: h } = await import('react');
+const { renderToString } = await import('react-dom/server');
+const { CompanionProvider, useCompanionSession, usePresence, useSessionState } = await import('@companion-ws/react');
+function Probe() {
+  const { status, sessionId } = useCompanionSession();
+  const step = useSessionState((s) => s.step);
+  return h('p', null, `${status} ${sessionId === a.sessionId} ${step} ${usePresence().length}`);
+}
+seen.react = renderToString(h(CompanionProvider, { client: a, autoStart: false }, h(Probe)));
 await a.close();
 await b.close();
 console.log(JSON.stringify(seen));
