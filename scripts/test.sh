@@ -69,6 +69,12 @@ for pkg in packages/client packages/react; do
   fi
   (cd "$pkg" && npm test --silent)
 done
+log "examples/react-companion (npm ci && npm run build; tests/e2e/test_react_example.py runs it)"
+if [ ! -f examples/react-companion/node_modules/.package-lock.json ] \
+  || [ examples/react-companion/package-lock.json -nt examples/react-companion/node_modules/.package-lock.json ]; then
+  (cd examples/react-companion && npm ci --no-audit --no-fund --silent)
+fi
+(cd examples/react-companion && npm run build --silent >/dev/null)
 log "node --test (the page's modules, on the vendored client)"
 node --test tests/js/
 log "pytest"
