@@ -204,3 +204,18 @@ test('full jitter: anywhere from 0 to the capped exponential', () => {
   assert.equal(backoffDelay(1, 300, 10000, () => 1), 600);
   assert.equal(backoffDelay(10, 300, 10000, () => 1), 10000);
 });
+
+test('reconnect() on an open connection drops it like any other and resumes', async () => {
+  const { hub, sock } = await started();
+  sock.serve({ type: 'contextual_update', seq: 1, session_id: 's1', text: 'one', data: null, sender: 'c2', timestamp: T });
+  const sent = hub.contextualUpdate('in flight');
+  hub.reconnect();
+  await assert.rejects(sent, ConnectionLost);
+  await tick();
+  const again = FakeSocket.all.at(-1);
+  assert.notEqual(again, sock);
+  assert.equal(sock.readyState, 3);
+  assert.equal(again.url.searchParams.get('last_seq'), '1');
+  assert.equal(hub.phase, 'joining');
+  await hub.close();
+});

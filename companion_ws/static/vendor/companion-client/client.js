@@ -160,8 +160,15 @@ export class CompanionClient {
         const sock = this.ws;
         this.ws = null;
         if (sock) {
+            // The open connection is dropped like any other: requests sent on it fail, the
+            // mirror resumes from where it was on the next one.
             sock.onclose = null;
             this.dropped(sock, 1000);
+            this.stopTimers();
+            this.welcomed = false;
+            this.mirror.dropped();
+            this.fetchRequestId = null;
+            this.pending.dropped(new ConnectionLost());
         }
         this.watchWindow(true);
         void this.open();
