@@ -8,7 +8,9 @@ which frames are broadcast or which close codes end a connection:
 - ``packages/client/src/protocol.ts``: the same types and rule as a TypeScript module
   of ``@companion-ws/client`` (``BROADCAST_TYPES``, ``DIRECT_TYPES``, ``CLOSE_NAMES``,
   ``RECONNECT`` and ``shouldReconnect(code)``, the same ranges as the Python), which
-  the page imports through the package's vendored build (``static/vendor/companion-client``).
+  the page imports through the package's vendored build (``static/vendor/companion-client``);
+- ``packages/client/src/frames.ts``: every frame as a TypeScript interface
+  (:mod:`~companion_ws.protocol.export_ts`).
 
     python -m companion_ws.protocol.export            # rewrite both files
     python -m companion_ws.protocol.export --check    # exit 1 when either is stale
@@ -30,6 +32,7 @@ from companion_ws.protocol.closecodes import (
     Close,
     should_reconnect,
 )
+from companion_ws.protocol.export_ts import render_frames_ts
 from companion_ws.protocol.frames import BROADCAST_TYPES, DIRECT_TYPES, ServerFrame
 from companion_ws.protocol.messages import ClientMessage
 
@@ -128,8 +131,15 @@ export function shouldReconnect(code: number | null | undefined): boolean {{
     return text.encode()
 
 
+TARGET_TS_FRAMES = TARGET_JS.parent / "frames.ts"
+
+
+def render_frames() -> bytes:
+    return render_frames_ts(document())
+
+
 #: Every generated file and how to render it.
-TARGETS = {TARGET: render, TARGET_JS: render_js}
+TARGETS = {TARGET: render, TARGET_JS: render_js, TARGET_TS_FRAMES: render_frames}
 
 
 def main(argv: list[str] | None = None) -> int:

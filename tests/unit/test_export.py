@@ -41,3 +41,19 @@ def test_the_js_module_carries_the_rule() -> None:
     for code, reconnect in export.document()["close_codes"]["reconnect"].items():
         assert f'"{code}": {"true" if should_reconnect(int(code)) else "false"},' in text
         assert reconnect == should_reconnect(int(code))
+
+
+def test_the_frames_are_typescript_types() -> None:
+    """Every frame as an interface: a server frame ``<Name>Frame`` (a broadcast one with
+    its ``seq``), a client one ``<Name>Message``, and the unions of both."""
+    text = export.render_frames().decode()
+    assert "export interface SessionStateUpdatedFrame {\n" in text
+    updated = text.split("export interface SessionStateUpdatedFrame {")[1].split("}")[0]
+    assert "  seq: number;" in updated
+    assert "  version: number;" in updated
+    assert "  sender?: string | null;" in updated
+    welcome = text.split("export interface SessionJoinedFrame {")[1].split("}")[0]
+    assert "seq: number;" not in welcome.split("\n")[1]  # direct: no seq of its own added
+    assert "export interface UpdateSessionStateMessage {" in text
+    assert "  expected_version?: number | null;" in text
+    assert "  | ClientToolResultFrame\n" in text and "  | PingMessage\n" in text

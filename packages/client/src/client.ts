@@ -25,6 +25,7 @@ import type { TokenSource } from './address.js';
 import { addFrames, CONVERSATION_TYPES, emptyConversation } from './conversation.js';
 import type { Conversation } from './conversation.js';
 import { ClientClosed, ConnectionLost } from './errors.js';
+import type { ServerFrameOf } from './frames.js';
 import type { JsonObject } from './merge-patch.js';
 import { Phase, SessionMirror } from './mirror.js';
 import type { Frame } from './mirror.js';
@@ -303,26 +304,31 @@ export class CompanionClient {
   }
 
   /** Merge-patch the session state; the session_state_updated echo. */
-  updateState(patch: JsonObject, options: RequestOptions & { expectedVersion?: number } = {}): Promise<Frame> {
+  updateState(
+    patch: JsonObject, options: RequestOptions & { expectedVersion?: number } = {},
+  ): Promise<ServerFrameOf<'session_state_updated'>> {
     const frame: Frame = { type: 'update_session_state', patch };
     if (options.expectedVersion !== undefined) frame.expected_version = options.expectedVersion;
-    return this.request(frame, options);
+    return this.request(frame, options) as Promise<never>;
   }
 
   /** Broadcast a contextual_update; the echo (it carries the seq). */
-  contextualUpdate(text: string, data: unknown = null, options: RequestOptions = {}): Promise<Frame> {
-    return this.request({ type: 'contextual_update', text, data }, options);
+  contextualUpdate(text: string, data: unknown = null, options: RequestOptions = {}): Promise<ServerFrameOf<'contextual_update'>> {
+    return this.request({ type: 'contextual_update', text, data }, options) as Promise<never>;
   }
 
   /** Run a registered tool; the client_tool_result frame. */
-  callTool(toolName: string, toolCallId: string, parameters: JsonObject, options: RequestOptions = {}): Promise<Frame> {
+  callTool(
+    toolName: string, toolCallId: string, parameters: JsonObject, options: RequestOptions = {},
+  ): Promise<ServerFrameOf<'client_tool_result'>> {
     const call = { tool_name: toolName, tool_call_id: toolCallId, parameters };
-    return this.ask({ type: 'client_tool_call', client_tool_call: call }, (f) => f.type === 'client_tool_result', options);
+    const isResult = (f: Frame): boolean => f.type === 'client_tool_result';
+    return this.ask({ type: 'client_tool_call', client_tool_call: call }, isResult, options) as Promise<never>;
   }
 
   /** Read the whole state again (get_session_state); the mirror applies the reply. */
-  fetchState(options: RequestOptions = {}): Promise<Frame> {
-    return this.request({ type: 'get_session_state' }, options);
+  fetchState(options: RequestOptions = {}): Promise<ServerFrameOf<'session_state'>> {
+    return this.request({ type: 'get_session_state' }, options) as Promise<never>;
   }
 
   private ask(frame: Frame, want: Want | null, options: RequestOptions): Promise<Frame> {

@@ -21,6 +21,7 @@ export type { TokenSource } from './address.js';
 export { Retry, backoffDelay } from './retry.js';
 export { deepFreeze, isPlainObject, mergePatch } from './merge-patch.js';
 export type { Json, JsonObject } from './merge-patch.js';
+export type * from './frames.js';
 export { BROADCAST_TYPES, CLOSE_NAMES, DIRECT_TYPES, RECONNECT, shouldReconnect } from './protocol.js';
 export type { BroadcastType, DirectType } from './protocol.js';
 

@@ -224,7 +224,8 @@ export class CompanionClient {
     /** Run a registered tool; the client_tool_result frame. */
     callTool(toolName, toolCallId, parameters, options = {}) {
         const call = { tool_name: toolName, tool_call_id: toolCallId, parameters };
-        return this.ask({ type: 'client_tool_call', client_tool_call: call }, (f) => f.type === 'client_tool_result', options);
+        const isResult = (f) => f.type === 'client_tool_result';
+        return this.ask({ type: 'client_tool_call', client_tool_call: call }, isResult, options);
     }
     /** Read the whole state again (get_session_state); the mirror applies the reply. */
     fetchState(options = {}) {
