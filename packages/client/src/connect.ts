@@ -79,9 +79,7 @@ export function connect(options: ConnectOptions): Controller {
     client,
     send: (frame: Frame) => client.send(frame),
     updateState(patch: JsonObject, { expectedVersion }: { expectedVersion?: number } = {}) {
-      const frame: Frame = { type: 'update_session_state', patch };
-      if (expectedVersion !== undefined) frame.expected_version = expectedVersion;
-      return client.send(frame);
+      return client.send(client.updateFrame(patch, expectedVersion));
     },
     refresh: () => client.send({ type: 'get_session_state' }),
     reconnect: () => client.reconnect(),

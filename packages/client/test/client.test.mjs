@@ -219,3 +219,22 @@ test('reconnect() on an open connection drops it like any other and resumes', as
   assert.equal(hub.phase, 'joining');
   await hub.close();
 });
+
+test('an update asked for offline carries the version last seen, as the Python client\'s does', async () => {
+  const { hub, sock } = await started();
+  const online = hub.updateState({ x: 1 });
+  assert.equal(sock.last('update_session_state').expected_version, undefined); // online: as asked
+  sock.shut(1006);
+  await assert.rejects(online, ConnectionLost);
+  const queued = hub.updateState({ picked: 'x' });
+  await tick();
+  const again = FakeSocket.all.at(-1);
+  again.serve(welcome({ created: false, resumed: true, connection_id: 'c2' }));
+  const sent = again.last('update_session_state');
+  assert.equal(sent.expected_version, 1);
+  again.serve({
+    type: 'error', session_id: 's1', code: 'version_conflict', message: 'at 2', requestId: sent.requestId, timestamp: T,
+  });
+  await assert.rejects(queued, (e) => e instanceof ClientError && e.code === 'version_conflict');
+  await hub.close();
+});

@@ -16,9 +16,10 @@
 // (conversation.ts) and tracks presence (presence.ts), as the hub's page shows them.
 //
 // Frames sent while offline wait in a bounded queue and go out after the next welcome,
-// in order. A queued update carrying `expectedVersion` is checked by the hub against the
-// state as it is then: when another change came first, it is not applied and its
-// promise rejects with ClientError code `version_conflict`.
+// in order. An update asked for offline carries the version last seen (unless it names
+// its own `expectedVersion`); the hub checks it against the state as it is then: when
+// another change came first, it is not applied and its promise rejects with
+// ClientError code `version_conflict`.
 import { connectUrl, currentToken, handshake, renewalToken, wsBase } from './address.js';
 import { addFrames, CONVERSATION_TYPES, emptyConversation } from './conversation.js';
 import { ClientClosed, ConnectionLost } from './errors.js';
@@ -212,10 +213,18 @@ export class CompanionClient {
     }
     /** Merge-patch the session state; the session_state_updated echo. */
     updateState(patch, options = {}) {
+        return this.request(this.updateFrame(patch, options.expectedVersion), options);
+    }
+    /** @internal The update_session_state frame. Asked for while offline, it is a decision
+     * made on the state last seen: unless `expectedVersion` is given it carries that
+     * state's version, so the hub applies it only if nothing changed meanwhile (else
+     * ClientError version_conflict), as the Python client does. */
+    updateFrame(patch, expectedVersion) {
         const frame = { type: 'update_session_state', patch };
-        if (options.expectedVersion !== undefined)
-            frame.expected_version = options.expectedVersion;
-        return this.request(frame, options);
+        const seen = expectedVersion ?? (!this.connected && this.mirror.synced ? this.mirror.version : undefined);
+        if (seen !== undefined)
+            frame.expected_version = seen;
+        return frame;
     }
     /** Broadcast a contextual_update; the echo (it carries the seq). */
     contextualUpdate(text, data = null, options = {}) {

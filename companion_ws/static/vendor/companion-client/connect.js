@@ -34,10 +34,7 @@ export function connect(options) {
         client,
         send: (frame) => client.send(frame),
         updateState(patch, { expectedVersion } = {}) {
-            const frame = { type: 'update_session_state', patch };
-            if (expectedVersion !== undefined)
-                frame.expected_version = expectedVersion;
-            return client.send(frame);
+            return client.send(client.updateFrame(patch, expectedVersion));
         },
         refresh: () => client.send({ type: 'get_session_state' }),
         reconnect: () => client.reconnect(),
