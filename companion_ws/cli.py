@@ -78,7 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     if args.migrate:
         settings = settings.replace(auto_migrate=True)
-    generated = settings.verifying_key is None
+    generated = settings.verifying_key is None and not settings.jwt_jwks_url
     if generated and not args.dev and not devtokens.is_loopback(args.host):
         print(f"companion-ws: {devtokens.refusal(args.host)}", file=sys.stderr)
         return 2
