@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
-from companion_ws import failpoints
+from companion_ws import failpoints, telemetry
 from companion_ws.auth.jwks import JwksKeys
 from companion_ws.auth.keys import KeyConfigError, check_keys
 from companion_ws.auth.tokens import TokenConfig, TokenService
@@ -168,7 +168,7 @@ def create_app(
     app.state.metrics = counters
     # The ASGI entry point: sockets on /ws are served directly, the rest by Starlette,
     # behind the bound on request bodies.
-    http = BodyLimit(app, settings.max_body_bytes)
+    http = telemetry.http_door(BodyLimit(app, settings.max_body_bytes))
     server = SocketServer(
         node.admission, node.commands, tokens, counters, settings, fallback=http, drain=node.drain
     )

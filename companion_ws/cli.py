@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from companion_ws import devtokens
+from companion_ws import devtokens, telemetry
 from companion_ws.settings import Settings
 
 
@@ -94,6 +94,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             )
             return 2
         settings = settings.replace(jwt_secret=secret, jwt_algorithm="HS256")
+    if traces := telemetry.configure(os.environ):  # off unless OTEL_* asks for traces
+        print(f"companion-ws: {traces}", file=sys.stderr, flush=True)
     try:
         check_port(args.host, args.port)
         app = create_app(settings)

@@ -11,6 +11,7 @@ from companion_ws.auth.tokens import TokenService
 from companion_ws.grpc.service import SessionsService
 from companion_ws.grpc.v1 import companion_pb2_grpc as pb_grpc
 from companion_ws.hub.node import Node
+from companion_ws.telemetry import TraceInterceptor
 
 __all__ = ["GrpcServer", "KeyInterceptor"]
 
@@ -48,7 +49,9 @@ class GrpcServer:
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> None:
-        server = grpc.aio.server(options=self._options, interceptors=[KeyInterceptor(self._tokens)])
+        server = grpc.aio.server(
+            options=self._options, interceptors=[TraceInterceptor(), KeyInterceptor(self._tokens)]
+        )
         pb_grpc.add_SessionsServicer_to_server(self._service, server)
         if server.add_insecure_port(self._address) == 0:
             raise RuntimeError(f"gRPC could not listen on {self._address}")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from companion_ws import telemetry
 from companion_ws.auth import policy
 from companion_ws.auth.policy import Action
 from companion_ws.auth.tokens import RECONNECT, Principal, TokenService
@@ -87,6 +88,7 @@ class CommandRouter:
         self._metrics.errors.labels(error.code).inc()
         return error_frame(session_id, error, request_id)
 
+    @telemetry.on_frame
     async def handle(self, conn: Connection, msg: m.ClientMessage) -> None:
         """Do what ``msg`` asks; raise the error that answers it."""
         sid = conn.session_id
