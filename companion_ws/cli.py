@@ -318,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     from companion_ws.integrations.cli import register as register_agent
 
     register_agent(sub)
+    from companion_ws.integrations.provision import register as register_provision
+
+    register_provision(sub)
     from companion_ws.client_cli import register as register_connect
 
     register_connect(sub)
