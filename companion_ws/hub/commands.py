@@ -159,6 +159,7 @@ class CommandRouter:
                     raise SessionEnded("this session has ended")
                 await self._directory.end(sid, reason="ended", request_id=rid)
             case m.Refresh(token=token):
+                await self._tokens.ensure_key(token)  # a rotated kid: the JWKS, off the loop
                 conn.principal = self._renewed(conn, token)
                 self._lifetimes.watch(conn)
                 _reply(conn, rid, f.Refreshed, expires_at=int(conn.principal.expires_at * 1000))

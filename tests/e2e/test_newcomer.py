@@ -5,24 +5,45 @@ agent"), a copied address and the printed link opened twice."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import httpx
+import pytest
 from playwright.async_api import expect
 
 from companion_ws.grpc.v1 import companion_pb2 as pb
 from tests.e2e.conftest import Screens
 from tests.support.backends import BusProbe, bearer, stub
-from tests.support.hub import HubFactory, free_port, token
+from tests.support.hub import HubProcess, free_port, token
+
+Start = Callable[[dict[str, str]], HubProcess]
 
 
-async def test_backends_read_as_backend_on_the_page(
-    hub_factory: HubFactory, screens: Screens
-) -> None:
+@pytest.fixture
+def sqlite_hub(tmp_path: Path) -> Iterator[Start]:
+    """A hub on SQLite only: what these tests show does not depend on the database."""
+    started: list[HubProcess] = []
+
+    def start(env: dict[str, str]) -> HubProcess:
+        hub = HubProcess(
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
+            env=env,
+            log_path=tmp_path / "hub.log",
+        )
+        started.append(hub)
+        return hub.start()
+
+    yield start
+    for hub in started:
+        hub.stop()
+
+
+async def test_backends_read_as_backend_on_the_page(sqlite_hub: Start, screens: Screens) -> None:
     probe = await BusProbe("redis").open()
     port = free_port()
     try:
-        hub = hub_factory({**probe.env(), "COMPANION_GRPC_PORT": str(port)}).start()
+        hub = sqlite_hub({**probe.env(), "COMPANION_GRPC_PORT": str(port)})
         page = await screens.open("owner", f"{hub.base_url}/?token={token('newcomer')}")
         sid_el = page.get_by_test_id("session-id")
         await expect(sid_el).not_to_be_empty()
@@ -61,9 +82,9 @@ async def test_backends_read_as_backend_on_the_page(
 
 
 async def test_a_copied_address_says_how_to_get_back_in_and_the_link_twice_is_one_session(
-    hub_factory: HubFactory, screens: Screens
+    sqlite_hub: Start, screens: Screens
 ) -> None:
-    hub = hub_factory().start()
+    hub = sqlite_hub({})
     link = f"{hub.base_url}/?token={token('twice')}"
     first = await screens.open("first", link)
     sid_el = first.get_by_test_id("session-id")

@@ -101,6 +101,19 @@ async def test_a_rotated_key_is_fetched_under_the_running_hub_and_the_old_one_re
     assert provider.fetches == 2
 
 
+async def test_a_refresh_with_a_rotated_key_fetches_it(
+    hub: tuple[InProcessHub, int], provider: Provider
+) -> None:
+    inproc, _ = hub
+    ws = await inproc.connect(provider.token("k1", aud="companion"))
+    await asyncio.sleep(COOLDOWN)
+    provider.publish("k1", "k2")
+    reply = await ws.request({"type": "refresh", "token": provider.token("k2", aud="companion")})
+    assert reply["type"] == "refreshed", reply
+    assert provider.fetches == 2
+    await ws.close()
+
+
 async def test_unknown_kids_refetch_at_most_once_per_cooldown(
     hub: tuple[InProcessHub, int], provider: Provider
 ) -> None:
