@@ -58,40 +58,45 @@ class JwksKeys:
         self._tried_at: float | None = None
         self.fetches = 0  # attempts, for tests and the log
 
-    def cached(self, kid: str) -> jwt.PyJWK | None:
-        """The signing key ``kid`` from a set still within its lifespan; never fetches."""
+    def cached(self, kid: str, *, live: bool = False) -> jwt.PyJWK | None:
+        """The signing key ``kid`` from the last set fetched (``live``: only while within
+        its lifespan); never fetches. A set past its lifespan still verifies until a
+        fetch replaces it, so an identity provider that is down for a while does not
+        lock everyone out; a key it has dropped stops verifying at the next fetch."""
         cache = self._client.jwk_set_cache
-        jwk_set = cache.get() if cache is not None else None
-        if jwk_set is None:
+        held = cache.jwk_set_with_timestamp if cache is not None else None
+        if held is None or (live and cache is not None and cache.is_expired()):
             return None
-        for key in jwk_set.keys:
+        for key in held.get_jwk_set().keys:
             if key.key_id == kid and key.public_key_use in ("sig", None):
                 return key
         return None
 
     def wants_fetch(self, token: str) -> bool:
-        """Whether ``token`` needs the set fetched first: its key is not in a live set, and
-        (when a live set lacks it) the cooldown since the last fetch has passed."""
+        """Whether ``token`` needs the set fetched first: its key is not in a live set
+        (an unknown ``kid``, or the set's lifespan has passed), and the cooldown since
+        the last attempt, successful or not, has passed: one fetch per cooldown at most,
+        whatever the tokens say and whether the provider answers or not."""
         kid = token_kid(token)
-        if kid is None or self.cached(kid) is not None:
+        if kid is None:
             return False
-        cache = self._client.jwk_set_cache
-        live = cache is not None and cache.get() is not None
-        recent = self._tried_at is not None and self._clock() - self._tried_at < self._cooldown
-        return not (live and recent)
+        if self._tried_at is not None and self._clock() - self._tried_at < self._cooldown:
+            return False
+        return self.cached(kid, live=True) is None
 
     async def ensure(self, token: str | None) -> None:
         """Fetch the set in a thread if ``token`` needs it (an unknown ``kid``, rate-limited,
         or an expired set); a failed fetch is logged and the token then refused."""
         if token and self.wants_fetch(token):
+            self._tried_at = self._clock()  # before the thread: a burst starts one fetch
             await asyncio.to_thread(self._fetch, token_kid(token) or "")
 
     async def prefetch(self) -> None:
         """The set at start, so the first connects need no fetch."""
+        self._tried_at = self._clock()
         await asyncio.to_thread(self._fetch, None)
 
     def _fetch(self, kid: str | None) -> None:
-        self._tried_at = self._clock()
         self.fetches += 1
         try:
             if kid is None:

@@ -131,6 +131,30 @@ async def test_unknown_kids_refetch_at_most_once_per_cooldown(
     assert provider.fetches == 3
 
 
+async def test_a_provider_that_is_down_keeps_the_last_set_and_is_asked_once_per_cooldown(
+    tmp_path: Path, provider: Provider
+) -> None:
+    async with inprocess_hub(
+        f"sqlite+aiosqlite:///{tmp_path / 'down.db'}",
+        jwt_secret=None,
+        jwt_algorithm="RS256",
+        jwt_audience="companion",
+        jwt_jwks_url=provider.url,
+        jwt_jwks_cooldown=COOLDOWN,
+        jwt_jwks_lifespan=0.1,
+    ) as inproc:
+        provider.down = True
+        await asyncio.sleep(COOLDOWN)  # the set is past its lifespan, the cooldown passed
+        good = provider.token("k1", aud="companion")
+        codes = await asyncio.gather(*(_close_code(inproc, good) for _ in range(5)))
+        assert codes == [1000] * 5  # the last set fetched still verifies
+        assert provider.fetches == 2  # the start, then one try for the whole burst
+        provider.down = False
+        await asyncio.sleep(COOLDOWN)
+        assert await _close_code(inproc, good) == 1000
+        assert provider.fetches == 3
+
+
 async def test_the_fetch_never_blocks_the_event_loop(
     hub: tuple[InProcessHub, int], provider: Provider
 ) -> None:

@@ -23,6 +23,7 @@ class Provider:
         self.published: list[str] = []
         self.fetches = 0
         self.delay = 0.0  # seconds each answer waits (a slow identity provider)
+        self.down = False  # answer 503 (an identity provider that is down)
         self.url = ""
 
     def add(self, kid: str, *, curve: bool = False) -> None:
@@ -63,6 +64,9 @@ def serve_jwks(provider: Provider) -> Iterator[Provider]:
         def do_GET(self) -> None:
             provider.fetches += 1
             time.sleep(provider.delay)
+            if provider.down:
+                self.send_error(503)
+                return
             body = json.dumps(provider.jwks()).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
