@@ -154,9 +154,10 @@ def traced(
             if carrier is not None:
                 headers = carrier(*args, **kwargs)
                 parent = propagate.extract(headers) if headers else None
-            with tracer.start_as_current_span(name, context=parent, kind=kind) as span:
-                if attrs is not None:
-                    span.set_attributes(_clean(attrs(*args, **kwargs)))
+            first = _clean(attrs(*args, **kwargs)) if attrs is not None else None
+            with tracer.start_as_current_span(
+                name, context=parent, kind=kind, attributes=first
+            ) as span:
                 result = await fn(*args, **kwargs)
                 if after is not None:
                     span.set_attributes(_clean(after(result)))
@@ -282,14 +283,13 @@ def http_door(app: Any) -> Any:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
         headers.pop("authorization", None)
         method, path = scope.get("method", "GET"), scope.get("path", "")
+        attrs = {"http.request.method": method, "url.path": path, SESSION: _session_of(path)}
         with tracer.start_as_current_span(
-            f"HTTP {method}", context=propagate.extract(headers), kind=SpanKind.SERVER
+            f"HTTP {method}",
+            context=propagate.extract(headers),
+            kind=SpanKind.SERVER,
+            attributes=_clean(attrs),
         ) as span:
-            span.set_attributes(
-                _clean(
-                    {"http.request.method": method, "url.path": path, SESSION: _session_of(path)}
-                )
-            )
 
             async def sending(message: Any) -> None:
                 if message["type"] == "http.response.start":
@@ -347,25 +347,10 @@ class TraceInterceptor(grpc.aio.ServerInterceptor):
 def _span(method: str, carrier: Mapping[str, str], session_id: Any) -> Any:
     if _tracer is None:
         return contextlib.nullcontext(trace.INVALID_SPAN)
-    span = _tracer.start_as_current_span(
+    attrs = {"rpc.system": "grpc", "rpc.method": method, SESSION: session_id or None}
+    return _tracer.start_as_current_span(
         f"gRPC {method.rsplit('/', 1)[-1]}",
         context=propagate.extract(carrier),
         kind=SpanKind.SERVER,
+        attributes=_clean(attrs),
     )
-    attrs = {"rpc.system": "grpc", "rpc.method": method, SESSION: session_id or None}
-    return _Started(span, _clean(attrs))
-
-
-class _Started:
-    """A span context manager that sets its attributes on entry."""
-
-    def __init__(self, manager: Any, attrs: Attrs) -> None:
-        self._manager, self._attrs = manager, attrs
-
-    def __enter__(self) -> Any:
-        span = self._manager.__enter__()
-        span.set_attributes(self._attrs)
-        return span
-
-    def __exit__(self, *exc: Any) -> Any:
-        return self._manager.__exit__(*exc)
