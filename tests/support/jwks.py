@@ -3,6 +3,7 @@ a port of its own, rotated under a running hub; it counts the fetches it answers
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -27,11 +28,7 @@ class Provider:
         self.url = ""
 
     def add(self, kid: str, *, curve: bool = False) -> None:
-        self.keys[kid] = (
-            ec.generate_private_key(ec.SECP256R1())
-            if curve
-            else rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        )
+        self.keys[kid] = _private_key(kid, curve)
 
     def publish(self, *kids: str) -> None:
         self.published = list(kids)
@@ -54,6 +51,14 @@ class Provider:
     ) -> str:
         payload = {"sub": sub, "exp": int(time.time()) + 300, **claims}
         return jwt.encode(payload, self.keys[kid], algorithm=algorithm, headers={"kid": kid})
+
+
+@functools.cache
+def _private_key(kid: str, curve: bool) -> Any:
+    """One key per kid for the whole run: RSA keys take a while to make."""
+    if curve:
+        return ec.generate_private_key(ec.SECP256R1())
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @contextmanager
