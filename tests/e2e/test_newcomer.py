@@ -110,4 +110,11 @@ async def test_a_copied_address_says_how_to_get_back_in_and_the_link_twice_is_on
         f"{hub.base_url}/?token=…&session_id={sid}"
     )
     await screens.shot(copied, "newcomer-copied-address")
+
+    # A bookmarked link whose token has expired: who gives a fresh one.
+    with screens.console.expecting("WebSocket|4401|401"):
+        stale = await screens.open("stale", f"{hub.base_url}/?token={token('twice', ttl=-120)}")
+        refusal = stale.get_by_test_id("terminal-message")
+        await expect(refusal).to_have_attribute("data-reason", "unauthorized")
+        await expect(refusal).to_contain_text("or the app that sent you here, for a fresh link")
     screens.console.assert_clean()
