@@ -9,31 +9,30 @@ message's ``traceparent`` field, are the parent of the door's span, and the even
 publishes is processed inside it.
 
 Each door has a one-line hook here: a decorator (:func:`traced`), the HTTP wrapper
-(:func:`http_door`), the gRPC interceptor (:class:`TraceInterceptor`). With tracing off
+(:func:`http_door`), the gRPC interceptor (``companion_ws.grpc.tracing``). With tracing off
 they cost one test of a module global. Only ``opentelemetry-api`` is required; the SDK
 and the OTLP exporter are the ``[otel]`` extra. Metrics stay Prometheus (``/metrics``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-import grpc
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
 __all__ = [
-    "TraceInterceptor",
+    "attributes",
     "configure",
     "enabled",
     "http_door",
     "install",
     "traced",
+    "tracer",
     "wanted",
 ]
 
@@ -51,6 +50,11 @@ Attrs = Mapping[str, Any]
 
 def enabled() -> bool:
     return _tracer is not None
+
+
+def tracer() -> trace.Tracer | None:
+    """The tracer the hooks use; ``None`` while tracing is off."""
+    return _tracer
 
 
 def install(provider: trace.TracerProvider | None) -> None:
@@ -128,7 +132,7 @@ def _exporter(name: str, env: Mapping[str, str]) -> Any:
     return exporter()
 
 
-def _clean(attrs: Attrs) -> dict[str, Any]:
+def attributes(attrs: Attrs) -> dict[str, Any]:
     return {k: v for k, v in attrs.items() if isinstance(v, str | int | float | bool)}
 
 
@@ -154,13 +158,13 @@ def traced(
             if carrier is not None:
                 headers = carrier(*args, **kwargs)
                 parent = propagate.extract(headers) if headers else None
-            first = _clean(attrs(*args, **kwargs)) if attrs is not None else None
+            first = attributes(attrs(*args, **kwargs)) if attrs is not None else None
             with tracer.start_as_current_span(
                 name, context=parent, kind=kind, attributes=first
             ) as span:
                 result = await fn(*args, **kwargs)
                 if after is not None:
-                    span.set_attributes(_clean(after(result)))
+                    span.set_attributes(attributes(after(result)))
                 return result
 
         return inner  # type: ignore[return-value]
@@ -288,7 +292,7 @@ def http_door(app: Any) -> Any:
             f"HTTP {method}",
             context=propagate.extract(headers),
             kind=SpanKind.SERVER,
-            attributes=_clean(attrs),
+            attributes=attributes(attrs),
         ) as span:
 
             async def sending(message: Any) -> None:
@@ -299,58 +303,3 @@ def http_door(app: Any) -> Any:
             await app(scope, receive, sending)
 
     return door
-
-
-# ---------------------------------------------------------------- the gRPC door
-
-
-class TraceInterceptor(grpc.aio.ServerInterceptor):
-    """A server span per unary gRPC call (``Publish``, ``GetState``, ``CallTool``...) and
-    per ``StreamTask``, continuing the call's ``traceparent`` metadata. Streams that
-    only read (``Subscribe``) are not spanned: they live as long as their reader."""
-
-    async def intercept_service(self, continuation: Any, details: Any) -> Any:
-        handler = await continuation(details)
-        if _tracer is None or handler is None:
-            return handler
-        carrier = {
-            str(k).lower(): v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)
-        }
-        carrier.pop("authorization", None)
-        method = str(details.method)
-        if handler.unary_unary is not None:
-            inner = handler.unary_unary
-
-            async def unary(request: Any, context: Any) -> Any:
-                with _span(method, carrier, getattr(request, "session_id", None)) as span:
-                    reply = await inner(request, context)
-                    if isinstance(getattr(reply, "seq", None), int):
-                        span.set_attribute(SEQ, reply.seq)
-                    return reply
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.stream_unary is not None:
-            streamed = handler.stream_unary
-
-            async def stream(requests: Any, context: Any) -> Any:
-                with _span(method, carrier, None):
-                    return await streamed(requests, context)
-
-            return grpc.stream_unary_rpc_method_handler(
-                stream, handler.request_deserializer, handler.response_serializer
-            )
-        return handler
-
-
-def _span(method: str, carrier: Mapping[str, str], session_id: Any) -> Any:
-    if _tracer is None:
-        return contextlib.nullcontext(trace.INVALID_SPAN)
-    attrs = {"rpc.system": "grpc", "rpc.method": method, SESSION: session_id or None}
-    return _tracer.start_as_current_span(
-        f"gRPC {method.rsplit('/', 1)[-1]}",
-        context=propagate.extract(carrier),
-        kind=SpanKind.SERVER,
-        attributes=_clean(attrs),
-    )

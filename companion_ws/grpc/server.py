@@ -9,9 +9,9 @@ import grpc
 
 from companion_ws.auth.tokens import TokenService
 from companion_ws.grpc.service import SessionsService
+from companion_ws.grpc.tracing import TraceInterceptor
 from companion_ws.grpc.v1 import companion_pb2_grpc as pb_grpc
 from companion_ws.hub.node import Node
-from companion_ws.telemetry import TraceInterceptor
 
 __all__ = ["GrpcServer", "KeyInterceptor"]
 
