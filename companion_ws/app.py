@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
-from companion_ws import failpoints
+from companion_ws import failpoints, telemetry
+from companion_ws.auth.jwks import JwksKeys
 from companion_ws.auth.keys import KeyConfigError, check_keys
 from companion_ws.auth.tokens import TokenConfig, TokenService
 from companion_ws.backends import start_backends
@@ -32,6 +33,7 @@ from companion_ws.endpoints.common import (
     http_error_response,
     internal_error_response,
 )
+from companion_ws.endpoints.keygate import with_key_gate
 from companion_ws.endpoints.limits import BodyLimit
 from companion_ws.endpoints.ws import SocketServer
 from companion_ws.hub.node import Node
@@ -49,18 +51,32 @@ def token_service(settings: Settings) -> TokenService:
     """The token service for the settings' keys; :class:`RuntimeError` with a one-line
     reason for a configuration the hub refuses."""
     key = settings.verifying_key
-    if key is None:
+    if key is None and not settings.jwt_jwks_url:
         raise RuntimeError(
-            "no JWT key: set COMPANION_JWT_SECRET (HS256) or COMPANION_JWT_PUBLIC_KEY (RS256/ES256)"
+            "no JWT key: set COMPANION_JWT_SECRET (HS256), COMPANION_JWT_PUBLIC_KEY "
+            "(RS256/ES256) or COMPANION_JWT_JWKS_URL"
         )
     try:
-        check_keys(settings.jwt_secret, settings.jwt_public_key, settings.jwt_algorithm)
+        check_keys(
+            settings.jwt_secret,
+            settings.jwt_public_key,
+            settings.jwt_algorithm,
+            settings.jwt_jwks_url,
+        )
     except KeyConfigError as exc:
         raise RuntimeError(str(exc)) from None
+    jwks = None
+    if settings.jwt_jwks_url:
+        jwks = JwksKeys(
+            settings.jwt_jwks_url,
+            lifespan=settings.jwt_jwks_lifespan,
+            cooldown=settings.jwt_jwks_cooldown,
+        )
     return TokenService(
         TokenConfig(
+            jwks=jwks,
             algorithm=settings.jwt_algorithm,
-            verifying_key=key,
+            verifying_key=key or "",
             signing_key=settings.signing_key,
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
@@ -109,6 +125,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             await store.migrate()
+        if tokens.jwks is not None:
+            await tokens.jwks.prefetch()
         await node.start()
         if not (await node.ready())["broker"]:
             log.warning(
@@ -150,7 +168,8 @@ def create_app(
     app.state.metrics = counters
     # The ASGI entry point: sockets on /ws are served directly, the rest by Starlette,
     # behind the bound on request bodies.
-    http = BodyLimit(app, settings.max_body_bytes)
-    return SocketServer(
+    http = telemetry.http_door(BodyLimit(app, settings.max_body_bytes))
+    server = SocketServer(
         node.admission, node.commands, tokens, counters, settings, fallback=http, drain=node.drain
     )
+    return with_key_gate(server, tokens)

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from companion_ws import devtokens
+from companion_ws import devtokens, telemetry
 from companion_ws.settings import Settings
 
 
@@ -78,7 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     if args.migrate:
         settings = settings.replace(auto_migrate=True)
-    generated = settings.verifying_key is None
+    generated = settings.verifying_key is None and not settings.jwt_jwks_url
     if generated and not args.dev and not devtokens.is_loopback(args.host):
         print(f"companion-ws: {devtokens.refusal(args.host)}", file=sys.stderr)
         return 2
@@ -94,6 +94,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             )
             return 2
         settings = settings.replace(jwt_secret=secret, jwt_algorithm="HS256")
+    if traces := telemetry.configure(os.environ):  # off unless OTEL_* asks for traces
+        print(f"companion-ws: {traces}", file=sys.stderr, flush=True)
     try:
         check_port(args.host, args.port)
         app = create_app(settings)
@@ -316,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     from companion_ws.integrations.cli import register as register_agent
 
     register_agent(sub)
+    from companion_ws.integrations.provision import register as register_provision
+
+    register_provision(sub)
     from companion_ws.client_cli import register as register_connect
 
     register_connect(sub)

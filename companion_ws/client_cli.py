@@ -29,7 +29,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "connect", help="an interactive client: frames out as JSON lines, lines in as frames"
     )
-    parser.add_argument("--url", default="ws://127.0.0.1:8000", help="the hub's base URL")
+    parser.add_argument(
+        "--url", default="ws://127.0.0.1:8000", help="the hub's base URL (default: %(default)s)"
+    )
     parser.add_argument(
         "--token-stdin",
         action="store_true",

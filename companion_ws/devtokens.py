@@ -101,12 +101,13 @@ def write_private(path: Path, text: str) -> None:
 
 def links(base: str, user: str, admin: str) -> list[str]:
     """The lines that carry the tokens: the companion page, the WebSocket, the admin
-    token and a request that uses it."""
+    token, the operator's page (docs/admin.md) and a request that uses the token."""
     ws_base = base.replace("http", "ws", 1)
     return [
         f"  companion UI  {base}/?token={user}",
         f"  WebSocket     {ws_base}/ws?token={user}",
         f"  admin token   {admin}",
+        f"  admin page    {base}/admin?token={admin}",
         f"  try           curl -H 'Authorization: Bearer {admin}' {base}/sessions",
     ]
 

@@ -22,6 +22,11 @@ class Settings:
     jwt_secret: str | None = None
     jwt_public_key: str | None = None
     jwt_algorithm: str = "HS256"
+    # An identity provider's JWKS (Auth0, Cognito, Clerk, Keycloak): keys by kid, cached
+    # jwt_jwks_lifespan seconds; an unknown kid refetches at most every jwt_jwks_cooldown.
+    jwt_jwks_url: str | None = None
+    jwt_jwks_lifespan: float = 300.0
+    jwt_jwks_cooldown: float = 30.0
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
     admin_claim: str = "role"

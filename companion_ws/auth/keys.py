@@ -15,12 +15,27 @@ class KeyConfigError(ValueError):
     """A key configuration the hub refuses to start with."""
 
 
-def check_keys(secret: str | None, public_key: str | None, algorithm: str) -> None:
+def check_keys(
+    secret: str | None, public_key: str | None, algorithm: str, jwks_url: str | None = None
+) -> None:
     """Refuse a short HMAC secret, a public key with an HMAC algorithm, an asymmetric
-    algorithm without a public key, and a secret and a public key at once."""
+    algorithm without a public key, and a secret and a public key at once; a JWKS URL
+    with either, or with an HMAC algorithm."""
     alg = algorithm.strip()
     if alg.lower() == "none":
         raise KeyConfigError("COMPANION_JWT_ALGORITHM=none is never accepted: use HS256 or RS256")
+    if jwks_url and (secret or public_key):
+        raise KeyConfigError(
+            "set COMPANION_JWT_JWKS_URL or COMPANION_JWT_SECRET/COMPANION_JWT_PUBLIC_KEY, not "
+            "both: with a JWKS URL the hub verifies the identity provider's keys only"
+        )
+    if jwks_url and alg in _HMAC:
+        raise KeyConfigError(
+            f"COMPANION_JWT_JWKS_URL is set but COMPANION_JWT_ALGORITHM is {alg}: set it to "
+            "the algorithm your identity provider signs with (RS256, ES256, ...)"
+        )
+    if jwks_url and not jwks_url.startswith(("https://", "http://")):
+        raise KeyConfigError(f"COMPANION_JWT_JWKS_URL must be an https:// URL, not {jwks_url!r}")
     if secret and public_key:
         raise KeyConfigError(
             "set COMPANION_JWT_SECRET or COMPANION_JWT_PUBLIC_KEY, not both: a hub either "

@@ -31,6 +31,7 @@ from typing import Any
 
 import jwt
 
+from companion_ws.auth.jwks import JwksKeys
 from companion_ws.protocol.errors import Unauthorized
 
 JOIN = "join"
@@ -91,6 +92,7 @@ class TokenConfig:
     admin_value: str = "admin"
     service_value: str = "service"
     leeway: float = 10.0  # seconds of clock skew allowed on exp, nbf and iat
+    jwks: JwksKeys | None = None  # an identity provider's keys by kid, instead of verifying_key
 
 
 def _codec(config: TokenConfig) -> jwt.PyJWT:
@@ -143,6 +145,16 @@ class TokenService:
     @property
     def can_mint(self) -> bool:
         return self._config.signing_key is not None
+
+    @property
+    def jwks(self) -> JwksKeys | None:
+        return self._config.jwks
+
+    async def ensure_key(self, token: str | None) -> None:
+        """Before a door verifies ``token``: fetch the JWKS in a thread if the token's key
+        needs it (a no-op without ``COMPANION_JWT_JWKS_URL``)."""
+        if self._config.jwks is not None:
+            await self._config.jwks.ensure(token)
 
     def verify(self, token: str | None) -> Principal:
         """The credential of a door that takes every kind (``/ws``, the HTTP API, gRPC,
@@ -199,10 +211,11 @@ class TokenService:
         """The token's verified claims for ``audience``; :class:`_OtherAudience` when
         the token is signed right but for another audience."""
         cfg = self._config
+        key = cfg.verifying_key if cfg.jwks is None else cfg.jwks.key_for(token)
         try:
             claims: dict[str, Any] = self._jwt.decode(
                 token,
-                cfg.verifying_key,
+                key,
                 algorithms=[cfg.algorithm],
                 audience=audience,
                 issuer=cfg.issuer,

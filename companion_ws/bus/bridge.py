@@ -20,7 +20,7 @@ import contextlib
 import logging
 from typing import Any
 
-from companion_ws import failpoints
+from companion_ws import failpoints, telemetry
 from companion_ws.bus.base import Bus
 from companion_ws.hub.idempotent import MAX_KEY
 from companion_ws.hub.locks import KeyedLock
@@ -96,6 +96,7 @@ class BusBridge:
         failpoints.hit("bus_before_ack")
         return True
 
+    @telemetry.on_bus_message
     async def _apply(self, message: dict[str, Any]) -> None:
         sid = message["session_id"]
         row = await self._node.sessions.get(sid)

@@ -142,7 +142,7 @@ class SessionsService(pb_grpc.SessionsServicer):  # type: ignore[misc]
         patch = _json_object(request.patch_json, "patch_json")
         expected = request.expected_version if request.HasField("expected_version") else None
         doc = await self._node.state.update(
-            request.session_id, patch, expected_version=expected, sender=f"grpc:{who.sub}"
+            request.session_id, patch, expected_version=expected, sender=f"backend:{who.sub}"
         )
         position, _ = await self._node.recovery.snapshot(request.session_id)
         return pb.State(
@@ -174,7 +174,7 @@ class SessionsService(pb_grpc.SessionsServicer):  # type: ignore[misc]
             request.tool_id,
             request.tool_call_id,
             parameters,
-            sender=f"grpc:{who.sub}",
+            sender=f"backend:{who.sub}",
         )
         error = ""
         if outcome.is_error:
@@ -207,7 +207,7 @@ class SessionsService(pb_grpc.SessionsServicer):  # type: ignore[misc]
             raise BadRequest("the first chunk needs task_id and session_id")
         who, _ = await self._session(context, first.session_id, live=True)
         async with self._node.streams.open(who, first.session_id) as ticket:
-            return await self._task(chunks, first, f"grpc:{who.sub}", ticket)
+            return await self._task(chunks, first, f"backend:{who.sub}", ticket)
 
     async def _task(
         self, chunks: AsyncIterator[pb.TaskChunk], first: pb.TaskChunk, sender: str, ticket: Ticket

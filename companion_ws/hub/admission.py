@@ -11,6 +11,7 @@ from typing import Any
 
 from msgspec import UNSET, UnsetType
 
+from companion_ws import telemetry
 from companion_ws.auth.policy import Role
 from companion_ws.auth.tokens import AGENT, RECONNECT, Principal, TokenService
 from companion_ws.broker.base import Broker
@@ -75,6 +76,7 @@ class Admission:
         self._counted: dict[str, str] = {}  # connection id -> the user whose place it holds
         self._count_slow_close = metrics.slow_closes.inc  # one bound method for every outbox
 
+    @telemetry.on_connect
     async def join(
         self,
         principal: Principal,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from companion_ws import telemetry
 from companion_ws.auth import policy
 from companion_ws.auth.policy import Action
 from companion_ws.auth.tokens import RECONNECT, Principal, TokenService
@@ -87,6 +88,7 @@ class CommandRouter:
         self._metrics.errors.labels(error.code).inc()
         return error_frame(session_id, error, request_id)
 
+    @telemetry.on_frame
     async def handle(self, conn: Connection, msg: m.ClientMessage) -> None:
         """Do what ``msg`` asks; raise the error that answers it."""
         sid = conn.session_id
@@ -157,6 +159,7 @@ class CommandRouter:
                     raise SessionEnded("this session has ended")
                 await self._directory.end(sid, reason="ended", request_id=rid)
             case m.Refresh(token=token):
+                await self._tokens.ensure_key(token)  # a rotated kid: the JWKS, off the loop
                 conn.principal = self._renewed(conn, token)
                 self._lifetimes.watch(conn)
                 _reply(conn, rid, f.Refreshed, expires_at=int(conn.principal.expires_at * 1000))

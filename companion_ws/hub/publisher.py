@@ -17,6 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from companion_ws import telemetry
 from companion_ws.broker.base import Broker
 from companion_ws.metrics import Metrics
 from companion_ws.protocol.codec import encode
@@ -73,6 +74,7 @@ class Publisher:
             check_size(body, self.max_event_bytes, kind)
         return Sealed(frame.session_id, kind, body)
 
+    @telemetry.on_publish
     async def publish(self, frame: BroadcastFrame | Sealed, *, bounded: bool = True) -> Event:
         """Broadcast ``frame`` to every client of its session; answers its event."""
         sealed = frame if isinstance(frame, Sealed) else self.seal(frame, bounded=bounded)

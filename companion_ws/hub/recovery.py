@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from companion_ws import telemetry
 from companion_ws.broker.base import Broker
 from companion_ws.hub.connection import Connection
 from companion_ws.hub.locks import KeyedLock
@@ -52,6 +53,7 @@ class Recovery:
             plan_resume(last_seq, epoch, page.position, available=page.available), Replay
         )
 
+    @telemetry.on_resume
     async def resume(
         self, conn: Connection, last_seq: int, epoch: str | None, request_id: str | None = None
     ) -> None:

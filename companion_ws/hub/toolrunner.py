@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from companion_ws import failpoints
+from companion_ws import failpoints, telemetry
 from companion_ws.hub.locks import KeyedLock
 from companion_ws.hub.publisher import Publisher, Sealed
 from companion_ws.hub.state import StateService, changed
@@ -74,6 +74,7 @@ class ToolRunner:
         """Whether a tool of this name is registered."""
         return self._registry.get(tool_name) is not None
 
+    @telemetry.on_tool_call
     async def call(
         self,
         session_id: str,

@@ -70,9 +70,17 @@ export function describeSender(sender, { myConnectionId, myDeviceId, members }) 
     const kind = memberKind(m, { connectionId: myConnectionId, deviceId: myDeviceId });
     return { kind, label: NAMES[kind] };
   }
-  // Events published over HTTP name no connection: "backend:<sub>", "http".
-  if (sender === 'http' || sender.startsWith('backend:')) return { kind: 'backend', label: NAMES.backend };
+  if (isBackendSender(sender)) return { kind: 'backend', label: NAMES.backend };
   return { kind: 'other', label: NAMES.other };
+}
+
+// Events from a backend name no connection (docs/backends.md): gRPC's "backend:<sub>",
+// REST's "<role>:<sub>" ("service:billing") and "http", the bus's "bus". A connection id
+// never has a colon; "elevenlabs:..." is the voice agent's server tools and webhook.
+const BACKEND_PREFIXES = ['backend:', 'service:', 'owner:', 'admin:', 'grpc:'];
+export function isBackendSender(sender) {
+  if (typeof sender !== 'string') return false;
+  return sender === 'http' || sender === 'bus' || BACKEND_PREFIXES.some((p) => sender.startsWith(p));
 }
 
 // ---- what happened ------------------------------------------------------------------

@@ -40,7 +40,7 @@ export function bootstrapAuth(loc = location) {
   if (urlToken) {
     auth = isJoinPath(loc.pathname)
       ? { kind: 'join', token: urlToken, sessionId: null }
-      : { kind: 'owner', token: urlToken, sessionId: urlSession || null };
+      : { kind: 'owner', token: urlToken, sessionId: urlSession || linkSession(urlToken) };
     saveAuth(auth);
   } else if (auth && urlSession && auth.kind === 'owner' && urlSession !== auth.sessionId) {
     auth = { ...auth, sessionId: urlSession };
@@ -60,8 +60,42 @@ export function rememberWelcome(auth, frame) {
     next.token = frame.reconnect_token;
   }
   saveAuth(next);
+  if (next.kind === 'owner') rememberLinkSession(next.token, next.sessionId);
   setAddress(next.sessionId);
   return next;
+}
+
+// A link without a session_id, opened again (a second tab, the printed link once more):
+// the session it opened last time on this browser, not one more empty session. Keyed by
+// the token's user; the hub starts a new session if that one has ended.
+const LINK_SESSION = 'companion.link-session.';
+
+function subOf(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const sub = JSON.parse(atob(part)).sub;
+    return typeof sub === 'string' && sub ? sub : null;
+  } catch {
+    return null;
+  }
+}
+
+function linkSession(token) {
+  const sub = subOf(token);
+  try {
+    return (sub && localStorage.getItem(LINK_SESSION + sub)) || null;
+  } catch {
+    return null;
+  }
+}
+
+function rememberLinkSession(token, sessionId) {
+  const sub = subOf(token);
+  try {
+    if (sub && sessionId) localStorage.setItem(LINK_SESSION + sub, sessionId);
+  } catch {
+    /* storage disabled: each open of the link starts a session, as before */
+  }
 }
 
 // Put the page at "/?session_id=ID" (or "/"), keeping no token in the address bar.

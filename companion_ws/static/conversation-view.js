@@ -9,6 +9,7 @@
 import { h, reconcile, replaceChildren } from './dom.js';
 import { formatFullTime, formatTime, isoTime } from './format.js';
 import { progressStatusText, progressTitle } from './conversation.js';
+import { isBackendSender } from './activity.js';
 import { ICONS, icon } from './view.js';
 
 const SCROLL_KEY = 'companion.chat-scroll';
@@ -16,6 +17,8 @@ const NEAR_BOTTOM = 48; // px: closer than this to the end counts as "at the end
 const PROGRESS_SHOWN = 8; // the newest steps shown before "Show earlier"
 
 const ROLE_NAMES = { user: 'You', agent: 'Voice agent' };
+// A backend's streamed answer (gRPC StreamTask, the bus) is the agent side, not the voice.
+const whoSaid = (m) => (m.role === 'agent' && isBackendSender(m.sender) ? 'Backend' : ROLE_NAMES[m.role]);
 
 export function renderAgentPill(pill, textEl, status) {
   pill.dataset.state = status.kind;
@@ -41,7 +44,7 @@ function fillMessage(node, m) {
   node.dataset.corrected = String(m.corrected);
   replaceChildren(node,
     h('div', { class: 'msg-meta' },
-      h('span', { class: 'msg-who' }, ROLE_NAMES[m.role]),
+      h('span', { class: 'msg-who', 'data-testid': 'message-who' }, whoSaid(m)),
       m.timestamp ? h('time', { datetime: isoTime(m.timestamp), title: formatFullTime(m.timestamp) }, formatTime(m.timestamp, { seconds: false })) : null),
     h('div', { class: 'bubble' },
       h('span', { class: 'msg-text', 'data-testid': 'message-text' }, m.text),
@@ -117,10 +120,10 @@ export function createConversationView(els) {
     peekedSeq = last.updated_seq;
     if (chatInView || first) return; // nothing new to this reader, or the page just opened
     els.peek.replaceChildren(
-      h('span', { class: 'peek-who' }, `${ROLE_NAMES[last.role]}:`),
+      h('span', { class: 'peek-who' }, `${whoSaid(last)}:`),
       h('span', { class: 'peek-text' }, last.text),
       h('span', { class: 'peek-go', 'aria-hidden': 'true' }, '↑'));
-    els.peek.setAttribute('aria-label', `${ROLE_NAMES[last.role]} said: ${last.text}. Show the conversation`);
+    els.peek.setAttribute('aria-label', `${whoSaid(last)} said: ${last.text}. Show the conversation`);
     els.peek.hidden = false;
   }
 

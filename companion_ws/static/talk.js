@@ -56,6 +56,9 @@ const TEXT = {
   dropped: ['Conversation lost', '', 'Start again'],
   error: ['Could not start talking', '', 'Try again'],
   unavailable: ['Talking is not set up', '', null],
+  unset: ['Connect a voice agent', 'No voice agent is set up for this hub yet. Whoever runs it '
+    + 'can make one with “companion-ws elevenlabs provision” and set the lines it prints '
+    + '(docs/elevenlabs.md).', null],
   // Pages that do not hold the conversation: they follow it.
   following: ['Conversation', 'The voice conversation held on another screen shows here live.', null],
 };
@@ -112,9 +115,9 @@ export function createTalk(root, { getToken, isOwner }) {
 
   function draw() {
     const owner = isOwner();
-    const shown = owner ? status : 'following';
+    const shown = !CONFIGURED ? 'unset' : owner ? status : 'following';
     const [title, text, action] = TEXT[shown];
-    root.hidden = !hub || !CONFIGURED; // once the page is in a session, on a hub set up for it
+    root.hidden = !hub; // once the page is in a session
     root.dataset.state = shown;
     root.dataset.agentState = agentState || '';
     ui.title.textContent = title;

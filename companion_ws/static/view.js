@@ -352,13 +352,20 @@ const TERMINAL = {
   no_token: {
     icon: ICONS.link,
     title: 'Open this page from a session link',
-    text: () => [
-      h('span', {}, 'This screen follows a live session with a voice agent, so it needs a link that carries an access token. To get one:'),
-      h('ul', { class: 'howto' },
-        h('li', {}, 'Run ', h('code', {}, 'companion-ws serve'), ' and open the link it prints (',
-          h('code', {}, 'http://127.0.0.1:8000/?token=…'), '), or'),
-        h('li', {}, 'scan the QR code under “Add a device” on a screen that is already in the session.')),
-    ],
+    text: () => {
+      const origin = globalThis.location?.origin || '';
+      const sid = new URLSearchParams(globalThis.location?.search || '').get('session_id');
+      return [
+        h('span', {}, sid
+          ? 'This address names a session but carries no access token: the page takes the token out of the address bar so a copied or bookmarked address never hands out your access. To get back in:'
+          : 'This screen follows a live session with a voice agent, so it needs a link that carries an access token. To get one:'),
+        h('ul', { class: 'howto' },
+          h('li', {}, 'ask the session’s owner, or the app that sent you here, for a fresh link, or'),
+          h('li', {}, 'scan the QR code under “Add a device” on a screen that is already in the session, or'),
+          h('li', {}, 'if you run the hub: open the link ', h('code', {}, 'companion-ws serve'), ' prints (',
+            h('code', { 'data-testid': 'link-hint' }, `${origin}/?token=…${sid ? `&session_id=${sid}` : ''}`), ').')),
+      ];
+    },
   },
   ended: {
     icon: ICONS.ended,
@@ -368,7 +375,7 @@ const TERMINAL = {
   unauthorized: {
     icon: ICONS.lock,
     title: 'Your link has expired or is invalid — ask for a new one',
-    text: 'Run “companion-ws serve” or “companion-ws token” for a fresh link, or scan a new QR code from a screen that is in the session.',
+    text: 'Links stop working when their access token expires. Ask the session’s owner, or the app that sent you here, for a fresh link, or scan a new QR code from a screen that is in the session (“Add a device”). If you run the hub, “companion-ws serve” prints a fresh link and “companion-ws token --sub <you>” mints a token.',
   },
   unauthorized_device: {
     icon: ICONS.lock,

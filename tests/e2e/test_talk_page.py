@@ -353,18 +353,23 @@ async def test_the_page_talks_runs_tools_through_the_hub_and_tells_the_agent_wha
     screens.console.assert_clean()
 
 
-async def test_a_hub_not_set_up_for_talking_shows_no_talk_control(
+async def test_a_hub_not_set_up_for_talking_says_how_to_connect_an_agent(
     hub_factory: HubFactory, screens: Screens
 ) -> None:
-    """Without COMPANION_ELEVENLABS_* the page has no "Talk to the agent" at all (the
-    route answers 503 not_configured: tests/inproc/test_talk.py)."""
+    """Without COMPANION_ELEVENLABS_* the page has no "Talk to the agent" button (the
+    route answers 503 not_configured: tests/inproc/test_talk.py); its card says how to
+    connect a voice agent."""
     hub = hub_factory().start()
     owner = token("quiet")
     page = await screens.open("desktop", f"{hub.base_url}/?token={owner}")
     connected = page.get_by_test_id("connection-status")
     await expect(connected).to_have_attribute("data-status", "connected")
     await expect(page.get_by_test_id("conversation")).to_be_visible()
-    await expect(page.get_by_test_id("talk")).to_be_hidden()
+    await expect(page.get_by_test_id("talk")).to_be_visible()
+    await expect(page.get_by_test_id("talk")).to_have_attribute("data-state", "unset")
+    await expect(page.get_by_test_id("talk-detail")).to_contain_text(
+        "companion-ws elevenlabs provision"
+    )
     await expect(page.get_by_test_id("talk-button")).to_be_hidden()
     await screens.shot(page, "talk-unavailable")
     screens.console.assert_clean()

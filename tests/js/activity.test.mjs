@@ -28,6 +28,12 @@ test('who is who: roles in words, never a raw id', () => {
   assert.deepEqual(describeSender('c-agent', desk), { kind: 'agent', label: 'Voice agent' });
   assert.deepEqual(describeSender('c-desk', phone), { kind: 'owner', label: 'Owner’s screen' });
   assert.equal(describeSender('backend:svc', desk).kind, 'backend');
+  // Every backend door's sender (docs/backends.md) reads "Backend"; the voice agent's
+  // server tools and webhook do not.
+  for (const sender of ['service:backend1', 'bus', 'http', 'owner:alice', 'admin:root', 'grpc:old']) {
+    assert.deepEqual(describeSender(sender, desk), { kind: 'backend', label: 'Backend' }, sender);
+  }
+  assert.notEqual(describeSender('elevenlabs:server-tool', desk).kind, 'backend');
   assert.equal(describeSender(null, desk).kind, 'server');
   assert.equal(describeSender('c-gone', desk).label, 'Another screen');
   for (const m of members.values()) {

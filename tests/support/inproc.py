@@ -256,7 +256,7 @@ class StreamingASGITransport(httpx.AsyncBaseTransport):
 
 def hub_settings(database_url: str, **overrides: Any) -> Settings:
     """The settings the subprocess hubs of the suite run with (tests/support/hub.py)."""
-    return Settings(database_url=database_url).replace(**TEST_SETTINGS, **overrides)
+    return Settings(database_url=database_url).replace(**{**TEST_SETTINGS, **overrides})
 
 
 class Lifespan:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import stat
 from pathlib import Path
@@ -79,3 +80,17 @@ def test_the_development_key_is_kept_private_and_reused(tmp_path: Path) -> None:
     again = devtokens.development_key(path)
     assert again != first and len(again) >= 32
     assert devtokens.key_file("postgresql+asyncpg://db/app").name == "companion-dev-key"
+
+
+def test_the_banner_names_the_admin_page_on_the_hubs_own_address() -> None:
+    lines = devtokens.links("http://127.0.0.1:18000", "USER", "ADMIN")
+    assert "  admin page    http://127.0.0.1:18000/admin?token=ADMIN" in lines
+    assert "  companion UI  http://127.0.0.1:18000/?token=USER" in lines
+
+
+def test_connect_help_names_its_default_url() -> None:
+    from companion_ws.cli import build_parser
+
+    parser = build_parser()
+    actions = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert "(default: ws://127.0.0.1:8000)" in actions.choices["connect"].format_help()
