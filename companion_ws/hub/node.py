@@ -89,6 +89,7 @@ class Node:
             metrics,
             max_state_bytes=settings.max_state_bytes,
             ttl_ms=ttl_ms,
+            refusal=tools.refusal,
         )
         #: Whether a credential is still good, for every door and every stream.
         self.credentials = Credentials(store, grace=settings.refresh_grace)
