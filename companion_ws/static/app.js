@@ -107,6 +107,7 @@ function freshModel() {
     terminal: null,
     pending: null, // {quote, requestId, timer}
     picks: new Map(), // requestId -> quote, for picks not yet answered
+    pickedBy: null, // the connection whose pick is the selected_option now, when known
     restoreScroll: true,
     opened: false, // this page load's scroll positions were put back
     shownStep: null, // the ui.current_step the screen showed last
@@ -276,7 +277,7 @@ function showOutage(status) {
   el.outageTitle.textContent = status === 'offline'
     ? 'This device is offline.'
     : 'The connection to the session was lost. Trying to reconnect…';
-  el.outageText.textContent = `${since}; anything you pick is sent once the connection is back.`;
+  el.outageText.textContent = `${since}; anything you pick is sent once the connection is back, and applied if nobody changed the session meanwhile.`;
 }
 
 function showTerminal(info) {
@@ -475,6 +476,7 @@ function ingest(frames) {
 function onState(state, info) {
   model.state = state;
   if (info.frame?.requestId) model.picks.delete(info.frame.requestId);
+  if (info.patch && 'selected_option' in info.patch) model.pickedBy = info.frame?.sender || null;
   const p = model.pending;
   if (p && (info.patch ? 'selected_option' in info.patch : sameQuote(state.selected_option, p.quote))) {
     clearPending();
@@ -576,10 +578,11 @@ function conflicted(pick, requestId) {
   redrawTask(true);
   const s = model.state || {};
   const mine = quoteName(pick);
+  const where = model.pickedBy && model.pickedBy === hub.connectionId ? 'on this screen' : 'on another screen';
   const now = s.label
     ? `the label was made for ${s.label.carrier} ${s.label.service}`
     : s.selected_option
-      ? `${quoteName(s.selected_option)} was picked on another screen`
+      ? `${quoteName(s.selected_option)} was picked ${where}`
       : 'the rates changed';
   const again = s.label ? 'Ask the agent for new quotes to ship differently.' : 'Pick again if you still want it.';
   notify(`Your pick of ${mine} was not applied: ${now} meanwhile. ${again}`, 20000);
