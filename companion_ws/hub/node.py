@@ -274,6 +274,7 @@ class Node:
             for conn in self._hub.connections(leave.session_id):
                 if conn.id == leave.info.get("connection_id"):
                     log.warning("closing %s: announced gone while this process stalled", conn.id)
+                    conn.announced_gone = True  # its client_left is out: not twice
                     conn.outbox.close(Close.RESTARTING, "presence lost while the hub stalled")
             return
         self._spawn(self.publisher.publish(f.ClientLeft(session_id=leave.session_id, **leave.info)))
