@@ -211,19 +211,10 @@ class CompanionClient:
     async def update_state(
         self, patch: dict[str, Any], *, expected_version: int | None = None
     ) -> Frame:
-        """Merge-patch the session state; the ``session_state_updated`` echo.
-
-        A change asked for while the client is offline waits for the reconnect, as a
-        decision made on the state the client last had: unless ``expected_version`` is
-        given it carries that state's version (``client.version``), so it is applied
-        only if nothing changed meanwhile; otherwise :class:`ClientError`
-        ``version_conflict`` is raised, nothing changes, and the caller decides again on
-        ``client.state`` (docs/protocol.md sections 3 and 10; the page does the same)."""
-        if expected_version is None and not self.connected and self.mirror.synced:
-            expected_version = self.version
+        """Merge-patch the state; the echo (offline: :meth:`SessionMirror.decided_on`)."""
         frame: Frame = {"type": "update_session_state", "patch": patch}
-        if expected_version is not None:
-            frame["expected_version"] = expected_version
+        if (version := self.mirror.decided_on(expected_version)) is not None:
+            frame["expected_version"] = version
         return await self.request(frame)
 
     async def contextual_update(self, text: str, data: Any = None) -> Frame:
