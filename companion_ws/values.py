@@ -62,10 +62,13 @@ class Seed:
 
 @dataclass(frozen=True, slots=True)
 class Leave:
-    """A connection of another (dead) process left the session: its presence expired."""
+    """A connection of another (dead) process left the session: its presence expired.
+    With ``mine``, a connection of this process that another process reaped (and
+    announced gone) while this one stalled: it must be closed."""
 
     session_id: str
     info: dict[str, Any]
+    mine: bool = False
 
 
 def new_epoch() -> str:

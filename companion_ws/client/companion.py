@@ -211,10 +211,10 @@ class CompanionClient:
     async def update_state(
         self, patch: dict[str, Any], *, expected_version: int | None = None
     ) -> Frame:
-        """Merge-patch the session state; the ``session_state_updated`` echo."""
+        """Merge-patch the state; the echo (offline: :meth:`SessionMirror.decided_on`)."""
         frame: Frame = {"type": "update_session_state", "patch": patch}
-        if expected_version is not None:
-            frame["expected_version"] = expected_version
+        if (version := self.mirror.decided_on(expected_version)) is not None:
+            frame["expected_version"] = version
         return await self.request(frame)
 
     async def contextual_update(self, text: str, data: Any = None) -> Frame:

@@ -123,6 +123,19 @@ class SessionMirror:
         self._asked = Position(self.seq, epoch) if self._welcomed and epoch is not None else None
         return self._asked
 
+    def decided_on(self, expected_version: int | None) -> int | None:
+        """The ``expected_version`` a state change asked for now carries: the given one;
+        else, while offline, the version last seen. A change queued offline is a
+        decision made on that state: on reconnect a newer change wins, and this one is
+        refused ``version_conflict`` (docs/protocol.md section 10, as the page does)."""
+        if (
+            expected_version is None
+            and self.synced
+            and self.phase in (Phase.CONNECTING, Phase.JOINING)
+        ):
+            return self.version
+        return expected_version
+
     def dropped(self) -> None:
         """The connection is gone: requests on it will not be answered."""
         if self.phase is not Phase.CLOSED:

@@ -229,7 +229,7 @@ class Admission:
         self._give(self._counted.pop(conn.id, None))
         try:
             await self._broker.presence.remove(sid, conn.id)
-            if not conn.ended:
+            if not conn.ended and not conn.announced_gone:
                 await self._publisher.publish(f.ClientLeft(session_id=sid, **conn.info()))
                 self._eventlog.touch(sid)
         except Exception as exc:  # the broker is down; presence expires by itself

@@ -30,6 +30,7 @@ class Connection:
     epoch: str = ""  # the history ``cursor`` counts in
     bucket: TokenBucket | None = None  # made on the first frame: idle sockets need none
     ended: bool = False  # its session ended: it leaves without a ``client_left``
+    announced_gone: bool = False  # another process announced its ``client_left`` already
     role: Role = Role.OWNER  # docs/protocol.md section 11, fixed by the credential
     device_id: str = ""
     frames_in: int = 0  # frames the client sent (counted by the endpoint)

@@ -89,6 +89,7 @@ class Node:
             metrics,
             max_state_bytes=settings.max_state_bytes,
             ttl_ms=ttl_ms,
+            refusal=tools.refusal,
         )
         #: Whether a credential is still good, for every door and every stream.
         self.credentials = Credentials(store, grace=settings.refresh_grace)
@@ -265,5 +266,15 @@ class Node:
                 conn.outbox.close(Close.FORBIDDEN, revoked.message)
 
     def _on_leave(self, leave: Leave) -> None:
-        """A connection of a process that died: announce it as ``client_left``."""
+        """A connection of a process that died: announce it as ``client_left``. One of
+        this process's own, announced gone by another while this one stalled: close it
+        1012, so its client reconnects and resumes as a new, announced connection
+        (docs/protocol.md section 4, *presence tells the truth*)."""
+        if leave.mine:
+            for conn in self._hub.connections(leave.session_id):
+                if conn.id == leave.info.get("connection_id"):
+                    log.warning("closing %s: announced gone while this process stalled", conn.id)
+                    conn.announced_gone = True  # its client_left is out: not twice
+                    conn.outbox.close(Close.RESTARTING, "presence lost while the hub stalled")
+            return
         self._spawn(self.publisher.publish(f.ClientLeft(session_id=leave.session_id, **leave.info)))

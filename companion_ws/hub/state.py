@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from companion_ws.hub.locks import KeyedLock
@@ -12,7 +13,7 @@ from companion_ws.hub.publisher import Publisher
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import decode_json, encode, now_ms
-from companion_ws.protocol.errors import BadRequest, Internal, NotFound
+from companion_ws.protocol.errors import BadRequest, Internal, NotFound, StateRefused
 from companion_ws.protocol.errors import StateTooLarge as StateTooLargeError
 from companion_ws.protocol.errors import VersionConflict as VersionConflictError
 from companion_ws.store.effects import StateRow, StateWrite, Verdict
@@ -26,6 +27,9 @@ __all__ = ["StateService", "changed"]
 
 CAS_ATTEMPTS = 5
 
+#: The tool packs' rules: why a patch may not be applied to a state, or None.
+Refusal = Callable[[Any, Any], "str | None"]
+
 
 class StateService:
     def __init__(
@@ -37,6 +41,7 @@ class StateService:
         *,
         max_state_bytes: int,
         ttl_ms: int,
+        refusal: Refusal | None = None,
     ) -> None:
         self._store = store
         self._publisher = publisher
@@ -44,6 +49,7 @@ class StateService:
         self._metrics = metrics
         self._max_bytes = max_state_bytes
         self._ttl_ms = ttl_ms
+        self._refusal = refusal
 
     async def load(self, session_id: str) -> StateDoc:
         """The session's state and version as committed."""
@@ -71,6 +77,9 @@ class StateService:
             for _attempt in range(CAS_ATTEMPTS):
                 doc = await self.load(session_id)
                 new = self.reduce(doc, patch, expected_version)
+                reason = self._refusal(doc.state, patch) if self._refusal else None
+                if reason is not None:
+                    raise StateRefused(reason)
                 # Sealed before the commit: a broadcast over the event limit refuses the
                 # change instead of leaving it committed and unannounced.
                 frame = self._publisher.seal(

@@ -108,6 +108,14 @@ class VersionConflict(CompanionError):
     http_status = 409
 
 
+class StateRefused(CompanionError):
+    """A state change the tool pack's rules refuse (a pick after the label is made);
+    the message says why (docs/protocol.md section 10)."""
+
+    code = "state_refused"
+    http_status = 409
+
+
 class SessionMismatch(CompanionError):
     code = "session_mismatch"
     http_status = 409

@@ -106,6 +106,8 @@ function freshModel() {
     rendered: null, // the parts of the state the task card was last drawn from
     terminal: null,
     pending: null, // {quote, requestId, timer}
+    picks: new Map(), // requestId -> quote, for picks not yet answered
+    pickedBy: null, // the connection whose pick is the selected_option now, when known
     restoreScroll: true,
     opened: false, // this page load's scroll positions were put back
     shownStep: null, // the ui.current_step the screen showed last
@@ -275,7 +277,7 @@ function showOutage(status) {
   el.outageTitle.textContent = status === 'offline'
     ? 'This device is offline.'
     : 'The connection to the session was lost. Trying to reconnect…';
-  el.outageText.textContent = `${since}; anything you pick is sent once the connection is back.`;
+  el.outageText.textContent = `${since}; anything you pick is sent once the connection is back, and applied if nobody changed the session meanwhile.`;
 }
 
 function showTerminal(info) {
@@ -426,6 +428,12 @@ function maxSeq() {
 }
 
 function failed(frame) {
+  const pick = model.picks.get(frame.requestId);
+  model.picks.delete(frame.requestId);
+  if (pick && (frame.code === 'version_conflict' || frame.code === 'state_refused')) {
+    conflicted(pick, frame.requestId);
+    return;
+  }
   const p = model.pending;
   if (p && frame.requestId && frame.requestId === p.requestId) {
     clearPending();
@@ -467,6 +475,8 @@ function ingest(frames) {
 
 function onState(state, info) {
   model.state = state;
+  if (info.frame?.requestId) model.picks.delete(info.frame.requestId);
+  if (info.patch && 'selected_option' in info.patch) model.pickedBy = info.frame?.sender || null;
   const p = model.pending;
   if (p && (info.patch ? 'selected_option' in info.patch : sameQuote(state.selected_option, p.quote))) {
     clearPending();
@@ -534,7 +544,16 @@ function choose(quote) {
   const sendNow = () => {
     const p = model.pending;
     if (!p || p.quote !== quote) return;
-    p.requestId = hub.updateState({ selected_option: quote, ui: { current_step: 'selected' } });
+    // The pick carries the version this screen showed when the user tapped: queued
+    // while offline and sent on reconnect, it is applied only if nothing changed
+    // meanwhile; otherwise the hub answers version_conflict and conflicted() shows what
+    // changed (docs/protocol.md section 10).
+    const seen = hub.version;
+    p.requestId = hub.updateState(
+      { selected_option: quote, ui: { current_step: 'selected' } },
+      seen === null ? {} : { expectedVersion: seen },
+    );
+    model.picks.set(p.requestId, quote);
     p.timer = setTimeout(function expire() {
       if (model.pending !== p) return;
       if (hub.status !== 'connected') {
@@ -550,6 +569,27 @@ function choose(quote) {
   // option the user settles on.
   if (keyboard) model.pending.sendTimer = setTimeout(sendNow, 600);
   else sendNow();
+}
+
+// A pick made on an older state (queued while offline, or raced by another screen) was
+// not applied: say what changed meanwhile, and let the user decide again.
+function conflicted(pick, requestId) {
+  if (model.pending?.requestId === requestId) clearPending();
+  redrawTask(true);
+  const s = model.state || {};
+  const mine = quoteName(pick);
+  const where = model.pickedBy && model.pickedBy === hub.connectionId ? 'on this screen' : 'on another screen';
+  const now = s.label
+    ? `the label was made for ${s.label.carrier} ${s.label.service}`
+    : s.selected_option
+      ? `${quoteName(s.selected_option)} was picked ${where}`
+      : 'the rates changed';
+  const again = s.label ? 'Ask the agent for new quotes to ship differently.' : 'Pick again if you still want it.';
+  notify(`Your pick of ${mine} was not applied: ${now} meanwhile. ${again}`, 20000);
+}
+
+function quoteName(q) {
+  return [q?.carrier, q?.service].filter(Boolean).join(' ') || 'that rate';
 }
 
 function clearPending() {

@@ -11,6 +11,14 @@ succeeds; the tool runner puts that change in the same state patch as the tool's
         state: State, from_zip: Zip, to_zip: Zip, weight: Weight
     ) -> ToolOutcome:
         ...
+
+A tool module may also declare *state rules*: a plain function of the current state
+and a merge patch a screen or the agent sends (``update_session_state``, ``PATCH
+.../state``) that answers a reason to refuse it, or None. The shipping pack refuses a
+pick once its label is made: a rule of the pack, not of one page.
+
+    @state_rule
+    def no_pick_after_label(state: State, patch: Any) -> str | None: ...
 """
 
 from __future__ import annotations
@@ -45,6 +53,21 @@ class ToolOutcome:
 
 
 ToolFn = Callable[..., Awaitable[ToolOutcome]]
+RuleFn = Callable[[State, Any], "str | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class StateRule:
+    """A tool pack's rule on state changes from outside its tools: ``check`` answers
+    why ``patch`` may not be applied to ``state``, or None when it may."""
+
+    name: str
+    check: RuleFn
+
+
+def state_rule(fn: RuleFn) -> StateRule:
+    """Make a :class:`StateRule` of ``fn(state, patch) -> reason | None``."""
+    return StateRule(fn.__name__, fn)
 
 
 @dataclass(frozen=True)
@@ -163,11 +186,24 @@ def tool(
 class ToolRegistry:
     def __init__(self) -> None:
         self._tools: dict[str, Tool] = {}
+        self._rules: list[StateRule] = []
 
     def register(self, t: Tool) -> None:
         if t.name in self._tools:
             raise ValueError(f"tool {t.name!r} is registered twice")
         self._tools[t.name] = t
+
+    def add_rule(self, rule: StateRule) -> None:
+        self._rules.append(rule)
+
+    def refusal(self, state: State, patch: Any) -> str | None:
+        """Why the packs' rules refuse ``patch`` on ``state`` (the first that does), or
+        None when every rule lets it through."""
+        for rule in self._rules:
+            reason = rule.check(state, patch)
+            if reason is not None:
+                return reason
+        return None
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
@@ -195,4 +231,7 @@ class ToolRegistry:
                 raise RuntimeError(f"tool module {module_name!r} defines no tools")
             for t in found:
                 registry.register(t)
+            for rule in vars(module).values():
+                if isinstance(rule, StateRule):
+                    registry.add_rule(rule)
         return registry

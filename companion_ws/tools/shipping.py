@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from companion_ws.tools.registry import State, ToolError, ToolOutcome, tool
+from companion_ws.tools.registry import State, ToolError, ToolOutcome, state_rule, tool
 
 Zip = Annotated[str, msgspec.Meta(pattern=r"^\d{5}$", description="5-digit US ZIP code")]
 Weight = Annotated[
@@ -141,4 +141,29 @@ async def create_shipping_label(
         patch={"label": label, "selected_option": quote, "ui": {"current_step": "label"}},
         update_text="label_created",
         update_data={"label": label},
+    )
+
+
+@state_rule
+def no_pick_after_label(state: State, patch: Any) -> str | None:
+    """A rate picked once its label is made (a stale pick queued on an offline phone,
+    say) would leave the shipment selected under another label: refused, unless the
+    change also replaces the label or picks the very rate the label is for."""
+    label = state.get("label")
+    if not isinstance(patch, dict) or "selected_option" not in patch or "label" in patch:
+        return None
+    if not isinstance(label, dict):
+        return None
+    picked = patch["selected_option"]
+    selected = state.get("selected_option")
+    if (
+        isinstance(picked, dict)
+        and isinstance(selected, dict)
+        and picked.get("quote_id") == selected.get("quote_id")
+    ):
+        return None
+    return (
+        f"selected_option: the label for {label.get('carrier')} {label.get('service')} "
+        f"is already made (tracking {label.get('tracking_number')}); the shipment is "
+        "done, so a new pick is refused. Ask the agent for new quotes to ship again"
     )

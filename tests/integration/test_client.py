@@ -443,3 +443,45 @@ async def test_the_client_gives_up_after_max_attempts() -> None:
     assert await drain(frames) == []
     await client.close()
     assert client.closed_code == 1006  # the first reason to stop stands
+
+
+async def test_a_change_queued_offline_is_not_applied_over_a_newer_one(
+    shared_hub: HubProcess,
+) -> None:
+    """The Python client's offline queue (issue 23): a state change asked for while the
+    client is offline carries the version it last saw; another screen's change made
+    meanwhile wins, and the queued one raises ``version_conflict`` on reconnect."""
+    network = asyncio.Event()
+    network.set()
+
+    async def gated_token() -> str:  # the phone's network: reconnects wait for it
+        await network.wait()
+        return token("alice")
+
+    laptop = CompanionClient(shared_hub.ws_url, token=token("alice"))
+    await laptop.start()
+    phone = CompanionClient(
+        shared_hub.ws_url, token=gated_token, session_id=laptop.session_id, backoff_max=0.2
+    )
+    await phone.start()
+    try:
+        await laptop.update_state({"selected_option": None})
+        await eventually(lambda: phone.version == laptop.version)
+        seen = phone.version
+        network.clear()
+        assert phone._ws is not None
+        phone._ws.transport.abort()  # the phone's network drops
+        await eventually(lambda: not phone.connected)
+        queued = asyncio.create_task(phone.update_state({"selected_option": "usps"}))
+        await asyncio.sleep(0.2)
+        await laptop.update_state({"selected_option": "ups"})  # newer, made meanwhile
+        network.set()
+        with pytest.raises(ClientError) as conflict:
+            await queued
+        assert conflict.value.code == "version_conflict"
+        assert conflict.value.frame["version"] == seen + 1
+        await eventually(lambda: phone.version == laptop.version)
+        assert phone.state["selected_option"] == laptop.state["selected_option"] == "ups"
+    finally:
+        await phone.close()
+        await laptop.close()

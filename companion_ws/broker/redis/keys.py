@@ -5,6 +5,7 @@ keeps them on one shard::
     {prefix}:{sid}:stream    stream  id "<seq>-0", fields k (kind), p (payload); capped
     {prefix}:{sid}:presence  hash    connection_id -> info (JSON)
     {prefix}:{sid}:alive     zset    connection_id -> expiry (ms, Redis clock)
+    {prefix}:{sid}:gone      zset    connection_id -> when it was reaped (announced gone)
     {prefix}:{sid}           channel "<seq> <epoch> <kind> <payload>"
 """
 
@@ -22,8 +23,12 @@ class Keys:
         return [self._key(session_id, "meta"), self._key(session_id, "stream")]
 
     def presence(self, session_id: str) -> list[str]:
-        """KEYS of the presence scripts: presence, alive."""
-        return [self._key(session_id, "presence"), self._key(session_id, "alive")]
+        """KEYS of the presence scripts: presence, alive, gone."""
+        return [
+            self._key(session_id, "presence"),
+            self._key(session_id, "alive"),
+            self._key(session_id, "gone"),
+        ]
 
     def channel(self, session_id: str) -> bytes:
         return f"{self.prefix}:{{{session_id}}}".encode()

@@ -6,6 +6,14 @@ that stops (SIGKILL, a lost host) stops renewing: its entries drop out of ``memb
 once they expire, and the next heartbeat of a process with clients in the session reaps
 them, atomically, so each is reported once. The reaper does not announce anything
 itself: it hands each reaped entry to the node as a ``Leave`` fact.
+
+A process that stalls past the TTL (a GC pause, SIGSTOP, a VM migration) finds on its
+next heartbeat that some of its own entries were reaped, i.e. announced gone, by
+another process (the reaper remembers each in the ``gone`` zset). The heartbeat never
+re-adds such an entry silently: each is handed to the node as a ``Leave`` with ``mine=True``,
+and the node closes that connection (docs/protocol.md section 4, *presence tells the
+truth*), so presence and the open connections agree again. An entry missing without
+having been reaped (Redis lost its keys, so nobody announced it gone) is re-added.
 """
 
 from __future__ import annotations
@@ -19,13 +27,14 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from companion_ws.broker.base import LeaveHandler
-from companion_ws.broker.redis.keys import Keys
+from companion_ws.broker.redis.keys import Keys, text
 from companion_ws.broker.redis.scripts import source
 from companion_ws.values import Leave
 
 log = logging.getLogger("companion_ws.broker.redis")
 
 REAP_BATCH = 100
+GONE_MS = 600_000
 
 
 class RedisPresence:
@@ -34,6 +43,9 @@ class RedisPresence:
         self._keys = keys
         self._ttl = ttl
         self._ttl_ms = max(1, int(ttl * 1000))
+        # how long a reaped entry is remembered, for its process to learn it was
+        # announced gone: far longer than any stall a client's keepalive lets pass
+        self._gone_ms = max(3 * self._ttl_ms, GONE_MS)
         self._touch = redis.register_script(source("presence_touch"))
         self._list = redis.register_script(source("presence_list"))
         self._reap = redis.register_script(source("presence_reap"))
@@ -61,10 +73,13 @@ class RedisPresence:
     async def add(self, session_id: str, connection_id: str, info: dict[str, Any]) -> None:
         """Announce a local connection of the session (renewed while this process lives)."""
         text = json.dumps(info, separators=(",", ":"))
-        self._local.setdefault(session_id, {})[connection_id] = text
         await self._touch(
-            keys=self._keys.presence(session_id), args=self._touch_args({connection_id: text})
+            keys=self._keys.presence(session_id),
+            args=self._touch_args({connection_id: text}, add=True),
         )
+        # renewed by the heartbeat only once it is in Redis: a renewal overtaking the
+        # add would find it missing and take it for reaped
+        self._local.setdefault(session_id, {})[connection_id] = text
 
     async def remove(self, session_id: str, connection_id: str) -> None:
         """Withdraw a local connection; removing one that is not there is fine."""
@@ -73,7 +88,7 @@ class RedisPresence:
             members.pop(connection_id, None)
             if not members:
                 del self._local[session_id]
-        presence, alive = self._keys.presence(session_id)
+        presence, alive, _ = self._keys.presence(session_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hdel(presence, connection_id)
             pipe.zrem(alive, connection_id)
@@ -87,31 +102,41 @@ class RedisPresence:
 
     async def renew(self) -> None:
         """One heartbeat: renew this process's entries and reap the expired entries of
-        the sessions it has clients in, handing each to ``on_leave``."""
+        the sessions it has clients in, handing each to ``on_leave``; this process's own
+        entries that another process reaped meanwhile go to ``on_leave`` too, as
+        ``mine``."""
         sessions = [(sid, dict(members)) for sid, members in self._local.items()]
         if not sessions:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for sid, members in sessions:
                 keys = self._keys.presence(sid)
-                await self._touch(keys=keys, args=self._touch_args(members), client=pipe)
-                await self._reap(keys=keys, args=[REAP_BATCH], client=pipe)
+                await self._touch(keys=keys, args=self._touch_args(members, add=False), client=pipe)
+                await self._reap(keys=keys, args=[REAP_BATCH, self._gone_ms], client=pipe)
             results = await pipe.execute()
         for sid, members in sessions:  # left while the renewal was on its way: not back
             for connection_id in members:
                 if connection_id not in self._local.get(sid, {}):
                     await self.remove(sid, connection_id)
+        leaves: list[Leave] = []
+        for (sid, members), lost, dead in zip(sessions, results[0::2], results[1::2], strict=True):
+            for raw in lost:
+                connection_id = text(raw)
+                if connection_id in self._local.get(sid, {}):  # still open here
+                    del self._local[sid][connection_id]
+                    if not self._local[sid]:
+                        del self._local[sid]
+                    leaves.append(Leave(sid, json.loads(members[connection_id]), mine=True))
+            leaves += [Leave(sid, json.loads(row)) for row in dead]
         assert self._on_leave is not None, "presence not started"
-        for (sid, _), dead in zip(sessions, results[1::2], strict=True):
-            for row in dead:
-                leave = Leave(sid, json.loads(row))
-                try:
-                    self._on_leave(leave)
-                except Exception:
-                    log.exception("the leave handler failed on %s", leave)
+        for leave in leaves:
+            try:
+                self._on_leave(leave)
+            except Exception:
+                log.exception("the leave handler failed on %s", leave)
 
-    def _touch_args(self, members: dict[str, str]) -> list[Any]:
-        args: list[Any] = [self._ttl_ms, self._ttl_ms * 3]
+    def _touch_args(self, members: dict[str, str], *, add: bool) -> list[Any]:
+        args: list[Any] = [self._ttl_ms, self._ttl_ms * 3, "1" if add else "0"]
         for connection_id, info in members.items():
             args += [connection_id, info]
         return args
@@ -131,7 +156,7 @@ class RedisPresence:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for sid, members in self._local.items():
-                presence, alive = self._keys.presence(sid)
+                presence, alive, _ = self._keys.presence(sid)
                 pipe.hdel(presence, *members)
                 pipe.zrem(alive, *members)
             await pipe.execute()
