@@ -3,20 +3,21 @@ session's owner and what the connection calls itself in; a role and its rights o
 
 One table, asked by every adapter (the socket, the HTTP API, the webhooks, the bridge):
 
-    role       read  write  converse  end  invite  devices  talk
-    owner       x     x       x        x     x       x       x
-    agent       x     x       x
-    companion   x     x
+    role       read  write  converse  end  invite  devices  talk  voice  steer
+    owner       x     x       x        x     x       x       x     x      x
+    agent       x     x       x                                    x
+    companion   x     x                                            x      x
     observer    x
-    service     x     x       x                                  (in any session)
-    admin       x     x       x        x     x       x       x   (in any session)
+    service     x     x       x                                                (in any session)
+    admin       x     x       x        x     x       x       x     x      x    (in any session)
 
 *read*: the welcome, replays, state, history, presence, ping; *write*:
 ``contextual_update``, ``update_session_state``, ``client_tool_call``; *converse*: the
 agent's frames of section 13; *end*: end the session; *invite*: mint join tokens;
 *devices*: list and revoke joined devices; *talk*: start a voice conversation from the
 page (a signed ElevenLabs URL, docs/protocol.md section 14), which spends the owner's
-ElevenLabs account.
+ElevenLabs account; *voice*: take and release the voice floor (section 17); *steer*:
+``agent_control`` on the holder's conversation (interrupt, mute, unmute, end).
 
 The credential fixes the role, and a credential the hub issued for one session caps
 what it does off the socket (:data:`OFF_SOCKET`):
@@ -70,13 +71,15 @@ class Action(StrEnum):
     INVITE = "invite"
     DEVICES = "devices"
     TALK = "talk"
+    VOICE = "voice"
+    STEER = "steer"
 
 
 _ALL = frozenset(Action)
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.OWNER: _ALL,
-    Role.AGENT: frozenset({Action.READ, Action.WRITE, Action.CONVERSE}),
-    Role.COMPANION: frozenset({Action.READ, Action.WRITE}),
+    Role.AGENT: frozenset({Action.READ, Action.WRITE, Action.CONVERSE, Action.VOICE}),
+    Role.COMPANION: frozenset({Action.READ, Action.WRITE, Action.VOICE, Action.STEER}),
     Role.OBSERVER: frozenset({Action.READ}),
     Role.SERVICE: frozenset({Action.READ, Action.WRITE, Action.CONVERSE}),
     Role.ADMIN: _ALL,
@@ -91,6 +94,8 @@ _DOING: dict[Action, str] = {
     Action.INVITE: "invite devices",
     Action.DEVICES: "manage devices",
     Action.TALK: "start a voice conversation",
+    Action.VOICE: "take the voice conversation",
+    Action.STEER: "steer the voice conversation",
 }
 
 #: The most a credential the hub issued for one session may do off the socket (the

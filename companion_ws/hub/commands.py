@@ -18,6 +18,7 @@ from companion_ws.hub.publisher import Publisher
 from companion_ws.hub.recovery import Recovery
 from companion_ws.hub.state import StateService
 from companion_ws.hub.toolrunner import ToolRunner
+from companion_ws.hub.voice import VoiceFloor
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
 from companion_ws.protocol import messages as m
@@ -54,6 +55,9 @@ ACTIONS: dict[type[m.ClientMessage], Action] = {
     m.Transcript: Action.CONVERSE,
     m.AgentState: Action.CONVERSE,
     m.Step: Action.CONVERSE,
+    m.TakeVoice: Action.VOICE,
+    m.ReleaseVoice: Action.VOICE,
+    m.AgentControl: Action.STEER,
 }
 
 
@@ -70,6 +74,7 @@ class CommandRouter:
         metrics: Metrics,
         tokens: TokenService,
         lifetimes: Lifetimes,
+        voice: VoiceFloor,
     ) -> None:
         self._directory = directory
         self._state = state
@@ -81,6 +86,7 @@ class CommandRouter:
         self._metrics = metrics
         self._tokens = tokens
         self._lifetimes = lifetimes
+        self._voice = voice
 
     def error(self, session_id: str, error: CompanionError, request_id: str | None) -> str:
         """:func:`error_frame`, counted."""
@@ -156,6 +162,12 @@ class CommandRouter:
                 if await self._directory.get_live(sid) is None:
                     raise SessionEnded("this session has ended")
                 await self._directory.end(sid, reason="ended", request_id=rid)
+            case m.TakeVoice():
+                await self._voice.take(conn, rid)
+            case m.ReleaseVoice():
+                await self._voice.release(conn, rid)
+            case m.AgentControl(action=action):
+                await self._voice.control(conn, action, rid)
             case m.Refresh(token=token):
                 conn.principal = self._renewed(conn, token)
                 self._lifetimes.watch(conn)

@@ -4,6 +4,7 @@
 
 // Frames with a place in the session's order: they carry `seq`.
 export const BROADCAST_TYPES = new Set([
+  "agent_control",
   "agent_state",
   "client_joined",
   "client_left",
@@ -15,6 +16,7 @@ export const BROADCAST_TYPES = new Set([
   "tool_call_finished",
   "tool_call_started",
   "transcript",
+  "voice_floor",
 ]);
 
 // Frames for one client; a `seq` on one of them is a snapshot position.

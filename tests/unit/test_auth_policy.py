@@ -27,12 +27,12 @@ TV_S1 = Principal(
 
 #: docs/protocol.md section 11, row by row.
 TABLE = {
-    Role.OWNER: {"read", "write", "converse", "end", "invite", "devices", "talk"},
-    Role.AGENT: {"read", "write", "converse"},
-    Role.COMPANION: {"read", "write"},
+    Role.OWNER: {"read", "write", "converse", "end", "invite", "devices", "talk", "voice", "steer"},
+    Role.AGENT: {"read", "write", "converse", "voice"},
+    Role.COMPANION: {"read", "write", "voice", "steer"},
     Role.OBSERVER: {"read"},
     Role.SERVICE: {"read", "write", "converse"},
-    Role.ADMIN: {"read", "write", "converse", "end", "invite", "devices", "talk"},
+    Role.ADMIN: {"read", "write", "converse", "end", "invite", "devices", "talk", "voice", "steer"},
 }
 
 
