@@ -6,7 +6,7 @@ One table, asked by every adapter (the socket, the HTTP API, the webhooks, the b
     role       read  write  converse  end  invite  devices  talk  voice  steer
     owner       x     x       x        x     x       x       x     x      x
     agent       x     x       x                                    x
-    companion   x     x                                            x      x
+    companion   x     x                                      x     x      x
     observer    x
     service     x     x       x                                                (in any session)
     admin       x     x       x        x     x       x       x     x      x    (in any session)
@@ -16,7 +16,8 @@ One table, asked by every adapter (the socket, the HTTP API, the webhooks, the b
 agent's frames of section 13; *end*: end the session; *invite*: mint join tokens;
 *devices*: list and revoke joined devices; *talk*: start a voice conversation from the
 page (a signed ElevenLabs URL, docs/protocol.md section 14), which spends the owner's
-ElevenLabs account; *voice*: take and release the voice floor (section 17); *steer*:
+ElevenLabs account (a companion device the owner joined may: the voice follows the user
+to it, section 17); *voice*: take and release the voice floor (section 17); *steer*:
 ``agent_control`` on the holder's conversation (interrupt, mute, unmute, end).
 
 The credential fixes the role, and a credential the hub issued for one session caps
@@ -25,7 +26,8 @@ what it does off the socket (:data:`OFF_SOCKET`):
     credential               on /ws                    over HTTP and gRPC
     a user's own JWT          its wide role (or agent)  its wide role
     a user's reconnect token  its wide role (or agent)  read its session
-    a joined device's token   its device role           read its session
+    a joined device's token   its device role           read its session (a companion:
+                                                        and talk, section 17)
     the agent capability      agent                     read its session (refused once
                                                         the session has ended)
 """
@@ -79,7 +81,7 @@ _ALL = frozenset(Action)
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.OWNER: _ALL,
     Role.AGENT: frozenset({Action.READ, Action.WRITE, Action.CONVERSE, Action.VOICE}),
-    Role.COMPANION: frozenset({Action.READ, Action.WRITE, Action.VOICE, Action.STEER}),
+    Role.COMPANION: frozenset({Action.READ, Action.WRITE, Action.TALK, Action.VOICE, Action.STEER}),
     Role.OBSERVER: frozenset({Action.READ}),
     Role.SERVICE: frozenset({Action.READ, Action.WRITE, Action.CONVERSE}),
     Role.ADMIN: _ALL,
@@ -102,7 +104,7 @@ _DOING: dict[Action, str] = {
 #: HTTP API, the AG-UI stream, gRPC), whatever its role on the socket: read its session
 #: (docs/protocol.md sections 11 and 12). A user's own token is not capped here.
 OFF_SOCKET: dict[str, frozenset[Action]] = {
-    DEVICE: frozenset({Action.READ}),
+    DEVICE: frozenset({Action.READ, Action.TALK}),  # talk: a companion (section 17)
     RECONNECT: frozenset({Action.READ}),
     AGENT: frozenset({Action.READ}),
 }
@@ -152,12 +154,12 @@ def socket_role(principal: Principal, session_id: str, owner_id: str, client: st
 
 
 def http_role(principal: Principal, session_id: str, owner_id: str) -> Role:
-    """The role of an HTTP caller on the session. A device's token reads its session
-    and nothing more over HTTP."""
+    """The role of an HTTP caller on the session. A device's token is its device role,
+    capped by :data:`OFF_SOCKET`: it reads its session, and a companion talks."""
     if principal.session_scope is not None and principal.session_scope != session_id:
         raise Forbidden("this token is only good for another session")
     if principal.device_role is not None:
-        return Role.OBSERVER
+        return Role(principal.device_role)
     if principal.is_capability:
         return Role.AGENT
     wide = _wide_role(principal, owner_id)
