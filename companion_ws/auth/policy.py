@@ -40,6 +40,7 @@ from companion_ws.auth.tokens import AGENT, DEVICE, RECONNECT, Principal
 from companion_ws.protocol.errors import Forbidden, NotAllowed, SessionEnded
 
 __all__ = [
+    "HOLDER_GRANTS",
     "OFF_SOCKET",
     "PERMISSIONS",
     "Action",
@@ -47,6 +48,7 @@ __all__ = [
     "allows",
     "can_create_sessions",
     "check_scope",
+    "holder_may",
     "http_role",
     "may_open",
     "require",
@@ -87,6 +89,11 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.ADMIN: _ALL,
 }
 
+#: What a role may do besides, on the socket, while its connection holds the voice
+#: floor (docs/protocol.md section 17): a companion holding the conversation publishes
+#: it (the agent's frames of section 13), as the owner's page does.
+HOLDER_GRANTS: dict[Role, frozenset[Action]] = {Role.COMPANION: frozenset({Action.CONVERSE})}
+
 #: What a role may not do, in words, for the ``forbidden`` answer.
 _DOING: dict[Action, str] = {
     Action.READ: "read this session",
@@ -123,8 +130,16 @@ def allows(role: Role, action: Action) -> bool:
     return action in PERMISSIONS[role]
 
 
-def require(role: Role, action: Action) -> None:
-    """:class:`Forbidden` unless ``role`` may do ``action``."""
+def holder_may(role: Role, action: Action) -> bool:
+    """Whether holding the voice floor would let ``role`` do ``action``."""
+    return action in HOLDER_GRANTS.get(role, frozenset())
+
+
+def require(role: Role, action: Action, *, holds_floor: bool = False) -> None:
+    """:class:`Forbidden` unless ``role`` may do ``action`` (``holds_floor``: its
+    connection holds the voice floor, :data:`HOLDER_GRANTS`)."""
+    if holds_floor and action in HOLDER_GRANTS.get(role, frozenset()):
+        return
     if action not in PERMISSIONS[role]:
         raise NotAllowed(f"a device with the {role.value} role may not {_DOING[action]}")
 

@@ -97,7 +97,13 @@ class CommandRouter:
         """Do what ``msg`` asks; raise the error that answers it."""
         sid = conn.session_id
         rid = msg.requestId
-        policy.require(conn.role, ACTIONS[type(msg)])
+        action = ACTIONS[type(msg)]
+        holds = (
+            not policy.allows(conn.role, action)
+            and policy.holder_may(conn.role, action)
+            and await self._voice.holds(conn)
+        )
+        policy.require(conn.role, action, holds_floor=holds)
         self._eventlog.touch(sid)
         match msg:
             case m.Ping():

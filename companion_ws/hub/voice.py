@@ -57,6 +57,11 @@ class VoiceFloor:
         """Who holds the floor now (the welcome's ``voice_floor``)."""
         return holder_of(await self._broker.floor(session_id))
 
+    async def holds(self, conn: Connection) -> bool:
+        """Whether ``conn`` holds the floor now."""
+        current = await self.holder(conn.session_id)
+        return current is not None and current["connection_id"] == conn.id
+
     async def take(self, conn: Connection, request_id: str | None) -> None:
         """``conn`` holds the floor, whoever held it (a take always wins; the order of
         two takes is their ``seq`` order)."""

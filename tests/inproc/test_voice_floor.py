@@ -151,3 +151,21 @@ async def test_a_holder_gone_past_its_grace_frees_the_floor_one_back_in_time_kee
             await frames_until(back, is_("voice_floor", reason="gone"), timeout=0.8)
         holder = await hub.connect(token(owner), session_id=sid)
         assert holder.welcome["voice_floor"]["connection_id"] == back.welcome["connection_id"]
+
+
+async def test_a_companion_holding_the_floor_publishes_the_conversation(
+    shared_inproc: InProcessHub,
+) -> None:
+    """The phone's conversation reaches every screen: while it holds the floor a
+    companion sends the agent's frames of section 13, and not before or after."""
+    _, laptop, phone = await _laptop_and_phone(shared_inproc)
+    said = {"type": "transcript", "role": "agent", "message_id": "a1", "text": "Hi", "final": True}
+    before = await phone.request(said)
+    assert before["type"] == "error" and before["code"] == "forbidden"
+    await phone.request(TAKE)
+    during = await phone.request(said)
+    assert during["type"] == "transcript" and during["sender"] == phone.welcome["connection_id"]
+    await frames_until(laptop, is_("transcript", message_id="a1"))
+    await laptop.request(TAKE)
+    after = await phone.request({"type": "agent_state", "state": "idle"})
+    assert after["type"] == "error" and after["code"] == "forbidden"
