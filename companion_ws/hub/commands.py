@@ -172,8 +172,8 @@ class CommandRouter:
                 await self._voice.take(conn, rid)
             case m.ReleaseVoice():
                 await self._voice.release(conn, rid)
-            case m.AgentControl(action=action):
-                await self._voice.control(conn, action, rid)
+            case m.AgentControl(action=steer):
+                await self._voice.control(conn, steer, rid)
             case m.Refresh(token=token):
                 conn.principal = self._renewed(conn, token)
                 self._lifetimes.watch(conn)
