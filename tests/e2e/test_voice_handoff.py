@@ -9,7 +9,8 @@ stands (the quotes and the last exchanges), so it carries on. Both screens show 
 conversation with a mark where the voice moved, and an interrupt pressed on the laptop
 stops the phone's agent speech.
 
-Screenshots go to ``test-artifacts/e2e/<database>/handoff-*.png``.
+The same handoff runs across two hub processes on Redis, the phone coming in through
+the second one. Screenshots go to ``test-artifacts/e2e/<database>/handoff-*.png``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -33,6 +36,7 @@ from tests.e2e.test_talk_page import (  # the browser with a microphone, the sta
     next_update,
     talk_state,
 )
+from tests.support.cluster import Cluster
 from tests.support.fake_elevenlabs import FakeElevenLabs
 from tests.support.hub import HubFactory, token, tokens
 
@@ -40,27 +44,72 @@ pytestmark = pytest.mark.browser
 __all__ = ["browser", "fake"]  # fixtures used here
 
 
+def _talking(fake: FakeElevenLabs) -> dict[str, str]:
+    return {
+        "COMPANION_ELEVENLABS_AGENT_ID": AGENT,
+        "COMPANION_ELEVENLABS_API_KEY": API_KEY,
+        "COMPANION_ELEVENLABS_BASE_URL": fake.base_url,
+    }
+
+
+async def _session(base_url: str, owner: str) -> str:
+    async with httpx.AsyncClient(base_url=base_url, timeout=15) as http:
+        created = await http.post("/sessions", headers={"Authorization": f"Bearer {owner}"})
+        return str(created.json()["session_id"])
+
+
 async def test_the_phone_takes_the_voice_mid_task_and_the_agent_carries_on(
     hub_factory: HubFactory, fake: FakeElevenLabs, screens: Screens
 ) -> None:
-    hub = hub_factory(
-        env={
-            "COMPANION_ELEVENLABS_AGENT_ID": AGENT,
-            "COMPANION_ELEVENLABS_API_KEY": API_KEY,
-            "COMPANION_ELEVENLABS_BASE_URL": fake.base_url,
-        }
-    ).start()
+    hub = hub_factory(env=_talking(fake)).start()
     owner = token("handoff")
-    async with httpx.AsyncClient(base_url=hub.base_url, timeout=15) as http:
-        created = await http.post("/sessions", headers={"Authorization": f"Bearer {owner}"})
-        sid = created.json()["session_id"]
-    laptop = await screens.open("laptop", f"{hub.base_url}/?token={owner}&session_id={sid}")
+    sid = await _session(hub.base_url, owner)
+    await handoff(screens, fake, owner, sid, hub.base_url, hub.base_url, "handoff")
+
+
+@pytest.fixture
+def talking_two(fake: FakeElevenLabs, tmp_path: Path) -> Iterator[Cluster]:
+    """Two hubs on one PostgreSQL database and one Redis, set up for talking."""
+    cluster = Cluster(tmp_path, size=2, env=_talking(fake))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+# Needs processes: two hubs on one database and the Redis broker.
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_the_same_handoff_across_two_processes_on_redis(
+    fake: FakeElevenLabs, screens: Screens, talking_two: Cluster
+) -> None:
+    first, second = talking_two.hubs
+    owner = token("handoff2")
+    sid = await _session(first.base_url, owner)
+    await handoff(screens, fake, owner, sid, first.base_url, second.base_url, "handoff-two")
+
+
+async def handoff(
+    screens: Screens,
+    fake: FakeElevenLabs,
+    owner: str,
+    sid: str,
+    laptop_base: str,
+    phone_base: str,
+    shots: str,
+) -> None:
+    """The laptop talks on ``laptop_base``; the phone opens the laptop's join link
+    through ``phone_base`` (the same hub, or another process of it) and takes the voice."""
+    laptop = await screens.open("laptop", f"{laptop_base}/?token={owner}&session_id={sid}")
     await expect(laptop.get_by_test_id("connection-status")).to_have_attribute(
         "data-status", "connected"
     )
     link = laptop.get_by_test_id("join-link")
     await expect(link).to_have_attribute("href", re.compile(r"/join\?token="))
-    phone = await screens.open("phone", str(await link.get_attribute("href")), PHONE)
+    join = str(await link.get_attribute("href"))
+    assert join.startswith(f"{laptop_base}/join?token=")
+    phone = await screens.open("phone", join.replace(laptop_base, phone_base, 1), PHONE)
     await expect(phone.get_by_test_id("connection-status")).to_have_attribute(
         "data-status", "connected"
     )
@@ -84,7 +133,7 @@ async def test_the_phone_takes_the_voice_mid_task_and_the_agent_carries_on(
     for page in (laptop, phone):
         await expect(page.get_by_test_id("quote-option")).to_have_count(5)
         await expect(page.get_by_test_id("talk-line")).to_have_count(2)
-    await screens.shot(laptop, "handoff-1-laptop-talking")
+    await screens.shot(laptop, f"{shots}-1-laptop-talking")
 
     # -- mid-task, the phone takes the voice -------------------------------------------
     pressed = time.monotonic()
@@ -119,8 +168,8 @@ async def test_the_phone_takes_the_voice_mid_task_and_the_agent_carries_on(
         # The mark sits between what was said on the laptop and on the phone.
         mark = page.locator("[data-testid=talk-transcript] > li").nth(2)
         await expect(mark).to_have_attribute("data-testid", "talk-mark")
-    await screens.shot(phone, "handoff-2-phone-talking", full_page=True)
-    await screens.shot(laptop, "handoff-3-laptop-after", full_page=True)
+    await screens.shot(phone, f"{shots}-2-phone-talking", full_page=True)
+    await screens.shot(laptop, f"{shots}-3-laptop-after", full_page=True)
 
     # -- an interrupt pressed on the laptop stops the phone's agent speech -------------
     await second.speak("Here are all the details of every quote, one by one.", seconds=8.0)
@@ -129,7 +178,7 @@ async def test_the_phone_takes_the_voice_mid_task_and_the_agent_carries_on(
     await talk_state(phone, "listening", timeout=3000)  # long before its 8 s of audio end
     heard = await second.contextual_update(lambda text: "interrupted" in text)
     assert "another screen" in heard
-    await screens.shot(phone, "handoff-4-interrupted")
+    await screens.shot(phone, f"{shots}-4-interrupted")
 
     # -- and the laptop ends it ---------------------------------------------------------
     await laptop.get_by_test_id("talk-end").click()
