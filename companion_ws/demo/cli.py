@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import sys
 import tempfile
@@ -42,6 +43,9 @@ def register(subparsers: Any) -> None:
     demo.add_argument(
         "--no-wait", action="store_true", help="start talking without waiting for a screen"
     )
+    from companion_ws.cli import add_tls_arguments
+
+    add_tls_arguments(demo)
     demo.set_defaults(func=cmd_demo)
 
 
@@ -76,12 +80,24 @@ async def _demo(args: argparse.Namespace, folder: Path) -> None:
     from companion_ws.tools.registry import ToolRegistry
 
     settings = Settings.from_env(
-        {},
+        {k: v for k, v in os.environ.items() if k == "COMPANION_PUBLIC_URL"},
         database_url=f"sqlite+aiosqlite:///{folder / 'demo.db'}",
         jwt_secret=secrets.token_urlsafe(32),
         jwt_algorithm="HS256",
     )
+    from companion_ws.cli import lan_links
+    from companion_ws.reach import ALL_INTERFACES, dev_certificate, printed_base
+
+    tls = (Path(args.certfile), Path(args.keyfile)) if args.certfile and args.keyfile else None
+    if args.dev_tls:
+        tls = dev_certificate(folder, args.host)
+        # The demo's own agent and calls trust that certificate (and nothing else needs
+        # one here: the stand-in is plain HTTP on the loopback).
+        os.environ["SSL_CERT_FILE"] = str(tls[0])
     app = create_app(settings)
+    public = printed_base(args.host, args.port, tls=tls is not None, public_url=settings.public_url)
+    if args.host in ALL_INTERFACES:
+        lan_links(app, public)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -91,6 +107,8 @@ async def _demo(args: argparse.Namespace, folder: Path) -> None:
             ws=SocketProtocol,
             log_level="warning",
             access_log=False,
+            ssl_certfile=str(tls[0]) if tls else None,
+            ssl_keyfile=str(tls[1]) if tls else None,
         )
     )
     serving = asyncio.create_task(server.serve())
@@ -98,8 +116,8 @@ async def _demo(args: argparse.Namespace, folder: Path) -> None:
         if serving.done():
             return  # uvicorn said why
         await asyncio.sleep(0.05)
-    host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
-    base = f"http://{host}:{args.port}"
+    host = "127.0.0.1" if args.host in ALL_INTERFACES else args.host
+    base = f"{'https' if tls else 'http'}://{host}:{args.port}"  # the demo's own calls
     owner = token_service(settings).mint(USER, ttl=12 * 3600)
     session = await _http(base, "POST", "/sessions", owner)
     sid = session["session_id"]
@@ -108,7 +126,7 @@ async def _demo(args: argparse.Namespace, folder: Path) -> None:
             [
                 "companion-ws demo: a scripted voice agent (a stand-in, not ElevenLabs) and",
                 "the hub, with a throw-away database and signing key.",
-                f"  open the page   {base}/?session_id={sid}&token={owner}",
+                f"  open the page   {public}/?session_id={sid}&token={owner}",
                 "  then scan its QR code with a phone on the same network to join it too",
                 "",
             ]

@@ -26,7 +26,8 @@ import httpx
 import pytest
 from playwright.async_api import expect
 
-from tests.e2e.conftest import PHONE, Screens
+from tests.e2e.conftest import DESKTOP, PHONE, Screens
+from tests.e2e.test_companion_page import decode_qr
 from tests.e2e.test_talk_page import (  # the browser with a microphone, the stand-in
     AGENT,
     API_KEY,
@@ -41,6 +42,9 @@ from tests.support.fake_elevenlabs import FakeElevenLabs
 from tests.support.hub import HubFactory, token, tokens
 
 pytestmark = pytest.mark.browser
+#: The development certificate is self-signed: the browser is told to accept it, as the
+#: user does once on the phone's warning page.
+TRUSTING = {"ignore_https_errors": True}
 __all__ = ["browser", "fake"]  # fixtures used here
 
 
@@ -53,7 +57,8 @@ def _talking(fake: FakeElevenLabs) -> dict[str, str]:
 
 
 async def _session(base_url: str, owner: str) -> str:
-    async with httpx.AsyncClient(base_url=base_url, timeout=15) as http:
+    # The test's own call to a hub on --dev-tls: its certificate is self-signed.
+    async with httpx.AsyncClient(base_url=base_url, timeout=15, verify=False) as http:
         created = await http.post("/sessions", headers={"Authorization": f"Bearer {owner}"})
         return str(created.json()["session_id"])
 
@@ -61,10 +66,12 @@ async def _session(base_url: str, owner: str) -> str:
 async def test_the_phone_takes_the_voice_mid_task_and_the_agent_carries_on(
     hub_factory: HubFactory, fake: FakeElevenLabs, screens: Screens
 ) -> None:
-    hub = hub_factory(env=_talking(fake)).start()
+    hub = hub_factory(env=_talking(fake))
+    hub.args, hub.tls = ["--dev-tls"], True  # a phone's browser gives a microphone over HTTPS
+    hub.start()
     owner = token("handoff")
     sid = await _session(hub.base_url, owner)
-    await handoff(screens, fake, owner, sid, hub.base_url, hub.base_url, "handoff")
+    await handoff(screens, fake, owner, sid, hub.base_url, hub.base_url, "handoff", scan=True)
 
 
 @pytest.fixture
@@ -98,10 +105,15 @@ async def handoff(
     laptop_base: str,
     phone_base: str,
     shots: str,
+    *,
+    scan: bool = False,
 ) -> None:
     """The laptop talks on ``laptop_base``; the phone opens the laptop's join link
-    through ``phone_base`` (the same hub, or another process of it) and takes the voice."""
-    laptop = await screens.open("laptop", f"{laptop_base}/?token={owner}&session_id={sid}")
+    through ``phone_base`` (the same hub, or another process of it) and takes the voice.
+    ``scan``: the phone opens what the QR code on the laptop's screen holds."""
+    laptop = await screens.open(
+        "laptop", f"{laptop_base}/?token={owner}&session_id={sid}", {**DESKTOP, **TRUSTING}
+    )
     await expect(laptop.get_by_test_id("connection-status")).to_have_attribute(
         "data-status", "connected"
     )
@@ -109,7 +121,15 @@ async def handoff(
     await expect(link).to_have_attribute("href", re.compile(r"/join\?token="))
     join = str(await link.get_attribute("href"))
     assert join.startswith(f"{laptop_base}/join?token=")
-    phone = await screens.open("phone", join.replace(laptop_base, phone_base, 1), PHONE)
+    if scan:  # the camera's view: what the code on the screen holds
+        qr = laptop.get_by_test_id("qr")
+        await expect(qr).to_be_visible()
+        await laptop.wait_for_function("() => document.querySelector('#qr').naturalWidth > 0")
+        [join] = decode_qr(await qr.screenshot())
+        assert join.startswith("https://")
+    phone = await screens.open(
+        "phone", join.replace(laptop_base, phone_base, 1), {**PHONE, **TRUSTING}
+    )
     await expect(phone.get_by_test_id("connection-status")).to_have_attribute(
         "data-status", "connected"
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from companion_ws.cli import lan_links
 from tests.support.frames import frames_until, is_, new_user
 from tests.support.hub import token
 from tests.support.inproc import InProcessHub, InProcessWS, inprocess_hub
@@ -169,3 +170,24 @@ async def test_a_companion_holding_the_floor_publishes_the_conversation(
     await laptop.request(TAKE)
     after = await phone.request({"type": "agent_state", "state": "idle"})
     assert after["type"] == "error" and after["code"] == "forbidden"
+
+
+async def test_a_join_link_asked_for_over_the_loopback_names_the_lan_address(
+    shared_inproc: InProcessHub,
+) -> None:
+    """docs/protocol.md section 17: bound to every interface, the hub never puts the
+    loopback in a QR code (a phone would open itself); COMPANION_PUBLIC_URL, when set,
+    is used as it is (tests/inproc/test_http_api.py)."""
+    owner = new_user()
+    laptop = await shared_inproc.connect(token(owner))
+    sid = laptop.welcome["session_id"]
+    auth = {"Authorization": f"Bearer {token(owner)}"}
+    lan_links(shared_inproc.app, "https://192.168.1.20:8000")
+    local = await shared_inproc.http.post(
+        f"http://127.0.0.1/sessions/{sid}/join-token", headers=auth
+    )
+    assert local.json()["join_url"].startswith("https://192.168.1.20:8000/join?token=")
+    remote = await shared_inproc.http.post(
+        f"http://10.0.0.7/sessions/{sid}/join-token", headers=auth
+    )
+    assert remote.json()["join_url"].startswith("http://10.0.0.7/join?token=")
