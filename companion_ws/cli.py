@@ -17,10 +17,9 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-from companion_ws import devtokens
+from companion_ws import devtokens, reach
 from companion_ws.settings import Settings
 
 
@@ -108,10 +107,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(json.dumps(line), file=sys.stderr, flush=True)
         else:
             print(f"companion-ws: warning: {warning}", file=sys.stderr, flush=True)
-    from companion_ws.reach import ALL_INTERFACES, printed_base
+    from companion_ws.reach import ALL_INTERFACES, lan_links, printed_base, tls_files
 
     try:
-        tls = _tls_files(args, settings.database_url)
+        tls = tls_files(args, settings.database_url)
     except (OSError, ValueError) as exc:
         print(f"companion-ws: {exc}", file=sys.stderr)
         return 2
@@ -192,47 +191,6 @@ def _announce_dev_tokens(settings: Settings, base: str, ttl: float) -> bool:
     lines = devtokens.announce(base, user, admin, ttl=ttl, terminal=terminal, file=file, key=key)
     print("\n".join(lines), flush=True)
     return True
-
-
-def lan_links(app: Any, lan_url: str) -> None:
-    """Join links asked for over the loopback name ``lan_url`` (the hub listens on every
-    interface: a phone scanning a loopback link would open itself)."""
-    from starlette.applications import Starlette
-
-    http = getattr(app, "fallback", None)
-    while http is not None and not isinstance(http, Starlette):
-        http = getattr(http, "app", None)  # through the middleware (the body limit)
-    if http is not None:
-        http.state.lan_url = lan_url
-
-
-def _tls_files(args: argparse.Namespace, database_url: str) -> tuple[Path, Path] | None:
-    """The certificate and key to serve HTTPS with (``--certfile``/``--keyfile``, or a
-    development one beside the database with ``--dev-tls``), or None for HTTP."""
-    from companion_ws.reach import dev_certificate
-
-    if args.dev_tls:
-        if args.certfile or args.keyfile:
-            raise ValueError("--dev-tls makes its own certificate: drop --certfile/--keyfile")
-        return dev_certificate(devtokens.key_file(database_url).parent, args.host)
-    if bool(args.certfile) != bool(args.keyfile):
-        raise ValueError("--certfile and --keyfile go together")
-    if args.certfile:
-        return Path(args.certfile), Path(args.keyfile)
-    return None
-
-
-def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--certfile``/``--keyfile``/``--dev-tls``: HTTPS, which a phone's browser needs
-    before it gives the page the microphone (docs/protocol.md section 17)."""
-    parser.add_argument("--certfile", help="serve HTTPS with this PEM certificate (chain)")
-    parser.add_argument("--keyfile", help="the PEM private key of --certfile")
-    parser.add_argument(
-        "--dev-tls",
-        action="store_true",
-        help="serve HTTPS with a self-signed certificate made for this machine (a LAN "
-        "trial: the phone's browser warns once)",
-    )
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -346,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=devtokens.MAX_TTL,
         help=f"seconds the development tokens live (at most {devtokens.MAX_TTL:.0f})",
     )
-    add_tls_arguments(serve)
+    reach.add_tls_arguments(serve)
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", help="alembic upgrade head on --database-url")

@@ -12,13 +12,26 @@ page the microphone.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import ipaddress
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
-__all__ = ["ALL_INTERFACES", "TlsFiles", "dev_certificate", "lan_address", "printed_base"]
+from companion_ws import devtokens
+
+__all__ = [
+    "ALL_INTERFACES",
+    "TlsFiles",
+    "add_tls_arguments",
+    "dev_certificate",
+    "lan_address",
+    "lan_links",
+    "printed_base",
+    "tls_files",
+]
 
 ALL_INTERFACES = frozenset({"0.0.0.0", "", "::", "[::]"})
 #: How long a development certificate is good for; it is made again after that.
@@ -127,3 +140,42 @@ def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
+
+
+def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--certfile``/``--keyfile``/``--dev-tls`` (``serve`` and ``demo``)."""
+    parser.add_argument("--certfile", help="serve HTTPS with this PEM certificate (chain)")
+    parser.add_argument("--keyfile", help="the PEM private key of --certfile")
+    parser.add_argument(
+        "--dev-tls",
+        action="store_true",
+        help="serve HTTPS with a self-signed certificate made for this machine (a LAN "
+        "trial: the phone's browser warns once)",
+    )
+
+
+def tls_files(args: argparse.Namespace, database_url: str | None) -> TlsFiles | None:
+    """The certificate and key to serve HTTPS with (``--certfile``/``--keyfile``, or a
+    development one beside the database with ``--dev-tls``), or None for HTTP."""
+    if args.dev_tls:
+        if args.certfile or args.keyfile:
+            raise ValueError("--dev-tls makes its own certificate: drop --certfile/--keyfile")
+        folder = devtokens.key_file(database_url).parent if database_url else Path.cwd()
+        return dev_certificate(folder, args.host)
+    if bool(args.certfile) != bool(args.keyfile):
+        raise ValueError("--certfile and --keyfile go together")
+    if args.certfile:
+        return Path(args.certfile), Path(args.keyfile)
+    return None
+
+
+def lan_links(app: Any, lan_url: str) -> None:
+    """Join links asked for over the loopback name ``lan_url`` (the hub listens on every
+    interface: a phone scanning a loopback link would open itself)."""
+    from starlette.applications import Starlette
+
+    http = getattr(app, "fallback", None)
+    while http is not None and not isinstance(http, Starlette):
+        http = getattr(http, "app", None)  # through the middleware (the body limit)
+    if http is not None:
+        http.state.lan_url = lan_url

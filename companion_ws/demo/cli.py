@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
     demo.add_argument(
         "--no-wait", action="store_true", help="start talking without waiting for a screen"
     )
-    from companion_ws.cli import add_tls_arguments
+    from companion_ws.reach import add_tls_arguments
 
     add_tls_arguments(demo)
     demo.set_defaults(func=cmd_demo)
@@ -85,12 +85,11 @@ async def _demo(args: argparse.Namespace, folder: Path) -> None:
         jwt_secret=secrets.token_urlsafe(32),
         jwt_algorithm="HS256",
     )
-    from companion_ws.cli import lan_links
-    from companion_ws.reach import ALL_INTERFACES, dev_certificate, printed_base
+    from companion_ws.reach import ALL_INTERFACES, lan_links, printed_base, tls_files
 
-    tls = (Path(args.certfile), Path(args.keyfile)) if args.certfile and args.keyfile else None
+    tls = tls_files(args, f"sqlite+aiosqlite:///{folder / 'demo.db'}")
     if args.dev_tls:
-        tls = dev_certificate(folder, args.host)
+        assert tls is not None
         # The demo's own agent and calls trust that certificate (and nothing else needs
         # one here: the stand-in is plain HTTP on the loopback).
         os.environ["SSL_CERT_FILE"] = str(tls[0])

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from companion_ws.cli import lan_links
+from companion_ws.reach import lan_links
 from tests.support.frames import frames_until, is_, new_user
 from tests.support.hub import token
 from tests.support.inproc import InProcessHub, InProcessWS, inprocess_hub
