@@ -68,14 +68,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace, folder: Path) -> None:
+    """The stand-in first: the page's conversations are signed by it too (a screen that
+    presses "Talk here" takes the voice from the demo's agent, docs/protocol.md 17)."""
+    from companion_ws.demo.script import ShippingScript
+    from companion_ws.demo.standin import StandIn
+
+    script = ShippingScript(pace=args.pace, pick_timeout=args.pick_timeout)
+    async with StandIn(script) as platform:
+        await _serve(args, folder, platform)
+
+
+async def _serve(args: argparse.Namespace, folder: Path, platform: Any) -> None:
     import uvicorn
 
     from companion_ws.app import create_app, token_service
-    from companion_ws.demo.script import ShippingScript
-    from companion_ws.demo.standin import StandIn
     from companion_ws.endpoints.http_protocol import http_protocol
     from companion_ws.endpoints.socket_protocol import SocketProtocol
     from companion_ws.integrations.elevenlabs import AgentBridge, BridgeConfig
+    from companion_ws.integrations.voice_holder import run_holding
     from companion_ws.settings import Settings
     from companion_ws.tools.registry import ToolRegistry
 
@@ -84,6 +94,9 @@ async def _demo(args: argparse.Namespace, folder: Path) -> None:
         database_url=f"sqlite+aiosqlite:///{folder / 'demo.db'}",
         jwt_secret=secrets.token_urlsafe(32),
         jwt_algorithm="HS256",
+        elevenlabs_agent_id=platform.agent_id,
+        elevenlabs_api_key="demo-stand-in",
+        elevenlabs_base_url=platform.base_url,
     )
     from companion_ws.reach import ALL_INTERFACES, lan_links, printed_base, tls_files
 
@@ -135,25 +148,26 @@ async def _demo(args: argparse.Namespace, folder: Path) -> None:
     if not args.no_wait:
         print("waiting for the page to open...", flush=True)
         await _screen_opened(base, sid, owner)
-    script = ShippingScript(pace=args.pace, pick_timeout=args.pick_timeout)
-    async with StandIn(script) as platform:
-        bridge = AgentBridge(
-            BridgeConfig(
-                agent_id=platform.agent_id,
-                session_id=sid,
-                hub_url=base.replace("http", "ws", 1),
-                token=owner,
-                base_url=platform.base_url,
-                keepalive=0,
-            ),
-            ToolRegistry.from_modules(settings.tools),
-        )
-        print("the agent is talking: watch the page", flush=True)
-        talking = asyncio.create_task(bridge.run())
-        await asyncio.wait({talking, serving}, return_when=asyncio.FIRST_COMPLETED)
-        bridge.stop()
-        with contextlib.suppress(Exception):
-            await talking
+    bridge = AgentBridge(
+        BridgeConfig(
+            agent_id=platform.agent_id,
+            session_id=sid,
+            hub_url=base.replace("http", "ws", 1),
+            token=owner,
+            base_url=platform.base_url,
+            keepalive=0,
+        ),
+        ToolRegistry.from_modules(settings.tools),
+    )
+    print("the agent is talking: watch the page", flush=True)
+    talking = asyncio.create_task(run_holding(bridge))
+    await asyncio.wait({talking, serving}, return_when=asyncio.FIRST_COMPLETED)
+    moved = talking.done() and not talking.exception() and talking.result() == "voice_moved"
+    bridge.stop()
+    with contextlib.suppress(Exception):
+        await talking
+    if moved:
+        print("the voice moved to a screen: the conversation goes on there", flush=True)
     print("the demo conversation is over; the hub keeps running (Ctrl-C to stop)", flush=True)
     await serving
 

@@ -37,6 +37,7 @@ from tests.e2e.test_talk_page import (  # the browser with a microphone, the sta
     next_update,
     talk_state,
 )
+from tests.integration.test_demo import _demo
 from tests.support.cluster import Cluster
 from tests.support.fake_elevenlabs import FakeElevenLabs
 from tests.support.hub import HubFactory, token, tokens
@@ -206,3 +207,36 @@ async def handoff(
     await expect(phone.get_by_test_id("talk")).to_have_attribute("data-floor", "free")
     await expect(laptop.get_by_test_id("talk")).to_have_attribute("data-floor", "free")
     screens.console.assert_clean()
+
+
+async def test_the_demo_hands_the_voice_to_the_phone_and_its_agent_carries_on(
+    screens: Screens,
+) -> None:
+    """``companion-ws demo``: its scripted agent (the real bridge) fetches quotes; the
+    phone, joined by QR, presses "Talk here": the bridge leaves, and the stand-in agent,
+    now talking to the phone's page, names the quotes already fetched."""
+    async for demo in _demo("--pick-timeout", "60"):
+        link = next(line for line in demo.lines if "open the page" in line).split()[-1]
+        laptop = await screens.open("laptop", link)
+        # The quotes: the demo's agent is mid-task, waiting for a pick.
+        await expect(laptop.get_by_test_id("quote-option")).to_have_count(5, timeout=30_000)
+        join = laptop.get_by_test_id("join-link")
+        await expect(join).to_have_attribute("href", re.compile(r"/join\?token="))
+        phone = await screens.open("phone", str(await join.get_attribute("href")), PHONE)
+        await talk_state(phone, "elsewhere")  # the demo's agent holds the voice
+        await phone.get_by_test_id("talk-button").click()
+        await demo.line_with("the voice moved to a screen")
+        said = phone.get_by_test_id("talk-line").filter(has_text="already fetched")
+        await expect(said).to_have_count(1, timeout=20_000)
+        text = await said.inner_text()
+        assert "5 quotes" in text
+        await expect(
+            laptop.get_by_test_id("talk-line").filter(has_text="already fetched")
+        ).to_have_count(1)
+        await screens.shot(phone, "handoff-demo-phone", full_page=True)
+        state = (await demo.get(f"/sessions/{demo.session_id}/state"))["state"]
+        fetched = [f"{q['carrier']} {q['service']}" for q in state["quotes"]]
+        assert len(fetched) == 5 and all(name in text for name in fetched), (fetched, text)
+        screens.console.assert_clean()
+        for page in (laptop, phone):  # before the demo stops: no reconnects to log
+            await page.close()
