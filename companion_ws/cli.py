@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from companion_ws import devtokens, telemetry
+from companion_ws import devtokens, reach, telemetry
 from companion_ws.settings import Settings
 
 
@@ -109,7 +109,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(json.dumps(line), file=sys.stderr, flush=True)
         else:
             print(f"companion-ws: warning: {warning}", file=sys.stderr, flush=True)
-    base = settings.public_url or f"http://{_display_host(args.host)}:{args.port}"
+    from companion_ws.reach import ALL_INTERFACES, lan_links, printed_base, tls_files
+
+    try:
+        tls = tls_files(args, settings.database_url)
+    except (OSError, ValueError) as exc:
+        print(f"companion-ws: {exc}", file=sys.stderr)
+        return 2
+    base = printed_base(args.host, args.port, tls=tls is not None, public_url=settings.public_url)
+    if args.host in ALL_INTERFACES:  # join links opened on this machine name its LAN address
+        lan_links(app, printed_base(args.host, args.port, tls=tls is not None, public_url=None))
     if generated:
         if not _announce_dev_tokens(settings, base, args.dev_token_ttl):
             return 2
@@ -140,6 +149,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # its wrapper would stay suspended on every open socket.
         proxy_headers=args.proxy_headers,
         server_header=False,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
     # Start-up objects (modules, the app) never die: move them out of the collector's
     # sight, and collect less often. Fan-out makes many short-lived objects; with the
@@ -182,10 +193,6 @@ def _announce_dev_tokens(settings: Settings, base: str, ttl: float) -> bool:
     lines = devtokens.announce(base, user, admin, ttl=ttl, terminal=terminal, file=file, key=key)
     print("\n".join(lines), flush=True)
     return True
-
-
-def _display_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "") else host
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -299,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=devtokens.MAX_TTL,
         help=f"seconds the development tokens live (at most {devtokens.MAX_TTL:.0f})",
     )
+    reach.add_tls_arguments(serve)
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", help="alembic upgrade head on --database-url")

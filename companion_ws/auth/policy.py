@@ -3,20 +3,22 @@ session's owner and what the connection calls itself in; a role and its rights o
 
 One table, asked by every adapter (the socket, the HTTP API, the webhooks, the bridge):
 
-    role       read  write  converse  end  invite  devices  talk
-    owner       x     x       x        x     x       x       x
-    agent       x     x       x
-    companion   x     x
+    role       read  write  converse  end  invite  devices  talk  voice  steer
+    owner       x     x       x        x     x       x       x     x      x
+    agent       x     x       x                                    x
+    companion   x     x                                      x     x      x
     observer    x
-    service     x     x       x                                  (in any session)
-    admin       x     x       x        x     x       x       x   (in any session)
+    service     x     x       x                                                (in any session)
+    admin       x     x       x        x     x       x       x     x      x    (in any session)
 
 *read*: the welcome, replays, state, history, presence, ping; *write*:
 ``contextual_update``, ``update_session_state``, ``client_tool_call``; *converse*: the
 agent's frames of section 13; *end*: end the session; *invite*: mint join tokens;
 *devices*: list and revoke joined devices; *talk*: start a voice conversation from the
 page (a signed ElevenLabs URL, docs/protocol.md section 14), which spends the owner's
-ElevenLabs account.
+ElevenLabs account (a companion device the owner joined may: the voice follows the user
+to it, section 17); *voice*: take and release the voice floor (section 17); *steer*:
+``agent_control`` on the holder's conversation (interrupt, mute, unmute, end).
 
 The credential fixes the role, and a credential the hub issued for one session caps
 what it does off the socket (:data:`OFF_SOCKET`):
@@ -24,7 +26,8 @@ what it does off the socket (:data:`OFF_SOCKET`):
     credential               on /ws                    over HTTP and gRPC
     a user's own JWT          its wide role (or agent)  its wide role
     a user's reconnect token  its wide role (or agent)  read its session
-    a joined device's token   its device role           read its session
+    a joined device's token   its device role           read its session (a companion:
+                                                        and talk, section 17)
     the agent capability      agent                     read its session (refused once
                                                         the session has ended)
 """
@@ -37,6 +40,7 @@ from companion_ws.auth.tokens import AGENT, DEVICE, RECONNECT, Principal
 from companion_ws.protocol.errors import Forbidden, NotAllowed, SessionEnded
 
 __all__ = [
+    "HOLDER_GRANTS",
     "OFF_SOCKET",
     "PERMISSIONS",
     "Action",
@@ -44,6 +48,7 @@ __all__ = [
     "allows",
     "can_create_sessions",
     "check_scope",
+    "holder_may",
     "http_role",
     "may_open",
     "require",
@@ -70,17 +75,24 @@ class Action(StrEnum):
     INVITE = "invite"
     DEVICES = "devices"
     TALK = "talk"
+    VOICE = "voice"
+    STEER = "steer"
 
 
 _ALL = frozenset(Action)
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.OWNER: _ALL,
-    Role.AGENT: frozenset({Action.READ, Action.WRITE, Action.CONVERSE}),
-    Role.COMPANION: frozenset({Action.READ, Action.WRITE}),
+    Role.AGENT: frozenset({Action.READ, Action.WRITE, Action.CONVERSE, Action.VOICE}),
+    Role.COMPANION: frozenset({Action.READ, Action.WRITE, Action.TALK, Action.VOICE, Action.STEER}),
     Role.OBSERVER: frozenset({Action.READ}),
     Role.SERVICE: frozenset({Action.READ, Action.WRITE, Action.CONVERSE}),
     Role.ADMIN: _ALL,
 }
+
+#: What a role may do besides, on the socket, while its connection holds the voice
+#: floor (docs/protocol.md section 17): a companion holding the conversation publishes
+#: it (the agent's frames of section 13), as the owner's page does.
+HOLDER_GRANTS: dict[Role, frozenset[Action]] = {Role.COMPANION: frozenset({Action.CONVERSE})}
 
 #: What a role may not do, in words, for the ``forbidden`` answer.
 _DOING: dict[Action, str] = {
@@ -91,13 +103,15 @@ _DOING: dict[Action, str] = {
     Action.INVITE: "invite devices",
     Action.DEVICES: "manage devices",
     Action.TALK: "start a voice conversation",
+    Action.VOICE: "take the voice conversation",
+    Action.STEER: "steer the voice conversation",
 }
 
 #: The most a credential the hub issued for one session may do off the socket (the
 #: HTTP API, the AG-UI stream, gRPC), whatever its role on the socket: read its session
 #: (docs/protocol.md sections 11 and 12). A user's own token is not capped here.
 OFF_SOCKET: dict[str, frozenset[Action]] = {
-    DEVICE: frozenset({Action.READ}),
+    DEVICE: frozenset({Action.READ, Action.TALK}),  # talk: a companion (section 17)
     RECONNECT: frozenset({Action.READ}),
     AGENT: frozenset({Action.READ}),
 }
@@ -116,8 +130,16 @@ def allows(role: Role, action: Action) -> bool:
     return action in PERMISSIONS[role]
 
 
-def require(role: Role, action: Action) -> None:
-    """:class:`Forbidden` unless ``role`` may do ``action``."""
+def holder_may(role: Role, action: Action) -> bool:
+    """Whether holding the voice floor would let ``role`` do ``action``."""
+    return action in HOLDER_GRANTS.get(role, frozenset())
+
+
+def require(role: Role, action: Action, *, holds_floor: bool = False) -> None:
+    """:class:`Forbidden` unless ``role`` may do ``action`` (``holds_floor``: its
+    connection holds the voice floor, :data:`HOLDER_GRANTS`)."""
+    if holds_floor and action in HOLDER_GRANTS.get(role, frozenset()):
+        return
     if action not in PERMISSIONS[role]:
         raise NotAllowed(f"a device with the {role.value} role may not {_DOING[action]}")
 
@@ -147,12 +169,12 @@ def socket_role(principal: Principal, session_id: str, owner_id: str, client: st
 
 
 def http_role(principal: Principal, session_id: str, owner_id: str) -> Role:
-    """The role of an HTTP caller on the session. A device's token reads its session
-    and nothing more over HTTP."""
+    """The role of an HTTP caller on the session. A device's token is its device role,
+    capped by :data:`OFF_SOCKET`: it reads its session, and a companion talks."""
     if principal.session_scope is not None and principal.session_scope != session_id:
         raise Forbidden("this token is only good for another session")
     if principal.device_role is not None:
-        return Role.OBSERVER
+        return Role(principal.device_role)
     if principal.is_capability:
         return Role.AGENT
     wide = _wide_role(principal, owner_id)

@@ -51,6 +51,18 @@ class Broker(Protocol):
     async def publish(self, session_id: str, kind: str, body: bytes) -> Event:
         """Assign the session's next seq to ``body``, keep it in the history, fan it out."""
 
+    async def swap_floor(
+        self, session_id: str, expect: str | None, floor: str, kind: str, body: bytes
+    ) -> Event | None:
+        """The voice floor's compare-and-set (docs/protocol.md section 17): when the
+        session's floor is ``expect`` (None: whatever it is), make it ``floor`` and
+        publish ``body`` as :meth:`publish` does, in one step, so the floor changes in
+        ``seq`` order; None (nothing published) when the floor was another. The floor is
+        an opaque string to the broker, ``""`` for none."""
+
+    async def floor(self, session_id: str) -> str:
+        """The session's voice floor as the last :meth:`swap_floor` left it (``""``)."""
+
     async def subscribe(self, session_id: str) -> None:
         """Receive the session's events in this process."""
 

@@ -47,6 +47,7 @@ class _Stream:
         "bytes",
         "committed",
         "epoch",
+        "floor",
         "in_flight",
         "ring",
         "seq",
@@ -59,6 +60,7 @@ class _Stream:
         self.seq = seed.seq  # the last number taken
         self.committed = seed.seq  # the last number visible (ring[-1], when it has one)
         self.epoch = seed.epoch
+        self.floor = ""  # the voice floor (docs/protocol.md section 17), opaque here
         self.ring: deque[Event] = deque(seed.recent)
         now = time.monotonic()
         self.times: deque[float] = deque(now for _ in self.ring)
@@ -152,7 +154,30 @@ class MemoryBroker:
 
     async def publish(self, session_id: str, kind: str, body: bytes) -> Event:
         """The next seq, committed to the journal (if any), then visible to all."""
+        return await self._publish(await self._stream(session_id), session_id, kind, body)
+
+    async def swap_floor(
+        self, session_id: str, expect: str | None, floor: str, kind: str, body: bytes
+    ) -> Event | None:
+        """Compare, set and take the next seq with no await in between: the floor
+        changes in seq order. A publish that fails puts the floor back."""
         stream = await self._stream(session_id)
+        old = stream.floor
+        if expect is not None and old != expect:
+            return None
+        stream.floor = floor
+        try:
+            return await self._publish(stream, session_id, kind, body)
+        except BaseException:
+            if stream.floor == floor:
+                stream.floor = old
+            raise
+
+    async def floor(self, session_id: str) -> str:
+        """The session's voice floor."""
+        return (await self._stream(session_id)).floor
+
+    async def _publish(self, stream: _Stream, session_id: str, kind: str, body: bytes) -> Event:
         stream.seq += 1
         stream.used = now = time.monotonic()
         self._prune(now)

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import sys
 import tempfile
@@ -42,6 +43,9 @@ def register(subparsers: Any) -> None:
     demo.add_argument(
         "--no-wait", action="store_true", help="start talking without waiting for a screen"
     )
+    from companion_ws.reach import add_tls_arguments
+
+    add_tls_arguments(demo)
     demo.set_defaults(func=cmd_demo)
 
 
@@ -64,24 +68,48 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace, folder: Path) -> None:
+    """The stand-in first: the page's conversations are signed by it too (a screen that
+    presses "Talk here" takes the voice from the demo's agent, docs/protocol.md 17)."""
+    from companion_ws.demo.script import ShippingScript
+    from companion_ws.demo.standin import StandIn
+
+    script = ShippingScript(pace=args.pace, pick_timeout=args.pick_timeout)
+    async with StandIn(script) as platform:
+        await _serve(args, folder, platform)
+
+
+async def _serve(args: argparse.Namespace, folder: Path, platform: Any) -> None:
     import uvicorn
 
     from companion_ws.app import create_app, token_service
-    from companion_ws.demo.script import ShippingScript
-    from companion_ws.demo.standin import StandIn
     from companion_ws.endpoints.http_protocol import http_protocol
     from companion_ws.endpoints.socket_protocol import SocketProtocol
     from companion_ws.integrations.elevenlabs import AgentBridge, BridgeConfig
+    from companion_ws.integrations.voice_holder import run_holding
     from companion_ws.settings import Settings
     from companion_ws.tools.registry import ToolRegistry
 
     settings = Settings.from_env(
-        {},
+        {k: v for k, v in os.environ.items() if k == "COMPANION_PUBLIC_URL"},
         database_url=f"sqlite+aiosqlite:///{folder / 'demo.db'}",
         jwt_secret=secrets.token_urlsafe(32),
         jwt_algorithm="HS256",
+        elevenlabs_agent_id=platform.agent_id,
+        elevenlabs_api_key="demo-stand-in",
+        elevenlabs_base_url=platform.base_url,
     )
+    from companion_ws.reach import ALL_INTERFACES, lan_links, printed_base, tls_files
+
+    tls = tls_files(args, f"sqlite+aiosqlite:///{folder / 'demo.db'}")
+    if args.dev_tls:
+        assert tls is not None
+        # The demo's own agent and calls trust that certificate (and nothing else needs
+        # one here: the stand-in is plain HTTP on the loopback).
+        os.environ["SSL_CERT_FILE"] = str(tls[0])
     app = create_app(settings)
+    public = printed_base(args.host, args.port, tls=tls is not None, public_url=settings.public_url)
+    if args.host in ALL_INTERFACES:
+        lan_links(app, public)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -91,6 +119,8 @@ async def _demo(args: argparse.Namespace, folder: Path) -> None:
             ws=SocketProtocol,
             log_level="warning",
             access_log=False,
+            ssl_certfile=str(tls[0]) if tls else None,
+            ssl_keyfile=str(tls[1]) if tls else None,
         )
     )
     serving = asyncio.create_task(server.serve())
@@ -98,8 +128,8 @@ async def _demo(args: argparse.Namespace, folder: Path) -> None:
         if serving.done():
             return  # uvicorn said why
         await asyncio.sleep(0.05)
-    host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
-    base = f"http://{host}:{args.port}"
+    host = "127.0.0.1" if args.host in ALL_INTERFACES else args.host
+    base = f"{'https' if tls else 'http'}://{host}:{args.port}"  # the demo's own calls
     owner = token_service(settings).mint(USER, ttl=12 * 3600)
     session = await _http(base, "POST", "/sessions", owner)
     sid = session["session_id"]
@@ -108,7 +138,7 @@ async def _demo(args: argparse.Namespace, folder: Path) -> None:
             [
                 "companion-ws demo: a scripted voice agent (a stand-in, not ElevenLabs) and",
                 "the hub, with a throw-away database and signing key.",
-                f"  open the page   {base}/?session_id={sid}&token={owner}",
+                f"  open the page   {public}/?session_id={sid}&token={owner}",
                 "  then scan its QR code with a phone on the same network to join it too",
                 "",
             ]
@@ -118,25 +148,26 @@ async def _demo(args: argparse.Namespace, folder: Path) -> None:
     if not args.no_wait:
         print("waiting for the page to open...", flush=True)
         await _screen_opened(base, sid, owner)
-    script = ShippingScript(pace=args.pace, pick_timeout=args.pick_timeout)
-    async with StandIn(script) as platform:
-        bridge = AgentBridge(
-            BridgeConfig(
-                agent_id=platform.agent_id,
-                session_id=sid,
-                hub_url=base.replace("http", "ws", 1),
-                token=owner,
-                base_url=platform.base_url,
-                keepalive=0,
-            ),
-            ToolRegistry.from_modules(settings.tools),
-        )
-        print("the agent is talking: watch the page", flush=True)
-        talking = asyncio.create_task(bridge.run())
-        await asyncio.wait({talking, serving}, return_when=asyncio.FIRST_COMPLETED)
-        bridge.stop()
-        with contextlib.suppress(Exception):
-            await talking
+    bridge = AgentBridge(
+        BridgeConfig(
+            agent_id=platform.agent_id,
+            session_id=sid,
+            hub_url=base.replace("http", "ws", 1),
+            token=owner,
+            base_url=platform.base_url,
+            keepalive=0,
+        ),
+        ToolRegistry.from_modules(settings.tools),
+    )
+    print("the agent is talking: watch the page", flush=True)
+    talking = asyncio.create_task(run_holding(bridge))
+    await asyncio.wait({talking, serving}, return_when=asyncio.FIRST_COMPLETED)
+    moved = talking.done() and not talking.exception() and talking.result() == "voice_moved"
+    bridge.stop()
+    with contextlib.suppress(Exception):
+        await talking
+    if moved:
+        print("the voice moved to a screen: the conversation goes on there", flush=True)
     print("the demo conversation is over; the hub keeps running (Ctrl-C to stop)", flush=True)
     await serving
 

@@ -40,6 +40,9 @@ class ShippingScript:
         self.pick_timeout = pick_timeout
 
     async def __call__(self, talk: ScriptedConversation) -> None:
+        if talk.number > 1:
+            await self.carry_on(talk)
+            return
         await talk.say(INTRO)
         await talk.pause(self.pace)
         await talk.user_said("I need to ship a 5 pound box from 90210 to 10001.")
@@ -62,6 +65,35 @@ class ShippingScript:
             f"${cheapest['cost']:.2f}; the fastest is {_name(fastest)} in {fastest['days']} "
             "days. Pick one on your screen, on this laptop or your phone."
         )
+        await self._finish(talk, quotes)
+
+    async def carry_on(self, talk: ScriptedConversation) -> None:
+        """A later conversation: the voice moved to another screen (docs/protocol.md
+        section 17). Its first contextual update says where the session stands; the
+        agent names the quotes already fetched and goes on from there."""
+        try:
+            told = await talk.next_message(
+                lambda m: m.get("type") == "contextual_update", self.pick_timeout
+            )
+        except TimeoutError:
+            told = {}
+        names = quotes_told(str(told.get("text", "")))
+        if not names:
+            await talk.say("Picking up on this screen. Where were we?")
+            return
+        await talk.say(
+            f"Picking up on this screen: I had already fetched {len(names)} quotes, "
+            f"{', '.join(names)}. Pick one here."
+        )
+        quotes = [{"carrier": n.split(" ", 1)[0], "service": n.split(" ", 1)[-1]} for n in names]
+        chosen = await self._pick(talk, quotes)
+        if chosen is not None:
+            await talk.say(f"Great, {_name(chosen)}.")
+
+    async def _finish(
+        self, talk: ScriptedConversation, quotes: Sequence[Mapping[str, Any]]
+    ) -> None:
+        cheapest = quotes[0]
         chosen = await self._pick(talk, quotes)
         if chosen is None:
             await talk.user_said("The cheapest one, please.")
@@ -95,6 +127,15 @@ class ShippingScript:
         except TimeoutError:
             return None
         return quote_named(str(message.get("text", "")), quotes)
+
+
+def quotes_told(summary: str) -> list[str]:
+    """The quotes a session summary names ("Quotes offered (5): UPS Ground for $12.40,
+    5 days; ..."), by carrier and service."""
+    match = re.search(r"Quotes offered \(\d+\): (.+?)\.(?: [A-Z]|$)", summary)
+    if match is None:
+        return []
+    return [re.sub(r" for \$.*$", "", part).strip() for part in match.group(1).split("; ")]
 
 
 def _name(quote: Mapping[str, Any]) -> str:

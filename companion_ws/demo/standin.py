@@ -3,7 +3,9 @@ real ``elevenlabs`` SDK connects to it by ``base_url`` (ELEVENLABS.md, appendix)
 plays the agent's side from a script instead of a language model. It says so: every
 conversation opens with the agent saying it is a scripted demo.
 
-It accepts ``/v1/convai/conversation?agent_id=...``, reads the SDK's
+It accepts ``/v1/convai/conversation?agent_id=...`` (from the Python SDK, and from the
+page's official browser client, which first asks ``get-signed-url`` as the hub does for
+it: the demo's page can talk too, docs/protocol.md section 17), reads the SDK's
 ``conversation_initiation_client_data``, answers ``conversation_initiation_metadata``,
 then runs the script with a :class:`ScriptedConversation`: what the platform sends
 (``user_transcript``, ``agent_response``, ``agent_response_correction``,
@@ -24,7 +26,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from companion_ws.demo import events
 
@@ -33,6 +38,8 @@ __all__ = ["CONVERSATION_PATH", "ScriptedConversation", "StandIn"]
 log = logging.getLogger("companion_ws.demo")
 
 CONVERSATION_PATH = "/v1/convai/conversation"
+SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
+BROWSER_SUBPROTOCOL = Subprotocol("convai")  # what the browser client offers
 Frame = dict[str, Any]
 Script = Callable[["ScriptedConversation"], Awaitable[None]]
 
@@ -40,9 +47,10 @@ Script = Callable[["ScriptedConversation"], Awaitable[None]]
 class ScriptedConversation:
     """One conversation the SDK opened, driven from the agent's side."""
 
-    def __init__(self, ws: ServerConnection, init: Frame) -> None:
+    def __init__(self, ws: ServerConnection, init: Frame, number: int = 1) -> None:
         self.ws = ws
         self.init = init
+        self.number = number  # the stand-in's first conversation is 1
         self.conversation_id = f"conv_demo_{uuid.uuid4().hex[:10]}"
         self.received: asyncio.Queue[Frame] = asyncio.Queue()
         self._event_ids = itertools.count(1)
@@ -103,13 +111,23 @@ class StandIn:
         self.port = 0
         self.finished = asyncio.Event()
         self._server: Server | None = None
+        self._opened = itertools.count(1)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> StandIn:
-        self._server = await serve(self._handle, "127.0.0.1", 0, max_size=16 * 1024 * 1024)
+        self._server = await serve(
+            self._handle,
+            "127.0.0.1",
+            0,
+            max_size=16 * 1024 * 1024,
+            process_request=self._signed_url,
+            select_subprotocol=lambda _, offered: (
+                BROWSER_SUBPROTOCOL if BROWSER_SUBPROTOCOL in offered else None
+            ),
+        )
         self.port = next(iter(self._server.sockets)).getsockname()[1]
         return self
 
@@ -130,7 +148,7 @@ class StandIn:
             init = json.loads(await asyncio.wait_for(ws.recv(), 10))
         except (TimeoutError, ConnectionClosed, ValueError):
             return
-        conversation = ScriptedConversation(ws, init)
+        conversation = ScriptedConversation(ws, init, next(self._opened))
         await ws.send(
             json.dumps(
                 {
@@ -154,6 +172,16 @@ class StandIn:
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
             await ws.close(1000, "the demo conversation is over")
+
+    def _signed_url(self, connection: ServerConnection, request: Request) -> Response | None:
+        """The signed-URL API the hub asks for the page's conversation (any key: this
+        is the demo's own stand-in, on the loopback)."""
+        if urlsplit(request.path).path != SIGNED_URL_PATH:
+            return None
+        url = f"ws://127.0.0.1:{self.port}{CONVERSATION_PATH}?agent_id={self.agent_id}"
+        body = json.dumps({"signed_url": f"{url}&conversation_signature=demo"}).encode()
+        headers = Headers({"Content-Type": "application/json", "Content-Length": str(len(body))})
+        return Response(200, "OK", headers, body)
 
     @staticmethod
     async def _read(ws: ServerConnection, conversation: ScriptedConversation) -> None:

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from companion_ws.auth import policy
 from companion_ws.auth.policy import Action, Role
+from companion_ws.devtokens import is_loopback
 from companion_ws.endpoints.common import (
     JSON,
     int_param,
@@ -163,7 +164,14 @@ async def get_messages(request: Request) -> Response:
 
 
 def _join_url(request: Request, token: str) -> str:
-    base = settings_of(request).public_url or str(request.base_url)
+    """``COMPANION_PUBLIC_URL``, else the address the page used; but never the loopback
+    when the hub listens on every interface: a phone scanning it would open itself
+    (serve and demo set ``app.state.lan_url`` then, docs/protocol.md section 17)."""
+    base = settings_of(request).public_url
+    if not base:
+        lan = getattr(request.app.state, "lan_url", None)
+        local = is_loopback(request.url.hostname or "")
+        base = lan if lan and local else str(request.base_url)
     return f"{base.rstrip('/')}/join?token={token}"
 
 

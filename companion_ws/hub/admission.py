@@ -23,6 +23,7 @@ from companion_ws.hub.outbox import Direct, Outbox, Send
 from companion_ws.hub.publisher import Publisher
 from companion_ws.hub.quota import PerUser, counted
 from companion_ws.hub.recovery import Recovery
+from companion_ws.hub.voice import VoiceFloor
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import encode
@@ -60,6 +61,7 @@ class Admission:
         limits: AdmissionLimits,
         spawn: Spawn,
         lifetimes: Lifetimes,
+        voice: VoiceFloor,
     ) -> None:
         self._hub = hub
         self._broker = broker
@@ -72,6 +74,7 @@ class Admission:
         self._limits = limits
         self._spawn = spawn
         self._lifetimes = lifetimes
+        self._voice = voice
         self._per_user = PerUser(limits.max_per_user)
         self._counted: dict[str, str] = {}  # connection id -> the user whose place it holds
         self._count_slow_close = metrics.slow_closes.inc  # one bound method for every outbox
@@ -159,6 +162,7 @@ class Admission:
                 requested_session_id=f.opt(resolved.requested),
                 reason=f.opt(resolved.reason),
                 restored_from=f.opt(row.restored_from),
+                voice_floor=await self._voice.holder(sid),
             )
             conn.send(encode(welcome).decode())
             await self._publisher.publish(f.ClientJoined(session_id=sid, **conn.info()))
@@ -227,6 +231,7 @@ class Admission:
             self._spawn(self._broker.unsubscribe(sid))
         self._metrics.connections.dec()
         self._give(self._counted.pop(conn.id, None))
+        self._voice.left(sid, conn.id)
         try:
             await self._broker.presence.remove(sid, conn.id)
             if not conn.ended and not conn.announced_gone:

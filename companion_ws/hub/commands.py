@@ -19,6 +19,7 @@ from companion_ws.hub.publisher import Publisher
 from companion_ws.hub.recovery import Recovery
 from companion_ws.hub.state import StateService
 from companion_ws.hub.toolrunner import ToolRunner
+from companion_ws.hub.voice import VoiceFloor
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
 from companion_ws.protocol import messages as m
@@ -55,6 +56,9 @@ ACTIONS: dict[type[m.ClientMessage], Action] = {
     m.Transcript: Action.CONVERSE,
     m.AgentState: Action.CONVERSE,
     m.Step: Action.CONVERSE,
+    m.TakeVoice: Action.VOICE,
+    m.ReleaseVoice: Action.VOICE,
+    m.AgentControl: Action.STEER,
 }
 
 
@@ -71,6 +75,7 @@ class CommandRouter:
         metrics: Metrics,
         tokens: TokenService,
         lifetimes: Lifetimes,
+        voice: VoiceFloor,
     ) -> None:
         self._directory = directory
         self._state = state
@@ -82,6 +87,7 @@ class CommandRouter:
         self._metrics = metrics
         self._tokens = tokens
         self._lifetimes = lifetimes
+        self._voice = voice
 
     def error(self, session_id: str, error: CompanionError, request_id: str | None) -> str:
         """:func:`error_frame`, counted."""
@@ -93,7 +99,13 @@ class CommandRouter:
         """Do what ``msg`` asks; raise the error that answers it."""
         sid = conn.session_id
         rid = msg.requestId
-        policy.require(conn.role, ACTIONS[type(msg)])
+        action = ACTIONS[type(msg)]
+        holds = (
+            not policy.allows(conn.role, action)
+            and policy.holder_may(conn.role, action)
+            and await self._voice.holds(conn)
+        )
+        policy.require(conn.role, action, holds_floor=holds)
         self._eventlog.touch(sid)
         match msg:
             case m.Ping():
@@ -158,6 +170,12 @@ class CommandRouter:
                 if await self._directory.get_live(sid) is None:
                     raise SessionEnded("this session has ended")
                 await self._directory.end(sid, reason="ended", request_id=rid)
+            case m.TakeVoice():
+                await self._voice.take(conn, rid)
+            case m.ReleaseVoice():
+                await self._voice.release(conn, rid)
+            case m.AgentControl(action=steer):
+                await self._voice.control(conn, steer, rid)
             case m.Refresh(token=token):
                 await self._tokens.ensure_key(token)  # a rotated kid: the JWKS, off the loop
                 conn.principal = self._renewed(conn, token)

@@ -37,6 +37,7 @@ from companion_ws.hub.seeder import Seeder
 from companion_ws.hub.state import StateService
 from companion_ws.hub.streams import Streams
 from companion_ws.hub.toolrunner import ToolRunner
+from companion_ws.hub.voice import VoiceFloor
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.closecodes import Close
@@ -133,6 +134,8 @@ class Node:
         )
         #: Extra readiness checks (the bus bridge adds one when it runs).
         self.checks: dict[str, Callable[[], Awaitable[bool]]] = {}
+        #: The voice floor (docs/protocol.md section 17).
+        self.voice = VoiceFloor(broker, publisher, self._spawn, grace=settings.presence_ttl)
         self.admission = Admission(
             self._hub,
             broker,
@@ -152,6 +155,7 @@ class Node:
             ),
             self._spawn,
             self._lifetimes,
+            self.voice,
         )
         self.commands = CommandRouter(
             self.sessions,
@@ -164,6 +168,7 @@ class Node:
             metrics,
             tokens,
             self._lifetimes,
+            self.voice,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -189,6 +194,7 @@ class Node:
         # Background work is asked to finish, not cancelled: a task cancelled inside a
         # unit of work can wedge the SQLite driver (companion_ws.store.uow).
         self._stopping.set()
+        self.voice.stop()
         if self._sweeper is not None:
             await self._sweeper
         if self._tasks:
@@ -278,3 +284,6 @@ class Node:
                     conn.outbox.close(Close.RESTARTING, "presence lost while the hub stalled")
             return
         self._spawn(self.publisher.publish(f.ClientLeft(session_id=leave.session_id, **leave.info)))
+        connection_id = leave.info.get("connection_id")
+        if isinstance(connection_id, str):
+            self.voice.left(leave.session_id, connection_id, here=False)

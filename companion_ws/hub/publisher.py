@@ -91,6 +91,25 @@ class Publisher:
         self._metrics.events.labels(sealed.kind).inc()
         return event
 
+    async def swap_floor(self, sealed: Sealed, expect: str | None, floor: str) -> Event | None:
+        """:meth:`publish` ``sealed`` only if the session's voice floor is ``expect``
+        (None: any), making it ``floor`` (the broker's compare-and-set, docs/protocol.md
+        section 17); None when the floor was another."""
+        try:
+            event = await self._broker.swap_floor(
+                sealed.session_id, expect, floor, sealed.kind, sealed.body
+            )
+        except CompanionError:
+            raise
+        except Exception as exc:
+            log.warning("publish to %s failed: %s", sealed.session_id, exc)
+            raise Internal("the broker is unavailable; retry") from exc
+        if event is not None:
+            if not self._broker.journaled:
+                self._eventlog.append(event)
+            self._metrics.events.labels(sealed.kind).inc()
+        return event
+
     async def publish_all(
         self, frames: Sequence[BroadcastFrame | Sealed], *, bounded: bool = True
     ) -> tuple[Event, ...]:

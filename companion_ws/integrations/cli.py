@@ -107,12 +107,14 @@ def cmd_agent(args: argparse.Namespace) -> int:
     )
 
     async def run() -> str:
+        from companion_ws.integrations.voice_holder import run_holding
+
         bridge = AgentBridge(config, registry)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, bridge.stop)
         try:
-            return await bridge.run()
+            return await run_holding(bridge)  # the voice floor: voice_holder.py
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)

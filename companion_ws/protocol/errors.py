@@ -191,6 +191,14 @@ class UpstreamFailed(CompanionError):
     http_status = 502
 
 
+class NoVoice(CompanionError):
+    """An ``agent_control`` with nobody holding the voice floor, or a ``release_voice``
+    from a connection that does not hold it (docs/protocol.md section 17)."""
+
+    code = "no_voice"
+    http_status = 409
+
+
 class Internal(CompanionError):
     code = "internal"
     http_status = 500

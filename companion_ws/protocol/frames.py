@@ -31,6 +31,7 @@ __all__ = [
     "BROADCAST_TYPES",
     "DIRECT_TYPES",
     "SERVER_FRAMES",
+    "AgentControl",
     "AgentState",
     "BroadcastFrame",
     "ClientJoined",
@@ -55,6 +56,7 @@ __all__ = [
     "ToolCallFinished",
     "ToolCallStarted",
     "Transcript",
+    "VoiceFloor",
     "opt",
     "tag_of",
 ]
@@ -162,6 +164,31 @@ class ToolCallFinished(_Broadcast, tag="tool_call_finished", frozen=True):
     duration_ms: int
 
 
+# The voice floor (docs/protocol.md section 17).
+
+VoiceFloorReason = Literal["taken", "released", "gone", "ended"]
+ControlAction = Literal["interrupt", "mute", "unmute", "end"]
+
+
+class VoiceFloor(_Broadcast, tag="voice_floor", frozen=True):
+    """Who holds the voice conversation now (``device_id`` None: nobody), and who held
+    it before; ``reason`` says how it changed."""
+
+    device_id: str | None
+    connection_id: str | None
+    previous_device_id: str | None
+    reason: VoiceFloorReason
+    sender: str | None = None
+
+
+class AgentControl(_Broadcast, tag="agent_control", frozen=True):
+    """A screen steers the holder's conversation: the holder applies ``action``."""
+
+    action: ControlAction
+    device_id: str  # the holder it is for
+    sender: str | None = None
+
+
 # ---------------------------------------------------------------- direct
 
 
@@ -181,6 +208,7 @@ class SessionJoined(_Frame, tag="session_joined", frozen=True):
     requested_session_id: str | UnsetType = UNSET
     reason: str | UnsetType = UNSET
     restored_from: str | UnsetType = UNSET  # the session whose state this one carries
+    voice_floor: dict[str, str] | None = None  # section 17: the holder, or null
 
 
 class SessionState(_Frame, tag="session_state", frozen=True):
@@ -258,6 +286,8 @@ BroadcastFrame = (
     | Step
     | ToolCallStarted
     | ToolCallFinished
+    | VoiceFloor
+    | AgentControl
 )
 
 ServerFrame = (

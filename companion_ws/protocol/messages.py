@@ -103,6 +103,21 @@ class Step(_Message, tag="step", frozen=True):
     detail: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
 
 
+# The voice floor (docs/protocol.md section 17).
+
+
+class TakeVoice(_Message, tag="take_voice", frozen=True):
+    pass
+
+
+class ReleaseVoice(_Message, tag="release_voice", frozen=True):
+    pass
+
+
+class AgentControl(_Message, tag="agent_control", frozen=True):
+    action: Literal["interrupt", "mute", "unmute", "end"]
+
+
 ClientMessage = (
     Ping
     | GetSessionState
@@ -117,6 +132,9 @@ ClientMessage = (
     | Transcript
     | AgentState
     | Step
+    | TakeVoice
+    | ReleaseVoice
+    | AgentControl
 )
 
 MESSAGE_TYPES: frozenset[str] = frozenset(
@@ -135,5 +153,8 @@ MESSAGE_TYPES: frozenset[str] = frozenset(
         Transcript,
         AgentState,
         Step,
+        TakeVoice,
+        ReleaseVoice,
+        AgentControl,
     )
 )

@@ -22,9 +22,16 @@
 //   bridge's words (narration.js); after the page's hub socket comes back, one summary
 //   of what it missed. Each (re)start of the conversation begins with the session's
 //   summary, so the agent picks up where the session stands.
+// - The voice floor (docs/protocol.md section 17, voice-floor.js): one screen holds the
+//   conversation. Every screen that can talk (owner, companion) offers "Talk here";
+//   pressing it takes the floor (`take_voice`) and starts this screen's conversation,
+//   whose first contextual update is the session's summary and last exchanges, so the
+//   agent carries on mid-task; the screen that held it ends its own at once. Interrupt,
+//   mute and end, on every screen, are `agent_control`s that the holder applies.
 
 import { h } from './dom.js';
 import { createSessionContext, describeChange, describeUpdate } from './narration.js';
+import { VoiceFloor } from './voice-floor.js';
 import { ConversationFrames } from './voice-frames.js';
 
 const VENDOR = '/static/vendor/elevenlabs-client';
@@ -59,6 +66,10 @@ const TEXT = {
   unset: ['Connect a voice agent', 'No voice agent is set up for this hub yet. Whoever runs it '
     + 'can make one with “companion-ws elevenlabs provision” and set the lines it prints '
     + '(docs/elevenlabs.md).', null],
+  // Screens that can talk while another holds the conversation.
+  elsewhere: ['Voice on another screen', 'The conversation is held on another screen of this '
+    + 'session. Talk here to carry it on from this one: the agent is told where things stand.', 'Talk here'],
+  moved: ['The voice moved', 'The conversation moved to another screen and carries on there.', 'Talk here'],
   // Pages that do not hold the conversation: they follow it.
   following: ['Conversation', 'The voice conversation held on another screen shows here live.', null],
 };
@@ -72,6 +83,8 @@ const CONFIGURED = globalThis.document?.querySelector('meta[name="companion-talk
 
 export function createTalk(root, { getToken, isOwner }) {
   let hub = null;
+  const floor = new VoiceFloor();
+  let muted = false;
   let conversation = null; // the SDK's conversation while one is open
   let voice = null; // its mapping to section 13 frames (voice-frames.js), from its start
   let starting = null; // {cancelled} while startSession runs
@@ -87,6 +100,8 @@ export function createTalk(root, { getToken, isOwner }) {
   let missed = false; // the replay brought changes made by others
   const lines = new Map(); // message_id -> {role, text, li}
   let backfilled = null; // the session whose earlier messages were fetched
+  let movedAway = false; // the conversation ends because another screen took the voice
+  let letGo = true; // this screen's hold was released (or is not its to release)
 
   // ---- the card --------------------------------------------------------------------
 
@@ -101,21 +116,41 @@ export function createTalk(root, { getToken, isOwner }) {
       'aria-label': 'Conversation with the agent',
     }),
     empty: h('p', { class: 'talk-empty muted small' }, 'Nothing said yet.'),
+    moved: h('p', { class: 'talk-moved small', 'data-testid': 'talk-moved', hidden: true }),
+    controls: h('div', { class: 'talk-controls', 'data-testid': 'talk-controls', hidden: true }),
+    interrupt: h('button', { type: 'button', class: 'btn', 'data-testid': 'talk-interrupt' }, 'Interrupt'),
+    mute: h('button', { type: 'button', class: 'btn', 'data-testid': 'talk-mute' }, 'Mute'),
+    end: h('button', { type: 'button', class: 'btn', 'data-testid': 'talk-end' }, 'End'),
   };
+  ui.controls.append(ui.interrupt, ui.mute, ui.end);
   root.replaceChildren(
     h('div', { class: 'card-head talk-head' },
       h('div', { class: 'talk-heading' }, ui.dot, ui.title), ui.badge),
     ui.detail,
     ui.button,
+    ui.controls,
+    ui.moved,
     ui.empty,
     ui.transcript,
   );
   root.setAttribute('aria-labelledby', 'talk-title');
   ui.button.addEventListener('click', pressed);
+  ui.interrupt.addEventListener('click', () => steer('interrupt'));
+  ui.mute.addEventListener('click', () => steer(muted ? 'unmute' : 'mute'));
+  ui.end.addEventListener('click', () => steer('end'));
+
+  // Can this screen talk: the owner (the app says so before the welcome) or any role
+  // the welcome names that may hold the floor.
+  function canTalk() {
+    return floor.role ? floor.canTalk : isOwner();
+  }
 
   function draw() {
     const owner = isOwner();
     const shown = !CONFIGURED ? 'unset' : owner ? status : 'following';
+    const owner = canTalk();
+    const resting = !LIVE.has(status) && floor.elsewhere;
+    const shown = !owner ? 'following' : resting && status !== 'moved' ? 'elsewhere' : status;
     const [title, text, action] = TEXT[shown];
     root.hidden = !hub; // once the page is in a session
     root.dataset.state = shown;
@@ -134,6 +169,10 @@ export function createTalk(root, { getToken, isOwner }) {
     ui.badge.textContent = STATE_WORDS[agentState] || '';
     // "Nothing said yet" only where something could be said.
     ui.empty.hidden = lines.size > 0 || !(LIVE.has(shown) || shown === 'following');
+    root.dataset.floor = floor.mine ? 'here' : floor.elsewhere ? 'elsewhere' : 'free';
+    root.dataset.muted = String(muted);
+    ui.controls.hidden = !owner || !floor.holder;
+    ui.mute.textContent = muted ? 'Unmute' : 'Mute';
   }
 
   function setStatus(next, words = '') {
@@ -255,7 +294,22 @@ export function createTalk(root, { getToken, isOwner }) {
           missed = false;
         }
         if (frame.connection_id) own.add(frame.connection_id);
+        floor.joined(frame);
+        // Back on a new connection while this screen talks: it takes the floor again
+        // (its old connection's hold ends with it).
+        if (conversation && floor.mine && floor.holder.connection_id !== frame.connection_id) {
+          hub.send({ type: 'take_voice' });
+        }
+        draw();
         break;
+      case 'voice_floor':
+        floorChanged(frame);
+        break;
+      case 'agent_control': {
+        const action = floor.controlFor(frame);
+        if (action) control(action);
+        break;
+      }
       case 'resumed':
         if (catchingUp && missed) tell(createSessionContext(hub.state || {}, messages()));
         catchingUp = false;
@@ -321,7 +375,70 @@ export function createTalk(root, { getToken, isOwner }) {
   }
 
   function publish(frame) {
-    if (hub && isOwner()) hub.send(frame);
+    if (hub && canTalk()) hub.send(frame);
+  }
+
+  // ---- the voice floor (section 17) --------------------------------------------------
+
+  function floorChanged(frame) {
+    const change = floor.changed(frame);
+    if (change.moved) markMove(change.moved, frame);
+    if (change.lost && (conversation || starting)) {
+      // Another screen took the voice: this conversation ends now; the other carries on.
+      stop('moved');
+    }
+    draw();
+  }
+
+  // A mark in the conversation where the voice moved, on every screen.
+  function markMove(moved, frame) {
+    const words = moved.here ? 'The voice moved to this screen.' : 'The voice moved to another screen.';
+    ui.moved.textContent = words;
+    ui.moved.hidden = false;
+    const li = h('li', {
+      class: 'talk-line talk-mark', 'data-testid': 'talk-mark', 'data-seq': String(frame.seq ?? ''),
+      'data-from': moved.from, 'data-to': moved.to,
+    }, words);
+    ui.transcript.append(li);
+    trim();
+  }
+
+  // This screen lets the floor go, once per conversation.
+  function release() {
+    if (letGo) return;
+    letGo = true;
+    if (floor.mine) hub?.send({ type: 'release_voice' });
+  }
+
+  function steer(action) {
+    if (hub) hub.send({ type: 'agent_control', action });
+  }
+
+  // A control for this screen's conversation, from any screen.
+  function control(action) {
+    if (action === 'end') {
+      letGo = true; // the hub frees the floor after an end
+      stop();
+      return;
+    }
+    if (!conversation) return;
+    if (action === 'mute' || action === 'unmute') {
+      muted = action === 'mute';
+      try {
+        conversation.setMicMuted(muted);
+      } catch {
+        /* a text conversation has no microphone */
+      }
+      draw();
+      return;
+    }
+    // interrupt: the agent's current speech stops here (the client drops the rest of
+    // its audio and fades out what plays, as when the user speaks over it), and the
+    // agent is told why it was cut off.
+    if (typeof conversation.handleInterruption === 'function') {
+      conversation.handleInterruption({ interruption_event: { event_id: (conversation.currentEventId || 0) + 1 } });
+    }
+    tell('The user interrupted you from another screen: stop, and wait for what they say next.');
   }
 
   // What a conversation's mapping returned, published in order; while that
@@ -421,6 +538,10 @@ export function createTalk(root, { getToken, isOwner }) {
     if (!hub?.sessionId || starting) return;
     const attempt = { cancelled: false };
     starting = attempt;
+    muted = false;
+    movedAway = false;
+    letGo = false;
+    hub.send({ type: 'take_voice' }); // the screen that held the voice ends its conversation
     if (!navigator.mediaDevices?.getUserMedia) {
       starting = null;
       setStatus('error', 'This browser gives no microphone to this page. Open it over HTTPS '
@@ -495,14 +616,22 @@ export function createTalk(root, { getToken, isOwner }) {
     }
   }
 
-  async function stop() {
+  // `why`: 'moved' when another screen took the voice (the floor is theirs: nothing to
+  // release); otherwise this screen lets the floor go.
+  async function stop(why = null) {
+    movedAway = why === 'moved';
+    if (movedAway) {
+      voice = null; // nothing more of this conversation goes out: it carries on elsewhere
+      letGo = true;
+    }
+    release();
     if (starting) {
       starting.cancelled = true;
       starting = null;
     }
     const open = conversation;
     if (!open) {
-      setStatus('idle');
+      setStatus(movedAway ? 'moved' : 'idle');
       return;
     }
     await open.endSession().catch(() => {});
@@ -540,6 +669,7 @@ export function createTalk(root, { getToken, isOwner }) {
   function failed(err) {
     conversation = null;
     voice = null;
+    release();
     dropPending();
     const message = err?.message || String(err);
     if (err?.code === 'not_configured') {
@@ -558,12 +688,15 @@ export function createTalk(root, { getToken, isOwner }) {
     if (session && conversation && session !== conversation) return;
     conversation = null;
     dropPending();
-    for (const frame of frames.ended()) publish(frame);
+    if (!movedAway) for (const frame of frames.ended()) publish(frame);
     if (voice === frames) voice = null;
-    if (details?.reason === 'error') {
+    release();
+    if (details?.reason === 'error' && !movedAway) {
       const why = details.message || details.closeReason || 'the connection closed';
       setStatus('dropped', `The conversation with the agent was lost (${why}). Start again `
         + 'to continue: the agent will be told where the session stands.');
+    } else if (movedAway) {
+      setStatus('moved');
     } else if (details?.reason === 'agent') {
       setStatus('ended', 'The agent ended the conversation.');
     } else {

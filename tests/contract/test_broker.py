@@ -451,3 +451,52 @@ async def test_with_redis_away_publish_fails_and_ping_says_so() -> None:
             await broker.ping()
     finally:
         await broker.close()
+
+
+# ---------------------------------------------------------------- the voice floor
+
+
+async def test_the_floor_is_a_compare_and_set_in_seq_order(start: Started) -> None:
+    broker, recorder, _ = await start()
+    s = sid()
+    await broker.subscribe(s)
+    assert await broker.floor(s) == ""
+    first = await broker.swap_floor(s, "", "A", "contextual_update", body(s, 1))
+    assert first is not None and first.seq == 1 and await broker.floor(s) == "A"
+    # A swap expecting a floor that is no longer there publishes nothing.
+    assert await broker.swap_floor(s, "", "B", "contextual_update", body(s, 2)) is None
+    assert (await broker.position(s)).seq == 1 and await broker.floor(s) == "A"
+    # None compares with nothing: a take whatever the floor is.
+    taken = await broker.swap_floor(s, None, "B", "contextual_update", body(s, 3))
+    assert taken is not None and taken.seq == 2 and await broker.floor(s) == "B"
+    await recorder.wait(lambda: len(recorder.of(s)) >= 2)
+    assert [e.seq for e in recorder.of(s)] == [1, 2]
+
+
+@pytest.mark.redis
+async def test_two_processes_swapping_the_floor_at_once_one_wins_each_round(
+    start_redis: Started,
+) -> None:
+    (a, _, _), (b, _, _) = await start_redis(), await start_redis()
+    s = sid()
+
+    async def contend(broker: Broker, name: str) -> list[Event]:
+        won = []
+        for i in range(30):
+            current, new = await broker.floor(s), f"{name}{i}"
+            frame = encode(ContextualUpdate(session_id=s, text=current, data=new))
+            event = await broker.swap_floor(s, current, new, "contextual_update", frame)
+            if event is not None:
+                won.append(event)
+        return won
+
+    won_a, won_b = await asyncio.gather(contend(a, "a"), contend(b, "b"))
+    assert won_a and won_b
+    # In seq order, every swap that published found the floor the one before it left.
+    chain = sorted(won_a + won_b, key=lambda e: e.seq)
+    floor = ""
+    for event in chain:
+        frame = json.loads(event.payload)
+        assert frame["text"] == floor
+        floor = frame["data"]
+    assert await a.floor(s) == floor == await b.floor(s)

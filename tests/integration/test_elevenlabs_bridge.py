@@ -31,6 +31,7 @@ from companion_ws.integrations.elevenlabs import (
     describe_update,
 )
 from companion_ws.integrations.narrator import Narrator
+from companion_ws.integrations.voice_holder import run_holding
 from companion_ws.tools.registry import ToolRegistry
 from tests.support.fake_elevenlabs import FakeConversation, FakeElevenLabs
 from tests.support.hub import HubFactory, HubProcess, token, tokens
@@ -630,3 +631,41 @@ def test_the_summary_quotes_the_last_exchanges_the_bridge_heard() -> None:
     ]
     assert summary == create_session_context({}, messages)
     assert "Ship a box" not in summary and "which weight" not in summary
+
+
+async def test_the_bridge_holds_the_voice_and_hands_it_to_a_screen(
+    shared_hub: HubProcess, fake: FakeElevenLabs
+) -> None:
+    """docs/protocol.md section 17: the bridge takes the floor when it talks; a screen's
+    interrupt reaches it (the screens see the agent listen; the agent is told); a
+    screen taking the voice ends the bridge's conversation ("voice_moved")."""
+    tok = token(_user())
+    sid, (ui,) = await screens(shared_hub, tok, 1)
+    config = BridgeConfig(
+        agent_id=fake.agent_id,
+        session_id=sid,
+        hub_url=shared_hub.ws_url,
+        token=tok,
+        api_key=fake.api_key,
+        base_url=fake.base_url,
+        keepalive=0,
+    )
+    bridge = AgentBridge(config, ToolRegistry.from_modules(["companion_ws.tools.shipping"]))
+    task = asyncio.create_task(run_holding(bridge))
+    conv = await fake.conversation()
+    floor = await ui.recv_until(lambda f: f["type"] == "voice_floor", timeout=10)
+    assert bridge.hub is not None
+    assert floor["connection_id"] == bridge.hub.connection_id
+    await conv.speak("Let me read you every quote.", seconds=6.0)
+    await ui.recv_until(lambda f: f.get("type") == "agent_state" and f["state"] == "speaking")
+    await ui.send({"type": "agent_control", "action": "interrupt"})
+    # Long before its 6 s of speech would end.
+    heard = await ui.recv_until(
+        lambda f: f.get("type") == "agent_state" and f["state"] == "listening", timeout=2
+    )
+    assert heard["sender"] == bridge.hub.connection_id
+    assert "interrupted" in await conv.contextual_update(lambda text: "interrupted" in text)
+    await ui.send({"type": "take_voice"})
+    assert await asyncio.wait_for(task, 15) == "voice_moved"
+    await asyncio.wait_for(conv.closed.wait(), 10)
+    await ui.close()

@@ -95,14 +95,16 @@ class HubProcess:
     log_path: Path | None = None
     access_log: bool = False  # uvicorn's access and WebSocket lines, at --log-level info
     proc: subprocess.Popen[bytes] | None = None
+    args: list[str] = field(default_factory=list)  # more of serve's flags
+    tls: bool = False  # it serves HTTPS (--dev-tls, --certfile): its URLs say so
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> HubProcess:
         env = {
@@ -125,6 +127,7 @@ class HubProcess:
                 *([] if self.access_log else ["--no-access-log"]),
                 "--log-level",
                 "info" if self.access_log else "warning",
+                *self.args,
             ],
             env=env,
             stdout=log,
@@ -137,7 +140,8 @@ class HubProcess:
                     f"the hub exited with {self.proc.returncode}; see {self.log_path}"
                 )
             try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=0.5).status_code == 200:
+                health = httpx.get(f"{self.base_url}/healthz", timeout=0.5, verify=False)
+                if health.status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

@@ -27,12 +27,12 @@ TV_S1 = Principal(
 
 #: docs/protocol.md section 11, row by row.
 TABLE = {
-    Role.OWNER: {"read", "write", "converse", "end", "invite", "devices", "talk"},
-    Role.AGENT: {"read", "write", "converse"},
-    Role.COMPANION: {"read", "write"},
+    Role.OWNER: {"read", "write", "converse", "end", "invite", "devices", "talk", "voice", "steer"},
+    Role.AGENT: {"read", "write", "converse", "voice"},
+    Role.COMPANION: {"read", "write", "talk", "voice", "steer"},
     Role.OBSERVER: {"read"},
     Role.SERVICE: {"read", "write", "converse"},
-    Role.ADMIN: {"read", "write", "converse", "end", "invite", "devices", "talk"},
+    Role.ADMIN: {"read", "write", "converse", "end", "invite", "devices", "talk", "voice", "steer"},
 }
 
 
@@ -83,11 +83,16 @@ def test_no_credential_no_role(who: Principal, session: str, client: str) -> Non
         policy.socket_role(who, session, "alice", client)
 
 
-def test_over_http_a_device_reads_its_session_and_nothing_more() -> None:
+def test_over_http_a_device_reads_its_session_and_a_companion_talks() -> None:
+    assert policy.http_role(PHONE_S1, "s1", "alice") is Role.COMPANION
+    assert policy.http_role(TV_S1, "s1", "alice") is Role.OBSERVER
+    # The voice follows the user to a companion (section 17): it signs a conversation.
+    policy.require_http(PHONE_S1, "s1", "alice", Action.TALK, ended=False)
+    with pytest.raises(Forbidden):
+        policy.require_http(TV_S1, "s1", "alice", Action.TALK, ended=False)
     for device in (PHONE_S1, TV_S1):
-        assert policy.http_role(device, "s1", "alice") is Role.OBSERVER
         policy.require_http(device, "s1", "alice", Action.READ, ended=False)
-        for action in (Action.WRITE, Action.END, Action.INVITE, Action.DEVICES, Action.TALK):
+        for action in (Action.WRITE, Action.END, Action.INVITE, Action.DEVICES):
             with pytest.raises(Forbidden):
                 policy.require_http(device, "s1", "alice", action, ended=False)
     assert policy.http_role(ALICE, "s1", "alice") is Role.OWNER

@@ -82,6 +82,19 @@ class RedisBroker:
         await self._subscriber.echo(event)
         return event
 
+    async def swap_floor(
+        self, session_id: str, expect: str | None, floor: str, kind: str, body: bytes
+    ) -> Event | None:
+        """The voice floor's compare-and-set and the publish, in one Lua script."""
+        event = await self._streams.swap_floor(session_id, expect, floor, kind, body)
+        if event is not None:
+            await self._subscriber.echo(event)
+        return event
+
+    async def floor(self, session_id: str) -> str:
+        """The session's voice floor (``""``: none)."""
+        return await self._streams.floor(session_id)
+
     async def subscribe(self, session_id: str) -> None:
         """Deliver the session's events to this process (its first local client joined)."""
         await self._subscriber.subscribe(session_id)

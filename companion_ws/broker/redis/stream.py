@@ -36,6 +36,8 @@ class Streams:
         self._publish = redis.register_script(source("publish"))
         self._position = redis.register_script(source("position"))
         self._history = redis.register_script(source("history"))
+        self._floor = redis.register_script(source("floor"))
+        self._floor_swap = redis.register_script(source("floor_swap"))
         self._seed: SeedLoader | None = None
         self._last_delivered: Callable[[str], int] = lambda _: 0
         self._loading: dict[str, asyncio.Future[Seed]] = {}
@@ -51,6 +53,23 @@ class Streams:
         args = [body, kind, self._size, self._keys.channel(session_id)]
         result = await self._call(self._publish, session_id, args, seed=True)
         return Event(session_id, int(result[0]), text(result[1]), kind, result[2])
+
+    async def swap_floor(
+        self, session_id: str, expect: str | None, floor: str, kind: str, body: bytes
+    ) -> Event | None:
+        """Publish ``body`` and set the floor when it is ``expect`` (None: any), in one
+        script; None when it was another."""
+        compare = "0" if expect is None else "1"
+        channel = self._keys.channel(session_id)
+        args = [body, kind, self._size, channel, compare, expect or "", floor]
+        result = await self._call(self._floor_swap, session_id, args, seed=True)
+        if int(result[0]) == 0:
+            return None
+        return Event(session_id, int(result[0]), text(result[1]), kind, result[2])
+
+    async def floor(self, session_id: str) -> str:
+        """The session's voice floor, ``""`` for none."""
+        return text((await self._call(self._floor, session_id, [], seed=True))[0])
 
     async def position(self, session_id: str) -> Position:
         """The session's last seq and epoch."""

@@ -96,6 +96,22 @@ export interface StepMessage {
   requestId?: string | null;
 }
 
+export interface TakeVoiceMessage {
+  type: "take_voice";
+  requestId?: string | null;
+}
+
+export interface ReleaseVoiceMessage {
+  type: "release_voice";
+  requestId?: string | null;
+}
+
+export interface AgentControlMessage {
+  type: "agent_control";
+  action: "end" | "interrupt" | "mute" | "unmute";
+  requestId?: string | null;
+}
+
 export interface ClientJoinedFrame {
   /** Its place in the session's order (docs/protocol.md section 4). */
   seq: number;
@@ -231,6 +247,32 @@ export interface ToolCallFinishedFrame {
   requestId?: string;
 }
 
+export interface VoiceFloorFrame {
+  /** Its place in the session's order (docs/protocol.md section 4). */
+  seq: number;
+  type: "voice_floor";
+  device_id: string | null;
+  connection_id: string | null;
+  previous_device_id: string | null;
+  reason: "ended" | "gone" | "released" | "taken";
+  sender?: string | null;
+  session_id: string;
+  timestamp?: number;
+  requestId?: string;
+}
+
+export interface AgentControlFrame {
+  /** Its place in the session's order (docs/protocol.md section 4). */
+  seq: number;
+  type: "agent_control";
+  action: "end" | "interrupt" | "mute" | "unmute";
+  device_id: string;
+  sender?: string | null;
+  session_id: string;
+  timestamp?: number;
+  requestId?: string;
+}
+
 export interface SessionJoinedFrame {
   type: "session_joined";
   connection_id: string;
@@ -248,6 +290,7 @@ export interface SessionJoinedFrame {
   requested_session_id?: string;
   reason?: string;
   restored_from?: string;
+  voice_floor?: Record<string, string> | null;
   session_id: string;
   timestamp?: number;
   requestId?: string;
@@ -363,6 +406,8 @@ export type ServerFrame =
   | StepFrame
   | ToolCallStartedFrame
   | ToolCallFinishedFrame
+  | VoiceFloorFrame
+  | AgentControlFrame
   | SessionJoinedFrame
   | SessionStateFrame
   | ResyncRequiredFrame
@@ -388,7 +433,10 @@ export type ClientMessage =
   | RefreshMessage
   | TranscriptMessage
   | AgentStateMessage
-  | StepMessage;
+  | StepMessage
+  | TakeVoiceMessage
+  | ReleaseVoiceMessage
+  | AgentControlMessage;
 
 /** The server frame of a given `type`. */
 export type ServerFrameOf<T extends ServerFrame['type']> =

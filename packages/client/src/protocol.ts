@@ -4,6 +4,7 @@
 
 /** Frames with a place in the session's order: they carry `seq`. */
 export type BroadcastType =
+  | "agent_control"
   | "agent_state"
   | "client_joined"
   | "client_left"
@@ -14,7 +15,8 @@ export type BroadcastType =
   | "step"
   | "tool_call_finished"
   | "tool_call_started"
-  | "transcript";
+  | "transcript"
+  | "voice_floor";
 
 /** Frames for one client; a `seq` on one of them is a snapshot position. */
 export type DirectType =
@@ -31,6 +33,7 @@ export type DirectType =
   | "session_state";
 
 export const BROADCAST_TYPES: ReadonlySet<string> = new Set<string>([
+  "agent_control",
   "agent_state",
   "client_joined",
   "client_left",
@@ -42,6 +45,7 @@ export const BROADCAST_TYPES: ReadonlySet<string> = new Set<string>([
   "tool_call_finished",
   "tool_call_started",
   "transcript",
+  "voice_floor",
 ]);
 
 export const DIRECT_TYPES: ReadonlySet<string> = new Set<string>([

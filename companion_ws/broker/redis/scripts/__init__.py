@@ -7,7 +7,7 @@ from __future__ import annotations
 from functools import cache
 from importlib.resources import files
 
-STREAM_SCRIPTS = ("publish", "position", "history")
+STREAM_SCRIPTS = ("publish", "position", "history", "floor")
 PRESENCE_SCRIPTS = ("presence_touch", "presence_list", "presence_reap")
 
 
@@ -18,6 +18,8 @@ def _read(name: str) -> str:
 
 def source(name: str) -> str:
     """The full text of script ``name``: its shared prefix, then its own lines."""
+    if name == "floor_swap":  # the floor's compare-and-set, then publish's own lines
+        return _read("seed") + _read("floor_swap") + _read("publish")
     if name in STREAM_SCRIPTS:
         return _read("seed") + _read(name)
     if name in PRESENCE_SCRIPTS:
