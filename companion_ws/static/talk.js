@@ -146,11 +146,10 @@ export function createTalk(root, { getToken, isOwner }) {
   }
 
   function draw() {
-    const owner = isOwner();
-    const shown = !CONFIGURED ? 'unset' : owner ? status : 'following';
     const owner = canTalk();
     const resting = !LIVE.has(status) && floor.elsewhere;
-    const shown = !owner ? 'following' : resting && status !== 'moved' ? 'elsewhere' : status;
+    const talking = resting && status !== 'moved' ? 'elsewhere' : status;
+    const shown = !CONFIGURED ? 'unset' : owner ? talking : 'following';
     const [title, text, action] = TEXT[shown];
     root.hidden = !hub; // once the page is in a session
     root.dataset.state = shown;
