@@ -31,6 +31,7 @@ from companion_ws.hub.joins import Joins
 from companion_ws.hub.lifetimes import Lifetimes
 from companion_ws.hub.listeners import Listeners
 from companion_ws.hub.locks import KeyedLock
+from companion_ws.hub.owed import Owed
 from companion_ws.hub.publisher import Publisher
 from companion_ws.hub.recovery import Recovery
 from companion_ws.hub.seeder import Seeder
@@ -119,7 +120,9 @@ class Node:
         )
         self._lifetimes = Lifetimes(self.credentials, lead=settings.refresh_lead)
         self.conversation = ConversationService(store, self._eventlog)
-        self.tools = ToolRunner(store, self.state, publisher, tools, locks, metrics)
+        #: What committed effects owe the screens, published once even after a crash.
+        self.owed = Owed(store, publisher, self.recovery, lease=settings.owed_lease)
+        self.tools = ToolRunner(store, self.state, publisher, tools, locks, metrics, self.owed)
         # Backends (gRPC, the bus): one effect per idempotency key, and live listeners.
         self.backend = IdempotentPublisher(store, publisher, lease=settings.bus_ack_wait)
         self.listeners = Listeners(broker)
@@ -178,6 +181,7 @@ class Node:
         self._eventlog.start()
         self._lifetimes.start()
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="expiry-sweep")
+        self.owed.start()
 
     def drain(self) -> None:
         """The server is going away: end long-lived HTTP responses now (a socket is
@@ -190,6 +194,7 @@ class Node:
         self._stopping.set()
         if self._sweeper is not None:
             await self._sweeper
+        await self.owed.stop()
         if self._tasks:
             _, late = await asyncio.wait(list(self._tasks), timeout=STOP_GRACE)
             for task in late:

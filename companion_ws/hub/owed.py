@@ -1,0 +1,149 @@
+"""What was promised is delivered (docs/protocol.md section 4): the broadcasts a committed
+effect owes the screens are part of the effect.
+
+The mechanism, for every path where a commit is followed by a publish (a tool run, the
+post-call webhook, a backend publish of the bus or gRPC):
+
+1. The frames are sealed before the commit and written as ``owed_events`` rows in the
+   effect's own transaction (:meth:`Owed.rows` -> ``EffectStore.commit(owed=...)``), the
+   rows claimed by the committing process.
+2. That process publishes them in order and deletes them (:meth:`Owed.deliver`).
+3. If it dies in between, the rows stay. A retry of the same key (:meth:`Owed.redeem`)
+   waits for the owner to finish, up to the lease, and otherwise takes the rows over;
+   every process's sweep (:meth:`Owed.sweep`, at start and every ``lease`` seconds) takes
+   over rows whose claim is older than the lease. Taking over is a compare-and-set of
+   the claim, so one process does it.
+4. Whoever takes rows over first reads the session's history from the rows'
+   ``after_seq``: a frame already there (published before the crash, not yet deleted)
+   is not published again; the rest are, in order. So each owed frame is published
+   exactly once, in its effect's order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from companion_ws import failpoints
+from companion_ws.hub.publisher import Publisher, Sealed
+from companion_ws.hub.recovery import Recovery
+from companion_ws.protocol.codec import decode_json, now_ms
+from companion_ws.store.owed import OwedFrame
+from companion_ws.store.store import Store
+from companion_ws.values import Event
+
+__all__ = ["Owed"]
+
+log = logging.getLogger("companion_ws.owed")
+
+_POLL = 0.05  # how often a retry looks whether the owner has published
+
+
+class Owed:
+    def __init__(
+        self, store: Store, publisher: Publisher, recovery: Recovery, *, lease: float
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._recovery = recovery
+        self._lease = lease
+        self._lease_ms = int(lease * 1000)
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def rows(owner: str, frames: Sequence[Sealed], after_seq: int) -> list[OwedFrame]:
+        """The rows of ``frames``, owed by ``owner``, for its commit. [pure but the clock]"""
+        now = now_ms()
+        return [
+            OwedFrame(owner, i, s.session_id, s.kind, s.body.decode(), after_seq, now, now)
+            for i, s in enumerate(frames)
+        ]
+
+    async def deliver(self, owner: str, frames: Sequence[Sealed]) -> tuple[Event, ...]:
+        """Publish what ``owner``'s commit owes, then settle it. A failed publish
+        raises and leaves the rows to a retry or a sweep; a failed settle only logs
+        (whoever takes the rows over finds them published)."""
+        events = await self._publisher.publish_all(frames)
+        failpoints.hit("after_publish")
+        try:
+            await self._store.owed.settle(owner)
+        except Exception as exc:
+            log.warning("settling the broadcasts of %s failed: %s", owner, exc)
+        return events
+
+    async def redeem(self, owner: str) -> None:
+        """A retry of ``owner``: returns once nothing it owes is unpublished (its process
+        published it, or we took it over after its lease)."""
+        deadline = time.monotonic() + self._lease
+        while rows := await self._store.owed.of(owner):
+            stale = now_ms() - rows[0].claimed_at >= self._lease_ms
+            if (stale or time.monotonic() >= deadline) and await self._take_over(owner, rows):
+                return
+            await asyncio.sleep(_POLL)
+
+    async def sweep(self) -> int:
+        """Take over and publish every owner's frames whose claim is past the lease."""
+        before = now_ms() - self._lease_ms
+        done = 0
+        for owner in await self._store.owed.stale(before):
+            rows = await self._store.owed.of(owner)
+            if rows and rows[0].claimed_at < before and await self._take_over(owner, rows):
+                done += 1
+        return done
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="owed-sweep")
+
+    async def stop(self) -> None:
+        """Asked to finish, never cancelled (DB work: companion_ws.store.uow)."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                swept = await self.sweep()
+                if swept:
+                    log.info("published the owed broadcasts of %d effects", swept)
+            except Exception as exc:
+                log.warning("the owed-broadcast sweep failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._lease)
+
+    async def _take_over(self, owner: str, rows: list[OwedFrame]) -> bool:
+        """Claim ``rows`` (False: another process did) and publish what is missing."""
+        if not await self._store.owed.take(owner, rows[0].claimed_at, now_ms()):
+            return False
+        sid = rows[0].session_id
+        seen = await self._published(sid, min(row.after_seq for row in rows))
+        missing = [row for row in rows if _said(row.body) not in seen]
+        log.info("%s owed %d broadcasts, %d not yet published", owner, len(rows), len(missing))
+        await self._publisher.publish_all(
+            [Sealed(row.session_id, row.kind, row.body.encode()) for row in missing]
+        )
+        await self._store.owed.settle(owner)
+        return True
+
+    async def _published(self, session_id: str, after_seq: int) -> list[dict[str, Any]]:
+        """Every event of the session after ``after_seq``, without its seq."""
+        seen: list[dict[str, Any]] = []
+        cursor = after_seq
+        while True:
+            page = await self._recovery.history(session_id, cursor, 256)
+            for event in page.events:
+                seen.append({k: v for k, v in event.items() if k != "seq"})
+            if not page.has_more or page.next_after_seq <= cursor:
+                return seen
+            cursor = page.next_after_seq
+
+
+def _said(body: str) -> dict[str, Any]:
+    said: dict[str, Any] = decode_json(body)
+    return said
