@@ -32,6 +32,7 @@ from companion_ws.endpoints.common import (
     http_error_response,
     internal_error_response,
 )
+from companion_ws.endpoints.deadline import RequestDeadline
 from companion_ws.endpoints.limits import BodyLimit
 from companion_ws.endpoints.ws import SocketServer
 from companion_ws.hub.node import Node
@@ -150,7 +151,7 @@ def create_app(
     app.state.metrics = counters
     # The ASGI entry point: sockets on /ws are served directly, the rest by Starlette,
     # behind the bound on request bodies.
-    http = BodyLimit(app, settings.max_body_bytes)
+    http = BodyLimit(RequestDeadline(app, settings.request_timeout), settings.max_body_bytes)
     return SocketServer(
         node.admission, node.commands, tokens, counters, settings, fallback=http, drain=node.drain
     )
