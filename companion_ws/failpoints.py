@@ -8,6 +8,7 @@ or broker that does not answer): see :func:`delay`.
 For tests only. Nothing is armed unless the variable is set, and it is read once, at
 start. The points: ``after_ledger`` (a tool's commit is in, its broadcasts not yet
 published), ``after_publish`` (published, not yet settled: ``hub/owed.py``),
+``after_state_commit`` (a state change is in, its broadcast not yet published),
 ``after_backend_publish``, ``bus_before_ack``; ``stall_publish`` (every publish waits).
 """
 

@@ -83,6 +83,13 @@ class Node:
             broker, self._eventlog, metrics, max_event_bytes=settings.max_event_bytes
         )
         self.publisher = publisher
+        #: What committed effects owe the screens, published once even after a crash.
+        self.owed = Owed(
+            store,
+            publisher,
+            lambda sid, after, limit: self.recovery.history(sid, after, limit),
+            lease=settings.owed_lease,
+        )
         self.state = StateService(
             store,
             publisher,
@@ -90,6 +97,7 @@ class Node:
             metrics,
             max_state_bytes=settings.max_state_bytes,
             ttl_ms=ttl_ms,
+            owed=self.owed,
         )
         #: Whether a credential is still good, for every door and every stream.
         self.credentials = Credentials(store, grace=settings.refresh_grace)
@@ -120,8 +128,6 @@ class Node:
         )
         self._lifetimes = Lifetimes(self.credentials, lead=settings.refresh_lead)
         self.conversation = ConversationService(store, self._eventlog)
-        #: What committed effects owe the screens, published once even after a crash.
-        self.owed = Owed(store, publisher, self.recovery, lease=settings.owed_lease)
         self.tools = ToolRunner(store, self.state, publisher, tools, locks, metrics, self.owed)
         # Backends (gRPC, the bus): one effect per idempotency key, and live listeners.
         self.backend = IdempotentPublisher(store, publisher, lease=settings.bus_ack_wait)

@@ -25,13 +25,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from companion_ws import failpoints
 from companion_ws.hub.publisher import Publisher, Sealed
-from companion_ws.hub.recovery import Recovery
 from companion_ws.protocol.codec import decode_json, now_ms
+from companion_ws.protocol.frames import History
 from companion_ws.store.owed import OwedFrame
 from companion_ws.store.store import Store
 from companion_ws.values import Event
@@ -41,17 +41,22 @@ __all__ = ["Owed"]
 log = logging.getLogger("companion_ws.owed")
 
 _POLL = 0.05  # how often a retry looks whether the owner has published
+_TICKS = 4  # settled owners are deleted every lease / _TICKS; stale ones swept every lease
+
+#: A session's events after a seq, at most a limit (``Recovery.history``).
+HistoryReader = Callable[[str, int, int], Awaitable[History]]
 
 
 class Owed:
     def __init__(
-        self, store: Store, publisher: Publisher, recovery: Recovery, *, lease: float
+        self, store: Store, publisher: Publisher, history: HistoryReader, *, lease: float
     ) -> None:
         self._store = store
         self._publisher = publisher
-        self._recovery = recovery
+        self._history = history
         self._lease = lease
         self._lease_ms = int(lease * 1000)
+        self._settled: list[str] = []  # published, to delete with the next tick
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -64,12 +69,19 @@ class Owed:
             for i, s in enumerate(frames)
         ]
 
-    async def deliver(self, owner: str, frames: Sequence[Sealed]) -> tuple[Event, ...]:
-        """Publish what ``owner``'s commit owes, then settle it. A failed publish
-        raises and leaves the rows to a retry or a sweep; a failed settle only logs
-        (whoever takes the rows over finds them published)."""
+    async def deliver(
+        self, owner: str, frames: Sequence[Sealed], *, lazy: bool = False
+    ) -> tuple[Event, ...]:
+        """Publish what ``owner``'s commit owes, then settle it: at once, or with
+        ``lazy`` by the next tick's one delete of every settled owner (no commit of its
+        own on a hot path). A failed publish raises and leaves the rows to a retry or a
+        sweep; a failed settle only logs (whoever takes the rows over finds them
+        published)."""
         events = await self._publisher.publish_all(frames)
         failpoints.hit("after_publish")
+        if lazy:
+            self._settled.append(owner)
+            return events
         try:
             await self._store.owed.settle(owner)
         except Exception as exc:
@@ -107,15 +119,30 @@ class Owed:
             self._task = None
 
     async def _loop(self) -> None:
+        tick = 0
         while not self._stopping.is_set():
             try:
-                swept = await self.sweep()
-                if swept:
-                    log.info("published the owed broadcasts of %d effects", swept)
+                await self._settle_all()
+                if tick % _TICKS == 0:
+                    swept = await self.sweep()
+                    if swept:
+                        log.info("published the owed broadcasts of %d effects", swept)
             except Exception as exc:
                 log.warning("the owed-broadcast sweep failed: %s", exc)
+            tick += 1
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._lease)
+                await asyncio.wait_for(self._stopping.wait(), self._lease / _TICKS)
+        with contextlib.suppress(Exception):
+            await self._settle_all()
+
+    async def _settle_all(self) -> None:
+        if self._settled:
+            owners, self._settled = self._settled, []
+            try:
+                await self._store.owed.settle_many(owners)
+            except Exception:
+                self._settled = owners + self._settled
+                raise
 
     async def _take_over(self, owner: str, rows: list[OwedFrame]) -> bool:
         """Claim ``rows`` (False: another process did) and publish what is missing."""
@@ -136,7 +163,7 @@ class Owed:
         seen: list[dict[str, Any]] = []
         cursor = after_seq
         while True:
-            page = await self._recovery.history(session_id, cursor, 256)
+            page = await self._history(session_id, cursor, 256)
             for event in page.events:
                 seen.append({k: v for k, v in event.items() if k != "seq"})
             if not page.has_more or page.next_after_seq <= cursor:

@@ -150,7 +150,7 @@ class ToolRunner:
             replay = _replay(key, session_id, recorded)
         # A repeat: whatever the first run's commit still owes the screens is published
         # before the stored result is answered (docs/protocol.md section 4).
-        await self._owed.redeem(key)
+        await self._owed.redeem(f"tool:{key}")
         return replay
 
     async def _first(
@@ -205,7 +205,7 @@ class ToolRunner:
                 session_id,
                 state=self._state.write(doc, new_doc) if new_doc is not None else None,
                 ledger=ledger,
-                owed=self._owed.rows(key, effects, after_seq),
+                owed=self._owed.rows(f"tool:{key}", effects, after_seq),
             )
         except Exception:
             if run is not None:
@@ -219,7 +219,7 @@ class ToolRunner:
                 raise Internal("the state changed during the tool call; retry")
             return stored
         failpoints.hit("after_ledger")
-        events = await self._owed.deliver(key, effects)
+        events = await self._owed.deliver(f"tool:{key}", effects)
         return ToolResult(key, result, is_error, events=(*run.events, *events) if run else events)
 
     @staticmethod

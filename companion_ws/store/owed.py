@@ -97,8 +97,12 @@ class OwedStore:
 
     async def settle(self, owner: str) -> None:
         """``owner``'s frames are published: they are owed no more."""
+        await self.settle_many([owner])
+
+    async def settle_many(self, owners: Sequence[str]) -> None:
+        """As :meth:`settle`, for many owners in one commit."""
         async with self._held.block() as block, block.transaction():
-            await block.write(_SETTLE, owner=owner)
+            await block.write_many(_SETTLE, [{"owner": owner} for owner in owners])
 
 
 def _frame(row: tuple[object, ...]) -> OwedFrame:

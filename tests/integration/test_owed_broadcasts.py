@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.frames import history_over_http, new_user, tool_answer, tool_call
 from tests.support.hub import HubProcess, token
@@ -74,29 +75,52 @@ async def test_a_retry_after_a_crash_between_commit_and_publish_publishes_what_w
         hub.stop()
 
 
-async def test_a_crash_after_publishing_is_swept_without_publishing_twice(
+async def _crash_during_a_state_change(db_url: str, tmp_path: Path) -> tuple[str, str]:
+    """``PATCH /state`` commits, the hub dies before the broadcast: (token, session)."""
+    crashing = HubProcess(
+        database_url=db_url,
+        env={**FAST, "COMPANION_FAILPOINTS": "after_state_commit"},
+        log_path=tmp_path / "hub.log",
+    ).start()
+    tok = token(new_user())
+    auth = {"Authorization": f"Bearer {tok}"}
+    async with httpx.AsyncClient(base_url=crashing.base_url, timeout=15) as http:
+        sid = (await http.post("/sessions", headers=auth)).json()["session_id"]
+        with pytest.raises(httpx.HTTPError):
+            await http.patch(f"/sessions/{sid}/state", json={"a": 1}, headers=auth)
+    assert crashing.wait() == 86
+    return tok, sid
+
+
+def _changes(events: list[dict[str, Any]]) -> list[tuple[int, Any]]:
+    return [(e["version"], e["patch"]) for e in events if e["type"] == "session_state_updated"]
+
+
+async def test_what_a_crash_left_owed_is_swept_once_without_a_retry(
     db_url: str, tmp_path: Path
 ) -> None:
-    """Killed after the broadcasts, before they were settled: the restarted hub's sweep
-    finds them owed, sees them in the history and publishes nothing again. Killed
-    before them and never retried: the sweep publishes them."""
-    tok, sid, _, port = await _crash_during_a_call(db_url, tmp_path, "after_publish")
-    tok2, sid2, _, _ = await _crash_during_a_call(db_url, tmp_path, "after_ledger")
-    hub = HubProcess(database_url=db_url, env=FAST, port=port, log_path=tmp_path / "hub.log")
-    hub.start()
+    """Nobody retries; the restarted hub's sweep finds what is owed. Killed after a tool
+    call's commit: it publishes the call's frames. Killed after they were published but
+    before they were settled: it sees them in the history and publishes nothing again.
+    Killed after a state change's commit: it publishes ``session_state_updated``."""
+    runs = [
+        (await _crash_during_a_call(db_url, tmp_path, point))[:2]
+        for point in ("after_publish", "after_ledger")
+    ]
+    state_tok, state_sid = await _crash_during_a_state_change(db_url, tmp_path)
+    hub = HubProcess(database_url=db_url, env=FAST, log_path=tmp_path / "hub.log").start()
     try:
         async with httpx.AsyncClient(base_url=hub.base_url, timeout=15) as http:
 
-            async def kinds() -> list[list[str]]:
-                return [
-                    _kinds(await history_over_http(http, s, t, 100))
-                    for t, s in ((tok, sid), (tok2, sid2))
-                ]
+            async def seen() -> tuple[list[list[str]], list[tuple[int, Any]]]:
+                calls = [_kinds(await history_over_http(http, s, t, 100)) for t, s in runs]
+                state = await history_over_http(http, state_sid, state_tok, 100)
+                return calls, _changes(state)
 
             async with asyncio.timeout(10):  # a bound on waiting, never on speed
-                while (await kinds())[1] != ORDER:  # noqa: ASYNC110
+                while await seen() != ([ORDER, ORDER], [(1, {"a": 1})]):  # noqa: ASYNC110
                     await asyncio.sleep(0.1)
-            await asyncio.sleep(1.5)  # three sweeps more: still once each
-            assert await kinds() == [ORDER, ORDER]
+            await asyncio.sleep(1.0)  # two sweeps more: still once each
+            assert await seen() == ([ORDER, ORDER], [(1, {"a": 1})])
     finally:
         hub.stop()
