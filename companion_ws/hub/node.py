@@ -130,7 +130,7 @@ class Node:
         self.conversation = ConversationService(store, self._eventlog)
         self.tools = ToolRunner(store, self.state, publisher, tools, locks, metrics, self.owed)
         # Backends (gRPC, the bus): one effect per idempotency key, and live listeners.
-        self.backend = IdempotentPublisher(store, publisher, lease=settings.bus_ack_wait)
+        self.backend = IdempotentPublisher(store, publisher, self.owed, lease=settings.bus_ack_wait)
         self.listeners = Listeners(broker)
         #: The open AG-UI and gRPC streams, each held for as long as its credential.
         self.streams = Streams(

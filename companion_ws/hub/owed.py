@@ -30,11 +30,12 @@ from typing import Any
 
 from companion_ws import failpoints
 from companion_ws.hub.publisher import Publisher, Sealed
-from companion_ws.protocol.codec import decode_json, now_ms
+from companion_ws.protocol.codec import decode_json, encode, now_ms
+from companion_ws.protocol.errors import Internal
 from companion_ws.protocol.frames import History
 from companion_ws.store.owed import OwedFrame
 from companion_ws.store.store import Store
-from companion_ws.values import Event
+from companion_ws.values import Event, Position
 
 __all__ = ["Owed"]
 
@@ -144,33 +145,60 @@ class Owed:
                 self._settled = owners + self._settled
                 raise
 
-    async def _take_over(self, owner: str, rows: list[OwedFrame]) -> bool:
-        """Claim ``rows`` (False: another process did) and publish what is missing."""
+    async def recover(self, owner: str) -> list[Position] | None:
+        """For a path that settles ``owner`` itself (a backend publish, whose receipt
+        commits with the settle): take its frames over now, publish what is missing and
+        answer where each frame is, in order; None when nothing is owed."""
+        rows = await self._store.owed.of(owner)
+        if not rows:
+            return None
+        positions = await self._take_over(owner, rows, settle=False)
+        if positions is None:
+            raise Internal("another process is publishing this; retry")
+        return positions
+
+    async def _take_over(
+        self, owner: str, rows: list[OwedFrame], *, settle: bool = True
+    ) -> list[Position] | None:
+        """Claim ``rows`` (None: another process did) and publish what is missing: where
+        each frame is, in order."""
         if not await self._store.owed.take(owner, rows[0].claimed_at, now_ms()):
-            return False
+            return None
         sid = rows[0].session_id
         seen = await self._published(sid, min(row.after_seq for row in rows))
-        missing = [row for row in rows if _said(row.body) not in seen]
+        found = [seen.get(encode(_said(row.body))) for row in rows]
+        missing = [row for row, at in zip(rows, found, strict=True) if at is None]
         log.info("%s owed %d broadcasts, %d not yet published", owner, len(rows), len(missing))
-        await self._publisher.publish_all(
-            [Sealed(row.session_id, row.kind, row.body.encode()) for row in missing]
+        events = iter(
+            await self._publisher.publish_all(
+                [Sealed(row.session_id, row.kind, row.body.encode()) for row in missing]
+            )
         )
-        await self._store.owed.settle(owner)
-        return True
+        if settle:
+            await self._store.owed.settle(owner)
+        return [
+            at if at is not None else Position((e := next(events)).seq, e.epoch) for at in found
+        ]
 
-    async def _published(self, session_id: str, after_seq: int) -> list[dict[str, Any]]:
-        """Every event of the session after ``after_seq``, without its seq."""
-        seen: list[dict[str, Any]] = []
+    async def _published(self, session_id: str, after_seq: int) -> dict[bytes, Position]:
+        """Every event of the session after ``after_seq`` (encoded without its seq, its
+        keys sorted): where it is."""
+        seen: dict[bytes, Position] = {}
         cursor = after_seq
         while True:
             page = await self._history(session_id, cursor, 256)
             for event in page.events:
-                seen.append({k: v for k, v in event.items() if k != "seq"})
+                said = {k: v for k, v in event.items() if k != "seq"}
+                seen.setdefault(encode(_sorted(said)), Position(event["seq"], page.epoch))
             if not page.has_more or page.next_after_seq <= cursor:
                 return seen
             cursor = page.next_after_seq
 
 
+def _sorted(said: dict[str, Any]) -> dict[str, Any]:
+    return {k: said[k] for k in sorted(said)}
+
+
 def _said(body: str) -> dict[str, Any]:
     said: dict[str, Any] = decode_json(body)
-    return said
+    return _sorted(said)

@@ -125,9 +125,11 @@ class EffectStore:
         state: StateWrite | None = None,
         ledger: LedgerRow | None = None,
         owed: Sequence[OwedFrame] = (),
+        settle: str | None = None,
     ) -> Verdict:
         """Compare-and-set the state, insert the ledger row and the broadcasts the effect
-        owes (:mod:`companion_ws.store.owed`): all or nothing."""
+        owes (:mod:`companion_ws.store.owed`), delete those ``settle`` owed: all or
+        nothing."""
         async with self._held.block() as block, block.transaction() as tx:
             if state is not None:
                 changed = await block.write(
@@ -158,6 +160,8 @@ class EffectStore:
                     return Verdict.DUPLICATE
             if owed:
                 await owed_rows.insert(block, owed)
+            if settle is not None:
+                await owed_rows.settle_in(block, settle)
         return Verdict.COMMITTED
 
     async def backdate(self, key: str) -> None:

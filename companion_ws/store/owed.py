@@ -44,14 +44,21 @@ _INSERT = Statement(
 )
 _COLUMNS = "owner, ordinal, session_id, kind, body, after_seq, created_at, claimed_at"
 _OF = Statement(f"SELECT {_COLUMNS} FROM owed_events WHERE owner = :owner ORDER BY ordinal")
+#: Owners a sweep may take over: not a backend publish's (``publish:...``), which only
+#: its own redelivery takes over, as it settles with its receipt (hub/idempotent.py).
 _STALE = Statement(
     "SELECT DISTINCT owner, created_at FROM owed_events WHERE claimed_at < :before"
-    " ORDER BY created_at LIMIT :limit"
+    " AND owner NOT LIKE 'publish:%' ORDER BY created_at LIMIT :limit"
 )
 _TAKE = Statement(
     "UPDATE owed_events SET claimed_at = :now WHERE owner = :owner AND claimed_at = :seen"
 )
 _SETTLE = Statement("DELETE FROM owed_events WHERE owner = :owner")
+
+
+async def settle_in(block: Block, owner: str) -> None:
+    """Delete ``owner``'s frames in the caller's transaction."""
+    await block.write(_SETTLE, owner=owner)
 
 
 async def insert(block: Block, frames: Sequence[OwedFrame]) -> None:

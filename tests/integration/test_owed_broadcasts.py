@@ -7,12 +7,15 @@ The mechanism's rules: tests/inproc/test_owed.py."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from companion_ws.grpc.v1 import companion_pb2 as pb
+from tests.support.backends import bearer, grpc_api, grpc_hub, new_session, status_of
 from tests.support.frames import history_over_http, new_user, tool_answer, tool_call
 from tests.support.hub import HubProcess, token
 from tests.support.ws import connect
@@ -124,3 +127,33 @@ async def test_what_a_crash_left_owed_is_swept_once_without_a_retry(
             assert await seen() == ([ORDER, ORDER], [(1, {"a": 1})])
     finally:
         hub.stop()
+
+
+async def test_a_backend_publish_redelivered_after_a_crash_past_its_publish_is_not_published_twice(
+    tmp_path: Path,
+) -> None:
+    """gRPC ``Publish`` with an idempotency key: the hub dies after the event is out and
+    before its receipt. The redelivery, once the claim is stale, finds the owed frame in
+    the history: it answers that event's seq and publishes nothing again."""
+    key = pb.PublishRequest(
+        session_id="",
+        type="contextual_update",
+        data_json=json.dumps({"text": "once"}),
+        idempotency_key="k1",
+    )
+    with grpc_hub(tmp_path, {"COMPANION_FAILPOINTS": "after_backend_publish"}) as (hub, port):
+        sid = await new_session(hub)
+        key.session_id = sid
+        async with grpc_api(port) as api:
+            assert await status_of(api.Publish(key, metadata=bearer())) is not None
+        assert hub.wait() == 86
+    with grpc_hub(tmp_path, {"COMPANION_BUS_ACK_WAIT": "0.3"}) as (hub, port):
+        await asyncio.sleep(0.4)  # the dead process's claim is stale
+        async with grpc_api(port) as api:
+            first = await api.Publish(key, metadata=bearer())
+            again = await api.Publish(key, metadata=bearer())
+        assert (again.seq, again.duplicate) == (first.seq, True)
+        async with httpx.AsyncClient(base_url=hub.base_url, timeout=15) as http:
+            events = await history_over_http(http, sid, token("alice"), 100)
+        said = [e for e in events if e.get("text") == "once"]
+        assert [e["seq"] for e in said] == [first.seq]  # published once, before the crash
