@@ -17,7 +17,7 @@ import pytest
 from companion_ws.grpc.v1 import companion_pb2 as pb
 from tests.support.backends import bearer, grpc_api, grpc_hub, new_session, status_of
 from tests.support.frames import history_over_http, new_user, tool_answer, tool_call
-from tests.support.hub import HubProcess, token
+from tests.support.hub import REDIS_URL, HubProcess, token
 from tests.support.ws import connect
 
 QUOTE_PARAMS = {"from_zip": "90210", "to_zip": "10001", "weight": 5}
@@ -38,15 +38,24 @@ def _kinds(events: list[dict[str, Any]]) -> list[str]:
 ORDER = ["tool_call_started", "session_state_updated", "quote_ready", "tool_call_finished"]
 
 
-async def _crash_during_a_call(
-    db_url: str, tmp_path: Path, point: str
-) -> tuple[str, str, str, int]:
-    """A hub armed to die at ``point`` gets a quote call: (sub's token, session, id, port)."""
-    crashing = HubProcess(
+def _armed(
+    db_url: str, tmp_path: Path, point: str, env: dict[str, str] | None = None
+) -> HubProcess:
+    """A hub that dies at ``point`` (not started)."""
+    return HubProcess(
         database_url=db_url,
-        env={**FAST, "COMPANION_FAILPOINTS": point},
+        env={**FAST, **(env or {}), "COMPANION_FAILPOINTS": point},
         log_path=tmp_path / "hub.log",
-    ).start()
+    )
+
+
+async def _started(*hubs: HubProcess) -> None:
+    """Start ``hubs`` side by side (a start mostly waits)."""
+    await asyncio.gather(*(asyncio.to_thread(hub.start) for hub in hubs))
+
+
+async def _crash_during_a_call(crashing: HubProcess) -> tuple[str, str, str, int]:
+    """A started hub armed to die gets a quote call: (sub's token, session, id, port)."""
     tok = token(new_user())
     ws = await connect(crashing.ws_url, tok)
     sid = ws.welcome["session_id"]
@@ -57,11 +66,16 @@ async def _crash_during_a_call(
     return tok, sid, call["client_tool_call"]["tool_call_id"], crashing.port
 
 
+@pytest.mark.parametrize("broker", ["memory://", REDIS_URL])
 async def test_a_retry_after_a_crash_between_commit_and_publish_publishes_what_was_owed(
-    db_url: str, tmp_path: Path
+    db_url: str, tmp_path: Path, broker: str
 ) -> None:
-    tok, sid, call_id, port = await _crash_during_a_call(db_url, tmp_path, "after_ledger")
-    hub = HubProcess(database_url=db_url, env=FAST, port=port, log_path=tmp_path / "hub.log")
+    """The retry goes to the next process (on Redis, as to the other hub of a pair)."""
+    env = {**FAST, "COMPANION_BROKER_URL": broker}
+    crashing = _armed(db_url, tmp_path, "after_ledger", env)
+    await _started(crashing)
+    tok, sid, call_id, port = await _crash_during_a_call(crashing)
+    hub = HubProcess(database_url=db_url, env=env, port=port, log_path=tmp_path / "hub.log")
     hub.start()
     try:
         ws = await connect(hub.ws_url, tok, session_id=sid)
@@ -78,13 +92,8 @@ async def test_a_retry_after_a_crash_between_commit_and_publish_publishes_what_w
         hub.stop()
 
 
-async def _crash_during_a_state_change(db_url: str, tmp_path: Path) -> tuple[str, str]:
+async def _crash_during_a_state_change(crashing: HubProcess) -> tuple[str, str]:
     """``PATCH /state`` commits, the hub dies before the broadcast: (token, session)."""
-    crashing = HubProcess(
-        database_url=db_url,
-        env={**FAST, "COMPANION_FAILPOINTS": "after_state_commit"},
-        log_path=tmp_path / "hub.log",
-    ).start()
     tok = token(new_user())
     auth = {"Authorization": f"Bearer {tok}"}
     async with httpx.AsyncClient(base_url=crashing.base_url, timeout=15) as http:
@@ -106,11 +115,12 @@ async def test_what_a_crash_left_owed_is_swept_once_without_a_retry(
     call's commit: it publishes the call's frames. Killed after they were published but
     before they were settled: it sees them in the history and publishes nothing again.
     Killed after a state change's commit: it publishes ``session_state_updated``."""
-    runs = [
-        (await _crash_during_a_call(db_url, tmp_path, point))[:2]
-        for point in ("after_publish", "after_ledger")
-    ]
-    state_tok, state_sid = await _crash_during_a_state_change(db_url, tmp_path)
+    points = ("after_publish", "after_ledger", "after_state_commit")
+    hubs = [_armed(db_url, tmp_path, point) for point in points]
+    await _started(hubs[0])  # the first migrates a new SQLite file; then the others
+    await _started(*hubs[1:])
+    runs = [(await _crash_during_a_call(hub))[:2] for hub in hubs[:2]]
+    state_tok, state_sid = await _crash_during_a_state_change(hubs[2])
     hub = HubProcess(database_url=db_url, env=FAST, log_path=tmp_path / "hub.log").start()
     try:
         async with httpx.AsyncClient(base_url=hub.base_url, timeout=15) as http:
