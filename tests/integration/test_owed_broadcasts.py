@@ -7,7 +7,9 @@ The mechanism's rules: tests/inproc/test_owed.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +51,16 @@ def _armed(
     )
 
 
-async def _started(*hubs: HubProcess) -> None:
-    """Start ``hubs`` side by side (a start mostly waits)."""
-    await asyncio.gather(*(asyncio.to_thread(hub.start) for hub in hubs))
+@contextlib.asynccontextmanager
+async def _started(*hubs: HubProcess) -> AsyncIterator[None]:
+    """``hubs`` started side by side (a start mostly waits); killed after, whatever
+    happened (an armed hub has died by then, unless the test failed first)."""
+    try:
+        await asyncio.gather(*(asyncio.to_thread(hub.start) for hub in hubs))
+        yield
+    finally:
+        for hub in hubs:
+            hub.kill()
 
 
 async def _crash_during_a_call(crashing: HubProcess) -> tuple[str, str, str, int]:
@@ -73,8 +82,8 @@ async def test_a_retry_after_a_crash_between_commit_and_publish_publishes_what_w
     """The retry goes to the next process (on Redis, as to the other hub of a pair)."""
     env = {**FAST, "COMPANION_BROKER_URL": broker}
     crashing = _armed(db_url, tmp_path, "after_ledger", env)
-    await _started(crashing)
-    tok, sid, call_id, port = await _crash_during_a_call(crashing)
+    async with _started(crashing):
+        tok, sid, call_id, port = await _crash_during_a_call(crashing)
     hub = HubProcess(database_url=db_url, env=env, port=port, log_path=tmp_path / "hub.log")
     hub.start()
     try:
@@ -117,10 +126,9 @@ async def test_what_a_crash_left_owed_is_swept_once_without_a_retry(
     Killed after a state change's commit: it publishes ``session_state_updated``."""
     points = ("after_publish", "after_ledger", "after_state_commit")
     hubs = [_armed(db_url, tmp_path, point) for point in points]
-    await _started(hubs[0])  # the first migrates a new SQLite file; then the others
-    await _started(*hubs[1:])
-    runs = [(await _crash_during_a_call(hub))[:2] for hub in hubs[:2]]
-    state_tok, state_sid = await _crash_during_a_state_change(hubs[2])
+    async with _started(hubs[0]), _started(*hubs[1:]):  # the first migrates a new file
+        runs = [(await _crash_during_a_call(hub))[:2] for hub in hubs[:2]]
+        state_tok, state_sid = await _crash_during_a_state_change(hubs[2])
     hub = HubProcess(database_url=db_url, env=FAST, log_path=tmp_path / "hub.log").start()
     try:
         async with httpx.AsyncClient(base_url=hub.base_url, timeout=15) as http:
