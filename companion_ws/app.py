@@ -33,6 +33,7 @@ from companion_ws.endpoints.common import (
     http_error_response,
     internal_error_response,
 )
+from companion_ws.endpoints.deadline import RequestDeadline
 from companion_ws.endpoints.keygate import with_key_gate
 from companion_ws.endpoints.limits import BodyLimit
 from companion_ws.endpoints.ws import SocketServer
@@ -168,7 +169,9 @@ def create_app(
     app.state.metrics = counters
     # The ASGI entry point: sockets on /ws are served directly, the rest by Starlette,
     # behind the bound on request bodies.
-    http = telemetry.http_door(BodyLimit(app, settings.max_body_bytes))
+    http = telemetry.http_door(
+        BodyLimit(RequestDeadline(app, settings.request_timeout), settings.max_body_bytes)
+    )
     server = SocketServer(
         node.admission, node.commands, tokens, counters, settings, fallback=http, drain=node.drain
     )

@@ -86,6 +86,10 @@ class Settings:
     auto_migrate: bool | None = None  # None: migrate SQLite on start, never PostgreSQL
     presence_ttl: float = 15.0
     failpoints: str | None = None  # tests only: companion_ws.failpoints
+    # docs/protocol.md section 4: owed broadcasts are taken over after this lease (and
+    # swept this often); every request is answered (or errs) within request_timeout.
+    owed_lease: float = 3.0
+    request_timeout: float = 10.0
     # Backends (docs/protocol.md section 15): gRPC and the message bus.
     grpc_port: int | None = None  # serve companion.v1.Sessions on this port
     grpc_host: str = "127.0.0.1"

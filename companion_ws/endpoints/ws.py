@@ -31,6 +31,7 @@ from companion_ws.protocol.errors import (
     NotFound,
     RateLimited,
     TooManyConnections,
+    Unavailable,
 )
 from companion_ws.protocol.handshake import SUBPROTOCOL, token_from
 from companion_ws.settings import Settings
@@ -178,6 +179,7 @@ class SocketServer:
         # Connection attempts per client address, before any token check or database work.
         self.connects = KeyedLimiter(settings.connect_rate, settings.connect_burst)
         self.fallback = fallback
+        self.request_timeout = settings.request_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
@@ -330,6 +332,18 @@ class SocketServer:
         except Exception:
             pass  # the client is already gone
 
+    def _stalled(self, conn: Connection, request_id: str | None) -> None:
+        """A frame still in hand after ``request_timeout``: answer ``unavailable`` now and
+        close 1011, so that no late answer follows (the work goes on; the client resumes
+        and finds its effect, if any, in the history)."""
+        exc = Unavailable(
+            f"no answer within {self.request_timeout:g} s (COMPANION_REQUEST_TIMEOUT): the "
+            "database or the broker is not answering; the request may still take effect"
+        )
+        log.warning("a %s request stalled past %gs: closing 1011", conn.id, self.request_timeout)
+        conn.send(self.commands.error(conn.session_id, exc, request_id))
+        conn.outbox.close(Close.INTERNAL, "a request stalled: resume")
+
     async def _on_frame(self, conn: Connection, data: str | None) -> None:
         """One client frame: rate-limit (every frame, valid or not, before it is
         decoded), decode, hand to the node; errors become ``error`` frames (and a close,
@@ -357,7 +371,15 @@ class SocketServer:
                 raise
             request_id = msg.requestId
             self.metrics.frames_in.labels(type(msg).__struct_config__.tag).inc()
-            await self.commands.handle(conn, msg)
+            # Every request is answered (docs/protocol.md section 4): a timer, not a
+            # cancellation (DB work cancelled half-way can wedge the SQLite driver).
+            timer = asyncio.get_running_loop().call_later(
+                self.request_timeout, self._stalled, conn, request_id
+            )
+            try:
+                await self.commands.handle(conn, msg)
+            finally:
+                timer.cancel()
         except CompanionError as exc:
             conn.send(self.commands.error(conn.session_id, exc, request_id))
             if exc.close_code is not None:

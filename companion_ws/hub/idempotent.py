@@ -16,10 +16,13 @@ The ledger's ids are shared with tool calls, whose ids a client chooses: a row u
 key's name that is not this session's claim or receipt makes the key unusable
 (:class:`KeyTaken`), it never answers for the key.
 
-A claim older than ``lease`` with no receipt was left by a process that died: the next
-delivery takes it over and publishes. The one window left is a crash after the event's
-commit and before its receipt's (one database round trip): the takeover then publishes
-the event a second time. A failed publish releases its claim at once.
+The claim commits with the frame it owes (an ``owed_events`` row,
+:mod:`companion_ws.hub.owed`), and the receipt with that row's deletion. A claim older
+than ``lease`` with no receipt was left by a process that died: the next delivery takes
+it over and publishes what was owed, unless the history already has it (the process
+died after the publish, before the receipt): then the receipt is written with the
+event's seq, and the event is not published twice. A failed publish releases its claim
+at once (the next delivery takes it over).
 """
 
 from __future__ import annotations
@@ -33,12 +36,14 @@ from msgspec import UNSET
 
 from companion_ws import failpoints
 from companion_ws.hub.locks import KeyedLock
-from companion_ws.hub.publisher import Publisher
+from companion_ws.hub.owed import Owed
+from companion_ws.hub.publisher import Publisher, Sealed
 from companion_ws.protocol.codec import JSON_ERRORS, decode_json, encode, now_ms
 from companion_ws.protocol.errors import BadRequest, Internal
 from companion_ws.protocol.frames import BroadcastFrame
 from companion_ws.store.effects import LedgerRow, Recorded, Verdict
 from companion_ws.store.store import Store
+from companion_ws.values import Position
 
 __all__ = ["MAX_KEY", "IdempotentPublisher", "InProgress", "KeyReused", "KeyTaken", "Published"]
 
@@ -74,7 +79,8 @@ class Published:
 
 
 class IdempotentPublisher:
-    def __init__(self, store: Store, publisher: Publisher, *, lease: float) -> None:
+    def __init__(self, store: Store, publisher: Publisher, owed: Owed, *, lease: float) -> None:
+        self._owed = owed
         self._store = store
         self._publisher = publisher
         self._lease_ms = int(lease * 1000)
@@ -93,36 +99,51 @@ class IdempotentPublisher:
             receipt = await self._store.effects.recorded(receipt_id)
             if receipt is not None:
                 return _receipt(sid, receipt, digest)
-            await self._claim(sid, claim_id)
+            sealed = self._publisher.seal(frame)
+            if await self._claim(sid, claim_id, sealed):
+                # A process died holding the claim: what it owed is published once
+                # (not again if it was, before the crash), and its receipt written.
+                recovered = await self._owed.recover(claim_id)
+                if recovered:
+                    return await self._settle(sid, claim_id, recovered[0], digest, key)
             try:
-                event = await self._publisher.publish(frame)
+                event = await self._publisher.publish(sealed)
             except Exception:  # (never DB work in a cancelled task: companion_ws.store.uow)
                 await self._release(claim_id)
                 raise
             failpoints.hit("after_backend_publish")
-            verdict = await self._store.effects.commit(
-                sid,
-                ledger=_row(
-                    receipt_id, sid, {"seq": event.seq, "epoch": event.epoch, "digest": digest}
-                ),
-            )
-            if verdict is Verdict.DUPLICATE:
-                # A takeover elsewhere published too (see the module docstring).
-                log.warning("the key %r of %s was published twice", key, sid)
-        return Published(sid, event.seq, event.epoch)
+            return await self._settle(sid, claim_id, Position(event.seq, event.epoch), digest, key)
 
-    async def _claim(self, sid: str, claim_id: str) -> None:
+    async def _settle(
+        self, sid: str, claim_id: str, at: Position, digest: str, key: str
+    ) -> Published:
+        """The receipt of the published event, and the owed frame settled, in one commit."""
+        receipt = {"seq": at.seq, "epoch": at.epoch, "digest": digest}
+        verdict = await self._store.effects.commit(
+            sid, ledger=_row(f"{claim_id}#done", sid, receipt), settle=claim_id
+        )
+        if verdict is Verdict.DUPLICATE:
+            # Another process wrote the receipt first (both took a stale claim over).
+            log.warning("the key %r of %s was answered twice", key, sid)
+            await self._store.owed.settle(claim_id)
+        return Published(sid, at.seq, at.epoch)
+
+    async def _claim(self, sid: str, claim_id: str, sealed: Sealed) -> bool:
+        """Claim the key, with the frame it owes; True when a stale claim was taken over."""
         existing = await self._store.effects.recorded(claim_id)
         if existing is not None and existing.session_id != sid:
             raise KeyTaken(_TAKEN)
         if existing is None:
             claim = _row(claim_id, sid, {"claimed": True})
-            if await self._store.effects.commit(sid, ledger=claim) is Verdict.DUPLICATE:
+            owed = self._owed.rows(claim_id, [sealed], 0)
+            verdict = await self._store.effects.commit(sid, ledger=claim, owed=owed)
+            if verdict is Verdict.DUPLICATE:
                 raise InProgress("this idempotency key is being published; retry")
-            return
+            return False
         if now_ms() - existing.created_at < self._lease_ms:
             raise InProgress("this idempotency key is being published; retry")
         log.info("taking over the stale claim %s", claim_id)
+        return True
 
     async def _release(self, claim_id: str) -> None:
         """Backdate the claim so that the next try takes it over at once."""

@@ -31,6 +31,7 @@ from companion_ws.hub.joins import Joins
 from companion_ws.hub.lifetimes import Lifetimes
 from companion_ws.hub.listeners import Listeners
 from companion_ws.hub.locks import KeyedLock
+from companion_ws.hub.owed import Owed
 from companion_ws.hub.publisher import Publisher
 from companion_ws.hub.recovery import Recovery
 from companion_ws.hub.seeder import Seeder
@@ -83,6 +84,13 @@ class Node:
             broker, self._eventlog, metrics, max_event_bytes=settings.max_event_bytes
         )
         self.publisher = publisher
+        #: What committed effects owe the screens, published once even after a crash.
+        self.owed = Owed(
+            store,
+            publisher,
+            lambda sid, after, limit: self.recovery.history(sid, after, limit),
+            lease=settings.owed_lease,
+        )
         self.state = StateService(
             store,
             publisher,
@@ -91,6 +99,7 @@ class Node:
             max_state_bytes=settings.max_state_bytes,
             ttl_ms=ttl_ms,
             refusal=tools.refusal,
+            owed=self.owed,
         )
         #: Whether a credential is still good, for every door and every stream.
         self.credentials = Credentials(store, grace=settings.refresh_grace)
@@ -121,9 +130,9 @@ class Node:
         )
         self._lifetimes = Lifetimes(self.credentials, lead=settings.refresh_lead)
         self.conversation = ConversationService(store, self._eventlog)
-        self.tools = ToolRunner(store, self.state, publisher, tools, locks, metrics)
+        self.tools = ToolRunner(store, self.state, publisher, tools, locks, metrics, self.owed)
         # Backends (gRPC, the bus): one effect per idempotency key, and live listeners.
-        self.backend = IdempotentPublisher(store, publisher, lease=settings.bus_ack_wait)
+        self.backend = IdempotentPublisher(store, publisher, self.owed, lease=settings.bus_ack_wait)
         self.listeners = Listeners(broker)
         #: The open AG-UI and gRPC streams, each held for as long as its credential.
         self.streams = Streams(
@@ -184,6 +193,7 @@ class Node:
         self._eventlog.start()
         self._lifetimes.start()
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="expiry-sweep")
+        self.owed.start()
 
     def drain(self) -> None:
         """The server is going away: end long-lived HTTP responses now (a socket is
@@ -197,6 +207,7 @@ class Node:
         self.voice.stop()
         if self._sweeper is not None:
             await self._sweeper
+        await self.owed.stop()
         if self._tasks:
             _, late = await asyncio.wait(list(self._tasks), timeout=STOP_GRACE)
             for task in late:

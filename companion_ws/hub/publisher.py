@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from companion_ws import telemetry
+from companion_ws import failpoints, telemetry
 from companion_ws.broker.base import Broker
 from companion_ws.metrics import Metrics
 from companion_ws.protocol.codec import encode
@@ -79,6 +79,8 @@ class Publisher:
         """Broadcast ``frame`` to every client of its session; answers its event."""
         sealed = frame if isinstance(frame, Sealed) else self.seal(frame, bounded=bounded)
         session_id = sealed.session_id
+        if stall := failpoints.delay("stall_publish"):  # tests only: a stalled broker
+            await asyncio.sleep(stall)
         try:
             event = await self._broker.publish(session_id, sealed.kind, sealed.body)
         except CompanionError:

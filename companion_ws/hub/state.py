@@ -1,5 +1,6 @@
 """The state service: a session's state document, changed only by compare-and-set
-commits, each then broadcast as ``session_state_updated``."""
+commits, each then broadcast as ``session_state_updated`` (owed by the commit, so a
+crash between the two still broadcasts it once: :mod:`companion_ws.hub.owed`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from companion_ws import failpoints
 from companion_ws.hub.locks import KeyedLock
+from companion_ws.hub.owed import Owed
 from companion_ws.hub.publisher import Publisher
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
@@ -42,7 +45,9 @@ class StateService:
         max_state_bytes: int,
         ttl_ms: int,
         refusal: Refusal | None = None,
+        owed: Owed,
     ) -> None:
+        self._owed = owed
         self._store = store
         self._publisher = publisher
         self._locks = locks
@@ -72,10 +77,12 @@ class StateService:
         request_id: str | None = None,
         sender: str | None = None,
     ) -> StateDoc:
-        """Reduce, commit, then broadcast ``session_state_updated``."""
+        """Reduce, commit (with the broadcast it owes: hub/owed.py), then broadcast
+        ``session_state_updated``."""
         async with self._locks(session_id):
             for _attempt in range(CAS_ATTEMPTS):
-                doc = await self.load(session_id)
+                _, row = await self._store.effects.read(session_id)
+                doc = self.doc(session_id, row)
                 new = self.reduce(doc, patch, expected_version)
                 reason = self._refusal(doc.state, patch) if self._refusal else None
                 if reason is not None:
@@ -85,15 +92,20 @@ class StateService:
                 frame = self._publisher.seal(
                     changed(session_id, patch, new.version, request_id, sender)
                 )
+                owner = f"state:{session_id}:{new.version}"
+                owed = self._owed.rows(owner, [frame], row.last_seq if row is not None else 0)
                 started = time.perf_counter()
-                verdict = await self._store.effects.commit(session_id, state=self.write(doc, new))
+                verdict = await self._store.effects.commit(
+                    session_id, state=self.write(doc, new), owed=owed
+                )
                 self._metrics.state_commit_seconds.observe(time.perf_counter() - started)
                 if verdict is Verdict.COMMITTED:
                     break
                 # another process committed first: re-read and re-apply
             else:
                 raise Internal("the state is changing too fast; retry")
-            await self._publisher.publish(frame)
+            failpoints.hit("after_state_commit")
+            await self._owed.deliver(owner, [frame], lazy=True)
         return new
 
     def write(self, old: StateDoc, new: StateDoc) -> StateWrite:

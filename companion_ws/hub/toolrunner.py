@@ -1,10 +1,12 @@
 """The tool runner: one effect per id, for every path (a socket's ``client_tool_call``,
 an ElevenLabs server tool, the post-call webhook, the agent bridge).
 
-The order is the guarantee: the effect's state change and its ledger row commit in one
-transaction, *then* its events are published. A repeat of the id, or a redelivery after
-a crash anywhere in between, finds the ledger row and answers the stored result: the
-effect never happens twice.
+The order is the guarantee: the effect's state change, its ledger row and the
+broadcasts it owes commit in one transaction, *then* those broadcasts are published. A
+repeat of the id, or a redelivery after a crash anywhere in between, finds the ledger
+row and answers the stored result: the effect never happens twice; and what the crash
+left unpublished is published once, by the repeat or any process's sweep
+(:mod:`companion_ws.hub.owed`).
 
 A tool run (:meth:`ToolRunner.call`) is also framed for every screen by
 ``tool_call_started`` and ``tool_call_finished`` (docs/protocol.md section 13), and the task
@@ -22,13 +24,14 @@ from typing import Any
 
 from companion_ws import failpoints, telemetry
 from companion_ws.hub.locks import KeyedLock
+from companion_ws.hub.owed import Owed
 from companion_ws.hub.publisher import Publisher, Sealed
 from companion_ws.hub.state import StateService, changed
 from companion_ws.metrics import Metrics
 from companion_ws.protocol import frames as f
 from companion_ws.protocol.codec import encode, now_ms
 from companion_ws.protocol.errors import CompanionError, Internal, SessionMismatch
-from companion_ws.store.effects import LedgerRow, Recorded, Verdict
+from companion_ws.store.effects import LedgerRow, Recorded, StateRow, Verdict
 from companion_ws.store.store import Store
 from companion_ws.tools.registry import ToolError, ToolOutcome, ToolRegistry
 from companion_ws.values import Event
@@ -62,7 +65,9 @@ class ToolRunner:
         registry: ToolRegistry,
         locks: KeyedLock,
         metrics: Metrics,
+        owed: Owed,
     ) -> None:
+        self._owed = owed
         self._store = store
         self._state = state
         self._publisher = publisher
@@ -124,9 +129,10 @@ class ToolRunner:
         request_id: str | None = None,
         lifecycle: bool = False,
     ) -> ToolResult:
-        """The effect ``compute`` once per ``key``: ledger and state in one commit,
-        then the events. A repeat answers the stored result, ``replayed``, and
-        publishes nothing.
+        """The effect ``compute`` once per ``key``: ledger, state and the broadcasts it
+        owes in one commit, then those broadcasts. A repeat answers the stored result,
+        ``replayed``, once whatever the first run still owed is published (by its
+        process, or taken over: :mod:`companion_ws.hub.owed`).
 
         With ``lifecycle`` (a tool run, docs/protocol.md section 13) the run is framed by
         ``tool_call_started``, published before the effect is computed (so before the
@@ -138,58 +144,83 @@ class ToolRunner:
         """
         async with self._locks(session_id):
             recorded, row = await self._store.effects.read(session_id, key)  # one round trip
-            if recorded is not None:
-                return _replay(key, session_id, recorded)
-            doc = self._state.doc(session_id, row)
-            run = _Run(self._publisher, session_id, key, name, request_id) if lifecycle else None
-            if run is not None:
-                await run.start()
-            new_doc: StateDoc | None = None
-            outcome: ToolOutcome | None = None
-            effects: list[Sealed] = []
-            try:
-                outcome = await compute(doc)
-                if outcome.patch:
-                    new_doc = self._state.reduce(doc, outcome.patch, None)
-                # Sealed before the commit: an effect whose broadcast would be over the
-                # event limit is the tool's error, not a commit left unannounced.
-                effects = [
-                    self._publisher.seal(frame)
-                    for frame in self._effects(session_id, outcome, new_doc, sender, request_id)
-                ]
-                result, is_error = _json(outcome.result), False
-            except ToolError as exc:
-                outcome, result, is_error = None, _json({"error": str(exc)}), True
-            except CompanionError as exc:
-                outcome, new_doc, effects = None, None, []
-                result, is_error = _json({"error": exc.message}), True
-            except Exception:
-                # A bug, not an answer: logged with its traceback, never stored or sent.
-                log.exception("%s failed", name)
-                outcome, result, is_error = None, _json({"error": f"{name} failed"}), True
-            ledger = LedgerRow(key, session_id, name, result, is_error, now_ms())
-            try:
-                verdict = await self._store.effects.commit(
-                    session_id,
-                    state=self._state.write(doc, new_doc) if new_doc is not None else None,
-                    ledger=ledger,
+            if recorded is None:
+                return await self._first(
+                    session_id, key, name, compute, row, sender, request_id, lifecycle
                 )
-            except Exception:
-                if run is not None:
-                    await run.abort(is_error=True)
-                raise
-            if verdict is not Verdict.COMMITTED:
-                # The same id committed elsewhere (another process) first: its result
-                # stands. (Its state change can also make ours fail the version check.)
-                stored = await self._lost(key, session_id, run)
-                if stored is None:
-                    raise Internal("the state changed during the tool call; retry")
-                return stored
-            failpoints.hit("after_ledger")
-            frames: list[f.BroadcastFrame | Sealed] = [*effects]
+            replay = _replay(key, session_id, recorded)
+        # A repeat: whatever the first run's commit still owes the screens is published
+        # before the stored result is answered (docs/protocol.md section 4).
+        await self._owed.redeem(f"tool:{key}")
+        return replay
+
+    async def _first(
+        self,
+        session_id: str,
+        key: str,
+        name: str,
+        compute: Compute,
+        row: StateRow | None,
+        sender: str | None,
+        request_id: str | None,
+        lifecycle: bool,
+    ) -> ToolResult:
+        """The first run of ``key`` (under the session's lock)."""
+        doc = self._state.doc(session_id, row)
+        run = _Run(self._publisher, session_id, key, name, request_id) if lifecycle else None
+        if run is not None:
+            await run.start()
+        new_doc: StateDoc | None = None
+        outcome: ToolOutcome | None = None
+        effects: list[Sealed] = []
+        try:
+            outcome = await compute(doc)
+            if outcome.patch:
+                new_doc = self._state.reduce(doc, outcome.patch, None)
+            # Sealed before the commit: an effect whose broadcast would be over the
+            # event limit is the tool's error, not a commit left unannounced.
+            effects = [
+                self._publisher.seal(frame)
+                for frame in self._effects(session_id, outcome, new_doc, sender, request_id)
+            ]
+            result, is_error = _json(outcome.result), False
+        except ToolError as exc:
+            outcome, result, is_error = None, _json({"error": str(exc)}), True
+        except CompanionError as exc:
+            outcome, new_doc, effects = None, None, []
+            result, is_error = _json({"error": exc.message}), True
+        except Exception:
+            # A bug, not an answer: logged with its traceback, never stored or sent.
+            log.exception("%s failed", name)
+            outcome, result, is_error = None, _json({"error": f"{name} failed"}), True
+        if run is not None:
+            effects.append(self._publisher.seal(run.finished(is_error=is_error)))
+        # What the commit owes the screens commits with it: after a crash past this
+        # point a retry or any process's sweep publishes it (hub/owed.py).
+        after_seq = row.last_seq if row is not None else 0
+        if run is not None:
+            after_seq = max(after_seq, *(e.seq for e in run.events))
+        ledger = LedgerRow(key, session_id, name, result, is_error, now_ms())
+        try:
+            verdict = await self._store.effects.commit(
+                session_id,
+                state=self._state.write(doc, new_doc) if new_doc is not None else None,
+                ledger=ledger,
+                owed=self._owed.rows(f"tool:{key}", effects, after_seq),
+            )
+        except Exception:
             if run is not None:
-                frames.append(run.finished(is_error=is_error))
-            events = await self._publisher.publish_all(frames)
+                await run.abort(is_error=True)
+            raise
+        if verdict is not Verdict.COMMITTED:
+            # The same id committed elsewhere (another process) first: its result
+            # stands. (Its state change can also make ours fail the version check.)
+            stored = await self._lost(key, session_id, run)
+            if stored is None:
+                raise Internal("the state changed during the tool call; retry")
+            return stored
+        failpoints.hit("after_ledger")
+        events = await self._owed.deliver(f"tool:{key}", effects)
         return ToolResult(key, result, is_error, events=(*run.events, *events) if run else events)
 
     @staticmethod

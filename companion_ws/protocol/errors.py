@@ -23,6 +23,7 @@
     ├── ToolFailed                    tool_failed      -     422
     ├── NotConfigured                 not_configured   -     503  (feature off)
     ├── UpstreamFailed                upstream_failed  -     502  (ElevenLabs said no)
+    ├── Unavailable                   unavailable     1011   503  (retryable: no answer in time)
     └── Internal                      internal         -     500  (retryable)
 
 An error with a close code ends the connection after its ``error`` frame; the others
@@ -197,6 +198,20 @@ class NoVoice(CompanionError):
 
     code = "no_voice"
     http_status = 409
+
+
+class Unavailable(CompanionError):
+    """A request the hub could not answer within ``COMPANION_REQUEST_TIMEOUT`` (the
+    database or the broker stalled): it may still take effect. On a socket the
+    connection is closed 1011 after it, so that no late answer follows; the client
+    resumes and finds the request's effect, if any, in the history."""
+
+    code = "unavailable"
+    close_code = Close.INTERNAL
+    http_status = 503
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message, retryable=True, **extra)
 
 
 class Internal(CompanionError):

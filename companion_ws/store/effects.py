@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import enum
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
+from companion_ws.store import owed as owed_rows
 from companion_ws.store.held import Block, HeldConnection, Statement
+from companion_ws.store.owed import OwedFrame
 
 __all__ = ["EffectStore", "LedgerRow", "Recorded", "StateRow", "StateWrite", "Verdict"]
 
@@ -47,6 +50,7 @@ class StateRow:
 
     state: str
     version: int
+    last_seq: int = 0  # the session's last_seq column: at or below its newest event's seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +83,7 @@ class Verdict(enum.Enum):
 _LEDGER_GET = Statement(
     "SELECT session_id, result, is_error, created_at FROM tool_calls WHERE tool_call_id = :key"
 )
-_STATE_GET = Statement("SELECT state, state_version FROM sessions WHERE id = :sid")
+_STATE_GET = Statement("SELECT state, state_version, last_seq FROM sessions WHERE id = :sid")
 _STATE_CAS = Statement(
     "UPDATE sessions SET state = :state, state_version = :version,"
     " last_activity_at = :now, expires_at = :expires_at"
@@ -105,7 +109,9 @@ class EffectStore:
         async with self._held.block() as block:
             recorded = await _recorded(block, key) if key is not None else None
             found = await block.row(_STATE_GET, sid=session_id)
-        return recorded, StateRow(found[0], int(found[1])) if found is not None else None
+        return recorded, (
+            StateRow(found[0], int(found[1]), int(found[2])) if found is not None else None
+        )
 
     async def recorded(self, key: str) -> Recorded | None:
         """The ledger row of ``key``, if any."""
@@ -113,9 +119,17 @@ class EffectStore:
             return await _recorded(block, key)
 
     async def commit(
-        self, session_id: str, *, state: StateWrite | None = None, ledger: LedgerRow | None = None
+        self,
+        session_id: str,
+        *,
+        state: StateWrite | None = None,
+        ledger: LedgerRow | None = None,
+        owed: Sequence[OwedFrame] = (),
+        settle: str | None = None,
     ) -> Verdict:
-        """Compare-and-set the state and insert the ledger row, both or neither."""
+        """Compare-and-set the state, insert the ledger row and the broadcasts the effect
+        owes (:mod:`companion_ws.store.owed`), delete those ``settle`` owed: all or
+        nothing."""
         async with self._held.block() as block, block.transaction() as tx:
             if state is not None:
                 changed = await block.write(
@@ -144,6 +158,10 @@ class EffectStore:
                 except _DUPLICATE:
                     tx.rollback = True
                     return Verdict.DUPLICATE
+            if owed:
+                await owed_rows.insert(block, owed)
+            if settle is not None:
+                await owed_rows.settle_in(block, settle)
         return Verdict.COMMITTED
 
     async def backdate(self, key: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, MetaData, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -65,6 +65,25 @@ class ToolCallRow(Base):
     result: Mapped[str] = mapped_column(Text)
     is_error: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class OwedEventRow(Base):
+    """A broadcast a committed effect still owes the screens: written in the effect's
+    transaction, deleted once published (``companion_ws.store.owed``)."""
+
+    __tablename__ = "owed_events"
+    __table_args__ = (Index("ix_owed_events_claimed_at", "claimed_at"),)
+
+    owner: Mapped[str] = mapped_column(String(300), primary_key=True)
+    ordinal: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("sessions.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    after_seq: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    claimed_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class JoinTokenRow(Base):

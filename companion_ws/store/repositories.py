@@ -10,7 +10,14 @@ from dataclasses import dataclass, fields
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession as DBSession
 
-from companion_ws.store.models import DeviceRow, EventRow, JoinTokenRow, SessionRow, ToolCallRow
+from companion_ws.store.models import (
+    DeviceRow,
+    EventRow,
+    JoinTokenRow,
+    OwedEventRow,
+    SessionRow,
+    ToolCallRow,
+)
 from companion_ws.values import Device, Event, JoinCode, Session
 
 
@@ -94,6 +101,7 @@ class SessionRepository:
         await self._db.execute(delete(ToolCallRow).where(ToolCallRow.session_id.in_(ids)))
         await self._db.execute(delete(JoinTokenRow).where(JoinTokenRow.session_id.in_(ids)))
         await self._db.execute(delete(DeviceRow).where(DeviceRow.session_id.in_(ids)))
+        await self._db.execute(delete(OwedEventRow).where(OwedEventRow.session_id.in_(ids)))
         result = await self._db.execute(
             delete(SessionRow).where(SessionRow.id.in_(ids), SessionRow.ended_at.is_not(None))
         )

@@ -15,6 +15,7 @@ from companion_ws.store.connects import ConnectStore
 from companion_ws.store.effects import EffectStore
 from companion_ws.store.engine import make_engine, make_sessionmaker
 from companion_ws.store.held import HeldConnection
+from companion_ws.store.owed import OwedStore
 from companion_ws.store.uow import UnitOfWork
 from companion_ws.values import SessionHead
 
@@ -42,6 +43,7 @@ class Store:
         self.held = HeldConnection(self.engine)
         self.effects = EffectStore(self.held)
         self.connects = ConnectStore(self.held)
+        self.owed = OwedStore(self.held)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self._factory)

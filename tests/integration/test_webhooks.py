@@ -35,7 +35,8 @@ async def test_a_post_call_redelivered_after_a_crash_between_ledger_and_publish_
 ) -> None:
     """The hub dies (a real ``os._exit``, armed by a failpoint) right after the webhook's
     ledger row and state commit, before anything is published. ElevenLabs got no answer,
-    so it redelivers to the restarted hub: the outcome is recorded once, never twice."""
+    so it redelivers to the restarted hub: the outcome is recorded once, never twice, and
+    its broadcasts are published once."""
     env = {"COMPANION_ELEVENLABS_WEBHOOK_SECRET": WEBHOOK_SECRET}
     crashing = HubProcess(
         database_url=db_url,
@@ -64,6 +65,10 @@ async def test_a_post_call_redelivered_after_a_crash_between_ledger_and_publish_
             assert list(state["state"]["conversations"]) == ["conv_crash"]
             assert state["version"] == 1  # one state change: the crashed delivery's
             history = await _history(http, sid, tok)
-            assert not [e for e in history if e.get("text") == "conversation_ended"]
+            # What the crashed delivery's commit owed the screens was published once, by
+            # the redelivery (docs/protocol.md section 4).
+            said = [e["type"] for e in history if e["type"] != "client_joined"]
+            assert said == ["session_state_updated", "contextual_update"], history
+            assert [e for e in history if e.get("text") == "conversation_ended"]
     finally:
         hub.stop()
