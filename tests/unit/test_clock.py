@@ -24,6 +24,8 @@ WALL_CLOCK = {
     "endpoints/talk.py": "the agent capability's exp, for the page",
     "endpoints/admin.py": "a timestamp shown to an operator",
     "endpoints/elevenlabs.py": "a webhook signature's timestamp, ElevenLabs' clock",
+    "reach.py": "a development certificate's validity, which browsers check",
+    "demo/standin_api.py": "the stand-in's conversation metadata, as ElevenLabs stamps it",
 }
 _WALL = re.compile(r"\btime\.time(_ns)?\(|\bdatetime\.(now|utcnow|today)\(|\bdate\.today\(")
 
