@@ -22,6 +22,10 @@ from companion_ws.auth.tokens import TokenConfig, TokenService
 SECRET = "test-secret-0123456789-abcdefghijklmnop"
 PG_ADMIN_DSN = os.environ.get("COMPANION_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("COMPANION_TEST_REDIS", "redis://127.0.0.1:6379/0")
+# the three-master cluster scripts/test.sh starts (scripts/redis_cluster.sh)
+REDIS_CLUSTER_URL = os.environ.get(
+    "COMPANION_TEST_REDIS_CLUSTER", "redis+cluster://127.0.0.1:7001,127.0.0.1:7002"
+)
 
 # What every test hub runs with, in a subprocess (as COMPANION_* variables) or in the
 # test's process (tests/support/inproc.py); a test sets its own on top.

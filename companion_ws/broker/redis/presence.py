@@ -16,10 +16,10 @@ import json
 import logging
 from typing import Any
 
-import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from companion_ws.broker.base import LeaveHandler
-from companion_ws.broker.redis.keys import Keys
+from companion_ws.broker.redis.keys import Client, Keys
 from companion_ws.broker.redis.scripts import source
 from companion_ws.values import Leave
 
@@ -29,7 +29,7 @@ REAP_BATCH = 100
 
 
 class RedisPresence:
-    def __init__(self, redis: aioredis.Redis, keys: Keys, *, ttl: float) -> None:
+    def __init__(self, redis: Client, keys: Keys, *, ttl: float) -> None:
         self._redis = redis
         self._keys = keys
         self._ttl = ttl
@@ -91,12 +91,7 @@ class RedisPresence:
         sessions = [(sid, dict(members)) for sid, members in self._local.items()]
         if not sessions:
             return
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for sid, members in sessions:
-                keys = self._keys.presence(sid)
-                await self._touch(keys=keys, args=self._touch_args(members), client=pipe)
-                await self._reap(keys=keys, args=[REAP_BATCH], client=pipe)
-            results = await pipe.execute()
+        results = await self._renew_all(sessions)
         for sid, members in sessions:  # left while the renewal was on its way: not back
             for connection_id in members:
                 if connection_id not in self._local.get(sid, {}):
@@ -109,6 +104,23 @@ class RedisPresence:
                     self._on_leave(leave)
                 except Exception:
                     log.exception("the leave handler failed on %s", leave)
+
+    async def _renew_all(self, sessions: list[tuple[str, dict[str, str]]]) -> list[Any]:
+        """Touch then reap each session: one pipeline on one Redis; on a cluster, whose
+        pipelines do not reload a script a restarted shard lost, one call each."""
+        if isinstance(self._redis, RedisCluster):
+            results: list[Any] = []
+            for sid, members in sessions:
+                keys = self._keys.presence(sid)
+                results.append(await self._touch(keys=keys, args=self._touch_args(members)))
+                results.append(await self._reap(keys=keys, args=[REAP_BATCH]))
+            return results
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for sid, members in sessions:
+                keys = self._keys.presence(sid)
+                await self._touch(keys=keys, args=self._touch_args(members), client=pipe)
+                await self._reap(keys=keys, args=[REAP_BATCH], client=pipe)
+            return list(await pipe.execute())
 
     def _touch_args(self, members: dict[str, str]) -> list[Any]:
         args: list[Any] = [self._ttl_ms, self._ttl_ms * 3]

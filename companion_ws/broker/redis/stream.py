@@ -19,18 +19,20 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from companion_ws.broker.base import SeedLoader
-from companion_ws.broker.redis.keys import Keys, text
+from companion_ws.broker.redis.keys import Client, Keys, text
 from companion_ws.broker.redis.scripts import source
 from companion_ws.values import Event, HistorySlice, Position, Seed, new_epoch
 
 
 class Streams:
-    def __init__(self, redis: aioredis.Redis, keys: Keys, *, size: int, ttl_ms: int) -> None:
+    def __init__(
+        self, redis: Client, keys: Keys, *, size: int, ttl_ms: int, sharded: bool = False
+    ) -> None:
         self._keys = keys
+        self._publish_cmd = "SPUBLISH" if sharded else "PUBLISH"
         self._size = size
         self._ttl_ms = ttl_ms
         self._publish = redis.register_script(source("publish"))
@@ -48,7 +50,7 @@ class Streams:
 
     async def publish(self, session_id: str, kind: str, body: bytes) -> Event:
         """Give ``body`` the session's next seq, keep it and publish it."""
-        args = [body, kind, self._size, self._keys.channel(session_id)]
+        args = [body, kind, self._size, self._keys.channel(session_id), self._publish_cmd]
         result = await self._call(self._publish, session_id, args, seed=True)
         return Event(session_id, int(result[0]), text(result[1]), kind, result[2])
 
