@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 import websockets
 
 from tests.support.cluster import Cluster
-from tests.support.hub import HubProcess, token
+from tests.support.hub import REDIS_CLUSTER_URL, HubProcess, token
 from tests.support.ws import WS, connect
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -102,8 +102,13 @@ def assert_gap_free(frames: list[Frame]) -> list[int]:
     return seqs
 
 
-def cluster_of(tmp_path: Path, size: int) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path, size=size, env={"COMPANION_PRESENCE_TTL": PRESENCE_TTL})
+def cluster_of(tmp_path: Path, size: int, broker: str = "redis") -> Iterator[Cluster]:
+    cluster = Cluster(
+        tmp_path,
+        size=size,
+        env={"COMPANION_PRESENCE_TTL": PRESENCE_TTL},
+        broker_url=REDIS_CLUSTER_URL if broker == "cluster" else "",
+    )
     cluster.start()
     try:
         yield cluster
@@ -118,8 +123,18 @@ def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def two(tmp_path: Path) -> Iterator[Cluster]:
-    yield from cluster_of(tmp_path, 2)
+def broker() -> str:
+    """A Redis of the cluster's own; the tests that matter most also run on the test
+    Redis Cluster (``parametrize("broker", ON_BOTH)``, docs/protocol.md section 18)."""
+    return "redis"
+
+
+ON_BOTH = ["redis", "cluster"]
+
+
+@pytest.fixture
+def two(tmp_path: Path, broker: str) -> Iterator[Cluster]:
+    yield from cluster_of(tmp_path, 2, broker)
 
 
 @pytest.fixture
@@ -214,6 +229,7 @@ async def test_state_written_through_one_process_is_read_through_another(
     assert row["connections"] == 3
 
 
+@pytest.mark.parametrize("broker", ON_BOTH)
 async def test_after_sigkill_its_clients_resume_on_another_process_and_miss_nothing(
     two: Cluster, clients: list[Client]
 ) -> None:

@@ -5,8 +5,9 @@ Every key and the channel of a session share its hash tag, so the stream scripts
 one slot and the channel (``SPUBLISH``/``SSUBSCRIBE``) lives on the same shard. The
 client follows ``MOVED``/``ASK`` for commands and scripts. The subscriber keeps one
 connection per shard (a ``Subscriber`` each, sharing the last seq handed over per
-session); when a shard refuses a channel (MOVED), drops one whose slot moved away, or
-stays unreachable (its primary failed over), the slot map is read again and each session
+session); when a shard refuses a channel (MOVED), drops one whose slot moved away, stays
+unreachable (its primary failed over), or the client met a MOVED for one of its slots,
+and in any case every few seconds, the slot map is read again and each session
 whose slot changed shard is subscribed on its new shard, which first hands over what the
 stream holds after the session's last seq: no gap, no duplicate.
 """
@@ -33,7 +34,8 @@ from companion_ws.values import Event
 log = logging.getLogger("companion_ws.broker.redis")
 
 SCHEME = "redis+cluster://"
-WATCH_EVERY = 0.5  # seconds between checks of the readers while one is down
+WATCH_EVERY = 0.5  # seconds between checks of the readers and the client's slot map
+REFRESH_EVERY = 5.0  # the slot map is read again at least this often
 
 
 def seed_nodes(url: str) -> list[tuple[str, int]]:
@@ -189,6 +191,8 @@ class ShardedSubscriber:
     async def _watch(self) -> None:
         """Connect a reader to each shard at once; then re-home sessions when a shard
         says a slot moved, or while a reader is down."""
+        loop = asyncio.get_running_loop()
+        refreshed = loop.time()
         while True:
             if not self._readers:
                 try:
@@ -198,17 +202,27 @@ class ShardedSubscriber:
                     log.warning("the Redis Cluster is not answering yet: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._moved.wait(), WATCH_EVERY)
-            moved = self._moved.is_set()
+            moved = self._moved.is_set() or self._misplaced()
             down = any(not r.connected and r.sessions for r in self._readers.values())
-            if not (moved or down):
+            stale = loop.time() - refreshed > REFRESH_EVERY
+            if not (moved or down or stale):
                 continue
             self._moved.clear()
+            refreshed = loop.time()
             try:
                 await self._rehome()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("the Redis Cluster's slot map could not be read: %s", exc)
+
+    def _misplaced(self) -> bool:
+        """The client's slot map (patched by the MOVED replies its commands met) puts a
+        session on another shard than its reader's."""
+        try:
+            return any(self._owner(sid).name != name for sid, name in self._home.items())
+        except Exception:  # a slot not covered: the refresh tells
+            return True
 
     async def _rehome(self) -> None:
         async with self._lock:
