@@ -98,6 +98,7 @@ class HubProcess:
     port: int = field(default_factory=free_port)
     log_path: Path | None = None
     access_log: bool = False  # uvicorn's access and WebSocket lines, at --log-level info
+    args: list[str] = field(default_factory=list)  # more serve arguments (--workers 2)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -129,6 +130,7 @@ class HubProcess:
                 *([] if self.access_log else ["--no-access-log"]),
                 "--log-level",
                 "info" if self.access_log else "warning",
+                *self.args,
             ],
             env=env,
             stdout=log,
