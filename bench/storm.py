@@ -5,6 +5,7 @@ other at once, each with the full-jitter backoff of the Python client
 
     python bench/storm.py                          # 5,000 clients, 10 per session
     python bench/storm.py --clients 2000 --rate 200
+    python bench/storm.py --broker-url redis+cluster://127.0.0.1:7001   # on a Redis Cluster
 
 Measured: the time from the kill until the last client is welcomed again (and until
 the last one has caught up with its session), resumes vs snapshots (a welcome with
@@ -148,11 +149,12 @@ async def reconnect(client: Client, survivor: Server, killed_at: float) -> None:
 async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     raise_nofile(args.clients * 2 + 1000)
     pin(CLIENT_CPU)
-    redis = start_redis()
+    redis = None if args.broker_url else start_redis()
+    broker_url = args.broker_url or redis.url  # type: ignore[union-attr]
     hubs: list[Server] = []
     try:
-        hubs.append(hub("storm-a", database_url, redis.url, migrate=True).start(timeout=60))
-        hubs.append(hub("storm-b", database_url, redis.url, migrate=False).start(timeout=60))
+        hubs.append(hub("storm-a", database_url, broker_url, migrate=True).start(timeout=60))
+        hubs.append(hub("storm-b", database_url, broker_url, migrate=False).start(timeout=60))
         tokens = hub_tokens()
         sessions = args.clients // args.per_session
         clients: list[Client] = []
@@ -226,6 +228,7 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
             "sessions": sessions,
             "moved": len(on_a),
             "rate": args.rate,
+            "broker": "own redis-server" if redis is not None else broker_url,
             "connect_s": round(connect_s, 2),
             "all_live_s": round(all_live_s, 2),
             "not_back": len(pending),
@@ -246,7 +249,8 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     finally:
         for server in hubs:
             server.stop()
-        redis.kill()
+        if redis is not None:
+            redis.kill()
 
 
 @dataclass
@@ -255,6 +259,7 @@ class Options:
     per_session: int = 10
     rate: int = 200
     max_seconds: float = 120.0
+    broker_url: str = ""
 
 
 def main() -> None:
@@ -263,6 +268,7 @@ def main() -> None:
     parser.add_argument("--per-session", type=int, default=Options.per_session)
     parser.add_argument("--rate", type=int, default=Options.rate, help="publishes/s, all sessions")
     parser.add_argument("--max-seconds", type=float, default=Options.max_seconds)
+    parser.add_argument("--broker-url", default="", help="default: a redis-server of its own")
     args = parser.parse_args()
     use_uvloop()
     database_url = create_pg_database()

@@ -26,6 +26,7 @@ from companion_ws.values import Leave
 log = logging.getLogger("companion_ws.broker.redis")
 
 REAP_BATCH = 100
+TOUCH, REAP = source("presence_touch"), source("presence_reap")  # their text, for EVAL
 
 
 class RedisPresence:
@@ -106,15 +107,16 @@ class RedisPresence:
                     log.exception("the leave handler failed on %s", leave)
 
     async def _renew_all(self, sessions: list[tuple[str, dict[str, str]]]) -> list[Any]:
-        """Touch then reap each session: one pipeline on one Redis; on a cluster, whose
-        pipelines do not reload a script a restarted shard lost, one call each."""
+        """Touch then reap each session, in one pipeline. A cluster's pipeline does not
+        reload a script a restarted shard lost (NOSCRIPT), so there it sends the
+        scripts' text (EVAL) rather than their digest."""
         if isinstance(self._redis, RedisCluster):
-            results: list[Any] = []
-            for sid, members in sessions:
-                keys = self._keys.presence(sid)
-                results.append(await self._touch(keys=keys, args=self._touch_args(members)))
-                results.append(await self._reap(keys=keys, args=[REAP_BATCH]))
-            return results
+            async with self._redis.pipeline() as cluster_pipe:
+                for sid, members in sessions:
+                    keys = self._keys.presence(sid)
+                    cluster_pipe.eval(TOUCH, 2, *keys, *self._touch_args(members))
+                    cluster_pipe.eval(REAP, 2, *keys, REAP_BATCH)
+                return list(await cluster_pipe.execute())
         async with self._redis.pipeline(transaction=False) as pipe:
             for sid, members in sessions:
                 keys = self._keys.presence(sid)
