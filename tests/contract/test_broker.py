@@ -500,3 +500,38 @@ async def test_with_redis_away_publish_fails_and_ping_says_so() -> None:
             await broker.ping()
     finally:
         await broker.close()
+
+
+@pytest.mark.redis
+async def test_a_stream_that_went_back_is_renamed_never_numbered_again(
+    start_redis: Started, redis_client: Any, prefix: str
+) -> None:
+    """What a failover to a replica that had not received the primary's last writes
+    does: the counter and the stream go back (4 and 5 are lost, though delivered). The
+    subscriber, catching up after its connection dropped, finds the stream behind what
+    it delivered and renames the history: the next event is #6 of a new epoch, handed
+    over, instead of a second #4 that every process would drop as a duplicate."""
+    publisher, _, _ = await start_redis()
+    broker, recorder, _ = await start_redis()
+    s = sid()
+    await broker.subscribe(s)
+    old = [await publisher.publish(s, "contextual_update", body(s, i)) for i in range(5)]
+    await recorder.wait(lambda: len(recorder.of(s)) == 5)
+    meta, stream = f"{prefix}:{{{s}}}:meta", f"{prefix}:{{{s}}}:stream"
+    await redis_client.hset(meta, "seq", 3)
+    await redis_client.xdel(stream, "4-0", "5-0")
+
+    nodes = await node_clients(redis_client)
+    count = 2 * len(nodes)
+    for node, client_id in await subscribers(nodes, prefix, count):
+        await node.client_kill_filter(_id=client_id)
+    async with asyncio.timeout(10):
+        while (await broker.position(s)).epoch == old[0].epoch:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    new = await publisher.publish(s, "contextual_update", body(s, 9))
+    assert new.seq == 6 and new.epoch != old[0].epoch
+    await recorder.wait(lambda: len(recorder.of(s)) == 6)
+    assert recorder.of(s) == [*old, new]
+    if isinstance(redis_client, RedisCluster):
+        for node in nodes:
+            await node.aclose()

@@ -105,7 +105,8 @@ class ShardedSubscriber:
         return all(reader.connected for reader in self._readers.values())
 
     def last_seq(self, session_id: str) -> int:
-        return self._delivered.get(session_id, (0, ""))[0]
+        last = self._delivered.get(session_id)
+        return last.seq if last is not None else 0
 
     def start(self, handler: EventHandler) -> None:
         self._handler = handler

@@ -16,6 +16,7 @@ is told to resync instead of being replayed something else under the same name.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,6 +26,8 @@ from companion_ws.broker.base import SeedLoader
 from companion_ws.broker.redis.keys import Client, Keys, text
 from companion_ws.broker.redis.scripts import source
 from companion_ws.values import Event, HistorySlice, Position, Seed, new_epoch
+
+log = logging.getLogger("companion_ws.broker.redis")
 
 
 class Streams:
@@ -38,6 +41,7 @@ class Streams:
         self._publish = redis.register_script(source("publish"))
         self._position = redis.register_script(source("position"))
         self._history = redis.register_script(source("history"))
+        self._renumber = redis.register_script(source("renumber"))
         self._seed: SeedLoader | None = None
         self._last_delivered: Callable[[str], int] = lambda _: 0
         self._loading: dict[str, asyncio.Future[Seed]] = {}
@@ -68,11 +72,41 @@ class Streams:
             return HistorySlice((), position, False)
         return HistorySlice(events, position, True)
 
-    async def since(self, session_id: str, after_seq: int, limit: int) -> list[Event]:
-        """Up to ``limit`` events after ``after_seq``, without seeding: none when the
-        session's keys are missing (the subscriber's catch-up)."""
-        result = await self._read(session_id, after_seq, limit, seed=False)
-        return result[2] if result is not None else []
+    async def since(self, session_id: str, last: Event | None, limit: int) -> list[Event]:
+        """Up to ``limit`` events after ``last`` (the last one this process handed
+        over), without seeding: none when the session's keys are missing (the
+        subscriber's catch-up).
+
+        A stream that went back (a failover to a replica that had not received the
+        primary's last events: its counter is behind ``last``, or its event at that
+        number is another one) would number new events again with numbers already
+        handed out. It is renamed instead (a new epoch, numbering on after ``last``):
+        clients that saw the lost events go on; the others resync, never a silent gap.
+        """
+        after = last.seq - 1 if last is not None and last.seq > 0 else 0
+        result = await self._read(session_id, after, limit + 1, seed=False)
+        if result is None:
+            return []
+        position, _, events = result
+        if last is None:
+            return events[:limit]
+        if position.epoch == last.epoch and (
+            position.seq < last.seq
+            or any(e.seq == last.seq and e.payload != last.payload for e in events[:1])
+        ):
+            renamed = await self._renumber(
+                keys=self._keys.stream(session_id),
+                args=[last.epoch, new_epoch(), last.seq, self._ttl_ms],
+            )
+            if renamed:
+                log.warning(
+                    "the Redis stream of %s went back behind #%d (a failover?): "
+                    "renamed, its clients resync",
+                    session_id,
+                    last.seq,
+                )
+            return []
+        return [e for e in events if e.seq > last.seq][:limit]
 
     async def _read(
         self, session_id: str, after_seq: int, limit: int, *, seed: bool

@@ -36,9 +36,10 @@ PING_TIMEOUT = 5.0  # ...and given up on when the pong is this late
 SUBSCRIBE_WAIT = 5.0
 CATCH_UP_PAGE = 256
 
-CatchUp = Callable[[str, int, int], Awaitable[list[Event]]]  # (sid, after_seq, limit)
+# (sid, the last event handed over, limit): the events after it (Streams.since)
+CatchUp = Callable[[str, Event | None, int], Awaitable[list[Event]]]
 Connect = Callable[[], AbstractConnection]  # a new, unconnected connection to the node
-Delivered = dict[str, tuple[int, str]]  # session -> (seq, epoch) of the last handed over
+Delivered = dict[str, Event]  # session -> the last event handed over
 
 _SUBSCRIBED = object()  # a pending confirmation that starts a catch-up (after a reconnect)
 
@@ -95,7 +96,8 @@ class Subscriber:
 
     def last_seq(self, session_id: str) -> int:
         """The seq of the last event of the session handed over (0: none)."""
-        return self._delivered.get(session_id, (0, ""))[0]
+        last = self._delivered.get(session_id)
+        return last.seq if last is not None else 0
 
     def start(self, handler: EventHandler) -> None:
         self._handler = handler
@@ -187,7 +189,7 @@ class Subscriber:
 
     def _seen(self, event: Event) -> bool:
         last = self._delivered.get(event.session_id)
-        return last is not None and (last[1] != event.epoch or last[0] >= event.seq)
+        return last is not None and (last.epoch != event.epoch or last.seq >= event.seq)
 
     async def _send(self, command: str, channel: bytes, expect: object) -> bool:
         """Send (UN)SUBSCRIBE on the pubsub connection; False when it is down."""
@@ -306,9 +308,11 @@ class Subscriber:
 
     async def _catch_up(self, session_id: str) -> None:
         """After a reconnect: hand over what the stream holds after the last event
-        delivered, before any live message (those are deduplicated by seq)."""
+        delivered, before any live message (those are deduplicated by seq). A stream
+        that went back behind that event is renamed first (``Streams.since``)."""
         while session_id in self._wanted and not self._closing:
-            events = await self._read_stream(session_id, self.last_seq(session_id), CATCH_UP_PAGE)
+            last = self._delivered.get(session_id)
+            events = await self._read_stream(session_id, last, CATCH_UP_PAGE)
             if not events:
                 return
             for event in events:
@@ -323,9 +327,9 @@ class Subscriber:
 
     def _deliver(self, event: Event) -> None:
         last = self._delivered.get(event.session_id)
-        if last is not None and last[1] == event.epoch and event.seq <= last[0]:
+        if last is not None and last.epoch == event.epoch and event.seq <= last.seq:
             return  # already handed over (by a catch-up)
-        self._delivered[event.session_id] = (event.seq, event.epoch)
+        self._delivered[event.session_id] = event
         assert self._handler is not None
         try:
             self._handler(event)
