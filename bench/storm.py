@@ -37,6 +37,7 @@ from common import (
     CLIENT_CPU,
     REPO,
     SECRET,
+    SERVER_CPU,
     Server,
     WSClient,
     admit,
@@ -146,11 +147,33 @@ async def reconnect(client: Client, survivor: Server, killed_at: float) -> None:
             code = 1006
 
 
+def pin_cluster(url: str) -> None:
+    """The cluster's nodes on the servers' CPU, as the bench's own redis-server is."""
+    import redis as sync_redis
+
+    from companion_ws.broker.redis.cluster import seed_nodes
+
+    host, port = seed_nodes(url)[0]
+    seed = sync_redis.Redis(host=host, port=port)
+    try:
+        for address in seed.execute_command("CLUSTER NODES"):  # {"host:port@bus": ...}
+            node_host, node_port = str(address).split("@")[0].rsplit(":", 1)
+            node = sync_redis.Redis(host=node_host, port=int(node_port))
+            try:
+                os.sched_setaffinity(int(node.info("server")["process_id"]), {SERVER_CPU})
+            finally:
+                node.close()
+    finally:
+        seed.close()
+
+
 async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     raise_nofile(args.clients * 2 + 1000)
     pin(CLIENT_CPU)
     redis = None if args.broker_url else start_redis()
     broker_url = args.broker_url or redis.url  # type: ignore[union-attr]
+    if args.broker_url.startswith("redis+cluster://"):
+        pin_cluster(args.broker_url)
     hubs: list[Server] = []
     try:
         hubs.append(hub("storm-a", database_url, broker_url, migrate=True).start(timeout=60))
