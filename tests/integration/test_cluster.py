@@ -117,9 +117,13 @@ def cluster_of(tmp_path: Path, size: int, broker: str = "redis") -> Iterator[Clu
 
 
 @pytest.fixture(scope="module")
-def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Three hubs for the tests that neither kill nor restart anything."""
-    yield from cluster_of(tmp_path_factory.mktemp("cluster3"), 3)
+def three(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """Three hubs for the tests that neither kill nor restart anything (on the test
+    Redis Cluster when a test asks with ``parametrize("three", ["cluster"], indirect=True)``)."""
+    broker = getattr(request, "param", "redis")
+    yield from cluster_of(tmp_path_factory.mktemp(f"cluster3-{broker}"), 3, broker)
 
 
 @pytest.fixture
@@ -148,6 +152,19 @@ async def clients() -> AsyncIterator[list[Client]]:
 async def test_every_client_on_every_process_gets_every_broadcast_in_one_order(
     three: Cluster, clients: list[Client]
 ) -> None:
+    await one_order(three, clients)
+
+
+@pytest.mark.parametrize("three", ["cluster"], indirect=True)
+async def test_on_a_redis_cluster_every_client_gets_every_broadcast_in_one_order(
+    three: Cluster, clients: list[Client]
+) -> None:
+    await one_order(three, clients)
+
+
+async def one_order(three: Cluster, clients: list[Client]) -> None:
+    """Seven clients over three processes, each publishing at once: every client gets
+    every broadcast, gap-free, in one order, each sender's in its own order."""
     first = await Client.join(three.hubs[0])
     sid = first.ws.welcome["session_id"]
     clients.append(first)
