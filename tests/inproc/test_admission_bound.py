@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from companion_ws.endpoints.ws import SocketServer
 from companion_ws.hub.admission import JOINING
 from tests.support.hub import token
 from tests.support.inproc import InProcessHub
@@ -22,7 +23,9 @@ async def test_a_storm_of_joins_is_admitted_a_bounded_number_at_a_time(
     sid = first.welcome["session_id"]
     # a spy on the admission's own work (the joins' broker and database part): it holds
     # the joins that got that far until the gate opens, and counts them
-    admission = inproc.app.admission
+    server = inproc.app
+    assert isinstance(server, SocketServer)
+    admission = server.admission
     real = admission.admit
     gate = asyncio.Event()
     inside = peak = 0
