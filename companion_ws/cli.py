@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from companion_ws import devtokens, reach, telemetry
+from companion_ws import devtokens, reach, telemetry, workers
 from companion_ws.settings import Settings
 
 
@@ -65,6 +65,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from companion_ws.startup import StartupError, check_port, check_schema, warn_about
 
     settings = _settings(args, log_format=args.log_format)
+    if (why := workers.refusal(settings.broker_url, args.workers)) is not None:
+        print(f"companion-ws: {why}", file=sys.stderr)
+        return 2
     if settings.log_format not in LOG_FORMATS:
         print(
             f"companion-ws: COMPANION_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}",
@@ -97,7 +100,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if traces := telemetry.configure(os.environ):  # off unless OTEL_* asks for traces
         print(f"companion-ws: {traces}", file=sys.stderr, flush=True)
     try:
-        check_port(args.host, args.port)
+        if not args.reuse_port:  # a worker shares the port with its siblings
+            check_port(args.host, args.port)
         app = create_app(settings)
         asyncio.run(check_schema(settings, _safe_url(settings.database_url)))
     except (StartupError, RuntimeError) as exc:
@@ -129,6 +133,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"  WebSocket     {base.replace('http', 'ws', 1)}/ws\n",
             flush=True,
         )
+    if args.workers > 1:
+        return workers.supervise(args.argv, args.workers, args.host, args.port)
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -163,8 +169,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # (SIGINT, a KeyboardInterrupt once the shutdown is done), exit 0 without a traceback,
     # as `companion-ws demo` does.
     signal.signal(signal.SIGTERM, lambda *_: None)
+    sockets = [workers.listening_socket(args.host, args.port)] if args.reuse_port else None
     with contextlib.suppress(KeyboardInterrupt):
-        _server_class()(config, drain=app.drain).run()
+        _server_class()(config, drain=app.drain).run(sockets=sockets)
     return 0
 
 
@@ -289,6 +296,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--shutdown-timeout", type=float, default=8.0)
     serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="run N hub processes on the port (one per core; they need a shared broker: "
+        "COMPANION_BROKER_URL=redis://... or redis+cluster://...)",
+    )
+    serve.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="bind the port with SO_REUSEPORT, beside other processes (what each of "
+        "--workers does)",
+    )
+    serve.add_argument(
         "--migrate",
         action="store_true",
         help="migrate the database to this code's schema before starting (PostgreSQL "
@@ -340,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     result: int = args.func(args)
     return result
 

@@ -38,6 +38,13 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
 fi
 
+# A three-master Redis Cluster with append-only files (docs/protocol.md section 18);
+# the tests find it through COMPANION_TEST_REDIS_CLUSTER (this default).
+if ! redis-cli -h 127.0.0.1 -p 7001 cluster info 2>/dev/null | grep -q 'cluster_state:ok'; then
+  log "starting a Redis Cluster on 7001-7003"
+  bash scripts/redis_cluster.sh "${TMPDIR:-/tmp}/companion-redis-cluster" 7001 7002 7003
+fi
+
 if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
   log "starting NATS with JetStream"
   as_root mkdir -p /var/lib/nats-server

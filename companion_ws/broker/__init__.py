@@ -29,7 +29,7 @@ def make_broker(
     journal: Journal | None = None,
 ) -> Broker:
     """The broker for ``url``: ``memory://`` (durable before visible through ``journal``)
-    or ``redis://`` (its stream is the durability)."""
+    or ``redis://`` / ``redis+cluster://`` (its stream is the durability)."""
     if url.startswith("memory://"):
         from companion_ws.broker.memory import MemoryBroker
 
@@ -39,10 +39,12 @@ def make_broker(
             history_bytes=history_bytes,
             journal=journal,
         )
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
         from companion_ws.broker.redis import RedisBroker
 
         return RedisBroker(
             url, history_size=history_size, history_ttl=history_ttl, presence_ttl=presence_ttl
         )
-    raise ValueError(f"unknown broker URL scheme: {url!r} (use memory:// or redis://)")
+    raise ValueError(
+        f"unknown broker URL scheme: {url!r} (use memory://, redis:// or redis+cluster://)"
+    )

@@ -3,6 +3,7 @@ a replay or the live stream) and leaves it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Coroutine
@@ -35,6 +36,13 @@ __all__ = ["Admission", "AdmissionLimits"]
 log = logging.getLogger("companion_ws.admission")
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
+
+#: At most this many joins do their database and broker work at once; the others wait
+#: their turn with their socket open. A reconnect storm (a process died, thousands of
+#: its clients come back here at once) then queues here, instead of every join taking
+#: a broker connection and the joins failing `internal` (and the clients retrying)
+#: once the broker's pool is exhausted (docs/scaling.md, bench/storm.py).
+JOINING = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +86,16 @@ class Admission:
         self._per_user = PerUser(limits.max_per_user)
         self._counted: dict[str, str] = {}  # connection id -> the user whose place it holds
         self._count_slow_close = metrics.slow_closes.inc  # one bound method for every outbox
+        self._joining = asyncio.Semaphore(JOINING)
+
+    async def join(self, principal: Principal, **options: Any) -> Connection:
+        """Admit a socket (:meth:`admit`, the same arguments), at most ``JOINING`` at
+        once."""
+        async with self._joining:
+            return await self.admit(principal, **options)
 
     @telemetry.on_connect
-    async def join(
+    async def admit(
         self,
         principal: Principal,
         *,
@@ -94,7 +109,8 @@ class Admission:
         direct: Direct | None = None,
     ) -> Connection:
         """Admit a socket: the welcome, ``client_joined``, then a replay from
-        ``last_seq`` or the live stream. Raises the error that refuses it."""
+        ``last_seq`` or the live stream. Raises the error that refuses it. Unbounded:
+        sockets join through :meth:`join`."""
         # The user's place is taken before the first await (a join code's user is
         # known only once the code is consumed: its place is taken then).
         held = self._take(principal) if not principal.is_join else None

@@ -1,10 +1,11 @@
-"""The Broker and Presence contracts: one suite, run against the in-memory and the Redis
-broker.
+"""The Broker and Presence contracts: one suite, run against the in-memory broker, the
+Redis broker on one Redis, and the Redis broker on a Redis Cluster.
 
 No server: the broker API is called directly, with a fake seed loader (the database's
 answer) and handlers that record what they are handed (events, and leaves). The Redis
-runs use the test Redis (``COMPANION_TEST_REDIS``) under a key prefix of their own,
-deleted afterwards.
+runs use the test Redis (``COMPANION_TEST_REDIS``) or the test cluster
+(``COMPANION_TEST_REDIS_CLUSTER``, started by scripts/test.sh) under a key prefix of
+their own, deleted afterwards.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from companion_ws.broker.base import Broker
@@ -25,7 +27,7 @@ from companion_ws.broker.redis import RedisBroker, RedisPresence
 from companion_ws.protocol.codec import encode, with_seq
 from companion_ws.protocol.frames import ContextualUpdate
 from companion_ws.values import Event, Leave, Seed
-from tests.support.hub import REDIS_URL, free_port
+from tests.support.hub import REDIS_CLUSTER_URL, REDIS_URL, free_port
 
 
 class Seeds:
@@ -67,9 +69,44 @@ class Started(Protocol):
     async def __call__(self, **options: Any) -> tuple[Broker, Recorder, Seeds]: ...
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+URLS = {"redis": REDIS_URL, "cluster": REDIS_CLUSTER_URL}
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=pytest.mark.redis),
+    ]
+)
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=pytest.mark.redis),
+    ]
+)
+def redis_kind(request: pytest.FixtureRequest) -> str:
+    """The cross-process tests: on one Redis and on a Redis Cluster."""
+    return str(request.param)
+
+
+def client_for(kind: str) -> aioredis.Redis | RedisCluster:
+    if kind == "cluster":
+        host, port = REDIS_CLUSTER_URL.removeprefix("redis+cluster://").split(",")[0].split(":")
+        return RedisCluster(host=host, port=int(port))
+    return aioredis.Redis.from_url(REDIS_URL)
+
+
+async def node_clients(client: aioredis.Redis | RedisCluster) -> list[aioredis.Redis]:
+    """A client of each Redis server behind ``client`` (each primary of a cluster)."""
+    if isinstance(client, RedisCluster):
+        await client.initialize()
+        return [aioredis.Redis(host=n.host, port=int(n.port)) for n in client.get_primaries()]
+    return [aioredis.Redis(connection_pool=client.connection_pool)]
 
 
 @pytest.fixture
@@ -77,19 +114,19 @@ def prefix() -> str:
     return f"cwtest-{uuid.uuid4().hex[:10]}"
 
 
-async def delete_keys(prefix: str) -> None:
-    client = aioredis.Redis.from_url(REDIS_URL)
+async def delete_keys(kind: str, prefix: str) -> None:
+    client = client_for(kind)
     try:
         keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await client.delete(*keys)
+        for key in keys:  # one by one: on a cluster they are on several shards
+            await client.delete(key)
     finally:
         await client.aclose()
 
 
 @pytest.fixture
-async def redis_client() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(REDIS_URL)
+async def redis_client(redis_kind: str) -> AsyncIterator[Any]:
+    client = client_for(redis_kind)
     yield client
     await client.aclose()
 
@@ -103,7 +140,7 @@ def _starter(kind: str, prefix: str) -> tuple[Started, list[Broker]]:
         if kind == "memory":
             broker = MemoryBroker(history_size=size, **options)
         else:
-            broker = RedisBroker(REDIS_URL, history_size=size, prefix=prefix, **options)
+            broker = RedisBroker(URLS[kind], history_size=size, prefix=prefix, **options)
         recorder, seeds = Recorder(), Seeds()
         await broker.start(recorder, seeds, recorder.leave)
         brokers.append(broker)
@@ -119,19 +156,19 @@ async def start(kind: str, prefix: str) -> AsyncIterator[Started]:
     yield make
     for broker in brokers:
         await broker.close()
-    if kind == "redis":
-        await delete_keys(prefix)
+    if kind != "memory":
+        await delete_keys(kind, prefix)
 
 
 @pytest.fixture
-async def start_redis(prefix: str) -> AsyncIterator[Started]:
-    """Redis brokers sharing a prefix, as the processes of one deployment share a Redis:
-    the cross-process part of the contract."""
-    make, brokers = _starter("redis", prefix)
+async def start_redis(redis_kind: str, prefix: str) -> AsyncIterator[Started]:
+    """Redis brokers sharing a prefix, as the processes of one deployment share a Redis
+    (or a Redis Cluster): the cross-process part of the contract."""
+    make, brokers = _starter(redis_kind, prefix)
     yield make
     for broker in brokers:
         await broker.close()
-    await delete_keys(prefix)
+    await delete_keys(redis_kind, prefix)
 
 
 def body(session_id: str, n: int) -> bytes:
@@ -257,7 +294,7 @@ async def test_a_fresh_broker_continues_after_the_seeded_seq(start: Started, kin
 
 @pytest.mark.redis
 async def test_losing_the_keys_seeds_again_under_a_new_epoch(
-    start_redis: Started, redis_client: aioredis.Redis, prefix: str
+    start_redis: Started, redis_client: Any, prefix: str
 ) -> None:
     broker, _, seeds = await start_redis()
     s = sid()
@@ -310,14 +347,14 @@ async def test_adding_again_replaces_the_info(start: Started) -> None:
 
 @pytest.mark.redis
 async def test_a_dead_processs_entries_leave_and_reach_on_leave_not_the_stream(
-    start_redis: Started, prefix: str
+    start_redis: Started, prefix: str, redis_kind: str
 ) -> None:
     """A process that stops renewing its entries (it died) drops out within the TTL; a
     live process with clients in the session reaps them and hands each to ``on_leave``
     as a ``Leave`` fact. The broker publishes nothing itself: announcing is the node's."""
     live, recorder, _ = await start_redis(presence_ttl=0.3)
     # a process that never heartbeats: its entries are never renewed, as after SIGKILL
-    dead = RedisBroker(REDIS_URL, presence_ttl=0.3, prefix=prefix)
+    dead = RedisBroker(URLS[redis_kind], presence_ttl=0.3, prefix=prefix)
     s = sid()
     me = {"connection_id": "live1", "user_id": "alice", "client": "ui"}
     gone = {"connection_id": "dead1", "user_id": "alice", "client": "agent"}
@@ -343,13 +380,13 @@ async def test_a_dead_processs_entries_leave_and_reach_on_leave_not_the_stream(
 
 @pytest.mark.redis
 async def test_each_expired_entry_is_handed_to_exactly_one_process(
-    start_redis: Started, prefix: str
+    start_redis: Started, prefix: str, redis_kind: str
 ) -> None:
     (a, rec_a, _), (b, rec_b, _) = (
         await start_redis(presence_ttl=0.3),
         await start_redis(presence_ttl=0.3),
     )
-    dead = RedisBroker(REDIS_URL, presence_ttl=0.3, prefix=prefix)
+    dead = RedisBroker(URLS[redis_kind], presence_ttl=0.3, prefix=prefix)
     s = sid()
     try:
         await a.presence.add(s, "a1", {"connection_id": "a1"})
@@ -403,12 +440,18 @@ async def test_unsubscribe_stops_delivery_and_is_counted(start_redis: Started) -
     assert [e.seq for e in recorder.of(s)] == [1, 3]
 
 
-async def subscribers(client: aioredis.Redis, prefix: str, count: int) -> list[str]:
-    """The ids of this test's subscriber connections, once ``count`` are connected."""
+async def subscribers(
+    nodes: list[aioredis.Redis], prefix: str, count: int
+) -> list[tuple[aioredis.Redis, str]]:
+    """This test's subscriber connections (server, id), once ``count`` are connected."""
     async with asyncio.timeout(10):
         while True:
-            clients = await client.client_list()
-            ours = [c["id"] for c in clients if c.get("name") == f"{prefix}:subscriber"]
+            ours = [
+                (node, c["id"])
+                for node in nodes
+                for c in await node.client_list()
+                if c.get("name") == f"{prefix}:subscriber"
+            ]
             if len(ours) == count:
                 return ours
             await asyncio.sleep(0.01)
@@ -416,10 +459,13 @@ async def subscribers(client: aioredis.Redis, prefix: str, count: int) -> list[s
 
 @pytest.mark.redis
 async def test_a_dropped_subscriber_reconnects_and_misses_nothing(
-    start_redis: Started, redis_client: aioredis.Redis, prefix: str
+    start_redis: Started, redis_client: Any, prefix: str
 ) -> None:
-    """Kill the subscriber's connection while another process publishes: it comes back
-    by itself and hands over every event, once, in seq order, before live ones."""
+    """Kill the subscriber's connections (one per shard on a cluster) while another
+    process publishes: they come back by themselves and hand over every event, once, in
+    seq order, before live ones."""
+    nodes = await node_clients(redis_client)
+    count = 2 * len(nodes)
     publisher, _, _ = await start_redis()
     broker, recorder, _ = await start_redis()
     s = sid()
@@ -427,16 +473,19 @@ async def test_a_dropped_subscriber_reconnects_and_misses_nothing(
     await publisher.publish(s, "contextual_update", body(s, 0))
     await recorder.wait(lambda: len(recorder.of(s)) == 1)
     for _round in range(3):
-        for client_id in await subscribers(redis_client, prefix, 2):
-            await redis_client.client_kill_filter(_id=client_id)
+        for node, client_id in await subscribers(nodes, prefix, count):
+            await node.client_kill_filter(_id=client_id)
         for i in range(20):
             await publisher.publish(s, "contextual_update", body(s, i))
     await recorder.wait(lambda: len(recorder.of(s)) >= 61)
-    await subscribers(redis_client, prefix, 2)
+    await subscribers(nodes, prefix, count)
     await publisher.publish(s, "contextual_update", body(s, 99))
     await recorder.wait(lambda: len(recorder.of(s)) >= 62)
     assert [e.seq for e in recorder.of(s)] == list(range(1, 63))  # none twice, none lost
     assert await broker.ping()
+    if isinstance(redis_client, RedisCluster):
+        for node in nodes:
+            await node.aclose()
 
 
 @pytest.mark.redis
@@ -500,3 +549,38 @@ async def test_two_processes_swapping_the_floor_at_once_one_wins_each_round(
         assert frame["text"] == floor
         floor = frame["data"]
     assert await a.floor(s) == floor == await b.floor(s)
+
+
+@pytest.mark.redis
+async def test_a_stream_that_went_back_is_renamed_never_numbered_again(
+    start_redis: Started, redis_client: Any, prefix: str
+) -> None:
+    """What a failover to a replica that had not received the primary's last writes
+    does: the counter and the stream go back (4 and 5 are lost, though delivered). The
+    subscriber, catching up after its connection dropped, finds the stream behind what
+    it delivered and renames the history: the next event is #6 of a new epoch, handed
+    over, instead of a second #4 that every process would drop as a duplicate."""
+    publisher, _, _ = await start_redis()
+    broker, recorder, _ = await start_redis()
+    s = sid()
+    await broker.subscribe(s)
+    old = [await publisher.publish(s, "contextual_update", body(s, i)) for i in range(5)]
+    await recorder.wait(lambda: len(recorder.of(s)) == 5)
+    meta, stream = f"{prefix}:{{{s}}}:meta", f"{prefix}:{{{s}}}:stream"
+    await redis_client.hset(meta, "seq", 3)
+    await redis_client.xdel(stream, "4-0", "5-0")
+
+    nodes = await node_clients(redis_client)
+    count = 2 * len(nodes)
+    for node, client_id in await subscribers(nodes, prefix, count):
+        await node.client_kill_filter(_id=client_id)
+    async with asyncio.timeout(10):
+        while (await broker.position(s)).epoch == old[0].epoch:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    new = await publisher.publish(s, "contextual_update", body(s, 9))
+    assert new.seq == 6 and new.epoch != old[0].epoch
+    await recorder.wait(lambda: len(recorder.of(s)) == 6)
+    assert recorder.of(s) == [*old, new]
+    if isinstance(redis_client, RedisCluster):
+        for node in nodes:
+            await node.aclose()

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 import websockets
 
 from tests.support.cluster import Cluster
-from tests.support.hub import HubProcess, token
+from tests.support.hub import REDIS_CLUSTER_URL, HubProcess, token
 from tests.support.ws import WS, connect
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -102,8 +102,13 @@ def assert_gap_free(frames: list[Frame]) -> list[int]:
     return seqs
 
 
-def cluster_of(tmp_path: Path, size: int) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path, size=size, env={"COMPANION_PRESENCE_TTL": PRESENCE_TTL})
+def cluster_of(tmp_path: Path, size: int, broker: str = "redis") -> Iterator[Cluster]:
+    cluster = Cluster(
+        tmp_path,
+        size=size,
+        env={"COMPANION_PRESENCE_TTL": PRESENCE_TTL},
+        broker_url=REDIS_CLUSTER_URL if broker == "cluster" else "",
+    )
     cluster.start()
     try:
         yield cluster
@@ -112,14 +117,28 @@ def cluster_of(tmp_path: Path, size: int) -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="module")
-def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Three hubs for the tests that neither kill nor restart anything."""
-    yield from cluster_of(tmp_path_factory.mktemp("cluster3"), 3)
+def three(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """Three hubs for the tests that neither kill nor restart anything (on the test
+    Redis Cluster when a test asks with ``parametrize("three", ["cluster"], indirect=True)``)."""
+    broker = getattr(request, "param", "redis")
+    yield from cluster_of(tmp_path_factory.mktemp(f"cluster3-{broker}"), 3, broker)
 
 
 @pytest.fixture
-def two(tmp_path: Path) -> Iterator[Cluster]:
-    yield from cluster_of(tmp_path, 2)
+def broker() -> str:
+    """A Redis of the cluster's own; the tests that matter most also run on the test
+    Redis Cluster (``parametrize("broker", ON_BOTH)``, docs/protocol.md section 18)."""
+    return "redis"
+
+
+ON_BOTH = ["redis", "cluster"]
+
+
+@pytest.fixture
+def two(tmp_path: Path, broker: str) -> Iterator[Cluster]:
+    yield from cluster_of(tmp_path, 2, broker)
 
 
 @pytest.fixture
@@ -133,6 +152,19 @@ async def clients() -> AsyncIterator[list[Client]]:
 async def test_every_client_on_every_process_gets_every_broadcast_in_one_order(
     three: Cluster, clients: list[Client]
 ) -> None:
+    await one_order(three, clients)
+
+
+@pytest.mark.parametrize("three", ["cluster"], indirect=True)
+async def test_on_a_redis_cluster_every_client_gets_every_broadcast_in_one_order(
+    three: Cluster, clients: list[Client]
+) -> None:
+    await one_order(three, clients)
+
+
+async def one_order(three: Cluster, clients: list[Client]) -> None:
+    """Seven clients over three processes, each publishing at once: every client gets
+    every broadcast, gap-free, in one order, each sender's in its own order."""
     first = await Client.join(three.hubs[0])
     sid = first.ws.welcome["session_id"]
     clients.append(first)
@@ -214,6 +246,7 @@ async def test_state_written_through_one_process_is_read_through_another(
     assert row["connections"] == 3
 
 
+@pytest.mark.parametrize("broker", ON_BOTH)
 async def test_after_sigkill_its_clients_resume_on_another_process_and_miss_nothing(
     two: Cluster, clients: list[Client]
 ) -> None:

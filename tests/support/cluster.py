@@ -88,7 +88,8 @@ class RedisServer:
 
 @dataclass
 class Cluster:
-    """``size`` hubs on one fresh PostgreSQL database and one Redis. The first hub
+    """``size`` hubs on one fresh PostgreSQL database and one Redis of their own, or,
+    with ``broker_url``, that broker (e.g. the test Redis Cluster). The first hub
     migrates the database; the others start on the migrated schema."""
 
     directory: Path
@@ -96,17 +97,20 @@ class Cluster:
     env: dict[str, str] = field(default_factory=dict)
     database_url: str = ""
     redis: RedisServer | None = None
+    broker_url: str = ""
     hubs: list[HubProcess] = field(default_factory=list)
 
     def start(self) -> Cluster:
         self.database_url = create_pg_database()
         try:
-            self.redis = RedisServer(self.directory / "redis").start()
+            if not self.broker_url:
+                self.redis = RedisServer(self.directory / "redis").start()
+                self.broker_url = self.redis.url
             for i in range(self.size):
                 hub = HubProcess(
                     database_url=self.database_url,
                     env={
-                        "COMPANION_BROKER_URL": self.redis.url,
+                        "COMPANION_BROKER_URL": self.broker_url,
                         "COMPANION_AUTO_MIGRATE": "true" if i == 0 else "false",
                         **self.env,
                     },

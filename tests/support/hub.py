@@ -22,6 +22,10 @@ from companion_ws.auth.tokens import TokenConfig, TokenService
 SECRET = "test-secret-0123456789-abcdefghijklmnop"
 PG_ADMIN_DSN = os.environ.get("COMPANION_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("COMPANION_TEST_REDIS", "redis://127.0.0.1:6379/0")
+# the three-master cluster scripts/test.sh starts (scripts/redis_cluster.sh)
+REDIS_CLUSTER_URL = os.environ.get(
+    "COMPANION_TEST_REDIS_CLUSTER", "redis+cluster://127.0.0.1:7001,127.0.0.1:7002"
+)
 
 # What every test hub runs with, in a subprocess (as COMPANION_* variables) or in the
 # test's process (tests/support/inproc.py); a test sets its own on top.
@@ -94,8 +98,8 @@ class HubProcess:
     port: int = field(default_factory=free_port)
     log_path: Path | None = None
     access_log: bool = False  # uvicorn's access and WebSocket lines, at --log-level info
+    args: list[str] = field(default_factory=list)  # more of serve's flags (--workers 2)
     proc: subprocess.Popen[bytes] | None = None
-    args: list[str] = field(default_factory=list)  # more of serve's flags
     tls: bool = False  # it serves HTTPS (--dev-tls, --certfile): its URLs say so
 
     @property

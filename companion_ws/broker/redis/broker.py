@@ -1,6 +1,7 @@
 """The Redis broker: several hub processes as one (Centrifugo's Redis broker is the
 model). It composes the session streams (seq, history), the subscriber (fan-out to
-this process) and presence, over one bounded connection pool."""
+this process) and presence, over one bounded connection pool: on one Redis
+(``redis://``), or on a Redis Cluster (``redis+cluster://``, ``cluster.py``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from companion_ws.broker.base import EventHandler, LeaveHandler, SeedLoader
-from companion_ws.broker.redis.keys import Keys
+from companion_ws.broker.redis.cluster import SCHEME, ShardedSubscriber, cluster_client
+from companion_ws.broker.redis.keys import Client, Keys
 from companion_ws.broker.redis.presence import RedisPresence
 from companion_ws.broker.redis.stream import Streams
 from companion_ws.broker.redis.subscriber import Subscriber
@@ -37,22 +39,35 @@ class RedisBroker:
         prefix: str = "cw",
         max_connections: int = 32,
     ) -> None:
-        # No hidden retries: a command that fails is reported, never sent twice. A burst
-        # of publishes waits for one of a bounded number of connections.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=5.0,
-            socket_connect_timeout=2.0,
-            socket_timeout=5.0,
-            retry=Retry(NoBackoff(), 0),
-        )
-        self._redis = aioredis.Redis.from_pool(pool)
         keys = Keys(prefix)
-        self._streams = Streams(
-            self._redis, keys, size=history_size, ttl_ms=max(1, int(history_ttl * 1000))
-        )
-        self._subscriber = Subscriber(self._redis, keys, self._streams.since)
+        ttl_ms = max(1, int(history_ttl * 1000))
+        self._redis: Client
+        self._subscriber: Subscriber | ShardedSubscriber
+        if url.startswith(SCHEME):
+            cluster = cluster_client(url, max_connections=max_connections)
+            self._redis = cluster
+            self._streams = Streams(cluster, keys, size=history_size, ttl_ms=ttl_ms, sharded=True)
+            self._subscriber = ShardedSubscriber(cluster, keys, self._streams.since)
+        else:
+            # No hidden retries: a command that fails is reported, never sent twice. A
+            # burst of publishes waits for one of a bounded number of connections.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url,
+                max_connections=max_connections,
+                timeout=5.0,
+                socket_connect_timeout=2.0,
+                socket_timeout=5.0,
+                retry=Retry(NoBackoff(), 0),
+            )
+            self._redis = aioredis.Redis.from_pool(pool)
+            self._streams = Streams(self._redis, keys, size=history_size, ttl_ms=ttl_ms)
+            self._subscriber = Subscriber(
+                lambda: pool.connection_class(
+                    **{**pool.connection_kwargs, "client_name": f"{prefix}:subscriber"}
+                ),
+                keys,
+                self._streams.since,
+            )
         self.presence = RedisPresence(self._redis, keys, ttl=presence_ttl)
 
     async def start(self, handler: EventHandler, seed: SeedLoader, on_leave: LeaveHandler) -> None:

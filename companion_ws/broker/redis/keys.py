@@ -1,5 +1,5 @@
 """The names of a session's keys and channel, under one hash tag so that a Redis Cluster
-keeps them on one shard::
+keeps them on one shard (the channel too: sharded pub/sub on a cluster)::
 
     {prefix}:{sid}:meta      hash    seq, epoch: the counter and the name of its history
     {prefix}:{sid}:stream    stream  id "<seq>-0", fields k (kind), p (payload); capped
@@ -12,6 +12,13 @@ keeps them on one shard::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+
+#: one Redis, or a Redis Cluster (the session's keys on one slot either way)
+Client: TypeAlias = aioredis.Redis | RedisCluster
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,10 +24,10 @@ import json
 import logging
 from typing import Any
 
-import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from companion_ws.broker.base import LeaveHandler
-from companion_ws.broker.redis.keys import Keys, text
+from companion_ws.broker.redis.keys import Client, Keys, text
 from companion_ws.broker.redis.scripts import source
 from companion_ws.values import Leave
 
@@ -35,10 +35,11 @@ log = logging.getLogger("companion_ws.broker.redis")
 
 REAP_BATCH = 100
 GONE_MS = 600_000
+TOUCH, REAP = source("presence_touch"), source("presence_reap")  # their text, for EVAL
 
 
 class RedisPresence:
-    def __init__(self, redis: aioredis.Redis, keys: Keys, *, ttl: float) -> None:
+    def __init__(self, redis: Client, keys: Keys, *, ttl: float) -> None:
         self._redis = redis
         self._keys = keys
         self._ttl = ttl
@@ -108,12 +109,7 @@ class RedisPresence:
         sessions = [(sid, dict(members)) for sid, members in self._local.items()]
         if not sessions:
             return
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for sid, members in sessions:
-                keys = self._keys.presence(sid)
-                await self._touch(keys=keys, args=self._touch_args(members, add=False), client=pipe)
-                await self._reap(keys=keys, args=[REAP_BATCH, self._gone_ms], client=pipe)
-            results = await pipe.execute()
+        results = await self._renew_all(sessions)
         for sid, members in sessions:  # left while the renewal was on its way: not back
             for connection_id in members:
                 if connection_id not in self._local.get(sid, {}):
@@ -134,6 +130,25 @@ class RedisPresence:
                 self._on_leave(leave)
             except Exception:
                 log.exception("the leave handler failed on %s", leave)
+
+    async def _renew_all(self, sessions: list[tuple[str, dict[str, str]]]) -> list[Any]:
+        """Touch then reap each session, in one pipeline. A cluster's pipeline does not
+        reload a script a restarted shard lost (NOSCRIPT), so there it sends the
+        scripts' text (EVAL) rather than their digest."""
+        if isinstance(self._redis, RedisCluster):
+            async with self._redis.pipeline() as cluster_pipe:
+                for sid, members in sessions:
+                    keys = self._keys.presence(sid)
+                    touch = self._touch_args(members, add=False)
+                    cluster_pipe.eval(TOUCH, len(keys), *keys, *touch)
+                    cluster_pipe.eval(REAP, len(keys), *keys, REAP_BATCH, self._gone_ms)
+                return list(await cluster_pipe.execute())
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for sid, members in sessions:
+                keys = self._keys.presence(sid)
+                await self._touch(keys=keys, args=self._touch_args(members, add=False), client=pipe)
+                await self._reap(keys=keys, args=[REAP_BATCH, self._gone_ms], client=pipe)
+            return list(await pipe.execute())
 
     def _touch_args(self, members: dict[str, str], *, add: bool) -> list[Any]:
         args: list[Any] = [self._ttl_ms, self._ttl_ms * 3, "1" if add else "0"]

@@ -16,21 +16,26 @@ is told to resync instead of being replayed something else under the same name.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from companion_ws.broker.base import SeedLoader
-from companion_ws.broker.redis.keys import Keys, text
+from companion_ws.broker.redis.keys import Client, Keys, text
 from companion_ws.broker.redis.scripts import source
 from companion_ws.values import Event, HistorySlice, Position, Seed, new_epoch
 
+log = logging.getLogger("companion_ws.broker.redis")
+
 
 class Streams:
-    def __init__(self, redis: aioredis.Redis, keys: Keys, *, size: int, ttl_ms: int) -> None:
+    def __init__(
+        self, redis: Client, keys: Keys, *, size: int, ttl_ms: int, sharded: bool = False
+    ) -> None:
         self._keys = keys
+        self._publish_cmd = "SPUBLISH" if sharded else "PUBLISH"
         self._size = size
         self._ttl_ms = ttl_ms
         self._publish = redis.register_script(source("publish"))
@@ -38,6 +43,7 @@ class Streams:
         self._history = redis.register_script(source("history"))
         self._floor = redis.register_script(source("floor"))
         self._floor_swap = redis.register_script(source("floor_swap"))
+        self._renumber = redis.register_script(source("renumber"))
         self._seed: SeedLoader | None = None
         self._last_delivered: Callable[[str], int] = lambda _: 0
         self._loading: dict[str, asyncio.Future[Seed]] = {}
@@ -50,7 +56,7 @@ class Streams:
 
     async def publish(self, session_id: str, kind: str, body: bytes) -> Event:
         """Give ``body`` the session's next seq, keep it and publish it."""
-        args = [body, kind, self._size, self._keys.channel(session_id)]
+        args = [body, kind, self._size, self._keys.channel(session_id), self._publish_cmd]
         result = await self._call(self._publish, session_id, args, seed=True)
         return Event(session_id, int(result[0]), text(result[1]), kind, result[2])
 
@@ -85,11 +91,41 @@ class Streams:
             return HistorySlice((), position, False)
         return HistorySlice(events, position, True)
 
-    async def since(self, session_id: str, after_seq: int, limit: int) -> list[Event]:
-        """Up to ``limit`` events after ``after_seq``, without seeding: none when the
-        session's keys are missing (the subscriber's catch-up)."""
-        result = await self._read(session_id, after_seq, limit, seed=False)
-        return result[2] if result is not None else []
+    async def since(self, session_id: str, last: Event | None, limit: int) -> list[Event]:
+        """Up to ``limit`` events after ``last`` (the last one this process handed
+        over), without seeding: none when the session's keys are missing (the
+        subscriber's catch-up).
+
+        A stream that went back (a failover to a replica that had not received the
+        primary's last events: its counter is behind ``last``, or its event at that
+        number is another one) would number new events again with numbers already
+        handed out. It is renamed instead (a new epoch, numbering on after ``last``):
+        clients that saw the lost events go on; the others resync, never a silent gap.
+        """
+        after = last.seq - 1 if last is not None and last.seq > 0 else 0
+        result = await self._read(session_id, after, limit + 1, seed=False)
+        if result is None:
+            return []
+        position, _, events = result
+        if last is None:
+            return events[:limit]
+        if position.epoch == last.epoch and (
+            position.seq < last.seq
+            or any(e.seq == last.seq and e.payload != last.payload for e in events[:1])
+        ):
+            renamed = await self._renumber(
+                keys=self._keys.stream(session_id),
+                args=[last.epoch, new_epoch(), last.seq, self._ttl_ms],
+            )
+            if renamed:
+                log.warning(
+                    "the Redis stream of %s went back behind #%d (a failover?): "
+                    "renamed, its clients resync",
+                    session_id,
+                    last.seq,
+                )
+            return []
+        return [e for e in events if e.seq > last.seq][:limit]
 
     async def _read(
         self, session_id: str, after_seq: int, limit: int, *, seed: bool

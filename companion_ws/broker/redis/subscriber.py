@@ -1,5 +1,6 @@
-"""The pub/sub reader: one connection per process, read by one task, so the handler
-sees each session's events in seq order.
+"""The pub/sub reader: one connection per process (per shard on a Redis Cluster, where
+``cluster.py`` routes each session to its shard's reader), read by one task, so the
+handler sees each session's events in seq order.
 
 When that connection drops, the reader reconnects with backoff, subscribes again and,
 before any live message, hands over what the stream holds after the last seq it
@@ -16,8 +17,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from companion_ws.broker.base import EventHandler
@@ -35,15 +36,42 @@ PING_TIMEOUT = 5.0  # ...and given up on when the pong is this late
 SUBSCRIBE_WAIT = 5.0
 CATCH_UP_PAGE = 256
 
-CatchUp = Callable[[str, int, int], Awaitable[list[Event]]]  # (sid, after_seq, limit)
+# (sid, the last event handed over, limit): the events after it (Streams.since)
+CatchUp = Callable[[str, Event | None, int], Awaitable[list[Event]]]
+Connect = Callable[[], AbstractConnection]  # a new, unconnected connection to the node
+Delivered = dict[str, Event]  # session -> the last event handed over
 
 _SUBSCRIBED = object()  # a pending confirmation that starts a catch-up (after a reconnect)
 
 
 class Subscriber:
-    def __init__(self, redis: aioredis.Redis, keys: Keys, catch_up: CatchUp) -> None:
-        self._pool = redis.connection_pool
+    """``sharded``: SSUBSCRIBE on one shard of a cluster; a reply that says the slot is
+    served elsewhere (MOVED, or Redis unsubscribing a channel whose slot moved away)
+    calls ``on_moved``. The readers of one cluster share ``delivered`` and ``echoes``,
+    so a session that changes shard goes on from its last seq."""
+
+    def __init__(
+        self,
+        connect: Connect,
+        keys: Keys,
+        catch_up: CatchUp,
+        *,
+        sharded: bool = False,
+        on_moved: Callable[[], None] = lambda: None,
+        delivered: Delivered | None = None,
+        echoes: EchoBarrier | None = None,
+    ) -> None:
+        self._connect = connect
         self._keys = keys
+        self._sharded = sharded
+        self._on_moved = on_moved
+        prefix = "S" if sharded else ""
+        self._subscribe_cmd = f"{prefix}SUBSCRIBE"
+        self._unsubscribe_cmd = f"{prefix}UNSUBSCRIBE"
+        self._message = b"smessage" if sharded else b"message"
+        self._confirmations = (
+            (b"ssubscribe", b"sunsubscribe") if sharded else (b"subscribe", b"unsubscribe")
+        )
         self._read_stream = catch_up
         self._handler: EventHandler | None = None
         # how many times each session was asked for, its channel, the confirmations
@@ -53,8 +81,8 @@ class Subscriber:
         self._pending: dict[bytes, collections.deque[object]] = {}
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         # the last event handed over per session, and the publishers awaiting theirs
-        self._delivered: dict[str, tuple[int, str]] = {}
-        self._echoes = EchoBarrier()
+        self._delivered: Delivered = {} if delivered is None else delivered
+        self._echoes = EchoBarrier() if echoes is None else echoes
         self._conn: AbstractConnection | None = None
         self._send_lock = asyncio.Lock()
         self._ping_sent: float | None = None
@@ -68,7 +96,8 @@ class Subscriber:
 
     def last_seq(self, session_id: str) -> int:
         """The seq of the last event of the session handed over (0: none)."""
-        return self._delivered.get(session_id, (0, ""))[0]
+        last = self._delivered.get(session_id)
+        return last.seq if last is not None else 0
 
     def start(self, handler: EventHandler) -> None:
         self._handler = handler
@@ -89,10 +118,12 @@ class Subscriber:
 
     # ------------------------------------------------------------------ subscriptions
 
-    async def subscribe(self, session_id: str) -> None:
+    async def subscribe(self, session_id: str, *, catch_up: bool = False) -> None:
         """Called when the session's first local client joins. Returns once Redis has
         confirmed the subscription (or the connection is down: the reader subscribes
-        again when it is back, and catches up from the stream)."""
+        again when it is back, and catches up from the stream). ``catch_up``: the
+        session comes from another shard's reader; hand over what the stream holds
+        after its last seq before any live message."""
         count = self._wanted.get(session_id, 0)
         self._wanted[session_id] = count + 1
         if count:
@@ -100,11 +131,17 @@ class Subscriber:
         channel = self._keys.channel(session_id)
         self._channels[channel] = session_id
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if not await self._send("SUBSCRIBE", channel, waiter):
+        if catch_up:
+            self._waiters.setdefault(channel, []).append(waiter)
+            sent = await self._send(self._subscribe_cmd, channel, _SUBSCRIBED)
+        else:
+            sent = await self._send(self._subscribe_cmd, channel, waiter)
+        if not sent:
             # not connected: the reader subscribes when it is (and catches up from the
             # stream). Only a starting process waits for that; while Redis is away, the
             # join fails on its next command anyway.
-            self._waiters.setdefault(channel, []).append(waiter)
+            if not catch_up:
+                self._waiters.setdefault(channel, []).append(waiter)
             if self._was_connected:
                 return
         try:
@@ -125,7 +162,24 @@ class Subscriber:
         self._channels.pop(channel, None)
         for waiter in self._waiters.pop(channel, ()):
             _resolve(waiter)
-        await self._send("UNSUBSCRIBE", channel, None)
+        await self._send(self._unsubscribe_cmd, channel, None)
+
+    def forget(self, session_id: str) -> None:
+        """The session's slot is served by another shard now: stop routing it here
+        (Redis has unsubscribed it already), keeping its last seq for the next reader."""
+        self._wanted.pop(session_id, None)
+        channel = self._keys.channel(session_id)
+        self._channels.pop(channel, None)
+        for item in self._pending.pop(channel, ()):
+            if isinstance(item, asyncio.Future):
+                _resolve(item)
+        for waiter in self._waiters.pop(channel, ()):
+            _resolve(waiter)
+
+    @property
+    def sessions(self) -> list[str]:
+        """The sessions this reader delivers."""
+        return list(self._wanted)
 
     async def echo(self, event: Event) -> None:
         """Wait (boundedly) until this reader has handed ``event`` over, when the
@@ -135,7 +189,7 @@ class Subscriber:
 
     def _seen(self, event: Event) -> bool:
         last = self._delivered.get(event.session_id)
-        return last is not None and (last[1] != event.epoch or last[0] >= event.seq)
+        return last is not None and (last.epoch != event.epoch or last.seq >= event.seq)
 
     async def _send(self, command: str, channel: bytes, expect: object) -> bool:
         """Send (UN)SUBSCRIBE on the pubsub connection; False when it is down."""
@@ -157,11 +211,8 @@ class Subscriber:
         """One pubsub connection, reconnected with backoff for as long as the broker
         runs."""
         delay = RECONNECT_MIN
-        pool = self._pool
         while not self._closing:
-            conn = pool.connection_class(
-                **{**pool.connection_kwargs, "client_name": f"{self._keys.prefix}:subscriber"}
-            )
+            conn = self._connect()
             try:
                 await conn.connect()  # type: ignore[no-untyped-call]
                 async with self._send_lock:
@@ -169,8 +220,13 @@ class Subscriber:
                     channels = [self._keys.channel(sid) for sid in self._wanted]
                     for channel in channels:
                         self._pending[channel] = collections.deque([_SUBSCRIBED])
-                    if channels:
-                        await conn.send_command("SUBSCRIBE", *channels, check_health=False)
+                    if channels and self._sharded:  # one SSUBSCRIBE per slot
+                        for channel in channels:
+                            await conn.send_command(
+                                self._subscribe_cmd, channel, check_health=False
+                            )
+                    elif channels:
+                        await conn.send_command(self._subscribe_cmd, *channels, check_health=False)
                     self._conn = conn
                     self._was_connected = True
                     self._ping_sent = None
@@ -204,9 +260,14 @@ class Subscriber:
         loop = asyncio.get_running_loop()
         idle_since = loop.time()
         while not self._closing:
-            message = await conn.read_response(
-                timeout=READ_TICK, disconnect_on_error=False, push_request=True
-            )
+            try:
+                message = await conn.read_response(
+                    timeout=READ_TICK, disconnect_on_error=False, push_request=True
+                )
+            except ResponseError as exc:  # MOVED: a channel's slot is served elsewhere
+                log.warning("the Redis subscriber was refused: %s", exc)
+                self._on_moved()
+                continue
             now = loop.time()
             if message is None:
                 if self._ping_sent is not None:
@@ -222,14 +283,16 @@ class Subscriber:
             if not isinstance(message, list):
                 continue  # the pong
             kind = message[0]
-            if kind == b"message":
+            if kind == self._message:
                 self._on_message(message[1], message[2])
-            elif kind in (b"subscribe", b"unsubscribe"):
-                await self._on_confirmation(message[1])
+            elif kind in self._confirmations:
+                await self._on_confirmation(message[1], kind == self._confirmations[1])
 
-    async def _on_confirmation(self, channel: bytes) -> None:
+    async def _on_confirmation(self, channel: bytes, unsubscribed: bool) -> None:
         queue = self._pending.get(channel)
         if not queue:
+            if unsubscribed and channel in self._channels:
+                self._on_moved()  # Redis dropped it: its slot moved to another shard
             return
         item = queue.popleft()
         if not queue:
@@ -245,9 +308,11 @@ class Subscriber:
 
     async def _catch_up(self, session_id: str) -> None:
         """After a reconnect: hand over what the stream holds after the last event
-        delivered, before any live message (those are deduplicated by seq)."""
+        delivered, before any live message (those are deduplicated by seq). A stream
+        that went back behind that event is renamed first (``Streams.since``)."""
         while session_id in self._wanted and not self._closing:
-            events = await self._read_stream(session_id, self.last_seq(session_id), CATCH_UP_PAGE)
+            last = self._delivered.get(session_id)
+            events = await self._read_stream(session_id, last, CATCH_UP_PAGE)
             if not events:
                 return
             for event in events:
@@ -262,9 +327,9 @@ class Subscriber:
 
     def _deliver(self, event: Event) -> None:
         last = self._delivered.get(event.session_id)
-        if last is not None and last[1] == event.epoch and event.seq <= last[0]:
+        if last is not None and last.epoch == event.epoch and event.seq <= last.seq:
             return  # already handed over (by a catch-up)
-        self._delivered[event.session_id] = (event.seq, event.epoch)
+        self._delivered[event.session_id] = event
         assert self._handler is not None
         try:
             self._handler(event)

@@ -9,6 +9,7 @@ from importlib.resources import files
 
 STREAM_SCRIPTS = ("publish", "position", "history", "floor")
 PRESENCE_SCRIPTS = ("presence_touch", "presence_list", "presence_reap")
+STANDALONE_SCRIPTS = ("renumber",)
 
 
 @cache
@@ -24,4 +25,6 @@ def source(name: str) -> str:
         return _read("seed") + _read(name)
     if name in PRESENCE_SCRIPTS:
         return _read("now") + _read(name)
+    if name in STANDALONE_SCRIPTS:
+        return _read(name)
     raise ValueError(f"no Lua script {name!r}")
