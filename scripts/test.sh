@@ -56,7 +56,7 @@ log "installing companion-ws with its test dependencies"
 # hub's own install below brings protobuf back up; pip reports the conflict and goes on.
 if ! .venv/bin/python -c 'import importlib.metadata as m; assert m.version("pipecat-ai") == "1.14.0"' 2>/dev/null; then
   log "installing pipecat-ai 1.14.0"
-  .venv/bin/python -m pip install -q 'pipecat-ai==1.14.0' 2>&1 | grep -v 'protobuf' || true
+  .venv/bin/python -m pip install -q 'pipecat-ai==1.14.0'
 fi
 .venv/bin/python -m pip install -q -e '.[test]'
 
