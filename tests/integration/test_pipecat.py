@@ -105,3 +105,25 @@ async def test_a_repeated_tool_call_id_runs_once_and_screens_reach_the_context(
     state = await ui.request({"type": "get_session_state"})
     assert later.llm.told()[1] == create_session_context(state["state"])
     await later.stop()
+
+
+async def test_rtvi_and_the_screens_agree_on_what_was_said(
+    shared_hub: HubProcess, screen: tuple[WS, str, str]
+) -> None:
+    ui, sid, tok = screen
+    hub = PipecatHub(hub_url=shared_hub.ws_url, token=tok, session_id=sid, tools=TOOLS)
+    bot = Bot(hub, [Turn(ANSWER)], rtvi=True)
+    await bot.start()
+    await bot.user_says(ASK)
+    got = await frames_until(ui, _speech_ended())
+    await bot.stop()
+    screens_saw = [(f["role"], f["text"]) for f in got if f["type"] == "transcript"]
+    # What an RTVI client shows: the user's final transcription, the bot's transcription.
+    rtvi_saw: list[tuple[str, str]] = []
+    for message in bot.rtvi.messages:
+        data = message.get("data") or {}
+        if message.get("type") == "user-transcription" and data.get("final"):
+            rtvi_saw.append(("user", data["text"]))
+        elif message.get("type") == "bot-transcription":
+            rtvi_saw.append(("agent", data["text"]))
+    assert screens_saw == rtvi_saw == [("user", ASK), ("agent", ANSWER)]

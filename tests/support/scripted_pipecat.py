@@ -24,11 +24,13 @@ from pipecat.frames.frames import (
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
+    OutputTransportMessageUrgentFrame,
     TranscriptionFrame,
     TTSTextFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
+from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -103,11 +105,27 @@ class Speaker(FrameProcessor):
             await self.broadcast_frame(BotStoppedSpeakingFrame)
 
 
+class RTVIMessages(BaseObserver):
+    """The RTVI messages the pipeline sends its client (with ``enable_rtvi``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[dict[str, Any]] = []
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        frame = data.frame
+        if data.first_push and isinstance(frame, OutputTransportMessageUrgentFrame):
+            message = frame.message
+            if isinstance(message, dict):
+                self.messages.append(message)
+
+
 class Bot:
     """A pipeline linked to the hub by ``PipecatHub``, running until :meth:`stop`."""
 
-    def __init__(self, hub: PipecatHub, turns: list[Turn]) -> None:
+    def __init__(self, hub: PipecatHub, turns: list[Turn], *, rtvi: bool = False) -> None:
         self.hub = hub
+        self.rtvi = RTVIMessages()
         self.llm = ScriptedLLM(turns)
         context = LLMContext(
             [{"role": "system", "content": "You ship parcels."}],
@@ -116,7 +134,9 @@ class Bot:
         turns_by = LLMUserAggregatorParams(user_turn_strategies=ExternalUserTurnStrategies())
         pair = LLMContextAggregatorPair(context, user_params=turns_by)
         pipeline = Pipeline([pair.user(), self.llm, Speaker(), pair.assistant()])
-        self.worker = PipelineWorker(pipeline, cancel_on_idle_timeout=False, enable_rtvi=False)
+        self.worker = PipelineWorker(
+            pipeline, cancel_on_idle_timeout=False, enable_rtvi=rtvi, observers=[self.rtvi]
+        )
         self.runner = WorkerRunner()
         self._run: asyncio.Task[None] | None = None
 
