@@ -19,8 +19,9 @@ its client messages, so the two never disagree about what the user saw:
 - ``InterimTranscriptionFrame`` -> ``transcript`` user ``final: false``;
   ``TranscriptionFrame`` -> the same message ``final: true``, then ``thinking``;
 - ``BotStartedSpeakingFrame`` -> ``speaking``; the ``TTSTextFrame`` texts (what was
-  spoken: RTVI's ``bot-output``; ``bot-transcription`` has the same words) up to ``BotStoppedSpeakingFrame`` or an
-  ``InterruptionFrame`` -> one ``transcript`` agent ``final: true``, then ``listening``;
+  spoken: RTVI's ``bot-output``; ``bot-transcription`` has the same words) up to
+  ``BotStoppedSpeakingFrame`` or an ``InterruptionFrame`` -> one ``transcript`` agent
+  ``final: true``, then ``listening``;
 - each hub tool is a ``FunctionSchema`` whose handler runs it through the hub once per
   Pipecat ``tool_call_id``, after the observer has passed the call's
   ``FunctionCallsStartedFrame`` (so what was said first reaches the screens first);
