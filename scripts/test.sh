@@ -60,6 +60,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 log "installing companion-ws with its test dependencies"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+# The Pipecat adapter's tests need pipecat-ai, which pins protobuf<7 while the hub needs
+# protobuf>=7.35.1 (no extra can hold both: docs/pipecat.md). Installed first, so the
+# hub's own install below brings protobuf back up; pip reports the conflict and goes on.
+if ! .venv/bin/python -c 'import importlib.metadata as m; assert m.version("pipecat-ai") == "1.14.0"' 2>/dev/null; then
+  log "installing pipecat-ai 1.14.0"
+  .venv/bin/python -m pip install -q 'pipecat-ai==1.14.0'
+fi
 .venv/bin/python -m pip install -q -e '.[test]'
 
 log "ruff"

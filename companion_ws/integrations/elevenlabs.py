@@ -1,6 +1,10 @@
 """The ElevenLabs voice-agent bridge: one ElevenLabs conversation, one hub session.
 
-    ElevenLabs agent  <-- AsyncConversation -->  AgentBridge  <-- CompanionClient -->  hub
+    ElevenLabs agent  <-- AsyncConversation -->  AgentBridge  <-- SessionLink -->  hub
+
+The first adapter on the voice-platform seam, :mod:`~companion_ws.integrations.platform`:
+the link holds the hub side (frames, tools once per id, what the agent is told); this
+module maps ElevenLabs' conversation onto it.
 
 - **agent -> screens.** Every tool of the hub's registry is a ``ClientTools`` handler
   that forwards the agent's ``client_tool_call`` to the hub as a ``client_tool_call``
@@ -32,14 +36,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from companion_ws.client import ClientError, CompanionClient
+from companion_ws.client import CompanionClient
 from companion_ws.integrations.elevenlabs_sdk import (
     AsyncAudioInterface,
     ClientTools,
@@ -50,11 +52,13 @@ from companion_ws.integrations.elevenlabs_sdk import (
     NullAudioInterface,
 )
 from companion_ws.integrations.narrator import AGENT_SENDER_PREFIX, Narrator, describe_update
+from companion_ws.integrations.platform import FLUSH_TIMEOUT, LinkError, SessionLink, Token
 from companion_ws.integrations.voice_frames import ConversationFrames
 from companion_ws.tools.registry import ToolRegistry
 
 __all__ = [
     "AGENT_SENDER_PREFIX",
+    "FLUSH_TIMEOUT",
     "AgentBridge",
     "BridgeConfig",
     "BridgeError",
@@ -65,12 +69,9 @@ __all__ = [
 log = logging.getLogger("companion_ws.bridge")
 
 AudioMode = Literal["null", "text", "device"]
-#: Seconds the bridge waits, on leaving, for its last frames to reach the hub.
-FLUSH_TIMEOUT = 3.0
-Token = str | Callable[[], str | Awaitable[str]]
 
 
-class BridgeError(Exception):
+class BridgeError(LinkError):
     """The bridge cannot run (the session is not there, say)."""
 
 
@@ -100,22 +101,27 @@ class AgentBridge:
     def __init__(self, config: BridgeConfig, tools: ToolRegistry) -> None:
         self.config = config
         self.tools = tools
-        self.hub: CompanionClient | None = None
+        self.link: SessionLink | None = None
         self.conversation: Conversation | None = None
         self.audio: NullAudioInterface | None = None
         self.disconnect: DisconnectionDetails | None = None
         self.outcome = "running"
-        self.narrator: Narrator | None = None
-        self._to_agent: asyncio.Queue[str] = asyncio.Queue()
-        self._to_hub: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.frames = ConversationFrames(transcripts=config.forward_transcripts)
         self._stop = asyncio.Event()
-        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def hub(self) -> CompanionClient | None:
+        """The bridge's hub client (the link's)."""
+        return self.link.client if self.link is not None else None
+
+    @property
+    def narrator(self) -> Narrator | None:
+        return self.link.narrator if self.link is not None else None
 
     @property
     def state(self) -> dict[str, Any]:
         """The session state: the hub client's mirror (there is no other copy)."""
-        return self.hub.state if self.hub is not None else {}
+        return self.link.state if self.link is not None else {}
 
     def stop(self) -> None:
         """Ask the bridge to end the conversation and leave (SIGINT/SIGTERM)."""
@@ -129,31 +135,23 @@ class AgentBridge:
         ``session_ended``. Raises :class:`BridgeError` (or the hub client's error)
         when it cannot start."""
         cfg = self.config
-        hub = CompanionClient(
-            cfg.hub_url, token=cfg.token, session_id=cfg.session_id, client="agent"
-        )
-        self.hub = hub
-        events = hub.events()  # made before the connect, so no frame falls in between
+        link = SessionLink(cfg.hub_url, cfg.token, cfg.session_id, frames=self.frames)
+        self.link = link
         try:
-            await hub.start()
-            if hub.session_id != cfg.session_id:
-                raise BridgeError(
-                    f"session {cfg.session_id!r} is not live on the hub (it has ended, "
-                    "expired or never existed)"
-                )
-            self.narrator = Narrator(hub, cfg.session_id)
-            for text in self.narrator.started():
-                self._tell(text)
-            await self._converse(hub, events)
+            try:
+                await link.open()
+            except LinkError as exc:
+                raise BridgeError(str(exc)) from None
+            await self._converse(link)
         finally:
             await self._shutdown()
         return self.outcome
 
-    async def _converse(self, hub: CompanionClient, events: AsyncIterator[dict[str, Any]]) -> None:
+    async def _converse(self, link: SessionLink) -> None:
+        hub = link.client
         conversation = self._conversation()
         self.conversation = conversation
-        pump = self._spawn(self._pump(events))
-        self._spawn(self._publisher())
+        pump = self._spawn(link.watch())
         await conversation.start_session()  # type: ignore[no-untyped-call]
         log.info(
             "bridge: session %s, agent %s: conversation starting",
@@ -164,6 +162,9 @@ class AgentBridge:
         ended = self._spawn(conversation.wait_for_session_end())
         stopped = self._spawn(self._stop.wait())
         done, _ = await asyncio.wait({pump, talk, ended, stopped}, return_when="FIRST_COMPLETED")
+        if pump in done and link.session_ended:
+            self.outcome = "session_ended"
+            return
         if self._stop.is_set():
             return  # stop(), or the session ended: the outcome says which
         if talk in done and conversation._should_stop.is_set():
@@ -241,9 +242,8 @@ class AgentBridge:
         )
 
     def _capability(self) -> str:
-        hub = self.hub
-        capability = hub.welcome.get("agent_capability") if hub is not None else None
-        if not isinstance(capability, str):
+        capability = self.link.capability() if self.link is not None else None
+        if capability is None:
             raise BridgeError(
                 "the hub sent no agent capability: connect with a token that may act as the "
                 "agent (the session's owner, a service or an admin)"
@@ -258,46 +258,25 @@ class AgentBridge:
             if conversation._task is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(asyncio.shield(conversation._task), 5)
-            self._publish(self.frames.ended())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._to_hub.join(), FLUSH_TIMEOUT)
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
-        if self.hub is not None:
-            await self.hub.close()
+        if self.link is not None:
+            await self.link.close(left=conversation is not None)
         log.info("bridge: %s", self.outcome)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        assert self.link is not None
+        return self.link.spawn(coro)
 
     # ------------------------------------------------------------ agent -> hub
 
     def _tool_handler(self, tool_name: str) -> Callable[[dict[str, Any]], Awaitable[str]]:
         async def handle(parameters: dict[str, Any]) -> str:
             params = dict(parameters)
-            call_id = str(params.pop("tool_call_id", "") or f"bridge_{uuid.uuid4().hex}")
-            assert self.hub is not None
-            self._publish(self.frames.tool_call())
-            # What was said before the call reaches the screens before the tool runs.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._to_hub.join(), FLUSH_TIMEOUT)
-            try:
-                reply = await self.hub.call_tool(tool_name, call_id, params)
-            except ClientError as exc:
-                raise ToolCallFailed(_error_json(exc.message, exc.code)) from None
-            except Exception as exc:
-                raise ToolCallFailed(_error_json(f"the hub did not answer: {exc}")) from None
-            result = reply.get("result")
-            text = result if isinstance(result, str) else json.dumps(result)
-            if reply.get("is_error"):
-                raise ToolCallFailed(text)
-            return text
+            call_id = str(params.pop("tool_call_id", "") or "") or None
+            assert self.link is not None
+            answer = await self.link.call_tool(tool_name, call_id, params)
+            if answer.is_error:
+                raise ToolCallFailed(answer.text)
+            return answer.text
 
         return handle
 
@@ -330,21 +309,8 @@ class AgentBridge:
 
     def _publish(self, frames: list[dict[str, Any]]) -> None:
         """Queue frames for the screens, without holding up the agent."""
-        for frame in frames:
-            self._to_hub.put_nowait(frame)
-
-    async def _publisher(self) -> None:
-        """Send the queued frames to the hub one by one, in order."""
-        while True:
-            frame = await self._to_hub.get()
-            hub = self.hub
-            try:
-                if hub is not None and hub.connected:
-                    await hub.request(frame)
-            except Exception as exc:
-                log.warning("bridge: publishing %s failed: %s", frame.get("type"), exc)
-            finally:
-                self._to_hub.task_done()
+        if self.link is not None:
+            self.link.publish(frames)
 
     async def _on_disconnect(self, details: DisconnectionDetails) -> None:
         self.disconnect = details
@@ -357,18 +323,17 @@ class AgentBridge:
 
     # ------------------------------------------------------------ hub -> agent
 
-    def _tell(self, text: str) -> None:
-        self._to_agent.put_nowait(text)
-
     async def _talk(self, conversation: Conversation) -> None:
-        """Send the agent what the bridge has to tell it, in order, once it is ready;
+        """Send the agent what the link has to tell it, in order, once it is ready;
         then keep a voice conversation fed with silence."""
+        link = self.link
+        assert link is not None
         await conversation.ready.wait()
         keepalive: asyncio.Task[None] | None = None
         while True:
-            if keepalive is None and self._to_agent.empty():
+            if keepalive is None and link.nothing_to_tell():
                 keepalive = self._spawn(self._keepalive())
-            text = await self._to_agent.get()
+            text = await link.told()
             await conversation.send_contextual_update(text)
             log.debug("bridge: told the agent %r", text)
 
@@ -379,22 +344,3 @@ class AgentBridge:
         while True:
             await asyncio.sleep(every)
             await audio.silence()
-
-    async def _pump(self, events: AsyncIterator[dict[str, Any]]) -> None:
-        narrator = self.narrator
-        assert narrator is not None
-        async for frame in events:
-            for text in narrator.read(frame):
-                self._tell(text)
-            if narrator.ended:
-                self.outcome = "session_ended"
-                self._stop.set()
-            if self._stop.is_set():
-                return
-
-
-def _error_json(message: str, code: str | None = None) -> str:
-    body: dict[str, Any] = {"error": message}
-    if code:
-        body["code"] = code
-    return json.dumps(body)

@@ -77,6 +77,11 @@ class ConversationFrames:
         self.state = state
         return [{"type": "agent_state", "state": state}]
 
+    def agent_state(self, state: AgentStateName) -> list[Frame]:
+        """A platform that reports the agent's state itself (LiveKit's
+        ``agent_state_changed``, Pipecat's bot frames): sent when it changes."""
+        return self._state(state)
+
     def ready(self) -> list[Frame]:
         return self._state("listening")
 
@@ -140,11 +145,14 @@ class ConversationFrames:
         frames = self._state("speaking")
         return frames + self._transcript("agent", self._part_id, self._part_text, kind == "stop")
 
-    def agent_said(self, text: str) -> list[Frame]:
+    def agent_said(self, text: str, *, speaking: bool = True) -> list[Frame]:
+        """The agent's whole response; ``speaking=False`` when the platform reports its
+        state itself (the response may be committed after the speech ended)."""
         message_id = self._part_id or self._new_id("agent")
         self._part_id, self._part_text = None, ""
         self._remember(message_id, text)
-        return self._state("speaking") + self._transcript("agent", message_id, text, True)
+        frames = self._state("speaking") if speaking else []
+        return frames + self._transcript("agent", message_id, text, True)
 
     def corrected(self, original: str, corrected: str) -> list[Frame]:
         """``agent_response_correction``: the interrupted response, as far as the user

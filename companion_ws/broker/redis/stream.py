@@ -67,7 +67,7 @@ class Streams:
         script; None when it was another."""
         compare = "0" if expect is None else "1"
         channel = self._keys.channel(session_id)
-        args = [body, kind, self._size, channel, compare, expect or "", floor]
+        args = [body, kind, self._size, channel, self._publish_cmd, compare, expect or "", floor]
         result = await self._call(self._floor_swap, session_id, args, seed=True)
         if int(result[0]) == 0:
             return None

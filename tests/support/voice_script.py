@@ -1,0 +1,48 @@
+"""One voice exchange, the reference for every platform adapter: what the screens see
+when the ElevenLabs bridge carries it (its mapping, ``ConversationFrames``, fed as the
+bridge feeds it), as a list of comparable tuples.
+
+The exchange: the agent is ready; the user asks; the agent runs a hub tool; the agent
+answers; its speech ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from companion_ws.integrations.voice_frames import ConversationFrames
+
+ASK = "Ship a 5 lb box to New York"
+ANSWER = "The cheapest is USPS at twelve dollars and eighty cents."
+QUOTE_PARAMS = {"from_zip": "90210", "to_zip": "10001", "weight": 5}
+
+#: What the screens see of a conversation: section 13 frames and the hub's tool frames.
+SEEN = {"transcript", "agent_state", "step", "tool_call_started", "tool_call_finished"}
+
+
+def seen(frames: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The frames a screen shows, as comparable tuples (ids and timings left out)."""
+    out: list[tuple[Any, ...]] = []
+    for f in frames:
+        match f.get("type"):
+            case "transcript":
+                out.append(("transcript", f["role"], f["text"], f["final"]))
+            case "agent_state":
+                out.append(("agent_state", f["state"]))
+            case "step":
+                out.append(("step", f["name"], f["status"]))
+            case "tool_call_started" | "tool_call_finished" as kind:
+                out.append((kind, f["tool_name"]))
+    return out
+
+
+def with_elevenlabs(tool: str = "get_shipping_quotes") -> list[tuple[Any, ...]]:
+    """The exchange as the ElevenLabs bridge publishes it (plus the hub's tool frames,
+    which come between the bridge's ``thinking`` and the agent's answer)."""
+    frames = ConversationFrames()
+    out = frames.ready() + frames.user_said(ASK) + frames.tool_call()
+    out += [{"type": "tool_call_started", "tool_name": tool}]
+    out += [{"type": "tool_call_finished", "tool_name": tool}]
+    out += frames.agent_said(ANSWER) + frames.mode("listening")
+    return seen(out)
