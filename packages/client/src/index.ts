@@ -16,6 +16,8 @@ export {
 } from './conversation.js';
 export type { AgentState, AgentStateName, Conversation, Message, Progress } from './conversation.js';
 export type { Member } from './presence.js';
+export { FLOOR_CONTROLS, NO_FLOOR, floorAfter, floorFromWelcome } from './floor.js';
+export type { FloorControl, FloorHolder, VoiceFloor } from './floor.js';
 export { BEARER_PREFIX, SUBPROTOCOL, handshake, isJoinToken, wsBase } from './address.js';
 export type { TokenSource } from './address.js';
 export { Retry, backoffDelay } from './retry.js';

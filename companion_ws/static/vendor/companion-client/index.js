@@ -5,6 +5,7 @@ export { EventStreamOverflow, EVENT_QUEUE_LIMIT } from './stream.js';
 export { connect, defaultUrl } from './connect.js';
 export { SessionMirror, Phase, FEED_LIMIT, describe, sequenceOf } from './mirror.js';
 export { AGENT_STATES, CONVERSATION_TYPES, KEPT_FRAMES, addFrames, conversationFrom, emptyConversation, isTranscript, } from './conversation.js';
+export { FLOOR_CONTROLS, NO_FLOOR, floorAfter, floorFromWelcome } from './floor.js';
 export { BEARER_PREFIX, SUBPROTOCOL, handshake, isJoinToken, wsBase } from './address.js';
 export { Retry, backoffDelay } from './retry.js';
 export { deepFreeze, isPlainObject, mergePatch } from './merge-patch.js';
