@@ -4,7 +4,7 @@ export { ClientClosed, ClientError, ConnectionLost } from './errors.js';
 export { EventStreamOverflow, EVENT_QUEUE_LIMIT } from './stream.js';
 export { connect, defaultUrl } from './connect.js';
 export { SessionMirror, Phase, FEED_LIMIT, describe, sequenceOf } from './mirror.js';
-export { AGENT_STATES, CONVERSATION_TYPES, KEPT_FRAMES, addFrames, conversationFrom, emptyConversation, isTranscript, } from './conversation.js';
+export { AGENT_STATES, CONVERSATION_TYPES, KEPT_FRAMES, addFrames, conversationFrom, emptyConversation, isTranscript, timeline, } from './conversation.js';
 export { FLOOR_CONTROLS, NO_FLOOR, floorAfter, floorFromWelcome } from './floor.js';
 export { BEARER_PREFIX, SUBPROTOCOL, handshake, isJoinToken, wsBase } from './address.js';
 export { Retry, backoffDelay } from './retry.js';
