@@ -24,9 +24,12 @@ from companion_ws.client.companion import CompanionClient
 from companion_ws.client.errors import ClientClosed, ClientError, EventStreamOverflow
 from companion_ws.client.mirror import Phase, Position, SessionMirror, sequence_of
 from companion_ws.client.stream import EVENT_QUEUE_LIMIT, EventStream
+from companion_ws.client.voice import FLOOR_CONTROLS, NO_FLOOR, floor_after, floor_from_welcome
 
 __all__ = [
     "EVENT_QUEUE_LIMIT",
+    "FLOOR_CONTROLS",
+    "NO_FLOOR",
     "Action",
     "ClientClosed",
     "ClientError",
@@ -42,5 +45,7 @@ __all__ = [
     "Resynced",
     "SessionMirror",
     "TokenSource",
+    "floor_after",
+    "floor_from_welcome",
     "sequence_of",
 ]

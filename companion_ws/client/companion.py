@@ -8,14 +8,12 @@ frame, ask a replay for a gap, fetch the state. On a close that
 jitter, passing ``last_seq``/``epoch`` so the hub replays what was missed (docs/protocol.md
 section 4); any other close (1000, 4400, 4401, 4403, 4410...) stops it for good.
 Broadcast frames reach the caller exactly once and in ``seq`` order.
-
     async with CompanionClient("ws://127.0.0.1:8000", token=tok) as client:
         await client.update_state({"ui": {"step": "quotes"}})
         async for frame in client.events():
             ...
-
-The mirrored state (``state``/``version``) is updated in the read loop before a frame
-is handed to ``events()`` iterators and before a request that it answers returns.
+The mirror and the voice floor (voice.py) are up to date before a frame reaches
+``events()`` and before a request that it answers returns.
 """
 
 from __future__ import annotations
@@ -46,6 +44,7 @@ from companion_ws.client.pending import PendingRequests
 from companion_ws.client.retry import Retry, Stop
 from companion_ws.client.stream import EventStreams
 from companion_ws.client.transport import Closed, dial, read_until_closed
+from companion_ws.client.voice import VoiceFloorRequests
 
 __all__ = ["CompanionClient"]
 
@@ -55,7 +54,7 @@ Frame = dict[str, Any]
 _encode = msgspec.json.Encoder().encode
 
 
-class CompanionClient:
+class CompanionClient(VoiceFloorRequests):
     """One session, kept live: the socket, the backoff and the requests around a
     :class:`SessionMirror` (``client.mirror``)."""
 
@@ -359,6 +358,7 @@ class CompanionClient:
 
     def _note(self, frame: Frame) -> None:
         """What the connection (not the session) takes from a delivered frame."""
+        self._note_floor(frame)
         match frame.get("type"):
             case "session_joined":
                 self.reconnect_token = frame.get("reconnect_token") or self.reconnect_token

@@ -6,7 +6,7 @@
 // one map by seq; the conversation (conversation.js) and the feed (activity.js) are
 // folds of it, so a reload or a reconnect draws the same conversation again.
 
-import { feedFrom, FEED_TYPES, taskView } from './activity.js';
+import { feedFrom, FEED_TYPES, memberKind, taskView } from './activity.js';
 import { bootstrapAuth, rememberWelcome, saveAuth, setAddress } from './auth.js';
 import {
   addFrames, agentStatus, CONVERSATION_TYPES, emptyConversation, isAgent,
@@ -162,7 +162,7 @@ const scroll = createScrollSync({
   },
 });
 
-const chatView = createConversationView(el.chat);
+const chatView = createConversationView(el.chat, { nameScreen });
 
 const device = createDevicePanel(el.device, {
   getToken: () => auth?.token,
@@ -624,6 +624,24 @@ function drawConversation() {
   const agent = agentNow();
   renderAgentPill(el.agentPill, el.agentText, agent);
   chatView.render(model.conv, agent, agentPresent(), Boolean(model.terminal));
+}
+
+// The screen a device is, as a mark where the voice moved names it (section 17).
+const SCREEN_NAMES = {
+  self: 'this screen',
+  owner: 'the owner’s screen',
+  companion: 'the screen joined by QR',
+  admin: 'an admin’s screen',
+  agent: 'the voice agent',
+  backend: 'the voice agent',
+};
+
+function nameScreen(deviceId) {
+  if (deviceId && deviceId === myDeviceId()) return SCREEN_NAMES.self;
+  const all = [...(hub?.presence ?? []), ...model.members.values()];
+  const m = all.find((x) => x.device_id === deviceId);
+  const kind = m ? memberKind(m, { connectionId: hub?.connectionId, deviceId: myDeviceId() }) : null;
+  return SCREEN_NAMES[kind] ?? 'another screen';
 }
 
 // ---- feed ---------------------------------------------------------------------

@@ -5,10 +5,14 @@
 // The chat follows new messages while it is scrolled to the bottom; scrolled up, it
 // stays put and offers "New messages". Where it was scrolled is kept per tab
 // (sessionStorage) and put back after a reload, by message, not by pixel.
+//
+// Between the messages, in seq order (timeline()), a mark where the voice moved
+// (docs/protocol.md section 17): "The voice moved to this screen", "... to the screen
+// joined by QR". `nameScreen(deviceId)` (from app.js) names the device.
 
 import { h, reconcile, replaceChildren } from './dom.js';
 import { formatFullTime, formatTime, isoTime } from './format.js';
-import { progressStatusText, progressTitle } from './conversation.js';
+import { progressStatusText, progressTitle, timeline } from './conversation.js';
 import { isBackendSender } from './activity.js';
 import { ICONS, icon } from './view.js';
 
@@ -57,6 +61,21 @@ function fillMessage(node, m) {
       : null);
 }
 
+// A mark where the voice moved; `name(deviceId)` names the screen it moved to.
+export function voiceMoveWords(move, name) {
+  return move.from === null ? `The voice started on ${name(move.to)}.` : `The voice moved to ${name(move.to)}.`;
+}
+
+function moveNode(move, name) {
+  return h('li', {
+    class: 'msg-mark', 'data-testid': 'voice-moved', 'data-seq': String(move.seq),
+    'data-from': move.from ?? '', 'data-to': move.to, role: 'note',
+  }, icon(ICONS.mic, 'icon tiny'), voiceMoveWords(move, name),
+  move.timestamp ? h('time', { datetime: isoTime(move.timestamp), title: formatFullTime(move.timestamp) }, formatTime(move.timestamp, { seconds: false })) : null);
+}
+
+const isMove = (e) => e.kind === 'voice_moved';
+
 function progressNode(p) {
   const node = h('li', { 'data-testid': 'progress-item' });
   fillProgress(node, p);
@@ -87,7 +106,7 @@ function fillProgress(node, p) {
       when ? h('time', { datetime: isoTime(when), title: formatFullTime(when) }, formatTime(when)) : null));
 }
 
-export function createConversationView(els) {
+export function createConversationView(els, { nameScreen = () => 'another screen' } = {}) {
   const messages = new Map();
   const steps = new Map();
   let following = true;
@@ -158,6 +177,7 @@ export function createConversationView(els) {
   function anchor() {
     const top = els.scroll.scrollTop;
     for (const node of els.chat.children) {
+      if (!node.dataset.messageId) continue; // a mark where the voice moved
       if (node.offsetTop + node.offsetHeight > top) {
         return { message_id: node.dataset.messageId, offset: node.offsetTop - top };
       }
@@ -211,11 +231,11 @@ export function createConversationView(els) {
     render(conv, agent, agentPresent, over = false) {
       lastConv = conv;
       const wasBottom = following && atBottom();
-      reconcile(els.chat, conv.messages, {
-        key: (m) => m.message_id,
-        sig: (m) => m.updated_seq,
-        create: messageNode,
-        fill: fillMessage,
+      reconcile(els.chat, timeline(conv), {
+        key: (e) => (isMove(e) ? `voice:${e.seq}` : e.message_id),
+        sig: (e) => (isMove(e) ? voiceMoveWords(e, nameScreen) : e.updated_seq),
+        create: (e) => (isMove(e) ? moveNode(e, nameScreen) : messageNode(e)),
+        fill: (node, e) => (isMove(e) ? moveNode(e, nameScreen) : fillMessage(node, e)),
         cache: messages,
       });
       const n = conv.messages.length;

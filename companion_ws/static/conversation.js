@@ -9,6 +9,7 @@
 
 export {
   AGENT_STATES, CONVERSATION_TYPES, KEPT_FRAMES, addFrames, conversationFrom, emptyConversation, isTranscript,
+  timeline,
 } from './vendor/companion-client/index.js';
 
 // ---- what the page says about the agent ------------------------------------------

@@ -192,6 +192,18 @@ async def handoff(
         # The mark sits between what was said on the laptop and on the phone.
         mark = page.locator("[data-testid=talk-transcript] > li").nth(2)
         await expect(mark).to_have_attribute("data-testid", "talk-mark")
+    # The Conversation card shows the same one conversation, with the marks in seq order:
+    # where the voice started (the laptop) and where it moved (the phone).
+    for page, here, there in (
+        (laptop, "this screen", "the screen joined by QR"),
+        (phone, "the owner\u2019s screen", "this screen"),
+    ):
+        chat = page.locator("#chat > li")
+        await expect(chat).to_have_count(5)
+        await expect(chat.nth(0)).to_contain_text(f"The voice started on {here}.")
+        await expect(chat.nth(3)).to_have_attribute("data-testid", "voice-moved")
+        await expect(chat.nth(3)).to_contain_text(f"The voice moved to {there}.")
+        await expect(chat.nth(4)).to_contain_text("Shall I book")
     await screens.shot(phone, f"{shots}-2-phone-talking", full_page=True)
     await screens.shot(laptop, f"{shots}-3-laptop-after", full_page=True)
 

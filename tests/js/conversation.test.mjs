@@ -9,7 +9,7 @@ import { describe as suite, test } from 'node:test';
 
 import {
   addFrames, agentStatus, conversationFrom, emptyConversation, formatDuration, isAgent,
-  progressStatusText, progressTitle,
+  progressStatusText, progressTitle, timeline,
 } from '../../companion_ws/static/conversation.js';
 import { problems } from './schema.mjs';
 
@@ -155,7 +155,7 @@ const shared = (conv) => conv.messages.map(({
 test('there is a conversation fixture for every rule', () => {
   const names = new Set(fixtures.map((f) => f.name));
   for (const name of ['partials_then_final', 'correction_after_interruption', 'message_id_seen_again',
-    'malformed', 'other_frames']) {
+    'malformed', 'other_frames', 'voice_moved']) {
     assert.ok(names.has(`${name}.json`), name);
   }
 });
@@ -164,14 +164,19 @@ suite('the conversation follows every fixture', () => {
   for (const fixture of fixtures) {
     test(fixture.name, () => {
       const events = structuredClone(fixture.events);
-      assert.deepEqual(shared(conversationFrom(events)), fixture.messages, 'all at once');
+      const moves = fixture.voice_moves ?? [];
+      const all = conversationFrom(events);
+      assert.deepEqual(shared(all), fixture.messages, 'all at once');
+      assert.deepEqual(all.voiceMoves, moves, 'the voice moves, all at once');
       let one = emptyConversation();
       for (const f of events) one = addFrames(one, [f]);
       assert.deepEqual(shared(one), fixture.messages, 'one by one');
+      assert.deepEqual(one.voiceMoves, moves, 'the voice moves, one by one');
       // The page's own rule besides: any order gives the fold in seq order.
       let back = emptyConversation();
       for (const f of [...events].reverse()) back = addFrames(back, [f]);
       assert.deepEqual(shared(back), fixture.messages, 'in reverse');
+      assert.deepEqual(back.voiceMoves, moves, 'the voice moves, in reverse');
     });
   }
 });
@@ -184,6 +189,13 @@ suite('the conversation fixtures speak the wire of protocol.json', () => {
       }
     });
   }
+});
+
+test('the timeline puts the marks where the voice moved among the messages, in seq order', () => {
+  const fixture = fixtures.find((f) => f.name === 'voice_moved.json');
+  const line = timeline(conversationFrom(fixture.events));
+  assert.deepEqual(line.map((e) => e.kind === 'voice_moved' ? `moved:${e.to}` : e.message_id),
+    ['moved:d-laptop', 'u1', 'a1', 'moved:d-phone', 'a2', 'moved:d-laptop']);
 });
 
 test('a correction marks a final message corrected and keeps its earlier wording', () => {

@@ -1,6 +1,7 @@
 """The conversation fold against the shared fixtures (``tests/fixtures/conversation``),
 the same files ``tests/js/conversation.test.mjs`` runs against the page's
-``static/conversation.js``: transcript events in seq order, messages out."""
+``static/conversation.js``: transcript events in seq order, messages out, and the marks
+where the voice moved (``voice_moves``, none unless a fixture names them)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ui_state.conversation import messages_of
+from ui_state.conversation import messages_of, voice_moves_of
 
 FIXTURES = sorted((Path(__file__).parent.parent / "fixtures" / "conversation").glob("*.json"))
 
@@ -28,6 +29,7 @@ def test_there_is_a_fixture_for_every_rule() -> None:
         "message_id_seen_again",
         "malformed",
         "other_frames",
+        "voice_moved",
     } <= names
 
 
@@ -35,3 +37,4 @@ def test_there_is_a_fixture_for_every_rule() -> None:
 def test_fixture(path: Path) -> None:
     fixture = _load(path)
     assert messages_of(fixture["events"]) == fixture["messages"]
+    assert voice_moves_of(fixture["events"]) == fixture.get("voice_moves", [])

@@ -13,7 +13,8 @@
 // reconnects with exponential backoff and full jitter, passing last_seq/epoch so the hub
 // replays what was missed; any other close stops it for good. Broadcast frames reach the
 // listeners exactly once and in seq order. It also folds the conversation
-// (conversation.ts) and tracks presence (presence.ts), as the hub's page shows them.
+// (conversation.ts) and tracks presence (presence.ts) and the voice floor (floor.ts), as
+// the hub's page shows them.
 //
 // Frames sent while offline wait in a bounded queue and go out after the next welcome,
 // in order. An update asked for offline carries the version last seen (unless it names
@@ -26,6 +27,8 @@ import type { TokenSource } from './address.js';
 import { addFrames, CONVERSATION_TYPES, emptyConversation } from './conversation.js';
 import type { Conversation } from './conversation.js';
 import { ClientClosed, ConnectionLost } from './errors.js';
+import { FLOOR_CONTROLS, floorAfter, floorFromWelcome, NO_FLOOR } from './floor.js';
+import type { FloorControl, VoiceFloor } from './floor.js';
 import type { ServerFrameOf } from './frames.js';
 import type { JsonObject } from './merge-patch.js';
 import { Phase, SessionMirror } from './mirror.js';
@@ -77,6 +80,8 @@ export interface Listeners {
   status: (detail: StatusDetail) => void;
   conversation: (conversation: Conversation) => void;
   presence: (members: readonly Member[]) => void;
+  /** The voice floor changed (its holder, or whether it is this connection). */
+  floor: (floor: VoiceFloor) => void;
 }
 export type EventName = keyof Listeners;
 
@@ -150,9 +155,11 @@ export class CompanionClient {
   private readonly streams = new EventStreams();
   private readonly listeners: { [K in EventName]: Set<Listeners[K]> } = {
     frame: new Set(), state: new Set(), status: new Set(), conversation: new Set(), presence: new Set(),
+    floor: new Set(),
   };
   private readonly people = new Presence();
   private conv: Conversation = emptyConversation();
+  private floorValue: VoiceFloor = NO_FLOOR;
   private statusValue: Status = 'idle';
   private detail: StatusDetail = { status: 'idle' };
   private userIdValue: string | null = null;
@@ -208,6 +215,8 @@ export class CompanionClient {
   get statusDetail(): StatusDetail { return this.detail; }
   get presence(): readonly Member[] { return this.people.all; }
   get conversation(): Conversation { return this.conv; }
+  /** Who holds the voice (docs/protocol.md section 17), and whether it is this connection. */
+  get voiceFloor(): VoiceFloor { return this.floorValue; }
   /** The broadcasts delivered, oldest first. */
   get feed(): readonly Frame[] { return [...this.mirror.feed]; }
 
@@ -334,6 +343,26 @@ export class CompanionClient {
     const call = { tool_name: toolName, tool_call_id: toolCallId, parameters };
     const isResult = (f: Frame): boolean => f.type === 'client_tool_result';
     return this.ask({ type: 'client_tool_call', client_tool_call: call }, isResult, options) as Promise<never>;
+  }
+
+  /** Take the voice floor (section 17); the voice_floor echo naming this connection. */
+  takeVoice(options: RequestOptions = {}): Promise<ServerFrameOf<'voice_floor'>> {
+    return this.request({ type: 'take_voice' }, options) as Promise<never>;
+  }
+
+  /** Free the floor this connection holds; the voice_floor echo. ClientError `no_voice`
+   * when it does not hold it. */
+  releaseVoice(options: RequestOptions = {}): Promise<ServerFrameOf<'voice_floor'>> {
+    return this.request({ type: 'release_voice' }, options) as Promise<never>;
+  }
+
+  /** Act on the holder's conversation (interrupt, mute, unmute, end); the agent_control
+   * echo, which names the holder's device. ClientError `no_voice` without a holder. */
+  agentControl(action: FloorControl, options: RequestOptions = {}): Promise<ServerFrameOf<'agent_control'>> {
+    if (!(FLOOR_CONTROLS as readonly string[]).includes(action)) {
+      return Promise.reject(new TypeError(`agentControl(): action is one of ${FLOOR_CONTROLS.join(', ')}`));
+    }
+    return this.request({ type: 'agent_control', action }, options) as Promise<never>;
   }
 
   /** Read the whole state again (get_session_state); the mirror applies the reply. */
@@ -560,6 +589,7 @@ export class CompanionClient {
   private note(frame: Frame): void {
     if (CONVERSATION_TYPES.has(frame.type)) this.fold([frame]);
     if (this.people.apply(frame, this.self())) this.emit('presence', this.people.all);
+    this.setFloor(floorAfter(this.floorValue, frame, this.mirror.connectionId));
     switch (frame.type) {
       case 'session_joined':
         this.joined(frame);
@@ -600,6 +630,7 @@ export class CompanionClient {
     this.welcomed = true;
     this.userIdValue = str(frame.user_id);
     this.reconnectToken = str(frame.reconnect_token) ?? this.reconnectToken;
+    this.setFloor(floorFromWelcome(frame));
     const self = this.self();
     if (self && this.people.welcomed(self)) this.emit('presence', this.people.all);
     this.retry.reset();
@@ -625,6 +656,14 @@ export class CompanionClient {
     return member({
       connection_id: id, user_id: this.userIdValue ?? w.user_id, client: this.o.client, role: w.role, device_id: w.device_id,
     });
+  }
+
+  private setFloor(next: VoiceFloor): void {
+    const was = this.floorValue;
+    if (next === was || (next.mine === was.mine && next.holder?.connection_id === was.holder?.connection_id
+      && next.holder?.device_id === was.holder?.device_id)) return;
+    this.floorValue = next;
+    this.emit('floor', next);
   }
 
   private fold(frames: Frame[]): void {

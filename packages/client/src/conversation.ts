@@ -19,12 +19,19 @@
 //   agentState  the latest agent_state, or null
 //   progress    steps and tool runs by first appearance; a tool run started during a
 //               step has that step's key as its parent
+//   voiceMoves  where the voice moved (section 17): a voice_floor event whose holder
+//               is a device other than the one before it, as
+//               {kind: 'voice_moved', from, to, seq, timestamp} (`from` null: the voice
+//               started there); a release, an end, or the same device taking it again
+//               from a new connection moves nothing. timeline(conv) puts them among
+//               the messages, in seq order. ui_state/conversation.py marks the same
+//               moves (tests/fixtures/conversation/voice_moved.json).
 //   lastSeq     the newest seq folded
 
 import type { Frame } from './mirror.js';
 
 export const CONVERSATION_TYPES: ReadonlySet<string> = Object.freeze(
-  new Set(['transcript', 'agent_state', 'step', 'tool_call_started', 'tool_call_finished']),
+  new Set(['transcript', 'agent_state', 'step', 'tool_call_started', 'tool_call_finished', 'voice_floor']),
 );
 
 export const AGENT_STATES = Object.freeze(['idle', 'listening', 'thinking', 'speaking'] as const);
@@ -66,12 +73,23 @@ export interface Progress {
   readonly parent: string | null;
 }
 
+/** A mark where the voice moved to another device (docs/protocol.md section 17). */
+export interface VoiceMove {
+  readonly kind: 'voice_moved';
+  /** The device that held it before, or null (the floor was free). */
+  readonly from: string | null;
+  readonly to: string;
+  readonly seq: number;
+  readonly timestamp: number | null;
+}
+
 export interface Conversation {
   readonly frames: readonly Frame[];
   readonly seqs: ReadonlySet<number>;
   readonly messages: readonly Message[];
   readonly agentState: AgentState | null;
   readonly progress: readonly Progress[];
+  readonly voiceMoves: readonly VoiceMove[];
   readonly lastSeq: number;
 }
 
@@ -94,6 +112,7 @@ export function emptyConversation(): Conversation {
     messages: Object.freeze([]),
     agentState: null,
     progress: Object.freeze([]),
+    voiceMoves: Object.freeze([]),
     lastSeq: 0,
   });
 }
@@ -132,6 +151,7 @@ function fold(base: Conversation, frames: Seqd[], seqs: Set<number>, allFrames: 
   const progress = base.progress.slice();
   const byKey = new Map(progress.map((p, i) => [p.key, i]));
   let { agentState } = base;
+  const moves = base.voiceMoves.slice();
   for (const f of frames) {
     switch (f.type) {
       case 'transcript': {
@@ -163,6 +183,13 @@ function fold(base: Conversation, frames: Seqd[], seqs: Set<number>, allFrames: 
         track(progress, byKey, 'tool', f.tool_call_id, f, f.is_error ? 'failed' : 'done',
           f.tool_name, f.duration_ms);
         break;
+      case 'voice_floor':
+        if (typeof f.device_id === 'string' && f.device_id !== f.previous_device_id) {
+          moves.push(Object.freeze({
+            kind: 'voice_moved', from: str(f.previous_device_id), to: f.device_id, seq: f.seq, timestamp: num(f.timestamp),
+          }));
+        }
+        break;
       default:
         break;
     }
@@ -173,8 +200,22 @@ function fold(base: Conversation, frames: Seqd[], seqs: Set<number>, allFrames: 
     messages: Object.freeze(messages),
     agentState,
     progress: Object.freeze(progress),
+    voiceMoves: moves.length === base.voiceMoves.length ? base.voiceMoves : Object.freeze(moves),
     lastSeq: Math.max(base.lastSeq, frames[frames.length - 1]!.seq),
   });
+}
+
+/** The messages and the marks where the voice moved, in seq order (a message at its
+ * first transcript's seq), as a transcript shows them. */
+export function timeline(conv: Conversation): readonly (Message | VoiceMove)[] {
+  const out: (Message | VoiceMove)[] = [];
+  let i = 0;
+  for (const m of conv.messages) {
+    while (i < conv.voiceMoves.length && conv.voiceMoves[i]!.seq < m.seq) out.push(conv.voiceMoves[i++]!);
+    out.push(m);
+  }
+  while (i < conv.voiceMoves.length) out.push(conv.voiceMoves[i++]!);
+  return out;
 }
 
 const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);

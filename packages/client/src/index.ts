@@ -13,9 +13,12 @@ export { SessionMirror, Phase, FEED_LIMIT, describe, sequenceOf } from './mirror
 export type { Action, Frame, Position } from './mirror.js';
 export {
   AGENT_STATES, CONVERSATION_TYPES, KEPT_FRAMES, addFrames, conversationFrom, emptyConversation, isTranscript,
+  timeline,
 } from './conversation.js';
-export type { AgentState, AgentStateName, Conversation, Message, Progress } from './conversation.js';
+export type { AgentState, AgentStateName, Conversation, Message, Progress, VoiceMove } from './conversation.js';
 export type { Member } from './presence.js';
+export { FLOOR_CONTROLS, NO_FLOOR, floorAfter, floorFromWelcome } from './floor.js';
+export type { FloorControl, FloorHolder, VoiceFloor } from './floor.js';
 export { BEARER_PREFIX, SUBPROTOCOL, handshake, isJoinToken, wsBase } from './address.js';
 export type { TokenSource } from './address.js';
 export { Retry, backoffDelay } from './retry.js';

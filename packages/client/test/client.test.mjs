@@ -238,3 +238,63 @@ test('an update asked for offline carries the version last seen, as the Python c
   await assert.rejects(queued, (e) => e instanceof ClientError && e.code === 'version_conflict');
   await hub.close();
 });
+
+test('the voice floor: from the welcome and the broadcasts, this connection\'s or not; take, release, control', async () => {
+  FakeSocket.all = [];
+  const hub = new CompanionClient('http://hub.test:8000', {
+    token: 't', WebSocket: FakeSocket, backoffInitial: 1, backoffMax: 2, loadHistory: false,
+  });
+  const floors = [];
+  hub.on('floor', (f) => floors.push(f));
+  const ready = hub.start();
+  await tick();
+  let sock = FakeSocket.all.at(-1);
+  sock.serve(welcome({ voice_floor: { device_id: 'd2', connection_id: 'c2' } }));
+  snapshot(sock, {}, 0);
+  await ready;
+  assert.deepEqual(hub.voiceFloor, { holder: { device_id: 'd2', connection_id: 'c2' }, mine: false, seq: 0 });
+  const floorFrame = (seq, device, connection, previous, reason, requestId) => ({
+    type: 'voice_floor', seq, session_id: 's1', device_id: device, connection_id: connection,
+    previous_device_id: previous, reason, sender: 'c1', timestamp: T, ...(requestId ? { requestId } : {}),
+  });
+
+  const taking = hub.takeVoice();
+  const take = sock.last('take_voice');
+  assert.ok(take.requestId);
+  const echo = floorFrame(1, 'd1', 'c1', 'd2', 'taken', take.requestId);
+  sock.serve(echo);
+  assert.deepEqual(await taking, echo);
+  assert.deepEqual(hub.voiceFloor, { holder: { device_id: 'd1', connection_id: 'c1' }, mine: true, seq: 1 });
+  const before = hub.voiceFloor;
+  sock.serve(floorFrame(1, 'd1', 'c1', 'd2', 'taken')); // the same seq again: nothing new
+  assert.equal(hub.voiceFloor, before);
+
+  const control = hub.agentControl('interrupt');
+  const sent = sock.last('agent_control');
+  assert.equal(sent.action, 'interrupt');
+  const controlled = { type: 'agent_control', seq: 2, session_id: 's1', action: 'interrupt', device_id: 'd1',
+    sender: 'c1', requestId: sent.requestId, timestamp: T };
+  sock.serve(controlled);
+  assert.deepEqual(await control, controlled);
+  await assert.rejects(hub.agentControl('louder'), TypeError);
+
+  const releasing = hub.releaseVoice();
+  const release = sock.last('release_voice');
+  sock.serve({ type: 'error', code: 'no_voice', message: 'not yours', requestId: release.requestId });
+  await assert.rejects(releasing, (e) => e instanceof ClientError && e.code === 'no_voice');
+
+  sock.serve(floorFrame(3, 'd3', 'c3', 'd1', 'taken')); // another screen took it
+  assert.deepEqual(hub.voiceFloor, { holder: { device_id: 'd3', connection_id: 'c3' }, mine: false, seq: 3 });
+  sock.serve(floorFrame(4, null, null, 'd3', 'released'));
+  assert.deepEqual(hub.voiceFloor, { holder: null, mine: false, seq: 4 });
+  assert.deepEqual(floors.map((f) => [f.holder?.device_id ?? null, f.mine]),
+    [['d2', false], ['d1', true], ['d3', false], [null, false]]);
+
+  // A fresh welcome (a new connection) says again who holds it.
+  hub.reconnect();
+  await tick();
+  sock = FakeSocket.all.at(-1);
+  sock.serve(welcome({ connection_id: 'c9', resumed: true, seq: 4, voice_floor: { device_id: 'd1', connection_id: 'c9' } }));
+  assert.deepEqual(hub.voiceFloor, { holder: { device_id: 'd1', connection_id: 'c9' }, mine: true, seq: 0 });
+  await hub.close();
+});

@@ -67,13 +67,18 @@ suite('the conversation follows every shared fixture', () => {
   for (const fixture of fixtures) {
     test(fixture.name, () => {
       const events = structuredClone(fixture.events);
-      assert.deepEqual(shared(conversationFrom(events)), fixture.messages, 'all at once');
+      const moves = fixture.voice_moves ?? [];
+      const all = conversationFrom(events);
+      assert.deepEqual(shared(all), fixture.messages, 'all at once');
+      assert.deepEqual(all.voiceMoves, moves, 'the voice moves, all at once');
       let one = emptyConversation();
       for (const f of events) one = addFrames(one, [f]);
       assert.deepEqual(shared(one), fixture.messages, 'one by one');
+      assert.deepEqual(one.voiceMoves, moves, 'the voice moves, one by one');
       let back = emptyConversation();
       for (const f of [...events].reverse()) back = addFrames(back, [f]);
       assert.deepEqual(shared(back), fixture.messages, 'in reverse');
+      assert.deepEqual(back.voiceMoves, moves, 'the voice moves, in reverse');
     });
   }
 });

@@ -19,7 +19,14 @@ export async function typed(): Promise<number> {
   hub.on('state', (state, info) => void [state.step, info.reason]);
   // @ts-expect-error no such event
   hub.on('nonsense', () => {});
-  return version + seq + said.seq + Number(failed) + wrong.length;
+  const took = await hub.takeVoice();
+  const holder: string | null = took.device_id;
+  const controlled = await hub.agentControl('interrupt');
+  // @ts-expect-error an action is interrupt, mute, unmute or end
+  void hub.agentControl('louder');
+  hub.on('floor', (floor) => void [floor.holder?.device_id, floor.mine]);
+  const mine: boolean = hub.voiceFloor.mine;
+  return version + seq + said.seq + Number(failed) + wrong.length + Number(mine) + controlled.seq + (holder ?? '').length;
 }
 
 export function narrow(frame: ServerFrame, error: unknown): string {

@@ -8,11 +8,12 @@
 // event that can change it; the client's models are immutable (a new object only when
 // something changed), so a hook re-renders only when its slice does.
 
-import { createContext, createElement, useContext, useEffect, useRef, useSyncExternalStore } from 'react';
+import { createContext, createElement, useContext, useEffect, useMemo, useRef, useSyncExternalStore } from 'react';
 import type { ReactNode } from 'react';
 
 import type {
-  AgentState, CompanionClient, Conversation, EventName, JsonObject, Member, Progress, Status,
+  AgentControlFrame, AgentState, CompanionClient, Conversation, EventName, FloorControl, FloorHolder, JsonObject,
+  Member, Progress, RequestOptions, Status, VoiceFloorFrame,
 } from '@companion-ws/client';
 
 const ClientContext = createContext<CompanionClient | null>(null);
@@ -135,4 +136,30 @@ const sameRuns = (a: readonly Progress[], b: readonly Progress[]): boolean =>
 /** The tool runs of the conversation (running, done, failed), by first appearance. */
 export function useToolRuns(): readonly Progress[] {
   return useSlice(['conversation'], (c) => c.conversation.progress.filter((p) => p.kind === 'tool'), sameRuns);
+}
+
+export interface VoiceFloorSlice {
+  /** Who holds the voice conversation (docs/protocol.md section 17), or null. */
+  holder: FloorHolder | null;
+  /** The holder is this client's connection. */
+  isMine: boolean;
+  /** Take the floor; the voice_floor echo. */
+  take: (options?: RequestOptions) => Promise<VoiceFloorFrame>;
+  /** Free the floor this connection holds (ClientError `no_voice` otherwise). */
+  release: (options?: RequestOptions) => Promise<VoiceFloorFrame>;
+  /** Interrupt, mute, unmute or end the holder's conversation; the agent_control echo. */
+  control: (action: FloorControl, options?: RequestOptions) => Promise<AgentControlFrame>;
+}
+
+/** The voice floor: who holds the voice, whether it is this screen, and the requests
+ * that move it. Re-renders only when the holder, or whether it is this connection, changes. */
+export function useVoiceFloor(): VoiceFloorSlice {
+  const client = useCompanionClient();
+  const floor = useSlice(['floor'], (c) => c.voiceFloor);
+  const actions = useMemo(() => ({
+    take: (options?: RequestOptions) => client.takeVoice(options),
+    release: (options?: RequestOptions) => client.releaseVoice(options),
+    control: (action: FloorControl, options?: RequestOptions) => client.agentControl(action, options),
+  }), [client]);
+  return useMemo(() => ({ holder: floor.holder, isMine: floor.mine, ...actions }), [floor, actions]);
 }

@@ -18,6 +18,7 @@ const { createRoot } = await import('react-dom/client');
 const { CompanionClient } = await import('@companion-ws/client');
 const {
   CompanionProvider, useAgentState, useCompanionSession, useConversation, usePresence, useSessionState, useToolRuns,
+  useVoiceFloor,
 } = await import('../dist/index.js');
 
 const T = 1_700_000_000_000;
@@ -55,6 +56,9 @@ const Session = counted('session', useCompanionSession, (s) => `${s.status} ${s.
 const Said = counted('said', useConversation, (c) => c.messages.map((m) => m.text).join('|'));
 const Agent = counted('agent', useAgentState, (a) => a?.state ?? 'none');
 const People = counted('people', usePresence, (p) => p.map((m) => m.connection_id).join(','));
+let floorSeen = null;
+const Floor = counted('floor', () => { floorSeen = useVoiceFloor(); return floorSeen; },
+  (f) => `${f.holder?.device_id ?? 'free'} ${f.isMine ? 'mine' : 'not-mine'}`);
 const Tools = counted('tools', useToolRuns, (runs) => runs.map((r) => `${r.name}:${r.status}`).join(','));
 
 let client;
@@ -70,7 +74,7 @@ before(async () => {
   });
   root = createRoot(document.getElementById('root'));
   await act(async () => {
-    root.render(h(CompanionProvider, { client }, h(Step), h(Picked), h(Session), h(Said), h(Agent), h(People), h(Tools)));
+    root.render(h(CompanionProvider, { client }, h(Step), h(Picked), h(Session), h(Said), h(Agent), h(People), h(Tools), h(Floor)));
   });
   await act(() => new Promise((r) => setTimeout(r, 5)));
   sock = FakeSocket.all.at(-1);
@@ -126,4 +130,45 @@ test('presence: who comes and goes', () => {
   assert.equal(text('people'), 'c1,c2');
   assert.equal(renders.people, before.people + 1);
   assert.equal(renders.said, before.said);
+});
+
+test('the voice floor: the holder, whether it is this screen, and take / release / control', async () => {
+  assert.equal(text('floor'), 'free not-mine');
+  const before = { ...renders };
+  const first = floorSeen;
+  broadcast({ type: 'transcript', role: 'user', message_id: 'm2', text: 'Hi', final: true });
+  assert.equal(renders.floor, before.floor, 'a transcript does not re-render the floor');
+  assert.equal(floorSeen, first);
+
+  let taking;
+  act(() => { taking = floorSeen.take(); });
+  const take = sock.sent.findLast((f) => f.type === 'take_voice');
+  broadcast({
+    type: 'voice_floor', device_id: 'd1', connection_id: 'c1', previous_device_id: null, reason: 'taken',
+    sender: 'c1', requestId: take.requestId,
+  });
+  assert.equal((await taking).reason, 'taken');
+  assert.equal(text('floor'), 'd1 mine');
+  assert.equal(renders.floor, before.floor + 1);
+  // The conversation re-rendered for the transcript and for the mark where the voice moved.
+  assert.equal(renders.said, before.said + 2);
+  assert.deepEqual(client.conversation.voiceMoves.map((m) => [m.from, m.to]), [[null, 'd1']]);
+  assert.equal(renders.people, before.people, 'presence did not move');
+
+  let muting;
+  act(() => { muting = floorSeen.control('mute'); });
+  const control = sock.sent.findLast((f) => f.type === 'agent_control');
+  assert.equal(control.action, 'mute');
+  broadcast({ type: 'agent_control', action: 'mute', device_id: 'd1', sender: 'c1', requestId: control.requestId });
+  assert.equal((await muting).device_id, 'd1');
+  assert.equal(renders.floor, before.floor + 1, 'a control moves nothing');
+
+  broadcast({ type: 'voice_floor', device_id: 'd2', connection_id: 'c2', previous_device_id: 'd1', reason: 'taken', sender: 'c2' });
+  assert.equal(text('floor'), 'd2 not-mine');
+  let releasing;
+  act(() => { releasing = floorSeen.release(); });
+  const release = sock.sent.findLast((f) => f.type === 'release_voice');
+  sock.serve({ type: 'error', code: 'no_voice', message: 'not yours', requestId: release.requestId, timestamp: T });
+  await assert.rejects(releasing, (e) => e.code === 'no_voice');
+  assert.equal(renders.floor, before.floor + 2);
 });

@@ -13,7 +13,8 @@
 // reconnects with exponential backoff and full jitter, passing last_seq/epoch so the hub
 // replays what was missed; any other close stops it for good. Broadcast frames reach the
 // listeners exactly once and in seq order. It also folds the conversation
-// (conversation.ts) and tracks presence (presence.ts), as the hub's page shows them.
+// (conversation.ts) and tracks presence (presence.ts) and the voice floor (floor.ts), as
+// the hub's page shows them.
 //
 // Frames sent while offline wait in a bounded queue and go out after the next welcome,
 // in order. An update asked for offline carries the version last seen (unless it names
@@ -23,6 +24,7 @@
 import { connectUrl, currentToken, handshake, renewalToken, wsBase } from './address.js';
 import { addFrames, CONVERSATION_TYPES, emptyConversation } from './conversation.js';
 import { ClientClosed, ConnectionLost } from './errors.js';
+import { FLOOR_CONTROLS, floorAfter, floorFromWelcome, NO_FLOOR } from './floor.js';
 import { Phase, SessionMirror } from './mirror.js';
 import { PendingRequests } from './pending.js';
 import { member, Presence } from './presence.js';
@@ -64,9 +66,11 @@ export class CompanionClient {
     streams = new EventStreams();
     listeners = {
         frame: new Set(), state: new Set(), status: new Set(), conversation: new Set(), presence: new Set(),
+        floor: new Set(),
     };
     people = new Presence();
     conv = emptyConversation();
+    floorValue = NO_FLOOR;
     statusValue = 'idle';
     detail = { status: 'idle' };
     userIdValue = null;
@@ -120,6 +124,8 @@ export class CompanionClient {
     get statusDetail() { return this.detail; }
     get presence() { return this.people.all; }
     get conversation() { return this.conv; }
+    /** Who holds the voice (docs/protocol.md section 17), and whether it is this connection. */
+    get voiceFloor() { return this.floorValue; }
     /** The broadcasts delivered, oldest first. */
     get feed() { return [...this.mirror.feed]; }
     // ---------------------------------------------------------------- lifecycle
@@ -235,6 +241,23 @@ export class CompanionClient {
         const call = { tool_name: toolName, tool_call_id: toolCallId, parameters };
         const isResult = (f) => f.type === 'client_tool_result';
         return this.ask({ type: 'client_tool_call', client_tool_call: call }, isResult, options);
+    }
+    /** Take the voice floor (section 17); the voice_floor echo naming this connection. */
+    takeVoice(options = {}) {
+        return this.request({ type: 'take_voice' }, options);
+    }
+    /** Free the floor this connection holds; the voice_floor echo. ClientError `no_voice`
+     * when it does not hold it. */
+    releaseVoice(options = {}) {
+        return this.request({ type: 'release_voice' }, options);
+    }
+    /** Act on the holder's conversation (interrupt, mute, unmute, end); the agent_control
+     * echo, which names the holder's device. ClientError `no_voice` without a holder. */
+    agentControl(action, options = {}) {
+        if (!FLOOR_CONTROLS.includes(action)) {
+            return Promise.reject(new TypeError(`agentControl(): action is one of ${FLOOR_CONTROLS.join(', ')}`));
+        }
+        return this.request({ type: 'agent_control', action }, options);
     }
     /** Read the whole state again (get_session_state); the mirror applies the reply. */
     fetchState(options = {}) {
@@ -473,6 +496,7 @@ export class CompanionClient {
             this.fold([frame]);
         if (this.people.apply(frame, this.self()))
             this.emit('presence', this.people.all);
+        this.setFloor(floorAfter(this.floorValue, frame, this.mirror.connectionId));
         switch (frame.type) {
             case 'session_joined':
                 this.joined(frame);
@@ -515,6 +539,7 @@ export class CompanionClient {
         this.welcomed = true;
         this.userIdValue = str(frame.user_id);
         this.reconnectToken = str(frame.reconnect_token) ?? this.reconnectToken;
+        this.setFloor(floorFromWelcome(frame));
         const self = this.self();
         if (self && this.people.welcomed(self))
             this.emit('presence', this.people.all);
@@ -543,6 +568,14 @@ export class CompanionClient {
         return member({
             connection_id: id, user_id: this.userIdValue ?? w.user_id, client: this.o.client, role: w.role, device_id: w.device_id,
         });
+    }
+    setFloor(next) {
+        const was = this.floorValue;
+        if (next === was || (next.mine === was.mine && next.holder?.connection_id === was.holder?.connection_id
+            && next.holder?.device_id === was.holder?.device_id))
+            return;
+        this.floorValue = next;
+        this.emit('floor', next);
     }
     fold(frames) {
         const next = addFrames(this.conv, frames);

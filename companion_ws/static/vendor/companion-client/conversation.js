@@ -19,8 +19,15 @@
 //   agentState  the latest agent_state, or null
 //   progress    steps and tool runs by first appearance; a tool run started during a
 //               step has that step's key as its parent
+//   voiceMoves  where the voice moved (section 17): a voice_floor event whose holder
+//               is a device other than the one before it, as
+//               {kind: 'voice_moved', from, to, seq, timestamp} (`from` null: the voice
+//               started there); a release, an end, or the same device taking it again
+//               from a new connection moves nothing. timeline(conv) puts them among
+//               the messages, in seq order. ui_state/conversation.py marks the same
+//               moves (tests/fixtures/conversation/voice_moved.json).
 //   lastSeq     the newest seq folded
-export const CONVERSATION_TYPES = Object.freeze(new Set(['transcript', 'agent_state', 'step', 'tool_call_started', 'tool_call_finished']));
+export const CONVERSATION_TYPES = Object.freeze(new Set(['transcript', 'agent_state', 'step', 'tool_call_started', 'tool_call_finished', 'voice_floor']));
 export const AGENT_STATES = Object.freeze(['idle', 'listening', 'thinking', 'speaking']);
 const ROLES = Object.freeze(['user', 'agent']);
 /** A transcript as section 13 has it: the fields the fold reads, each of its type. */
@@ -38,6 +45,7 @@ export function emptyConversation() {
         messages: Object.freeze([]),
         agentState: null,
         progress: Object.freeze([]),
+        voiceMoves: Object.freeze([]),
         lastSeq: 0,
     });
 }
@@ -76,6 +84,7 @@ function fold(base, frames, seqs, allFrames) {
     const progress = base.progress.slice();
     const byKey = new Map(progress.map((p, i) => [p.key, i]));
     let { agentState } = base;
+    const moves = base.voiceMoves.slice();
     for (const f of frames) {
         switch (f.type) {
             case 'transcript': {
@@ -106,6 +115,13 @@ function fold(base, frames, seqs, allFrames) {
             case 'tool_call_finished':
                 track(progress, byKey, 'tool', f.tool_call_id, f, f.is_error ? 'failed' : 'done', f.tool_name, f.duration_ms);
                 break;
+            case 'voice_floor':
+                if (typeof f.device_id === 'string' && f.device_id !== f.previous_device_id) {
+                    moves.push(Object.freeze({
+                        kind: 'voice_moved', from: str(f.previous_device_id), to: f.device_id, seq: f.seq, timestamp: num(f.timestamp),
+                    }));
+                }
+                break;
             default:
                 break;
         }
@@ -116,8 +132,23 @@ function fold(base, frames, seqs, allFrames) {
         messages: Object.freeze(messages),
         agentState,
         progress: Object.freeze(progress),
+        voiceMoves: moves.length === base.voiceMoves.length ? base.voiceMoves : Object.freeze(moves),
         lastSeq: Math.max(base.lastSeq, frames[frames.length - 1].seq),
     });
+}
+/** The messages and the marks where the voice moved, in seq order (a message at its
+ * first transcript's seq), as a transcript shows them. */
+export function timeline(conv) {
+    const out = [];
+    let i = 0;
+    for (const m of conv.messages) {
+        while (i < conv.voiceMoves.length && conv.voiceMoves[i].seq < m.seq)
+            out.push(conv.voiceMoves[i++]);
+        out.push(m);
+    }
+    while (i < conv.voiceMoves.length)
+        out.push(conv.voiceMoves[i++]);
+    return out;
 }
 const num = (v) => (typeof v === 'number' ? v : null);
 const str = (v) => (typeof v === 'string' ? v : null);
