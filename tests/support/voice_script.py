@@ -8,7 +8,7 @@ answers; its speech ends.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from companion_ws.integrations.voice_frames import ConversationFrames
@@ -46,3 +46,16 @@ def with_elevenlabs(tool: str = "get_shipping_quotes") -> list[tuple[Any, ...]]:
     out += [{"type": "tool_call_finished", "tool_name": tool}]
     out += frames.agent_said(ANSWER) + frames.mode("listening")
     return seen(out)
+
+
+def speech_ended() -> Callable[[dict[str, Any]], bool]:
+    """Matches the ``listening`` that follows the agent's answer (a ``frames_until`` stop)."""
+    answered = False
+
+    def match(frame: dict[str, Any]) -> bool:
+        nonlocal answered
+        if frame["type"] == "transcript" and frame["role"] == "agent":
+            answered = True
+        return answered and frame == {**frame, "type": "agent_state", "state": "listening"}
+
+    return match
