@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -18,3 +19,13 @@ async def screen(shared_hub: HubProcess) -> AsyncIterator[tuple[WS, str, str]]:
     ui = await connect(shared_hub.ws_url, tok)
     yield ui, ui.welcome["session_id"], tok
     await ui.close()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[Any]]:
+    """Where a test puts the clients it makes (anything with ``async close()``): each
+    is closed after the test."""
+    made: list[Any] = []
+    yield made
+    for client in made:
+        await client.close()
