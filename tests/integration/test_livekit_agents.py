@@ -26,6 +26,7 @@ from tests.support.voice_script import (
     ANSWER,
     ASK,
     QUOTE_PARAMS,
+    ran_once,
     seen,
     speech_ended,
     with_elevenlabs,
@@ -85,11 +86,7 @@ async def test_a_repeated_call_id_runs_once_and_screens_reach_the_agent(
     again.expect.next_event().is_function_call(name="get_shipping_quotes")
     second = again.expect.next_event().is_function_call_output().event().item
     assert second.is_error is False and json.loads(second.output)["quotes"]
-    state = await ui.request({"type": "get_session_state"})
-    assert state["version"] == 1  # one run: one change
-    history = await ui.request({"type": "get_history", "after_seq": 0})
-    started = [e for e in history["events"] if e["type"] == "tool_call_started"]
-    assert [e["tool_call_id"] for e in started] == ["call_quotes_2"]
+    await ran_once(ui, "call_quotes_2")
 
     # A screen's contextual_update reaches the agent's next turn.
     await ui.request({"type": "contextual_update", "text": "user_zoomed", "data": {"map": 2}})

@@ -16,6 +16,7 @@ from tests.support.voice_script import (
     ANSWER,
     ASK,
     QUOTE_PARAMS,
+    ran_once,
     seen,
     speech_ended,
     with_elevenlabs,
@@ -64,11 +65,7 @@ async def test_a_repeated_tool_call_id_runs_once_and_screens_reach_the_context(
     await frames_until(ui, speech_ended())
     results = [m for m in bot.llm.contexts[-1] if m.get("role") == "tool"]
     assert len(results) == 2 and results[0]["content"] == results[1]["content"]
-    state = await ui.request({"type": "get_session_state"})
-    assert state["version"] == 1  # one run: one change
-    history = await ui.request({"type": "get_history", "after_seq": 0})
-    started = [e for e in history["events"] if e["type"] == "tool_call_started"]
-    assert [e["tool_call_id"] for e in started] == ["call_quotes_2"]
+    await ran_once(ui, "call_quotes_2")
 
     # A screen's contextual_update reaches the pipeline's context, then the LLM.
     await ui.request({"type": "contextual_update", "text": "user_zoomed", "data": {"map": 2}})
