@@ -39,15 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import (
     CLIENT_CPU,
-    REPO,
     RESULTS,
-    SECRET,
     SERVER_CPU,
     Server,
     WSClient,
+    cluster_hub,
     cpu_seconds,
     create_session,
-    free_port,
     gather_limited,
     header_lines,
     hub_tokens,
@@ -97,21 +95,9 @@ def start_redis() -> RedisServer:
 
 
 def hub(name: str, database_url: str, broker_url: str, *, migrate: bool) -> Server:
-    port = free_port()
-    env = {
-        **os.environ,
-        "COMPANION_JWT_SECRET": SECRET,
-        "COMPANION_DATABASE_URL": database_url,
-        "COMPANION_BROKER_URL": broker_url,
-        "COMPANION_AUTO_MIGRATE": "true" if migrate else "false",
-        "COMPANION_RATE_LIMIT_PER_SECOND": "1000000",
-        "COMPANION_RATE_LIMIT_BURST": "1000000",
-        # One user holds every client of the fleet (200 by default; the cap is 64).
-        "COMPANION_MAX_CONNECTIONS_PER_USER": "100000",
-    }
-    argv = [sys.executable, "-m", "companion_ws", "serve", "--port", str(port),
-            "--no-access-log", "--log-level", "warning"]  # fmt: skip
-    return Server(name, argv, env, port, cwd=REPO)
+    # One user holds every client of the fleet (200 by default; the cap is 64).
+    env = {"COMPANION_MAX_CONNECTIONS_PER_USER": "100000"}
+    return cluster_hub(name, database_url, broker_url, migrate=migrate, env=env)
 
 
 @dataclass

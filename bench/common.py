@@ -246,6 +246,27 @@ def hub_server(
     return Server("hub", argv, full_env, port, db_path=db, cwd=cwd)
 
 
+def cluster_hub(
+    name: str, database_url: str, broker_url: str, *, migrate: bool, env: dict[str, str]
+) -> Server:
+    """``companion-ws serve`` on a shared database and broker (one hub of several),
+    migrating the database first when ``migrate``; ``env`` adds to its settings."""
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "COMPANION_JWT_SECRET": SECRET,
+        "COMPANION_DATABASE_URL": database_url,
+        "COMPANION_BROKER_URL": broker_url,
+        "COMPANION_AUTO_MIGRATE": "true" if migrate else "false",
+        "COMPANION_RATE_LIMIT_PER_SECOND": "1000000",
+        "COMPANION_RATE_LIMIT_BURST": "1000000",
+        **env,
+    }
+    argv = [sys.executable, "-m", "companion_ws", "serve", "--port", str(port),
+            "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    return Server(name, argv, full_env, port, cwd=REPO)
+
+
 def baseline_server(*, python: str = sys.executable, uvloop: bool = False) -> Server:
     port = free_port()
     argv = [python, str(BENCH_DIR / "baseline_websockets.py"), "--port", str(port)]

@@ -35,13 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cluster_fanout import start_redis
 from common import (
     CLIENT_CPU,
-    REPO,
-    SECRET,
     SERVER_CPU,
     Server,
     WSClient,
     admit,
-    free_port,
+    cluster_hub,
     gather_limited,
     hub_tokens,
     pin,
@@ -58,22 +56,9 @@ UNSEQ = {"session_joined", "session_state", "resync_required", "resumed", "histo
 
 
 def hub(name: str, database_url: str, broker_url: str, *, migrate: bool) -> Server:
-    port = free_port()
-    env = {
-        **os.environ,
-        "COMPANION_JWT_SECRET": SECRET,
-        "COMPANION_DATABASE_URL": database_url,
-        "COMPANION_BROKER_URL": broker_url,
-        "COMPANION_AUTO_MIGRATE": "true" if migrate else "false",
-        # one generator address stands for a load balancer's many
-        "COMPANION_CONNECT_RATE": "1000000",
-        "COMPANION_CONNECT_BURST": "1000000",
-        "COMPANION_RATE_LIMIT_PER_SECOND": "1000000",
-        "COMPANION_RATE_LIMIT_BURST": "1000000",
-    }
-    argv = [sys.executable, "-m", "companion_ws", "serve", "--port", str(port),
-            "--no-access-log", "--log-level", "warning"]  # fmt: skip
-    return Server(name, argv, env, port, cwd=REPO)
+    # one generator address stands for a load balancer's many
+    env = {"COMPANION_CONNECT_RATE": "1000000", "COMPANION_CONNECT_BURST": "1000000"}
+    return cluster_hub(name, database_url, broker_url, migrate=migrate, env=env)
 
 
 @dataclass

@@ -38,6 +38,15 @@ def merged(old: Json, new: Json) -> Json:
     return out
 
 
+#: Who may do what with an agent or a tool: the stand-in's one user made everything.
+_ACCESS_INFO: Json = {
+    "is_creator": True,
+    "creator_name": "stand-in",
+    "creator_email": "",
+    "role": "admin",
+}
+
+
 def _detail(status: int, message: str) -> JSONResponse:
     return JSONResponse({"detail": {"status": "error", "message": message}}, status_code=status)
 
@@ -71,18 +80,25 @@ class AgentsApi:
         body = await request.json()
         return body if isinstance(body, dict) else _detail(422, "the body must be an object")
 
+    async def _entry(
+        self, request: Request, store: dict[str, Json], kind: str
+    ) -> tuple[str, Json] | JSONResponse:
+        """The ``{kind}_id`` in the path, if ``store`` holds it, and the request's body."""
+        body = await self._body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        entry_id = request.path_params[f"{kind}_id"]
+        if entry_id not in store:
+            return _detail(404, f"no {kind} {entry_id}")
+        return entry_id, body
+
     # ------------------------------------------------------------ tools
 
     def _tool(self, tool_id: str) -> Json:
         return {
             "id": tool_id,
             "tool_config": self.tools[tool_id],
-            "access_info": {
-                "is_creator": True,
-                "creator_name": "stand-in",
-                "creator_email": "",
-                "role": "admin",
-            },
+            "access_info": dict(_ACCESS_INFO),
             "usage_stats": {"avg_latency_secs": 0.0, "total_calls": 0},
         }
 
@@ -121,21 +137,17 @@ class AgentsApi:
         return JSONResponse(self._tool(tool_id))
 
     async def _get_tool(self, request: Request) -> JSONResponse:
-        body = await self._body(request)
-        if isinstance(body, JSONResponse):
-            return body
-        tool_id = request.path_params["tool_id"]
-        if tool_id not in self.tools:
-            return _detail(404, f"no tool {tool_id}")
+        found = await self._entry(request, self.tools, "tool")
+        if isinstance(found, JSONResponse):
+            return found
+        tool_id, _ = found
         return JSONResponse(self._tool(tool_id))
 
     async def _update_tool(self, request: Request) -> JSONResponse:
-        body = await self._body(request)
-        if isinstance(body, JSONResponse):
-            return body
-        tool_id = request.path_params["tool_id"]
-        if tool_id not in self.tools:
-            return _detail(404, f"no tool {tool_id}")
+        found = await self._entry(request, self.tools, "tool")
+        if isinstance(found, JSONResponse):
+            return found
+        tool_id, body = found
         config = self._config(body)
         if isinstance(config, JSONResponse):
             return config
@@ -170,12 +182,7 @@ class AgentsApi:
                 "voice_id": "",
                 "tags": agent.get("tags", []),
                 "created_at_unix_secs": agent["metadata"]["created_at_unix_secs"],
-                "access_info": {
-                    "is_creator": True,
-                    "creator_name": "stand-in",
-                    "creator_email": "",
-                    "role": "admin",
-                },
+                "access_info": dict(_ACCESS_INFO),
             }
             for agent_id, agent in self.agents.items()
             if search in agent["name"].lower()
@@ -202,21 +209,17 @@ class AgentsApi:
         return JSONResponse({"agent_id": agent_id})
 
     async def _get_agent(self, request: Request) -> JSONResponse:
-        body = await self._body(request)
-        if isinstance(body, JSONResponse):
-            return body
-        agent_id = request.path_params["agent_id"]
-        if agent_id not in self.agents:
-            return _detail(404, f"no agent {agent_id}")
+        found = await self._entry(request, self.agents, "agent")
+        if isinstance(found, JSONResponse):
+            return found
+        agent_id, _ = found
         return JSONResponse({"agent_id": agent_id, **self.agents[agent_id]})
 
     async def _update_agent(self, request: Request) -> JSONResponse:
-        body = await self._body(request)
-        if isinstance(body, JSONResponse):
-            return body
-        agent_id = request.path_params["agent_id"]
-        if agent_id not in self.agents:
-            return _detail(404, f"no agent {agent_id}")
+        found = await self._entry(request, self.agents, "agent")
+        if isinstance(found, JSONResponse):
+            return found
+        agent_id, body = found
         fields = self._agent_fields(body)
         if isinstance(fields, JSONResponse):
             return fields

@@ -16,7 +16,7 @@ import logging
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from companion_ws import connlog
-from companion_ws.protocol.codec import encode
+from companion_ws.endpoints.asgi_reply import send_error
 from companion_ws.protocol.errors import Unavailable
 
 __all__ = ["RequestDeadline"]
@@ -55,19 +55,7 @@ class RequestDeadline:
             "database or the broker is not answering; the request may still take effect"
         )
         connlog.http_error(scope["method"], scope["path"], exc.http_status, exc.code)
-        body = encode({"error": exc.payload()})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": exc.http_status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", b"1"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, exc, [(b"retry-after", b"1")])
 
 
 def _late(task: asyncio.Task[None]) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from companion_ws import connlog
-from companion_ws.protocol.codec import encode
+from companion_ws.endpoints.asgi_reply import send_error
 from companion_ws.protocol.errors import PayloadTooLarge
 
 
@@ -36,7 +36,7 @@ class BodyLimit:
                 except ValueError:
                     length = 0  # the server refuses a malformed length itself
                 if length > limit:
-                    await self._refuse(send, self._error())
+                    await send_error(send, self._error())
                     return
                 break
         received = 0
@@ -64,22 +64,7 @@ class BodyLimit:
             if started:
                 raise
             connlog.http_error(scope["method"], scope["path"], exc.http_status, exc.code)
-            await self._refuse(send, exc)
+            await send_error(send, exc)
 
     def _error(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"the request body is larger than {self.max_bytes} bytes")
-
-    @staticmethod
-    async def _refuse(send: Send, exc: PayloadTooLarge) -> None:
-        body = encode({"error": exc.payload()})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": exc.http_status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})

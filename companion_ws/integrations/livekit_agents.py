@@ -37,7 +37,7 @@ from livekit.agents.voice.events import (
     UserInputTranscribedEvent,
 )
 
-from companion_ws.integrations.platform import SessionLink, Token
+from companion_ws.integrations.platform import LinkedAgent, SessionLink, Token
 from companion_ws.integrations.voice_frames import AgentStateName
 from companion_ws.tools.registry import Tool, ToolRegistry
 
@@ -71,14 +71,13 @@ def _tool(link: SessionLink, t: Tool) -> llm.RawFunctionTool[Any, Any]:
     return function_tool(run, raw_schema=schema)
 
 
-class HubLink:
+class HubLink(LinkedAgent):
     """One ``AgentSession`` linked to one hub session; :meth:`aclose` to leave."""
 
     def __init__(self, session: AgentSession[Any], link: SessionLink) -> None:
+        super().__init__(link)
         self.session = session
-        self.link = link
         self._closing: asyncio.Task[None] | None = None
-        self._left = False
 
     # ------------------------------------------------------------ AgentSession -> screens
 
@@ -124,16 +123,6 @@ class HubLink:
         context.add_message(role="system", content=text)
         await agent.update_chat_ctx(context)
         log.debug("livekit: told the agent %r", text)
-
-    async def aclose(self) -> None:
-        """Say the agent left (``idle``), flush, and leave the hub session (once)."""
-        if not self._left:
-            self._left = True
-            await self.link.close()
-
-    @property
-    def session_ended(self) -> bool:
-        return self.link.session_ended
 
 
 async def attach(

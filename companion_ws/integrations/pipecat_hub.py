@@ -58,7 +58,7 @@ from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.services.llm_service import FunctionCallParams
 
-from companion_ws.integrations.platform import SessionLink, Token
+from companion_ws.integrations.platform import LinkedAgent, SessionLink, Token
 from companion_ws.tools.registry import Tool, ToolRegistry
 
 __all__ = ["PipecatHub"]
@@ -81,7 +81,7 @@ class _Observer(BaseObserver):
             await self._on_frame(data.frame)
 
 
-class PipecatHub:
+class PipecatHub(LinkedAgent):
     """One Pipecat pipeline linked to one hub session (see the module's docstring)."""
 
     def __init__(
@@ -93,13 +93,12 @@ class PipecatHub:
         tools: ToolRegistry,
         transcripts: bool = True,
     ) -> None:
-        self.link = SessionLink(hub_url, token, session_id, transcripts=transcripts)
+        super().__init__(SessionLink(hub_url, token, session_id, transcripts=transcripts))
         self.observer: BaseObserver = _Observer(self._saw)
         self.functions = [self._function(t) for t in tools]
         self.worker: PipelineWorker | None = None
         self._spoken: list[str] = []
         self._calls_seen: dict[str, asyncio.Event] = {}
-        self._left = False
         self._closing: asyncio.Future[None] | None = None
 
     async def attach(self, worker: PipelineWorker) -> None:
@@ -109,16 +108,6 @@ class PipecatHub:
         worker.add_observer(self.observer)
         self.link.spawn(self._tell())
         self.link.spawn(self.link.watch())
-
-    async def aclose(self) -> None:
-        """Say the agent left (``idle``), flush, and leave the hub session (once)."""
-        if not self._left:
-            self._left = True
-            await self.link.close()
-
-    @property
-    def session_ended(self) -> bool:
-        return self.link.session_ended
 
     # ------------------------------------------------------------ pipeline -> screens
 

@@ -42,7 +42,15 @@ from companion_ws.client import ClientError, CompanionClient
 from companion_ws.integrations.narrator import Narrator
 from companion_ws.integrations.voice_frames import ConversationFrames
 
-__all__ = ["FLUSH_TIMEOUT", "LinkError", "SessionLink", "Token", "ToolAnswer", "error_json"]
+__all__ = [
+    "FLUSH_TIMEOUT",
+    "LinkError",
+    "LinkedAgent",
+    "SessionLink",
+    "Token",
+    "ToolAnswer",
+    "error_json",
+]
 
 log = logging.getLogger("companion_ws.platform")
 
@@ -212,3 +220,22 @@ class SessionLink:
         result = reply.get("result")
         text = result if isinstance(result, str) else json.dumps(result)
         return ToolAnswer(text, bool(reply.get("is_error")))
+
+
+class LinkedAgent:
+    """What an adapter holding one :class:`SessionLink` shares: leaving it once, and
+    whether its session has ended."""
+
+    def __init__(self, link: SessionLink) -> None:
+        self.link = link
+        self._left = False
+
+    async def aclose(self) -> None:
+        """Say the agent left (``idle``), flush, and leave the hub session (once)."""
+        if not self._left:
+            self._left = True
+            await self.link.close()
+
+    @property
+    def session_ended(self) -> bool:
+        return self.link.session_ended

@@ -17,7 +17,6 @@ import pytest
 from pipecat.frames.frames import InterimTranscriptionFrame
 from playwright.async_api import Page
 
-from companion_ws.integrations.elevenlabs import AgentBridge, BridgeConfig
 from companion_ws.integrations.pipecat_hub import PipecatHub
 from companion_ws.tools.registry import ToolRegistry
 from tests.e2e.conftest import Screens
@@ -83,18 +82,7 @@ async def test_a_pipecat_conversation_looks_as_an_elevenlabs_one(
     # ElevenLabs: the bridge, the real SDK, the stand-in platform.
     el_page, el_sid, el_owner = await _page(shared_hub, screens, "elevenlabs")
     async with FakeElevenLabs() as platform:
-        bridge = AgentBridge(
-            BridgeConfig(
-                agent_id=platform.agent_id,
-                session_id=el_sid,
-                hub_url=shared_hub.ws_url,
-                token=el_owner,
-                api_key=platform.api_key,
-                base_url=platform.base_url,
-                keepalive=0,
-            ),
-            TOOLS,
-        )
+        bridge = platform.bridge(shared_hub.ws_url, el_sid, el_owner, TOOLS)
         running = asyncio.create_task(bridge.run())
         conv = await platform.conversation()
         await expect_agent(el_page, "listening")

@@ -5,39 +5,24 @@ port by uvicorn in this process (the client dials a real socket)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
-import uvicorn
 
 from companion_ws.client import NO_FLOOR, ClientError, CompanionClient
 from companion_ws.endpoints.socket_protocol import SocketProtocol
 from tests.support.frames import eventually, new_user
-from tests.support.hub import free_port, token
+from tests.support.hub import token
 from tests.support.inproc import InProcessHub
+from tests.support.served import served
 
 
 @contextlib.asynccontextmanager
 async def _served(hub: InProcessHub) -> AsyncIterator[str]:
     """The in-process hub's app on a free port (its lifespan already ran)."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            hub.app, host="127.0.0.1", port=port, ws=SocketProtocol, lifespan="off",
-            log_level="warning",
-        )
-    )  # fmt: skip
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not serving.done(), "uvicorn did not start"
-        await asyncio.sleep(0.01)
-    try:
+    async with served(hub.app, ws=SocketProtocol) as port:
         yield f"ws://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, 10)
 
 
 async def _seen(client: CompanionClient, seq: int) -> None:

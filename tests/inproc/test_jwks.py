@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -34,18 +35,23 @@ def provider() -> Iterator[Provider]:
         yield served
 
 
+def verifying_with(provider: Provider) -> dict[str, Any]:
+    """The hub's settings to verify RS256 tokens (audience ``companion``) against
+    ``provider``'s key set, refetched at most once per ``COOLDOWN``."""
+    return {
+        "jwt_secret": None,
+        "jwt_algorithm": "RS256",
+        "jwt_audience": "companion",
+        "jwt_jwks_url": provider.url,
+        "jwt_jwks_cooldown": COOLDOWN,
+    }
+
+
 @pytest.fixture
 async def hub(tmp_path: Path, provider: Provider) -> AsyncIterator[tuple[InProcessHub, int]]:
     port = free_port()
-    async with inprocess_hub(
-        f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
-        jwt_secret=None,
-        jwt_algorithm="RS256",
-        jwt_audience="companion",
-        jwt_jwks_url=provider.url,
-        jwt_jwks_cooldown=COOLDOWN,
-        grpc_port=port,
-    ) as running:
+    db = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    async with inprocess_hub(db, **verifying_with(provider), grpc_port=port) as running:
         yield running, port
 
 
@@ -134,15 +140,8 @@ async def test_unknown_kids_refetch_at_most_once_per_cooldown(
 async def test_a_provider_that_is_down_keeps_the_last_set_and_is_asked_once_per_cooldown(
     tmp_path: Path, provider: Provider
 ) -> None:
-    async with inprocess_hub(
-        f"sqlite+aiosqlite:///{tmp_path / 'down.db'}",
-        jwt_secret=None,
-        jwt_algorithm="RS256",
-        jwt_audience="companion",
-        jwt_jwks_url=provider.url,
-        jwt_jwks_cooldown=COOLDOWN,
-        jwt_jwks_lifespan=0.1,
-    ) as inproc:
+    db = f"sqlite+aiosqlite:///{tmp_path / 'down.db'}"
+    async with inprocess_hub(db, **verifying_with(provider), jwt_jwks_lifespan=0.1) as inproc:
         provider.down = True
         await asyncio.sleep(COOLDOWN)  # the set is past its lifespan, the cooldown passed
         good = provider.token("k1", aud="companion")

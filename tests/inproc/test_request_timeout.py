@@ -52,6 +52,7 @@ async def test_a_stalled_http_request_is_answered_503_in_time(db_url: str) -> No
             assert time.monotonic() - began < 1.0
             assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable", r.text
             assert r.json()["error"]["retryable"] is True
+            assert r.headers["retry-after"] == "1"  # the 503's own header
         # Not stalled, the same door answers as ever.
         r = await hub.http.get(f"/sessions/{sid}/state", headers=bearer(owner))
         assert r.status_code == 200

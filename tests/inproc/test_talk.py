@@ -6,6 +6,8 @@ answer or the hub's log: tests/integration/test_talk.py.)"""
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
+
 import httpx
 
 from tests.support.fake_elevenlabs import TALK_AGENT, TALK_API_KEY, FakeElevenLabs
@@ -23,15 +25,22 @@ async def _session(http: httpx.AsyncClient, owner: str) -> str:
     return str(created.json()["session_id"])
 
 
-async def test_talking_is_refused_to_anyone_but_the_owner_and_companions(
-    db_url: str, talk_platform: FakeElevenLabs
-) -> None:
-    async with inprocess_hub(
+def _talking_hub(
+    db_url: str, platform: FakeElevenLabs
+) -> AbstractAsyncContextManager[InProcessHub]:
+    """A hub set up for talking: its ElevenLabs agent on ``platform``."""
+    return inprocess_hub(
         db_url,
         elevenlabs_agent_id=TALK_AGENT,
         elevenlabs_api_key=TALK_API_KEY,
-        elevenlabs_base_url=talk_platform.base_url,
-    ) as hub:
+        elevenlabs_base_url=platform.base_url,
+    )
+
+
+async def test_talking_is_refused_to_anyone_but_the_owner_and_companions(
+    db_url: str, talk_platform: FakeElevenLabs
+) -> None:
+    async with _talking_hub(db_url, talk_platform) as hub:
         http = hub.http
         owner = token("alice")
         sid = await _session(http, owner)
@@ -62,12 +71,7 @@ async def test_a_companion_device_talks_the_voice_follows_the_user(
 ) -> None:
     """docs/protocol.md section 17: a phone joined as a companion signs its own
     conversation, in the owner's name (its capability is the owner's agent role)."""
-    async with inprocess_hub(
-        db_url,
-        elevenlabs_agent_id=TALK_AGENT,
-        elevenlabs_api_key=TALK_API_KEY,
-        elevenlabs_base_url=talk_platform.base_url,
-    ) as hub:
+    async with _talking_hub(db_url, talk_platform) as hub:
         owner = token("alice")
         sid = await _session(hub.http, owner)
         issued = await hub.http.post(f"/sessions/{sid}/join-token", headers=_auth(owner))

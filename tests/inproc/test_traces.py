@@ -75,6 +75,18 @@ def parent_of(exporter: InMemorySpanExporter, span: ReadableSpan) -> ReadableSpa
     return found
 
 
+def published_at(exporter: InMemorySpanExporter, seq: int) -> list[ReadableSpan]:
+    """The ``companion.publish`` spans of the event ``seq``."""
+    return [s for s in named(exporter, "companion.publish") if attrs(s).get(telemetry.SEQ) == seq]
+
+
+async def service_session(inproc: InProcessHub) -> tuple[str, str]:
+    """A service token and a session it created over HTTP."""
+    service = token("svc", service=True)
+    created = await inproc.http.post("/sessions", headers={"authorization": f"Bearer {service}"})
+    return service, created.json()["session_id"]
+
+
 def no_tokens(exporter: InMemorySpanExporter, *secrets: str) -> None:
     for span in exporter.get_finished_spans():
         for value in attrs(span).values():
@@ -97,9 +109,7 @@ async def test_a_connect_and_a_frame_are_spans_down_to_the_publish_and_its_seq(
         for s in named(spans, "companion.ws.frame")
         if attrs(s)["companion.type"] == "contextual_update"
     ]
-    published = [
-        s for s in named(spans, "companion.publish") if attrs(s).get(telemetry.SEQ) == echo["seq"]
-    ]
+    published = published_at(spans, echo["seq"])
     assert len(published) == 1 and parent_of(spans, published[0]) is frame
     assert attrs(published[0])[telemetry.SESSION] == sid
     assert attrs(frame)[telemetry.SESSION] == sid
@@ -124,9 +134,8 @@ async def test_an_http_publish_continues_the_callers_trace(
     hub: tuple[InProcessHub, int, BusProbe], spans: InMemorySpanExporter
 ) -> None:
     inproc, _, _ = hub
-    service = token("svc", service=True)
+    service, sid = await service_session(inproc)
     headers = {"authorization": f"Bearer {service}"}
-    sid = (await inproc.http.post("/sessions", headers=headers)).json()["session_id"]
     r = await inproc.http.post(
         f"/sessions/{sid}/events",
         json={"text": "from a backend"},
@@ -138,9 +147,7 @@ async def test_an_http_publish_continues_the_callers_trace(
     assert door.parent is not None and format(door.parent.span_id, "016x") == PARENT
     assert attrs(door)[telemetry.SESSION] == sid
     assert attrs(door)["http.response.status_code"] == 201
-    (published,) = [
-        s for s in named(spans, "companion.publish") if attrs(s)[telemetry.SEQ] == r.json()["seq"]
-    ]
+    (published,) = published_at(spans, r.json()["seq"])
     assert parent_of(spans, published) is door
     no_tokens(spans, service)
 
@@ -149,10 +156,7 @@ async def test_a_grpc_publish_continues_the_callers_trace(
     hub: tuple[InProcessHub, int, BusProbe], spans: InMemorySpanExporter
 ) -> None:
     inproc, port, _ = hub
-    service = token("svc", service=True)
-    sid = (
-        await inproc.http.post("/sessions", headers={"authorization": f"Bearer {service}"})
-    ).json()["session_id"]
+    service, sid = await service_session(inproc)
     channel, api = stub(port)
     try:
         reply = await api.Publish(
@@ -167,9 +171,7 @@ async def test_a_grpc_publish_continues_the_callers_trace(
     (door,) = named(spans, "gRPC Publish")
     assert format(door.context.trace_id, "032x") == TRACE_ID
     assert attrs(door)[telemetry.SESSION] == sid and attrs(door)[telemetry.SEQ] == reply.seq
-    (published,) = [
-        s for s in named(spans, "companion.publish") if attrs(s)[telemetry.SEQ] == reply.seq
-    ]
+    (published,) = published_at(spans, reply.seq)
     assert published.context.trace_id == door.context.trace_id
     no_tokens(spans, service)
 
@@ -178,10 +180,7 @@ async def test_a_bus_message_continues_its_traceparent(
     hub: tuple[InProcessHub, int, BusProbe], spans: InMemorySpanExporter
 ) -> None:
     inproc, _, probe = hub
-    service = token("svc", service=True)
-    sid = (
-        await inproc.http.post("/sessions", headers={"authorization": f"Bearer {service}"})
-    ).json()["session_id"]
+    _, sid = await service_session(inproc)
     await probe.send(
         {"session_id": sid, "type": "contextual_update", "text": "bus", "traceparent": TRACEPARENT}
     )

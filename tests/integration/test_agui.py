@@ -15,8 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-from companion_ws.integrations.elevenlabs import AgentBridge, BridgeConfig
-from companion_ws.tools.registry import ToolRegistry
 from tests.support.agui import Reader, is_custom
 from tests.support.fake_elevenlabs import FakeElevenLabs
 from tests.support.frames import new_user
@@ -119,16 +117,7 @@ async def test_a_voice_conversation_through_the_bridge_reads_as_ag_ui(
     async with FakeElevenLabs() as fake, follow(shared_hub, sid, user) as reader:
         for _ in range(3):
             await reader.next()
-        config = BridgeConfig(
-            agent_id=fake.agent_id,
-            session_id=sid,
-            hub_url=shared_hub.ws_url,
-            token=token(user),
-            api_key=fake.api_key,
-            base_url=fake.base_url,
-            keepalive=0,
-        )
-        bridge = AgentBridge(config, ToolRegistry.from_modules(["companion_ws.tools.shipping"]))
+        bridge = fake.bridge(shared_hub.ws_url, sid, token(user))
         task = asyncio.create_task(bridge.run())
         conv = await fake.conversation()
         await conv.user_said("Ship a 5 lb box from 90210 to 10001")

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import functools
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -139,14 +139,6 @@ ON_BOTH = ["redis", "cluster"]
 @pytest.fixture
 def two(tmp_path: Path, broker: str) -> Iterator[Cluster]:
     yield from cluster_of(tmp_path, 2, broker)
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for client in made:
-        await client.close()
 
 
 async def test_every_client_on_every_process_gets_every_broadcast_in_one_order(

@@ -23,9 +23,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from tests.support.hub import HubProcess, free_port, token
+from tests.support.served import served
 from tests.support.ws import connect
 
 LIMIT = 16 * 1024  # the default COMPANION_MAX_HEADER_BYTES
@@ -308,29 +308,17 @@ async def test_an_oversized_head_during_an_answer_ends_the_connection_without_a_
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"late"})
 
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
-            http=http_protocol(LIMIT, 30.0),
-        )
-    )  # fmt: skip
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not serving.done(), "uvicorn did not start"
-        await asyncio.sleep(0.01)
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(head(200) + head(LIMIT + 1))
-        await writer.drain()
-        async with asyncio.timeout(WAIT):
-            received = await reader.read()  # to the end of the connection
-        assert received == b""
-        writer.close()
-    finally:
-        release.set()
-        server.should_exit = True
-        await asyncio.wait_for(serving, 10)
+    async with served(app, http=http_protocol(LIMIT, 30.0)) as port:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(head(200) + head(LIMIT + 1))
+            await writer.drain()
+            async with asyncio.timeout(WAIT):
+                received = await reader.read()  # to the end of the connection
+            assert received == b""
+            writer.close()
+        finally:
+            release.set()  # answer 1 goes out, so the server can stop
 
 
 @pytest.mark.parametrize(

@@ -67,17 +67,7 @@ class Running:
 async def start_bridge(
     hub: HubProcess, fake: FakeElevenLabs, sid: str, tok: str, **options: Any
 ) -> Running:
-    config = BridgeConfig(
-        agent_id=fake.agent_id,
-        session_id=sid,
-        hub_url=hub.ws_url,
-        token=tok,
-        api_key=fake.api_key,
-        base_url=fake.base_url,
-        keepalive=0,
-        **options,
-    )
-    bridge = AgentBridge(config, ToolRegistry.from_modules(["companion_ws.tools.shipping"]))
+    bridge = fake.bridge(hub.ws_url, sid, tok, **options)
     task = asyncio.create_task(bridge.run())
     conv_task = asyncio.create_task(fake.conversation())
     done, _ = await asyncio.wait({task, conv_task}, return_when="FIRST_COMPLETED")
@@ -641,16 +631,7 @@ async def test_the_bridge_holds_the_voice_and_hands_it_to_a_screen(
     screen taking the voice ends the bridge's conversation ("voice_moved")."""
     tok = token(_user())
     sid, (ui,) = await screens(shared_hub, tok, 1)
-    config = BridgeConfig(
-        agent_id=fake.agent_id,
-        session_id=sid,
-        hub_url=shared_hub.ws_url,
-        token=tok,
-        api_key=fake.api_key,
-        base_url=fake.base_url,
-        keepalive=0,
-    )
-    bridge = AgentBridge(config, ToolRegistry.from_modules(["companion_ws.tools.shipping"]))
+    bridge = fake.bridge(shared_hub.ws_url, sid, tok)
     task = asyncio.create_task(run_holding(bridge))
     conv = await fake.conversation()
     floor = await ui.recv_until(lambda f: f["type"] == "voice_floor", timeout=10)

@@ -5,8 +5,6 @@ LLM interface answered by a script, no network) linked to a real hub by
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -22,16 +20,18 @@ from livekit.agents import (  # companion-ws[livekit], in the test extra
 from companion_ws.integrations.livekit_agents import HubLink, attach
 from companion_ws.tools.registry import ToolRegistry
 from tests.support.frames import eventually, frames_until
-from tests.support.hub import HubProcess, token
+from tests.support.hub import HubProcess
 from tests.support.scripted_livekit import ScriptedLLM, Turn
 from tests.support.voice_script import (
     ANSWER,
     ASK,
     QUOTE_PARAMS,
+    ran_once,
     seen,
+    speech_ended,
     with_elevenlabs,
 )
-from tests.support.ws import WS, connect
+from tests.support.ws import WS
 from ui_state import create_session_context
 
 TOOLS = ToolRegistry.from_modules(["companion_ws.tools.shipping"])
@@ -50,14 +50,6 @@ async def _linked(shared_hub: HubProcess, sid: str, tok: str, turns: list[Turn])
     return Running(session, model, hub)
 
 
-@pytest.fixture
-async def screen(shared_hub: HubProcess) -> AsyncIterator[tuple[WS, str, str]]:
-    tok = token(f"u-{uuid.uuid4().hex[:8]}")
-    ui = await connect(shared_hub.ws_url, tok)
-    yield ui, ui.welcome["session_id"], tok
-    await ui.close()
-
-
 async def test_a_livekit_conversation_reaches_the_screens_as_an_elevenlabs_one(
     shared_hub: HubProcess, screen: tuple[WS, str, str]
 ) -> None:
@@ -71,7 +63,7 @@ async def test_a_livekit_conversation_reaches_the_screens_as_an_elevenlabs_one(
     assert json.loads(output.event().item.output)["shipping_details"]["to"] == "10001"
     result.expect.next_event().is_message(role="assistant")
 
-    got = await frames_until(ui, _speech_ended())
+    got = await frames_until(ui, speech_ended())
     assert seen(got) == with_elevenlabs()
     # The hub ran the tool: the state every screen reads.
     update = next(f for f in got if f["type"] == "tool_call_finished")
@@ -79,19 +71,6 @@ async def test_a_livekit_conversation_reaches_the_screens_as_an_elevenlabs_one(
     await run.hub.aclose()
     await ui.recv_until(lambda f: f["type"] == "agent_state" and f["state"] == "idle")
     await run.session.aclose()
-
-
-def _speech_ended() -> Callable[[dict[str, Any]], bool]:
-    """Matches the ``listening`` that follows the agent's answer."""
-    answered = False
-
-    def match(frame: dict[str, Any]) -> bool:
-        nonlocal answered
-        if frame["type"] == "transcript" and frame["role"] == "agent":
-            answered = True
-        return answered and frame == {**frame, "type": "agent_state", "state": "listening"}
-
-    return match
 
 
 async def test_a_repeated_call_id_runs_once_and_screens_reach_the_agent(
@@ -107,11 +86,7 @@ async def test_a_repeated_call_id_runs_once_and_screens_reach_the_agent(
     again.expect.next_event().is_function_call(name="get_shipping_quotes")
     second = again.expect.next_event().is_function_call_output().event().item
     assert second.is_error is False and json.loads(second.output)["quotes"]
-    state = await ui.request({"type": "get_session_state"})
-    assert state["version"] == 1  # one run: one change
-    history = await ui.request({"type": "get_history", "after_seq": 0})
-    started = [e for e in history["events"] if e["type"] == "tool_call_started"]
-    assert [e["tool_call_id"] for e in started] == ["call_quotes_2"]
+    await ran_once(ui, "call_quotes_2")
 
     # A screen's contextual_update reaches the agent's next turn.
     await ui.request({"type": "contextual_update", "text": "user_zoomed", "data": {"map": 2}})

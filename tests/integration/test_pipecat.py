@@ -6,19 +6,22 @@ screens."""
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any
-
-import pytest
 
 from companion_ws.integrations.pipecat_hub import PipecatHub
 from companion_ws.tools.registry import ToolRegistry
 from tests.support.frames import eventually, frames_until
-from tests.support.hub import HubProcess, token
+from tests.support.hub import HubProcess
 from tests.support.scripted_pipecat import Bot, Turn
-from tests.support.voice_script import ANSWER, ASK, QUOTE_PARAMS, seen, with_elevenlabs
-from tests.support.ws import WS, connect
+from tests.support.voice_script import (
+    ANSWER,
+    ASK,
+    QUOTE_PARAMS,
+    ran_once,
+    seen,
+    speech_ended,
+    with_elevenlabs,
+)
+from tests.support.ws import WS
 from ui_state import create_session_context
 
 TOOLS = ToolRegistry.from_modules(["companion_ws.tools.shipping"])
@@ -29,27 +32,6 @@ def _bot(shared_hub: HubProcess, sid: str, tok: str, turns: list[Turn]) -> Bot:
     return Bot(hub, turns)
 
 
-@pytest.fixture
-async def screen(shared_hub: HubProcess) -> AsyncIterator[tuple[WS, str, str]]:
-    tok = token(f"u-{uuid.uuid4().hex[:8]}")
-    ui = await connect(shared_hub.ws_url, tok)
-    yield ui, ui.welcome["session_id"], tok
-    await ui.close()
-
-
-def _speech_ended() -> Callable[[dict[str, Any]], bool]:
-    """Matches the ``listening`` that follows the agent's answer."""
-    answered = False
-
-    def match(frame: dict[str, Any]) -> bool:
-        nonlocal answered
-        if frame["type"] == "transcript" and frame["role"] == "agent":
-            answered = True
-        return answered and frame == {**frame, "type": "agent_state", "state": "listening"}
-
-    return match
-
-
 async def test_a_pipecat_conversation_reaches_the_screens_as_an_elevenlabs_one(
     shared_hub: HubProcess, screen: tuple[WS, str, str]
 ) -> None:
@@ -58,7 +40,7 @@ async def test_a_pipecat_conversation_reaches_the_screens_as_an_elevenlabs_one(
     bot = _bot(shared_hub, sid, tok, [Turn(calls=[call]), Turn(ANSWER)])
     await bot.start()
     await bot.user_says(ASK)
-    got = await frames_until(ui, _speech_ended())
+    got = await frames_until(ui, speech_ended())
     assert seen(got) == with_elevenlabs()
     finished = next(f for f in got if f["type"] == "tool_call_finished")
     assert finished["is_error"] is False
@@ -78,16 +60,12 @@ async def test_a_repeated_tool_call_id_runs_once_and_screens_reach_the_context(
     bot = _bot(shared_hub, sid, tok, turns)
     await bot.start()
     await bot.user_says(ASK)
-    await frames_until(ui, _speech_ended())
+    await frames_until(ui, speech_ended())
     await bot.user_says("Again please")
-    await frames_until(ui, _speech_ended())
+    await frames_until(ui, speech_ended())
     results = [m for m in bot.llm.contexts[-1] if m.get("role") == "tool"]
     assert len(results) == 2 and results[0]["content"] == results[1]["content"]
-    state = await ui.request({"type": "get_session_state"})
-    assert state["version"] == 1  # one run: one change
-    history = await ui.request({"type": "get_history", "after_seq": 0})
-    started = [e for e in history["events"] if e["type"] == "tool_call_started"]
-    assert [e["tool_call_id"] for e in started] == ["call_quotes_2"]
+    await ran_once(ui, "call_quotes_2")
 
     # A screen's contextual_update reaches the pipeline's context, then the LLM.
     await ui.request({"type": "contextual_update", "text": "user_zoomed", "data": {"map": 2}})
@@ -115,7 +93,7 @@ async def test_rtvi_and_the_screens_agree_on_what_was_said(
     bot = Bot(hub, [Turn(ANSWER)], rtvi=True)
     await bot.start()
     await bot.user_says(ASK)
-    got = await frames_until(ui, _speech_ended())
+    got = await frames_until(ui, speech_ended())
     await bot.stop()
     screens_saw = [(f["role"], f["text"]) for f in got if f["type"] == "transcript"]
     # What an RTVI client shows: the user's final transcription, the bot's transcription.

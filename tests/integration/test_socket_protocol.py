@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-import uvicorn
 import websockets
 from websockets.client import ClientProtocol
 from websockets.frames import Close
@@ -24,7 +23,8 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from companion_ws.endpoints.socket_protocol import SocketProtocol
-from tests.support.hub import HubProcess, free_port, token
+from tests.support.hub import HubProcess, token
+from tests.support.served import served
 from tests.support.ws import connect
 
 
@@ -196,22 +196,8 @@ async def _echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
 @contextlib.asynccontextmanager
 async def _uvicorn(**config: Any) -> AsyncIterator[str]:
     """uvicorn in this process, on a free port, with the hub's protocol class."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            _echo, host="127.0.0.1", port=port, ws=SocketProtocol, lifespan="off",
-            log_level="warning", **config,
-        )
-    )  # fmt: skip
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not serving.done(), "uvicorn did not start"
-        await asyncio.sleep(0.01)
-    try:
+    async with served(_echo, ws=SocketProtocol, **config) as port:
         yield f"ws://127.0.0.1:{port}/ws"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, 10)
 
 
 async def test_a_client_that_answers_no_ping_is_closed_1011() -> None:

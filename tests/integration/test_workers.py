@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -58,14 +58,6 @@ def two_workers(tmp_path: Path) -> Iterator[HubProcess]:
     finally:
         hub.stop()
         drop_pg_database(database)
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for client in made:
-        await client.close()
 
 
 async def test_one_sessions_clients_on_both_workers_see_one_seq_order(

@@ -34,6 +34,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from companion_ws.demo import events
+from companion_ws.integrations.elevenlabs import AgentBridge, BridgeConfig
+from companion_ws.tools.registry import ToolRegistry
 
 CONVERSATION_PATH = "/v1/convai/conversation"
 #: The agent and the API key of the talk tests' platform (the ``talk_platform`` fixture).
@@ -212,6 +214,29 @@ class FakeElevenLabs:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def bridge(
+        self,
+        hub_url: str,
+        session_id: str,
+        token: str,
+        tools: ToolRegistry | None = None,
+        **options: Any,
+    ) -> AgentBridge:
+        """A bridge of this platform's agent (its key; no keepalive pings unless
+        ``options`` say) to ``session_id``, with ``tools`` (default: the shipping pack)."""
+        config = BridgeConfig(
+            agent_id=self.agent_id,
+            session_id=session_id,
+            hub_url=hub_url,
+            token=token,
+            api_key=self.api_key,
+            base_url=self.base_url,
+            **{"keepalive": 0, **options},
+        )
+        if tools is None:
+            tools = ToolRegistry.from_modules(["companion_ws.tools.shipping"])
+        return AgentBridge(config, tools)
 
     async def __aenter__(self) -> FakeElevenLabs:
         self._server = await serve(

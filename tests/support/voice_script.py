@@ -3,15 +3,17 @@ when the ElevenLabs bridge carries it (its mapping, ``ConversationFrames``, fed 
 bridge feeds it), as a list of comparable tuples.
 
 The exchange: the agent is ready; the user asks; the agent runs a hub tool; the agent
-answers; its speech ends.
+answers; its speech ends. :func:`speech_ended` and :func:`ran_once` are what the
+platform tests wait for and check on a screen.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from companion_ws.integrations.voice_frames import ConversationFrames
+from tests.support.ws import WS
 
 ASK = "Ship a 5 lb box to New York"
 ANSWER = "The cheapest is USPS at twelve dollars and eighty cents."
@@ -46,3 +48,26 @@ def with_elevenlabs(tool: str = "get_shipping_quotes") -> list[tuple[Any, ...]]:
     out += [{"type": "tool_call_finished", "tool_name": tool}]
     out += frames.agent_said(ANSWER) + frames.mode("listening")
     return seen(out)
+
+
+def speech_ended() -> Callable[[dict[str, Any]], bool]:
+    """Matches the ``listening`` that follows the agent's answer (a ``frames_until`` stop)."""
+    answered = False
+
+    def match(frame: dict[str, Any]) -> bool:
+        nonlocal answered
+        if frame["type"] == "transcript" and frame["role"] == "agent":
+            answered = True
+        return answered and frame == {**frame, "type": "agent_state", "state": "listening"}
+
+    return match
+
+
+async def ran_once(ui: WS, tool_call_id: str) -> None:
+    """The hub ran the session's one tool call ``tool_call_id`` once, however often the
+    agent asked: one change to the state, one ``tool_call_started`` in the history."""
+    state = await ui.request({"type": "get_session_state"})
+    assert state["version"] == 1  # one run: one change
+    history = await ui.request({"type": "get_history", "after_seq": 0})
+    started = [e for e in history["events"] if e["type"] == "tool_call_started"]
+    assert [e["tool_call_id"] for e in started] == [tool_call_id]
