@@ -47,11 +47,18 @@ def floor_from_welcome(welcome: Frame) -> Frame:
 
 def floor_after(floor: Frame, frame: Frame, me: str | None) -> Frame:
     """The floor after a delivered frame: ``floor`` itself unless it is a welcome (the
-    floor it names), a ``resync_required`` (the seq counts again from its: the holder
-    stays) or a ``voice_floor`` after the floor's ``seq``; ``me``: this connection's id."""
+    floor it names), a ``history`` page (its ``voice_floor`` events), a
+    ``resync_required`` (the seq counts again from its: the holder stays) or a
+    ``voice_floor`` after the floor's ``seq``; ``me``: this connection's id."""
     kind = frame.get("type")
     if kind == "session_joined":
         return floor_from_welcome(frame)
+    if kind == "history":  # a page of the log: the floor reads it as the conversation does
+        events = frame.get("events")
+        for event in events if isinstance(events, list) else []:
+            if isinstance(event, dict) and event.get("type") == "voice_floor":
+                floor = floor_after(floor, event, me)
+        return floor
     raw = frame.get("seq")
     seq = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
     if kind == "resync_required":

@@ -8,7 +8,8 @@
 // It converges to the hub's floor: a voice_floor at or below the floor's `seq` is
 // already counted (a replay after a resumed welcome brings the changes the welcome's
 // floor includes: applied again, they would show an older holder for a while), and
-// every later one is applied in seq order. tests/fixtures/floor/*.json hold the rule
+// every later one is applied in seq order, live or in a page of history (the last
+// voice_floor in the log names the holder). tests/fixtures/floor/*.json hold the rule
 // for both clients.
 //
 // `mine` is true when the holder is this connection (`self`, its connection id): a
@@ -60,10 +61,16 @@ export function floorFromWelcome(welcome: Frame): VoiceFloor {
 }
 
 /** The floor after a delivered frame: `floor` itself unless the frame is a welcome (the
- * floor it names), a resync_required (the seq counts again from the frame's: the holder
+ * floor it names), a history page (its voice_floor events), a resync_required (the seq counts again from the frame's: the holder
  * stays) or a voice_floor after the floor's seq. `self`: this connection's id. */
 export function floorAfter(floor: VoiceFloor, frame: Frame, self: string | null): VoiceFloor {
   if (frame.type === 'session_joined') return floorFromWelcome(frame);
+  if (frame.type === 'history') {
+    // A page of the session's log (get_history): the conversation fold reads it, and so
+    // does the floor, so the two never disagree about a voice_floor the page has.
+    const events = Array.isArray(frame.events) ? (frame.events as Frame[]) : [];
+    return events.reduce((f, e) => (e?.type === 'voice_floor' ? floorAfter(f, e, self) : f), floor);
+  }
   const seq = Number.isInteger(frame.seq) ? (frame.seq as number) : null;
   if (frame.type === 'resync_required') {
     return seq === null || seq === floor.seq ? floor : Object.freeze({ ...floor, seq });
