@@ -3,8 +3,10 @@ requests that move it: the ``@companion-ws/client`` package's ``floor.ts`` name 
 name (``voice_floor``, ``take_voice``, ``release_voice``, ``agent_control``).
 
 ``voice_floor`` is ``{"holder": {"device_id", "connection_id"} | None, "mine", "seq"}``:
-the holder from the welcome, then from each delivered ``voice_floor`` broadcast
-(``seq``: the event's, 0 from the welcome); ``mine`` when it is this connection.
+the holder from the welcome, then from each delivered ``voice_floor`` broadcast after
+the floor's ``seq`` (the seq it is as of: the welcome's, or the last ``voice_floor``'s;
+one at or below it is counted already); ``mine`` when it is this connection. The rule is
+tests/fixtures/floor/*.json, for both clients.
 """
 
 from __future__ import annotations
@@ -35,16 +37,35 @@ def _made(holder: Frame | None, me: Any, seq: int) -> Frame:
 
 def floor_from_welcome(welcome: Frame) -> Frame:
     """The floor a ``session_joined`` names."""
-    return _made(_holder(welcome.get("voice_floor")), welcome.get("connection_id"), 0)
+    seq = welcome.get("seq")
+    return _made(
+        _holder(welcome.get("voice_floor")),
+        welcome.get("connection_id"),
+        seq if isinstance(seq, int) else 0,
+    )
 
 
 def floor_after(floor: Frame, frame: Frame, me: str | None) -> Frame:
-    """The floor after a delivered frame (``floor`` itself unless it is a
-    ``voice_floor``); ``me``: this connection's id."""
-    if frame.get("type") != "voice_floor":
+    """The floor after a delivered frame: ``floor`` itself unless it is a welcome (the
+    floor it names), a ``history`` page (its ``voice_floor`` events), a
+    ``resync_required`` (the seq counts again from its: the holder stays) or a
+    ``voice_floor`` after the floor's ``seq``; ``me``: this connection's id."""
+    kind = frame.get("type")
+    if kind == "session_joined":
+        return floor_from_welcome(frame)
+    if kind == "history":  # a page of the log: the floor reads it as the conversation does
+        events = frame.get("events")
+        for event in events if isinstance(events, list) else []:
+            if isinstance(event, dict) and event.get("type") == "voice_floor":
+                floor = floor_after(floor, event, me)
         return floor
-    seq = frame.get("seq")
-    return _made(_holder(frame), me, seq if isinstance(seq, int) else floor["seq"])
+    raw = frame.get("seq")
+    seq = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+    if kind == "resync_required":
+        return floor if seq is None else {**floor, "seq": seq}
+    if kind != "voice_floor" or (seq is not None and seq <= floor["seq"]):
+        return floor
+    return _made(_holder(frame), me, floor["seq"] if seq is None else seq)
 
 
 class VoiceFloorRequests:
@@ -65,10 +86,7 @@ class VoiceFloorRequests:
         return dict(self._floor)
 
     def _note_floor(self, frame: Frame) -> None:
-        if frame.get("type") == "session_joined":
-            self._floor = floor_from_welcome(frame)
-        else:
-            self._floor = floor_after(self._floor, frame, self.connection_id)
+        self._floor = floor_after(self._floor, frame, self.connection_id)
 
     async def take_voice(self) -> Frame:
         """Take the floor; the ``voice_floor`` echo naming this connection."""

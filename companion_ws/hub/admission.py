@@ -178,6 +178,8 @@ class Admission:
                 requested_session_id=f.opt(resolved.requested),
                 reason=f.opt(resolved.reason),
                 restored_from=f.opt(row.restored_from),
+                # Read after ``position``: the floor is as of the welcome's seq or later
+                # (docs/protocol.md section 17), which the clients' rule relies on.
                 voice_floor=await self._voice.holder(sid),
             )
             conn.send(encode(welcome).decode())

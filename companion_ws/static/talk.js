@@ -22,8 +22,9 @@
 //   bridge's words (narration.js); after the page's hub socket comes back, one summary
 //   of what it missed. Each (re)start of the conversation begins with the session's
 //   summary, so the agent picks up where the session stands.
-// - The voice floor (docs/protocol.md section 17, voice-floor.js): one screen holds the
-//   conversation. Every screen that can talk (owner, companion) offers "Talk here";
+// - The voice floor (docs/protocol.md section 17): one screen holds the conversation.
+//   Who holds it is the client package's (hub.client.voiceFloor, floor.ts: the rule both
+//   clients share); this card only draws it and acts on it. Every screen that can talk (owner, companion) offers "Talk here";
 //   pressing it takes the floor (`take_voice`) and starts this screen's conversation,
 //   whose first contextual update is the session's summary and last exchanges, so the
 //   agent carries on mid-task; the screen that held it ends its own at once. Interrupt,
@@ -31,7 +32,6 @@
 
 import { h } from './dom.js';
 import { createSessionContext, describeChange, describeUpdate } from './narration.js';
-import { VoiceFloor } from './voice-floor.js';
 import { ConversationFrames } from './voice-frames.js';
 
 const VENDOR = '/static/vendor/elevenlabs-client';
@@ -78,12 +78,18 @@ const LIVE = new Set(['connecting', 'listening', 'thinking', 'speaking']);
 const AGENT_LIVE = new Set(['listening', 'thinking', 'speaking']); // the card follows these
 const STATE_WORDS = { listening: 'Listening', thinking: 'Thinking', speaking: 'Speaking', idle: 'Idle' };
 
+// The roles that may hold the voice floor (section 17), and the controls any screen sends.
+const CAN_TALK = Object.freeze(new Set(['owner', 'companion', 'admin']));
+const CONTROLS = Object.freeze(['interrupt', 'mute', 'unmute', 'end']);
+
 // Whether this hub can sign a conversation (the hub writes it into the page).
 const CONFIGURED = globalThis.document?.querySelector('meta[name="companion-talk"]')?.content === 'on';
 
 export function createTalk(root, { getToken, isOwner }) {
   let hub = null;
-  const floor = new VoiceFloor();
+  let device = null; // this screen's device_id and role, from the welcome
+  let role = null;
+  let seen = null; // the floor's holder as this card last drew it
   let muted = false;
   let conversation = null; // the SDK's conversation while one is open
   let voice = null; // its mapping to section 13 frames (voice-frames.js), from its start
@@ -142,12 +148,26 @@ export function createTalk(root, { getToken, isOwner }) {
   // Can this screen talk: the owner (the app says so before the welcome) or any role
   // the welcome names that may hold the floor.
   function canTalk() {
-    return floor.role ? floor.canTalk : isOwner();
+    return role ? CAN_TALK.has(role) : isOwner();
+  }
+
+  // The floor as the hub's connection knows it (the package's rule, floor.ts), seen
+  // from this screen: held on this device (whichever of its connections), elsewhere, free.
+  function holder() {
+    return hub?.client?.voiceFloor?.holder ?? null;
+  }
+
+  function held(h = holder()) {
+    return h !== null && device !== null && h.device_id === device;
+  }
+
+  function elsewhere() {
+    return holder() !== null && !held();
   }
 
   function draw() {
     const owner = canTalk();
-    const resting = !LIVE.has(status) && floor.elsewhere;
+    const resting = !LIVE.has(status) && elsewhere();
     const talking = resting && status !== 'moved' ? 'elsewhere' : status;
     const shown = !CONFIGURED ? 'unset' : owner ? talking : 'following';
     const [title, text, action] = TEXT[shown];
@@ -168,9 +188,9 @@ export function createTalk(root, { getToken, isOwner }) {
     ui.badge.textContent = STATE_WORDS[agentState] || '';
     // "Nothing said yet" only where something could be said.
     ui.empty.hidden = lines.size > 0 || !(LIVE.has(shown) || shown === 'following');
-    root.dataset.floor = floor.mine ? 'here' : floor.elsewhere ? 'elsewhere' : 'free';
+    root.dataset.floor = held() ? 'here' : elsewhere() ? 'elsewhere' : 'free';
     root.dataset.muted = String(muted);
-    ui.controls.hidden = !owner || !floor.holder;
+    ui.controls.hidden = !owner || !holder();
     ui.mute.textContent = muted ? 'Unmute' : 'Mute';
   }
 
@@ -293,22 +313,21 @@ export function createTalk(root, { getToken, isOwner }) {
           missed = false;
         }
         if (frame.connection_id) own.add(frame.connection_id);
-        floor.joined(frame);
+        if (typeof frame.device_id === 'string') device = frame.device_id;
+        if (typeof frame.role === 'string') role = frame.role;
         // Back on a new connection while this screen talks: it takes the floor again
         // (its old connection's hold ends with it).
-        if (conversation && floor.mine && floor.holder.connection_id !== frame.connection_id) {
+        if (conversation && held() && holder().connection_id !== frame.connection_id) {
           hub.send({ type: 'take_voice' });
         }
         draw();
         break;
-      case 'voice_floor':
-        floorChanged(frame);
+      case 'agent_control':
+        // For this screen's conversation when it names this device.
+        if (CONTROLS.includes(frame.action) && device !== null && frame.device_id === device) {
+          control(frame.action);
+        }
         break;
-      case 'agent_control': {
-        const action = floor.controlFor(frame);
-        if (action) control(action);
-        break;
-      }
       case 'resumed':
         if (catchingUp && missed) tell(createSessionContext(hub.state || {}, messages()));
         catchingUp = false;
@@ -346,6 +365,7 @@ export function createTalk(root, { getToken, isOwner }) {
       default:
         break;
     }
+    floorFollowed(frame);
   }
 
   function foreign(frame) {
@@ -379,10 +399,17 @@ export function createTalk(root, { getToken, isOwner }) {
 
   // ---- the voice floor (section 17) --------------------------------------------------
 
-  function floorChanged(frame) {
-    const change = floor.changed(frame);
-    if (change.moved) markMove(change.moved, frame);
-    if (change.lost && (conversation || starting)) {
+  // After each frame the package has folded (a welcome, a voice_floor, a resync): what a
+  // change of holder means for this screen.
+  function floorFollowed(frame) {
+    const now = holder();
+    const before = seen;
+    if (before?.device_id === now?.device_id && before?.connection_id === now?.connection_id) return;
+    seen = now;
+    if (frame.type === 'voice_floor' && before && now && before.device_id !== now.device_id) {
+      markMove({ from: before.device_id, to: now.device_id, here: held(now) }, frame);
+    }
+    if (held(before) && !held(now) && (conversation || starting)) {
       // Another screen took the voice: this conversation ends now; the other carries on.
       stop('moved');
     }
@@ -406,7 +433,7 @@ export function createTalk(root, { getToken, isOwner }) {
   function release() {
     if (letGo) return;
     letGo = true;
-    if (floor.mine) hub?.send({ type: 'release_voice' });
+    if (held()) hub?.send({ type: 'release_voice' });
   }
 
   function steer(action) {

@@ -44,7 +44,9 @@ async def test_the_client_takes_hands_and_releases_the_voice(shared_inproc: InPr
         phone = CompanionClient(url, token=issued.json()["join_token"], client="ui")
         await phone.start()
         try:
-            assert laptop.voice_floor == NO_FLOOR == phone.voice_floor
+            # Each as of its welcome's seq (the hub reads the floor after that seq).
+            for screen in (laptop, phone):
+                assert screen.voice_floor == {**NO_FLOOR, "seq": screen.welcome["seq"]}
             with pytest.raises(ClientError) as refused:
                 await laptop.agent_control("interrupt")  # nobody holds it
             assert refused.value.code == "no_voice"
@@ -73,7 +75,9 @@ async def test_the_client_takes_hands_and_releases_the_voice(shared_inproc: InPr
             # A screen that comes now reads the holder from its welcome.
             late = CompanionClient(url, token=token(owner), session_id=sid, client="ui")
             await late.start()
-            assert late.voice_floor == {**phone.voice_floor, "mine": False, "seq": 0}
+            seq = late.welcome["seq"]
+            assert seq >= handed["seq"]
+            assert late.voice_floor == {**phone.voice_floor, "mine": False, "seq": seq}
             await late.close()
 
             freed = await phone.release_voice()

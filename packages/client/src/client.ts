@@ -27,7 +27,7 @@ import type { TokenSource } from './address.js';
 import { addFrames, CONVERSATION_TYPES, emptyConversation } from './conversation.js';
 import type { Conversation } from './conversation.js';
 import { ClientClosed, ConnectionLost } from './errors.js';
-import { FLOOR_CONTROLS, floorAfter, floorFromWelcome, NO_FLOOR } from './floor.js';
+import { FLOOR_CONTROLS, floorAfter, NO_FLOOR } from './floor.js';
 import type { FloorControl, VoiceFloor } from './floor.js';
 import type { ServerFrameOf } from './frames.js';
 import type { JsonObject } from './merge-patch.js';
@@ -630,7 +630,6 @@ export class CompanionClient {
     this.welcomed = true;
     this.userIdValue = str(frame.user_id);
     this.reconnectToken = str(frame.reconnect_token) ?? this.reconnectToken;
-    this.setFloor(floorFromWelcome(frame));
     const self = this.self();
     if (self && this.people.welcomed(self)) this.emit('presence', this.people.all);
     this.retry.reset();
@@ -660,9 +659,9 @@ export class CompanionClient {
 
   private setFloor(next: VoiceFloor): void {
     const was = this.floorValue;
+    this.floorValue = next; // its seq, at least
     if (next === was || (next.mine === was.mine && next.holder?.connection_id === was.holder?.connection_id
       && next.holder?.device_id === was.holder?.device_id)) return;
-    this.floorValue = next;
     this.emit('floor', next);
   }
 

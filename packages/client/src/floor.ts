@@ -1,9 +1,16 @@
 // floor.ts: the voice floor as one connection knows it (docs/protocol.md section 17).
 // Pure: the welcome's `voice_floor` and the `voice_floor` broadcasts in, the holder out.
 //
-//   let floor = floorFromWelcome(welcome);       // session_joined
-//   floor = floorAfter(floor, frame, self);      // a voice_floor broadcast; the same
+//   floor = floorAfter(floor, frame, self);      // every delivered frame (the welcome,
+//                                                // a voice_floor, a resync); the same
 //                                                // object when nothing changed
+//
+// It converges to the hub's floor: a voice_floor at or below the floor's `seq` is
+// already counted (a replay after a resumed welcome brings the changes the welcome's
+// floor includes: applied again, they would show an older holder for a while), and
+// every later one is applied in seq order, live or in a page of history (the last
+// voice_floor in the log names the holder). tests/fixtures/floor/*.json hold the rule
+// for both clients.
 //
 // `mine` is true when the holder is this connection (`self`, its connection id): a
 // screen that holds the floor runs the conversation; the others show where it is.
@@ -24,7 +31,8 @@ export interface VoiceFloor {
   readonly holder: FloorHolder | null;
   /** The holder is this connection. */
   readonly mine: boolean;
-  /** The seq of the voice_floor event that set it (0: from the welcome). */
+  /** The seq it is as of: the welcome's `seq` (the hub reads the floor after the seq
+   * it names, so it counts every change up to it), or the last voice_floor's. */
   readonly seq: number;
 }
 
@@ -48,17 +56,31 @@ function made(holder: FloorHolder | null, self: string | null, seq: number): Voi
 /** The floor the welcome (session_joined) names; `self` is its connection_id. */
 export function floorFromWelcome(welcome: Frame): VoiceFloor {
   const self = typeof welcome.connection_id === 'string' ? welcome.connection_id : null;
-  return made(holderOf(welcome.voice_floor), self, 0);
+  const seq = Number.isInteger(welcome.seq) ? (welcome.seq as number) : 0;
+  return made(holderOf(welcome.voice_floor), self, seq);
 }
 
-/** The floor after a delivered frame: `floor` itself unless it is a voice_floor that
- * changes the holder. `self`: this connection's id. */
+/** The floor after a delivered frame: `floor` itself unless the frame is a welcome (the
+ * floor it names), a history page (its voice_floor events), a resync_required (the seq counts again from the frame's: the holder
+ * stays) or a voice_floor after the floor's seq. `self`: this connection's id. */
 export function floorAfter(floor: VoiceFloor, frame: Frame, self: string | null): VoiceFloor {
+  if (frame.type === 'session_joined') return floorFromWelcome(frame);
+  if (frame.type === 'history') {
+    // A page of the session's log (get_history): the conversation fold reads it, and so
+    // does the floor, so the two never disagree about a voice_floor the page has.
+    const events = Array.isArray(frame.events) ? (frame.events as Frame[]) : [];
+    return events.reduce((f, e) => (e?.type === 'voice_floor' ? floorAfter(f, e, self) : f), floor);
+  }
+  const seq = Number.isInteger(frame.seq) ? (frame.seq as number) : null;
+  if (frame.type === 'resync_required') {
+    return seq === null || seq === floor.seq ? floor : Object.freeze({ ...floor, seq });
+  }
   if (frame.type !== 'voice_floor') return floor;
+  if (seq !== null && seq <= floor.seq) return floor; // counted already
   const holder = holderOf(frame);
-  const seq = Number.isInteger(frame.seq) ? (frame.seq as number) : floor.seq;
-  const next = made(holder, self, seq);
-  const same = floor.mine === next.mine && floor.holder?.device_id === holder?.device_id
+  const same = floor.holder?.device_id === holder?.device_id
     && floor.holder?.connection_id === holder?.connection_id;
-  return same ? floor : next;
+  const next = seq ?? floor.seq;
+  if (same) return next === floor.seq ? floor : Object.freeze({ ...floor, seq: next });
+  return made(holder, self, next);
 }

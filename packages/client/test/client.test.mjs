@@ -295,6 +295,6 @@ test('the voice floor: from the welcome and the broadcasts, this connection\'s o
   await tick();
   sock = FakeSocket.all.at(-1);
   sock.serve(welcome({ connection_id: 'c9', resumed: true, seq: 4, voice_floor: { device_id: 'd1', connection_id: 'c9' } }));
-  assert.deepEqual(hub.voiceFloor, { holder: { device_id: 'd1', connection_id: 'c9' }, mine: true, seq: 0 });
+  assert.deepEqual(hub.voiceFloor, { holder: { device_id: 'd1', connection_id: 'c9' }, mine: true, seq: 4 });
   await hub.close();
 });

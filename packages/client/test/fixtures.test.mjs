@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe as suite, test } from 'node:test';
 
 import {
-  SessionMirror, addFrames, conversationFrom, describe, emptyConversation,
+  NO_FLOOR, SessionMirror, addFrames, conversationFrom, describe, emptyConversation, floorAfter,
 } from '../dist/index.js';
 
 const FIXTURES = new URL('../../../tests/fixtures/', import.meta.url);
@@ -79,6 +79,22 @@ suite('the conversation follows every shared fixture', () => {
       for (const f of [...events].reverse()) back = addFrames(back, [f]);
       assert.deepEqual(shared(back), fixture.messages, 'in reverse');
       assert.deepEqual(back.voiceMoves, moves, 'the voice moves, in reverse');
+    });
+  }
+});
+
+suite('the voice floor follows every shared fixture (tests/unit/test_floor_fixtures.py)', () => {
+  const fixtures = load('floor');
+  test('they are there', () => assert.ok(fixtures.length >= 3));
+  for (const fixture of fixtures) {
+    test(fixture.name, () => {
+      let floor = NO_FLOOR;
+      let self = null;
+      fixture.steps.forEach((step, i) => {
+        if (step.frame.type === 'session_joined') self = step.frame.connection_id;
+        floor = floorAfter(floor, structuredClone(step.frame), self);
+        assert.deepEqual({ ...floor }, step.floor, `${fixture.name} step ${i}`);
+      });
     });
   }
 });

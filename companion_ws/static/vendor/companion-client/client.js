@@ -24,7 +24,7 @@
 import { connectUrl, currentToken, handshake, renewalToken, wsBase } from './address.js';
 import { addFrames, CONVERSATION_TYPES, emptyConversation } from './conversation.js';
 import { ClientClosed, ConnectionLost } from './errors.js';
-import { FLOOR_CONTROLS, floorAfter, floorFromWelcome, NO_FLOOR } from './floor.js';
+import { FLOOR_CONTROLS, floorAfter, NO_FLOOR } from './floor.js';
 import { Phase, SessionMirror } from './mirror.js';
 import { PendingRequests } from './pending.js';
 import { member, Presence } from './presence.js';
@@ -539,7 +539,6 @@ export class CompanionClient {
         this.welcomed = true;
         this.userIdValue = str(frame.user_id);
         this.reconnectToken = str(frame.reconnect_token) ?? this.reconnectToken;
-        this.setFloor(floorFromWelcome(frame));
         const self = this.self();
         if (self && this.people.welcomed(self))
             this.emit('presence', this.people.all);
@@ -571,10 +570,10 @@ export class CompanionClient {
     }
     setFloor(next) {
         const was = this.floorValue;
+        this.floorValue = next; // its seq, at least
         if (next === was || (next.mine === was.mine && next.holder?.connection_id === was.holder?.connection_id
             && next.holder?.device_id === was.holder?.device_id))
             return;
-        this.floorValue = next;
         this.emit('floor', next);
     }
     fold(frames) {
