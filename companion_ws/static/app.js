@@ -259,14 +259,18 @@ function scheduleOutage(status) {
     showOutage(status);
     return;
   }
-  clearTimeout(model.outageTimer);
+  // Counted from the first loss, not from each retry: with full-jitter backoff the
+  // attempts can come faster than OUTAGE_AFTER, and the page must still say so.
+  if (model.outageTimer !== null) return;
   model.outageTimer = setTimeout(() => {
+    model.outageTimer = null;
     if (hub.status !== 'connected' && !model.terminal) showOutage(hub.status);
   }, OUTAGE_AFTER);
 }
 
 function showOutage(status) {
   clearTimeout(model.outageTimer);
+  model.outageTimer = null;
   model.outage = Boolean(status);
   el.outage.hidden = !status;
   document.body.classList.toggle('is-stale', Boolean(status));
