@@ -543,7 +543,9 @@ async def test_two_processes_swapping_the_floor_at_once_one_wins_each_round(
         return won
 
     won_a, won_b = await asyncio.gather(contend(a, "a"), contend(b, "b"))
-    assert won_a and won_b
+    # How the wins split is the scheduler's (on a loaded machine one process may win every
+    # round); that every published swap saw the floor its predecessor left is the rule.
+    assert won_a or won_b
     # In seq order, every swap that published found the floor the one before it left.
     chain = sorted(won_a + won_b, key=lambda e: e.seq)
     floor = ""
