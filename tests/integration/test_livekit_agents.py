@@ -7,10 +7,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
-pytest.importorskip("livekit.agents")  # companion-ws[livekit]; scripts/test.sh installs it
-
 from livekit.agents import (  # companion-ws[livekit], in the test extra
     Agent,
     AgentSession,

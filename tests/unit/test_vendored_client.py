@@ -9,15 +9,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "vendor_companion_client.sh"
 VENDORED = ROOT / "companion_ws" / "static" / "vendor" / "companion-client"
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_the_vendored_build_is_the_package_source_built() -> None:
+    assert shutil.which("node"), "node is not installed: run scripts/test.sh"
     done = subprocess.run(
         ["bash", str(SCRIPT), "--check"], capture_output=True, text=True, check=False
     )
