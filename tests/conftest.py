@@ -1,8 +1,9 @@
 """Fixtures: real hubs on loopback, on SQLite and on PostgreSQL.
 
-``db_url`` is parametrized over both databases, so every test that uses ``hub`` runs
-on each. PostgreSQL must be answering (the README's test command starts it); these
-tests never skip.
+Which databases a test runs on (``pytest_generate_tests`` below): the store itself and
+the hub's rules in process run on both; a real hub process runs on SQLite, the embedded
+default, unless the test is marked ``every_store``. PostgreSQL must be answering (the
+README's test command starts it); these tests never skip.
 """
 
 from __future__ import annotations
@@ -34,7 +35,37 @@ def _db_url(kind: str, tmp_path: Path) -> Iterator[str]:
         drop_pg_database(url)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+STORES = ("sqlite", "postgres")
+
+# The fixtures that start real hub processes on the test's database.
+PROCESS_FIXTURES = frozenset({"hub_factory", "hub", "shared_hub"})
+
+
+def stores_for(fixturenames: list[str], every_store: bool) -> tuple[str, ...]:
+    """The databases a test runs on. The store's own tests and the hub's rules in
+    process (cheap, and the SQL each database runs) take both. A test that starts hub
+    processes takes SQLite alone, unless it is marked ``every_store``: its subject is
+    what a database keeps across a process's life (a crash, a restart, a shutdown, two
+    processes on one database, a migration) or what only PostgreSQL refuses (the fuzzed
+    HTTP API). What such a process does above the store (pages, limits, the wire) is the
+    same on both, and the store's contract is tested on both."""
+    if every_store or not PROCESS_FIXTURES.intersection(fixturenames):
+        return STORES
+    return ("sqlite",)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    every = metafunc.definition.get_closest_marker("every_store") is not None
+    stores = stores_for(metafunc.fixturenames, every)
+    params = [pytest.param(s, marks=pytest.mark.postgres) if s == "postgres" else s for s in stores]
+    if "db_url" in metafunc.fixturenames:
+        metafunc.parametrize("db_url", params, indirect=True)
+    for shared in ("shared_db_url", "shared_hub"):
+        if shared in metafunc.fixturenames:
+            metafunc.parametrize(shared, params, indirect=True, scope="module")
+
+
+@pytest.fixture
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield from _db_url(request.param, tmp_path)
 
@@ -56,9 +87,7 @@ async def inproc(db_url: str) -> AsyncIterator[InProcessHub]:
         yield hub
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module")
 def shared_db_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
@@ -129,9 +158,7 @@ def hub(hub_factory: HubFactory) -> HubProcess:
     return hub_factory().start()
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module")
 def shared_hub(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[HubProcess]:

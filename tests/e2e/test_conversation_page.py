@@ -22,10 +22,7 @@ from tests.e2e.conftest import PHONE, TITLES_UNDER_HEADER, Screens
 from tests.support.hub import HubProcess, token
 from tests.support.ws import WS, connect
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),  # the page, not storage
-]
+pytestmark = pytest.mark.browser
 
 Frame = dict[str, Any]
 QUOTE_PARAMS = {"from_zip": "90210", "to_zip": "10001", "weight": 5}

@@ -14,10 +14,7 @@ from playwright.async_api import expect
 from tests.e2e.conftest import PHONE, Screens
 from tests.support.hub import HubFactory, token
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),  # logging, not storage
-]
+pytestmark = pytest.mark.browser
 
 
 async def test_the_page_connects_with_no_token_in_the_url(

@@ -22,10 +22,7 @@ from tests.e2e.conftest import PHONE, Screens
 from tests.support.hub import HubProcess, token
 from tests.support.ws import connect
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),  # the app, not storage
-]
+pytestmark = pytest.mark.browser
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "react-companion"
 

@@ -64,8 +64,6 @@ async def _session(base_url: str, owner: str) -> str:
         return str(created.json()["session_id"])
 
 
-# SQLite here; PostgreSQL in the two-process run below (one browser run per database).
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_the_phone_takes_the_voice_mid_task_and_the_agent_carries_on(
     hub_factory: HubFactory, fake: FakeElevenLabs, screens: Screens
 ) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 from alembic import command
 from sqlalchemy import Connection, text
 
@@ -93,6 +94,7 @@ async def _join_token_rows(db_url: str) -> list[dict[str, object]]:
     return [dict(row) for row in rows]
 
 
+@pytest.mark.every_store
 async def test_a_join_code_is_stored_only_as_its_hash_and_still_joins(
     db_url: str, hub_factory: HubFactory
 ) -> None:

@@ -9,6 +9,7 @@ import contextlib
 from typing import Any
 
 import httpx
+import pytest
 import websockets
 
 from tests.support.hub import HubFactory, token
@@ -63,6 +64,7 @@ async def _history(base_url: str, sid: str, tok: str) -> list[dict[str, Any]]:
                 return events
 
 
+@pytest.mark.every_store
 async def test_kill_9_in_the_middle_of_bursts_loses_nothing_a_client_saw(
     hub_factory: HubFactory,
 ) -> None:

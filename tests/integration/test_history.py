@@ -5,6 +5,7 @@ the in-memory window. The paging rules: tests/inproc/test_history.py."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.support.frames import Frame, history_over_http
 from tests.support.hub import HubFactory, token
@@ -12,6 +13,7 @@ from tests.support.ws import connect
 
 
 # Needs a process: the hub is restarted (SIGTERM, then a new process on the same database).
+@pytest.mark.every_store
 async def test_the_long_history_outlives_the_process(hub_factory: HubFactory) -> None:
     hub = hub_factory(env={"COMPANION_HISTORY_SIZE": "10"}).start()
     a = await connect(hub.ws_url, token("alice"))

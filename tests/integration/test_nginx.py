@@ -24,9 +24,6 @@ from websockets.typing import Subprotocol
 from companion_ws.client import ClientClosed, CompanionClient
 from tests.support.hub import HubFactory, free_port, token
 
-#: The database plays no part here.
-SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 CONF = DOCS / "nginx.conf"
 
@@ -139,7 +136,6 @@ def test_the_documented_config_is_the_tested_one() -> None:
     assert CONF.read_text().strip() in (DOCS / "scaling.md").read_text()
 
 
-@SQLITE_ONLY
 async def test_no_token_reaches_nginx_or_hub_logs(
     hub_factory: HubFactory, nginx_prefix: Path, nginx_factory: list[Nginx]
 ) -> None:

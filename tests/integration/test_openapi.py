@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -51,6 +52,7 @@ async def test_the_document_lists_exactly_the_routes_the_app_serves(
     assert doc["openapi"].startswith("3.1")
 
 
+@pytest.mark.every_store
 async def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(
     hub_factory: HubFactory, tmp_path: Path
 ) -> None:

@@ -22,8 +22,6 @@ from companion_ws.client import ClientClosed, CompanionClient
 from tests.support.hub import HubFactory, HubProcess, token
 from tests.support.ws import connect
 
-pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-
 _FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
 _LINE = re.compile(r"companion_ws\.(ws|http): (accepted|refused|closed|http_error)( .*)?$")
 

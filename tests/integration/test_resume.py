@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from companion_ws.client import CompanionClient
 from tests.support.frames import Frame, eventually, frames_until, is_, say, seqs
 from tests.support.hub import HubFactory, token
@@ -13,6 +15,7 @@ from tests.support.ws import connect
 
 
 # Needs a process: SIGTERM and SIGKILL of the hub and restarts, with CompanionClient reconnecting.
+@pytest.mark.every_store
 async def test_restarts_keep_the_epoch_after_a_clean_shutdown_and_after_a_crash(
     hub_factory: HubFactory,
 ) -> None:

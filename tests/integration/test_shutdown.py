@@ -15,6 +15,7 @@ from tests.support.hub import HubFactory, token
 from tests.support.ws import WS, connect
 
 
+@pytest.mark.every_store
 async def test_sigterm_closes_clients_1012_and_keeps_everything(hub_factory: HubFactory) -> None:
     hub = hub_factory().start()
     sessions: list[tuple[str, str, list[WS]]] = []
@@ -68,6 +69,7 @@ async def test_sigterm_closes_clients_1012_and_keeps_everything(hub_factory: Hub
             await again.close()
 
 
+@pytest.mark.every_store
 async def test_sigterm_in_the_middle_of_writes_never_hangs(hub_factory: HubFactory) -> None:
     """SIGTERM while the event log is writing a batch: the writer finishes it instead of
     being cancelled half-way (which could leave the SQLite driver waiting forever), so

@@ -12,6 +12,7 @@ from tests.support.ws import connect
 
 
 # Needs a process: the hub is stopped with SIGTERM or killed with SIGKILL, then restarted.
+@pytest.mark.every_store
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 async def test_committed_state_survives_a_restart(hub_factory: HubFactory, how: str) -> None:
     hub = hub_factory().start()

@@ -28,6 +28,7 @@ async def _state(hub: HubProcess, sid: str, tok: str) -> dict[str, Any]:
 
 
 # Needs a process: two hub processes on one database race for the same tool_call_id.
+@pytest.mark.every_store
 async def test_one_id_on_two_hub_processes_has_one_effect(
     hub_factory: HubFactory, tmp_path: Path
 ) -> None:

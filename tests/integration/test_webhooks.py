@@ -30,6 +30,7 @@ async def _history(http: httpx.AsyncClient, sid: str, tok: str) -> list[dict[str
 
 
 # Needs a process: the hub dies (a failpoint's os._exit) and a new one starts on the database.
+@pytest.mark.every_store
 async def test_a_post_call_redelivered_after_a_crash_between_ledger_and_publish_has_one_effect(
     db_url: str, tmp_path: Path
 ) -> None:
