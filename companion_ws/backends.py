@@ -31,6 +31,7 @@ async def start_backends(
                         stream=settings.bus_stream,
                         consumer=settings.bus_consumer,
                         ack_wait=settings.bus_ack_wait,
+                        max_message_bytes=settings.max_body_bytes,
                     )
                 ),
                 max_message_bytes=settings.max_body_bytes,

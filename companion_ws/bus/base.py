@@ -28,6 +28,9 @@ class BusConfig:
     ack_wait: float = 30.0
     batch: int = 64  # messages fetched (and handled concurrently) at a time
     dead_maxlen: int = 100_000  # Redis: dead letters kept (the oldest go first)
+    # NATS: the largest message the stream the hub makes accepts (COMPANION_MAX_BODY_BYTES),
+    # so a publisher is refused at its publish instead of the hub reading it to refuse it.
+    max_message_bytes: int = 1 << 20
 
 
 class Bus(Protocol):

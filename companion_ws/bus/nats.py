@@ -62,7 +62,13 @@ class NatsBus:
         except NotFoundError:
             pass
         subjects = [self._in, self._dead, f"{self._out}.>"]
-        await self._js.add_stream(StreamConfig(name=self._config.stream, subjects=subjects))
+        await self._js.add_stream(
+            StreamConfig(
+                name=self._config.stream,
+                subjects=subjects,
+                max_msg_size=self._config.max_message_bytes,
+            )
+        )
         log.info("made the JetStream stream %s over %s", self._config.stream, subjects)
         return self._config.stream
 

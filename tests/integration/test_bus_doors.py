@@ -8,6 +8,7 @@ session, and a tool call cannot forge a key's receipt."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
+import nats.js.errors
 import pytest
 import redis.asyncio as aioredis
 
 from companion_ws.bus.base import BusConfig
+from companion_ws.bus.nats import NatsBus
 from companion_ws.bus.redis_streams import RedisStreamsBus
-from tests.support.backends import REDIS_BUS_URL, BusProbe, history, new_session
+from tests.support.backends import NATS_URL, REDIS_BUS_URL, BusProbe, history, new_session
 from tests.support.hub import HubFactory, HubProcess, token
 from tests.support.ws import WS, connect
 
@@ -264,3 +268,34 @@ async def test_redis_streams_keep_no_handled_message_and_cap_the_dead_letters() 
         if keys:
             await redis.delete(*keys)
         await redis.aclose()
+
+
+async def test_the_nats_stream_the_hub_makes_refuses_a_message_over_the_body_limit() -> None:
+    """The stream the hub makes takes at most ``COMPANION_MAX_BODY_BYTES`` a message, so a
+    writer is refused at its publish; the hub never reads the message to refuse it."""
+    tag = uuid.uuid4().hex[:10]
+    config = BusConfig(
+        url=NATS_URL, prefix=f"t{tag}", stream=f"T{tag.upper()}", max_message_bytes=4096
+    )
+    bus = NatsBus(config)
+    handled: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def handler(data: bytes) -> bool:
+        await handled.put(data)
+        return True
+
+    nc = await nats.connect(NATS_URL)
+    js = nc.jetstream()
+    try:
+        await bus.start(handler)
+        assert (await js.stream_info(config.stream)).config.max_msg_size == 4096
+        with pytest.raises(nats.js.errors.BadRequestError):
+            await js.publish(f"{config.prefix}.in", b'{"x": "' + b"y" * 4096 + b'"}')
+        await js.publish(f"{config.prefix}.in", b'{"n": 1}')
+        assert await asyncio.wait_for(handled.get(), 20) == b'{"n": 1}'
+        assert handled.empty()
+    finally:
+        await bus.close()
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_stream(config.stream)
+        await nc.close()

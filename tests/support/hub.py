@@ -110,7 +110,9 @@ class HubProcess:
     def ws_url(self) -> str:
         return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> HubProcess:
+    def start(self, timeout: float = 60.0) -> HubProcess:
+        # A liveness bound, not a speed claim: a hub starts in about 2 s of CPU, but a
+        # loaded 2-core machine (four workers, Chromium, other hubs) can take 20 s or more.
         env = {
             **os.environ,
             **{f"COMPANION_{name.upper()}": str(value) for name, value in TEST_SETTINGS.items()},
