@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import jwt
 
+from tests.support.agui import Reader
 from tests.support.frames import new_user
 from tests.support.hub import SECRET, token
-from tests.support.inproc import InProcessHub, InProcessWS
+from tests.support.inproc import BASE_URL, InProcessHub, InProcessWS, StreamingASGITransport
 
 #: The capability's audience (companion_ws.auth.tokens.CAPABILITY_AUDIENCE), spelled out.
 CAPABILITY_AUDIENCE = "companion-agent"
@@ -197,3 +198,31 @@ async def test_a_fresh_credential_yields_a_later_reconnect_token(
     )
     await longer.close()
     await short.close()
+
+
+async def test_the_capability_follows_its_sessions_ag_ui_stream_and_no_other(
+    shared_inproc: InProcessHub,
+) -> None:
+    """The AG-UI stream is a read over HTTP: the capability follows its own session's,
+    is refused another session's, and is refused its own once the session ended."""
+    http = shared_inproc.http
+    owner = new_user()
+    home = await shared_inproc.connect(token(owner))
+    sid = home.welcome["session_id"]
+    other = await shared_inproc.connect(token(owner))
+    agent, cap = await _agent(shared_inproc, owner, sid)
+    transport = StreamingASGITransport(shared_inproc.app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url=BASE_URL) as streaming,
+        streaming.stream("GET", f"/sessions/{sid}/ag-ui", headers=_auth(cap)) as response,
+    ):
+        assert response.status_code == 200, await response.aread()
+        assert (await Reader(response.aiter_lines()).next())["type"] == "RUN_STARTED"
+    elsewhere = await http.get(f"/sessions/{other.welcome['session_id']}/ag-ui", headers=_auth(cap))
+    assert elsewhere.status_code == 403, elsewhere.text
+    assert (await http.delete(f"/sessions/{sid}", headers=_auth(token(owner)))).status_code == 200
+    late = await http.get(f"/sessions/{sid}/ag-ui", headers=_auth(cap))
+    assert late.status_code == 410, late.text
+    await agent.close()
+    await other.close()
+    await home.close()

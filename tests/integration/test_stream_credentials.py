@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -278,17 +279,48 @@ async def test_one_user_holds_at_most_16_streams_over_ag_ui_and_grpc_together(
         assert len(streams) == 8
 
 
+@pytest.fixture
+def grpc_pair(tmp_path: Path) -> Iterator[tuple[Cluster, int]]:
+    """Two hubs on one PostgreSQL database and one Redis, the second serving gRPC on the
+    port given with them."""
+    cluster = Cluster(tmp_path, size=1).start()
+    try:
+        port = free_port()
+        second = HubProcess(
+            database_url=cluster.database_url,
+            env={
+                "COMPANION_BROKER_URL": cluster.broker_url,
+                "COMPANION_AUTO_MIGRATE": "false",
+                "COMPANION_GRPC_PORT": str(port),
+            },
+            log_path=tmp_path / "hub1.log",
+        )
+        cluster.hubs.append(second)  # stopped with the cluster
+        second.start()
+        yield cluster, port
+    finally:
+        cluster.close()
+
+
 @pytest.mark.redis
 @pytest.mark.postgres
-async def test_a_revoked_devices_stream_on_another_process_ends(two: Cluster) -> None:
-    first, second = two.hubs
+async def test_a_revoked_devices_streams_on_another_process_end(
+    grpc_pair: tuple[Cluster, int],
+) -> None:
+    """The device is revoked through the first hub; its AG-UI stream and its gRPC
+    ``Subscribe``, both open on the second, end."""
+    cluster, port = grpc_pair
+    first, second = cluster.hubs
     owner = token(_user())
     sid = await _session(first, owner)
     device, device_id = await _device_token(first, owner, sid)
-    async with following(second, sid, device) as stream:
+    channel, api = stub(port)
+    async with channel, following(second, sid, device) as stream:
+        call = await _subscribed(api, sid, device)
         await _revoke(first, owner, sid, device_id)
         events = await stream.last()
         assert events[-1]["type"] == "RUN_ERROR" and events[-1]["code"] == "forbidden", events
+        assert await _ended_with(call) == grpc.StatusCode.PERMISSION_DENIED
     for hub in (first, second):
         async with ag_ui(hub, sid, device) as response:
             assert response.status_code == 401
