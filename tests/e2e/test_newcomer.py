@@ -17,6 +17,8 @@ from tests.e2e.conftest import Screens
 from tests.support.backends import BusProbe, bearer, stub
 from tests.support.hub import HubProcess, free_port, token
 
+pytestmark = pytest.mark.browser
+
 Start = Callable[[dict[str, str]], HubProcess]
 
 
