@@ -6,7 +6,9 @@ them changes, this fails, and the code that copies or drives it is checked again
   extras) and ``handle_websocket_upgrade`` (handing the parsed request over);
 - ``companion_ws/endpoints/socket_protocol.py`` (``SocketProtocol.upgrade``) builds the
   ``Request`` that websockets' ``Request.parse`` would, with its header checks, and sets
-  ``ServerProtocol``'s parser past the request (``Protocol.parse``).
+  ``ServerProtocol``'s parser past the request (``Protocol.parse``);
+- ``companion_ws/auth/tokens.py`` replaces PyJWT's ``PyJWS._decode_base64url_segment``
+  on the hub's own codec with an exact equivalent.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ import hashlib
 import inspect
 from typing import Any
 
+import jwt
 import pytest
 import websockets.http11
+from jwt.api_jws import PyJWS
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
 
+from companion_ws.auth.tokens import _segment
 from companion_ws.endpoints.socket_protocol import _request, _serialise
 
 PINNED = {
@@ -31,6 +36,7 @@ PINNED = {
     "websockets Protocol.parse": "45aaf900644b63c4",
     "websockets Request.parse": "fd00e2611149536e",
     "websockets parse_headers": "90bddf8d62394fe6",
+    "pyjwt PyJWS._decode_base64url_segment": "c00c1d4615f8809d",
 }
 
 
@@ -50,6 +56,7 @@ def _digest(obj: Any) -> str:
         ("websockets Protocol.parse", Protocol.parse),
         ("websockets Request.parse", websockets.http11.Request.parse),
         ("websockets parse_headers", websockets.http11.parse_headers),
+        ("pyjwt PyJWS._decode_base64url_segment", PyJWS._decode_base64url_segment),
     ],
 )
 def test_the_copied_and_driven_internals_are_the_pinned_ones(name: str, obj: Any) -> None:
@@ -111,3 +118,21 @@ def test_the_request_handed_over_is_what_websockets_would_parse(
     assert slow is not None
     assert (handed.method, handed.path, handed.protocol) == (slow.method, slow.path, slow.protocol)
     assert list(handed.headers.raw_items()) == list(slow.headers.raw_items())
+
+
+SEGMENTS = [
+    b"", b"e30", b"e30=", b"e30==", b"e30===", b"eyJhIjoxfQ", b"eyJhIjoxfQ==", b"eyJhIjoxfQ=",
+    b"!!!!", b"e30!", b"a", b"ab", b"abc", b"abcd", b"ab=c", b"abc=", b"ab==", b"a===",
+    b"AB-_", b"AB+/", b"ab c", b"\xff\xfe", b"abf", b"abg", b"====", b"e3==",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("segment", SEGMENTS)
+def test_the_segment_decoder_answers_as_pyjwts(segment: bytes) -> None:
+    def outcome(decode: Any) -> tuple[str, Any]:
+        try:
+            return "ok", decode(segment, "payload")
+        except jwt.DecodeError as exc:
+            return "error", str(exc)
+
+    assert outcome(_segment) == outcome(PyJWS._decode_base64url_segment)
