@@ -365,12 +365,14 @@ async def ladder_one(server: Server, kind: str, args: argparse.Namespace) -> Lad
                     break
             assert step is not None
             if step.passed:
-                run.best, i = step, i + 1
+                if run.best is None or step.target > run.best.target:
+                    run.best = step
+                i += 1
                 continue
             if refined or run.best is None or fleet.closed:
                 break
-            refined, i = True, 0
-            targets = fanout.refinement(int(run.best.target), targets[i], args.refine_parts)
+            refined, failed, i = True, targets[i], 0
+            targets = fanout.refinement(int(run.best.target), failed, args.refine_parts)
     finally:
         fleet.close()
     return run
