@@ -103,12 +103,12 @@ log "node --test (the page's modules, on the vendored client)"
 node --test tests/js/
 log "pytest"
 # Most tests wait on a hub, a database or a browser rather than on the CPU: several
-# workers (pytest-xdist) overlap those waits. Each worker takes a contiguous run of the
-# tests (a module mostly stays on one worker, its module-scoped hub started once), and a
-# worker that runs out takes tests from the end of another's (--dist worksteal), so no
-# worker is left with a long tail. PYTEST_WORKERS=0 runs in one process.
+# workers (pytest-xdist) overlap those waits. A module stays on one worker (--dist
+# loadfile), so its module-scoped hub starts once (--dist worksteal, which splits
+# modules, took 19 min here against 8 to 11). The slowest tests are listed at the end.
+# PYTEST_WORKERS=0 runs in one process.
 workers=${PYTEST_WORKERS:-4}
 if [ "$workers" = 0 ]; then
-  exec .venv/bin/python -m pytest "$@"
+  exec .venv/bin/python -m pytest --durations=25 "$@"
 fi
-exec .venv/bin/python -m pytest -n "$workers" --dist worksteal "$@"
+exec .venv/bin/python -m pytest -n "$workers" --dist loadfile --durations=25 "$@"
