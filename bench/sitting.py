@@ -86,11 +86,10 @@ def _server(kind: str, args: argparse.Namespace, env: dict[str, str] | None = No
     return baseline_server(uvloop=args.baseline_uvloop)
 
 
-def fanout_args(args: argparse.Namespace) -> argparse.Namespace:
-    """bench/fanout.py's options for the sitting's ladder."""
-    argv = [
-        "--fixed-rate", str(args.fixed_rate),
-        "--start", str(args.start),
+def _ladder(args: argparse.Namespace, start: float) -> list[str]:
+    """The ladder's options shared by bench/fanout.py and bench/toolcalls.py."""
+    return [
+        "--start", str(start),
         "--growth", str(args.growth),
         "--duration", str(args.duration),
         "--drain", str(args.drain),
@@ -98,7 +97,11 @@ def fanout_args(args: argparse.Namespace) -> argparse.Namespace:
         "--refine-parts", str(args.refine_parts),
         "--quiet-timeout", str(args.quiet_timeout),
     ]  # fmt: skip
-    return fanout.parse_args(argv)
+
+
+def fanout_args(args: argparse.Namespace) -> argparse.Namespace:
+    """bench/fanout.py's options for the sitting's ladder."""
+    return fanout.parse_args(["--fixed-rate", str(args.fixed_rate), *_ladder(args, args.start)])
 
 
 async def run_fanout(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -140,17 +143,7 @@ async def run_connect(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 def toolcall_args(args: argparse.Namespace) -> argparse.Namespace:
     """bench/toolcalls.py's options for the sitting's ladder."""
-    argv = [
-        "--ladder",
-        "--start", str(args.toolcall_start),
-        "--growth", str(args.growth),
-        "--duration", str(args.duration),
-        "--drain", str(args.drain),
-        "--retries", str(args.retries),
-        "--refine-parts", str(args.refine_parts),
-        "--quiet-timeout", str(args.quiet_timeout),
-    ]  # fmt: skip
-    return toolcalls.parse_args(argv)
+    return toolcalls.parse_args(["--ladder", *_ladder(args, args.toolcall_start)])
 
 
 async def run_toolcalls(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
