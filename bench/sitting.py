@@ -86,10 +86,11 @@ def _server(kind: str, args: argparse.Namespace, env: dict[str, str] | None = No
     return baseline_server(uvloop=args.baseline_uvloop)
 
 
-def _ladder(args: argparse.Namespace, start: float) -> list[str]:
-    """The ladder's options shared by bench/fanout.py and bench/toolcalls.py."""
-    return [
-        "--start", str(start),
+def fanout_args(args: argparse.Namespace) -> argparse.Namespace:
+    """bench/fanout.py's options for the sitting's ladder."""
+    argv = [
+        "--fixed-rate", str(args.fixed_rate),
+        "--start", str(args.start),
         "--growth", str(args.growth),
         "--duration", str(args.duration),
         "--drain", str(args.drain),
@@ -97,11 +98,7 @@ def _ladder(args: argparse.Namespace, start: float) -> list[str]:
         "--refine-parts", str(args.refine_parts),
         "--quiet-timeout", str(args.quiet_timeout),
     ]  # fmt: skip
-
-
-def fanout_args(args: argparse.Namespace) -> argparse.Namespace:
-    """bench/fanout.py's options for the sitting's ladder."""
-    return fanout.parse_args(["--fixed-rate", str(args.fixed_rate), *_ladder(args, args.start)])
+    return fanout.parse_args(argv)
 
 
 async def run_fanout(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -143,7 +140,17 @@ async def run_connect(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 def toolcall_args(args: argparse.Namespace) -> argparse.Namespace:
     """bench/toolcalls.py's options for the sitting's ladder."""
-    return toolcalls.parse_args(["--ladder", *_ladder(args, args.toolcall_start)])
+    argv = [
+        "--ladder",
+        "--start", str(args.toolcall_start),
+        "--growth", str(args.growth),
+        "--duration", str(args.duration),
+        "--drain", str(args.drain),
+        "--retries", str(args.retries),
+        "--refine-parts", str(args.refine_parts),
+        "--quiet-timeout", str(args.quiet_timeout),
+    ]  # fmt: skip
+    return toolcalls.parse_args(argv)
 
 
 async def run_toolcalls(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
