@@ -127,16 +127,14 @@ def load_average() -> tuple[float, float, float]:
     return os.getloadavg()
 
 
-def _wait_port(
-    port: int, proc: subprocess.Popen[bytes], timeout: float, log: Path, health: str
-) -> None:
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode}; see {log}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                if _healthy(s, port, health):
+                if _healthy(s, port):
                     return
         except OSError:
             pass
@@ -144,13 +142,13 @@ def _wait_port(
     raise RuntimeError(f"the server did not answer on port {port} within {timeout}s; see {log}")
 
 
-def _healthy(s: socket.socket, port: int, path: str) -> bool:
+def _healthy(s: socket.socket, port: int) -> bool:
     s.sendall(
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+        f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
     )
     reply = s.recv(64)
     # The hub answers 200; the baseline (a bare websockets server) refuses plain HTTP
-    # with 426, which still says it is listening; socket.io answers its polling path.
+    # with 426, which still says it is listening.
     return reply.startswith(b"HTTP/1.1 ")
 
 
@@ -166,7 +164,6 @@ class Server:
     cwd: Path = REPO
     proc: subprocess.Popen[bytes] | None = None
     log: Path = field(default_factory=lambda: RESULTS / "server.log")
-    health: str = "/healthz"  # a GET that any answer to says the server is listening
 
     @property
     def pid(self) -> int:
@@ -186,7 +183,7 @@ class Server:
                 preexec_fn=lambda: pin(SERVER_CPU),
             )
         try:
-            _wait_port(self.port, self.proc, timeout, self.log, self.health)
+            _wait_port(self.port, self.proc, timeout, self.log)
         except BaseException:
             self.stop()
             raise
@@ -207,12 +204,6 @@ class Server:
 
     def ws_url(self, path: str) -> str:
         return f"ws://127.0.0.1:{self.port}{path}"
-
-    def room_url(self, room: str) -> str:
-        """A peer's (baseline's, socket.io's) URL for a socket joining ``room``."""
-        if self.name == "socketio":
-            return self.ws_url(f"/socket.io/?EIO=4&transport=websocket&session_id={room}")
-        return self.ws_url(f"/ws?session_id={room}")
 
 
 def hub_server(
@@ -282,37 +273,6 @@ def baseline_server(*, python: str = sys.executable, uvloop: bool = False) -> Se
     if uvloop:
         argv.append("--uvloop")
     return Server("baseline-uvloop" if uvloop else "baseline", argv, dict(os.environ), port)
-
-
-PEERS_DIR = BENCH_DIR / "peers"
-
-
-def ensure_node_peers() -> str:
-    """``node``, with bench/node_modules installed from bench/package-lock.json
-    (``npm ci``) when missing."""
-    import shutil
-
-    node = shutil.which("node")
-    if node is None:
-        raise SystemExit("the socket.io peer needs node (and npm) on PATH")
-    if not (BENCH_DIR / "node_modules" / "socket.io").is_dir():
-        npm = shutil.which("npm")
-        if npm is None:
-            raise SystemExit("the socket.io peer needs npm on PATH to install bench/node_modules")
-        print("bench/node_modules missing: npm ci", flush=True)
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=BENCH_DIR, check=True)
-    return node
-
-
-def socketio_server() -> Server:
-    """Node socket.io 4 (bench/peers/socketio_node.js, the load rig's peer): rooms from
-    the connect auth's ``session_id``, every event re-emitted to the whole room with a
-    per-room seq (``io.to(room).emit``)."""
-    node = ensure_node_peers()
-    port = free_port()
-    argv = [node, str(PEERS_DIR / "socketio_node.js"), str(port)]
-    health = "/socket.io/?EIO=4&transport=polling"
-    return Server("socketio", argv, dict(os.environ), port, cwd=BENCH_DIR, health=health)
 
 
 def uvicorn_floor_server(*, python: str = sys.executable, server: str = FLOOR_DEFAULT) -> Server:
@@ -455,15 +415,13 @@ class WSClient(asyncio.Protocol):
             self.transport.abort()
 
 
-async def ws_connect(
-    url: str, on_text: OnText, *, timeout: float = 30.0, factory: type[WSClient] = WSClient
-) -> WSClient:
+async def ws_connect(url: str, on_text: OnText, *, timeout: float = 30.0) -> WSClient:
     """Open a WebSocket to ``ws://127.0.0.1:PORT/path?query``."""
     assert url.startswith("ws://")
     hostport, _, path = url[5:].partition("/")
     host, _, port = hostport.partition(":")
     loop = asyncio.get_running_loop()
-    _, client = await loop.create_connection(lambda: factory(on_text), host, int(port or 80))
+    _, client = await loop.create_connection(lambda: WSClient(on_text), host, int(port or 80))
     key = base64.b64encode(os.urandom(16)).decode()
     request = (
         f"GET /{path} HTTP/1.1\r\nHost: {hostport}\r\nUpgrade: websocket\r\n"
@@ -478,75 +436,6 @@ async def ws_connect(
         client.close()
         raise
     return client
-
-
-class SioClient(WSClient):
-    """A socket.io 4 client (engine.io v4 over a WebSocket, socket.io v5 packets) on the
-    lean client: it answers engine.io pings, and turns each event ``42["NAME",{...}]``
-    into ``{"type":"NAME",...}`` for ``on_text`` (the hub's and the baseline's shape),
-    and a frame ``{"type":"NAME",...}`` given to :meth:`send_text` into the event."""
-
-    __slots__ = ("_room", "_sio_ready", "_user")
-
-    def __init__(self, on_text: OnText) -> None:
-        self._user = on_text
-        self._room = b""
-        super().__init__(on_text)
-        self._sio_ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    @property  # type: ignore[override]
-    def on_text(self) -> OnText:
-        return self._sio_text
-
-    @on_text.setter
-    def on_text(self, value: OnText) -> None:
-        self._user = value
-
-    def _sio_text(self, payload: bytes, now: int) -> None:
-        if payload[:3] == b"42[":
-            comma = payload.find(b",", 3)
-            if comma > 0 and payload[comma + 1 : comma + 2] == b"{":
-                self._user(b'{"type":' + payload[3:comma] + b"," + payload[comma + 2 : -1], now)
-                return
-        if payload == b"2":  # engine.io ping
-            WSClient.send_text(self, b"3")
-        elif payload[:1] == b"0" and not self._sio_ready.done():  # engine.io open
-            WSClient.send_text(self, b'40{"session_id":"' + self._room + b'"}')
-        elif payload[:2] == b"40" and not self._sio_ready.done():  # socket.io CONNECT ack
-            self._sio_ready.set_result(None)
-        elif payload[:2] == b"44" and not self._sio_ready.done():
-            self._sio_ready.set_exception(HandshakeError(payload[:200].decode("latin-1")))
-
-    def send_text(self, text: bytes) -> None:
-        # {"type":"NAME",REST -> 42["NAME",{REST]
-        assert text.startswith(b'{"type":"'), text[:40]
-        end = text.index(b'"', 9)
-        WSClient.send_text(self, b'42["' + text[9:end] + b'",{' + text[end + 2 :] + b"]")
-
-
-async def sio_connect(url: str, on_text: OnText, *, timeout: float = 30.0) -> SioClient:
-    """A socket.io socket (``url`` from :meth:`Server.room_url`), once the server has
-    acknowledged its CONNECT: by then it has joined its room."""
-    room = url.rpartition("session_id=")[2].encode()
-
-    def factory(on: OnText) -> SioClient:
-        client = SioClient(on)
-        client._room = room
-        return client
-
-    client = await ws_connect(url, on_text, timeout=timeout, factory=factory)
-    assert isinstance(client, SioClient)
-    try:
-        await asyncio.wait_for(asyncio.shield(client._sio_ready), timeout)
-    except BaseException:
-        client.close()
-        raise
-    return client
-
-
-def peer_connect(kind: str) -> Callable[[str, OnText], Any]:
-    """How a load generator opens a socket on a server of this kind."""
-    return sio_connect if kind == "socketio" else ws_connect
 
 
 class LibClient:
@@ -620,22 +509,14 @@ async def gather_limited(coros: Sequence[Any], limit: int) -> list[Any]:
     return list(await asyncio.gather(*(one(c) for c in coros)))
 
 
-async def admit(
-    url: str,
-    on_text: OnText,
-    *,
-    welcome: bool,
-    timeout: float = 30.0,
-    connect: Callable[..., Any] | None = None,
-) -> WSClient:
+async def admit(url: str, on_text: OnText, *, welcome: bool, timeout: float = 30.0) -> WSClient:
     """Open a socket and, when ``welcome`` (the hub), wait for the first frame it gets:
     the hub accepts the WebSocket handshake before it checks the token, so a client is
     *admitted* (token verified, join rules applied, presence registered) only when its
     ``session_joined`` arrives. That frame goes to ``on_text`` too. Raises
     :class:`HandshakeError` when the first frame is not ``session_joined``."""
     if not welcome:
-        client: WSClient = await (connect or ws_connect)(url, on_text, timeout=timeout)
-        return client
+        return await ws_connect(url, on_text, timeout=timeout)
     first: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
 
     def on_first(payload: bytes, now: int) -> None:

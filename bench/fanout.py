@@ -48,12 +48,10 @@ from common import (
     hub_tokens,
     lib_connect,
     load_average,
-    peer_connect,
     percentile,
     pin,
     raise_nofile,
     row_line,
-    socketio_server,
     table,
     use_uvloop,
     wait_quiet,
@@ -178,12 +176,13 @@ class Fleet:
             )
             url = self.server.ws_url(f"/ws/{sid}?token={token}")
         else:
-            url = self.server.room_url(f"s{index}")
-            first_client = await self.ws_connect(url, on_text)
+            first_client = await self.ws_connect(
+                self.server.ws_url(f"/ws?session_id=s{index}"), on_text
+            )
+            url = self.server.ws_url(f"/ws?session_id=s{index}")
         self.publishers.append(first_client)
         self.all.append(first_client)
-        connect = peer_connect(self.kind)
-        rest = await gather_limited([connect(url, on_text) for _ in range(self.clients - 1)], 64)
+        rest = await gather_limited([ws_connect(url, on_text) for _ in range(self.clients - 1)], 64)
         self.all.extend(rest)
 
     async def settle(self, quiet: float = 1.0, timeout: float = 180.0) -> None:
@@ -313,7 +312,7 @@ def refinement(passed: int, failed: int, parts: int = 4) -> list[int]:
 
 async def bench_one(server: Server, kind: str, shape: str, args: argparse.Namespace) -> Run:
     sessions, clients = SHAPES[shape]
-    connect = lib_connect if args.client == "websockets" else peer_connect(kind)
+    connect = lib_connect if args.client == "websockets" else ws_connect
     fleet = Fleet(server, kind, sessions, clients, connect)
     t0 = time.monotonic()
     await fleet.connect()
@@ -434,17 +433,13 @@ async def main(args: argparse.Namespace) -> int:
     pin(CLIENT_CPU)
     raise_nofile(65536)
     runs: list[Run] = []
-    servers = {"both": ["hub", "baseline"], "all": ["hub", "baseline", "socketio"]}.get(
-        args.server, [args.server]
-    )
+    servers = ["hub", "baseline"] if args.server == "both" else [args.server]
     shapes = ["a", "b"] if args.shape == "both" else [args.shape]
     for kind in servers:
         for shape in shapes:
             if kind == "hub":
                 env = {**HUB_ENV, **dict(kv.split("=", 1) for kv in args.env)}
                 server = hub_server(pythonpath=args.hub_pythonpath, env=env)
-            elif kind == "socketio":
-                server = socketio_server()
             else:
                 server = baseline_server(uvloop=args.baseline_uvloop)
             server.start()
@@ -469,9 +464,7 @@ async def main(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--server", choices=["hub", "baseline", "socketio", "both", "all"], default="both"
-    )
+    p.add_argument("--server", choices=["hub", "baseline", "both"], default="both")
     p.add_argument("--shape", choices=["a", "b", "both"], default="both")
     p.add_argument("--start", type=int, default=2_000, help="first step, deliveries/s")
     p.add_argument(

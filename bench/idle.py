@@ -40,11 +40,9 @@ from common import (
     git_revision,
     hub_server,
     hub_tokens,
-    peer_connect,
     pin,
     raise_nofile,
     rss_kb,
-    socketio_server,
     start_py_spy,
     table,
     use_uvloop,
@@ -108,10 +106,8 @@ async def open_sessions(
     welcome = tokens is not None or kind == "uvicorn-floor"  # both send a welcome
     stamps = admitted if admitted is not None else []
 
-    connect = peer_connect(kind)
-
     async def one(url: str) -> WSClient:
-        client = await admit(url, quiet.on_text, welcome=welcome, connect=connect)
+        client = await admit(url, quiet.on_text, welcome=welcome)
         stamps.append(time.monotonic())
         return client
 
@@ -130,7 +126,7 @@ async def open_sessions(
             head.on_text = quiet.on_text
             url = server.ws_url(f"/ws/{sid_box[0]}?token={token}")
         else:
-            url = server.room_url(f"idle{index}")
+            url = server.ws_url(f"/ws?session_id=idle{index}")
             head = await one(url)
         rest = [one(url) for _ in range(per_session - 1)]
         return [head, *await asyncio.gather(*rest)]
@@ -228,17 +224,13 @@ async def main(args: argparse.Namespace) -> int:
     pin(CLIENT_CPU)
     raise_nofile(args.connections * 2 + 1000)
     results: list[Result] = []
-    servers = {"both": ["hub", "baseline"], "all": ["hub", "baseline", "socketio"]}.get(
-        args.server, [args.server]
-    )
+    servers = ["hub", "baseline"] if args.server == "both" else [args.server]
     for kind in servers:
         if kind == "hub":
             env = dict(kv.split("=", 1) for kv in args.env)
             server = hub_server(pythonpath=args.hub_pythonpath, env=env)
         elif kind == "uvicorn-floor":
             server = uvicorn_floor_server(server=args.floor_server)
-        elif kind == "socketio":
-            server = socketio_server()
         else:
             server = baseline_server(uvloop=args.baseline_uvloop)
         server.start()
@@ -272,11 +264,7 @@ async def main(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--server",
-        choices=["hub", "baseline", "socketio", "both", "all", "uvicorn-floor"],
-        default="both",
-    )
+    p.add_argument("--server", choices=["hub", "baseline", "both", "uvicorn-floor"], default="both")
     p.add_argument("--connections", type=int, default=5000)
     p.add_argument("--per-session", type=int, default=10)
     p.add_argument("--settle", type=float, default=5.0, help="idle seconds before reading RSS")

@@ -22,7 +22,6 @@ Token kinds (docs/protocol.md sections 8 and 11):
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import copy
 import secrets
@@ -31,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from jwt.utils import base64url_decode, base64url_encode
 
 from companion_ws.auth.jwks import JwksKeys
 from companion_ws.protocol.errors import Unauthorized
@@ -132,31 +130,7 @@ def _codec(config: TokenConfig) -> jwt.PyJWT:
     fast.prepare_key = prepare_key  # type: ignore[method-assign]
     jws.unregister_algorithm(config.algorithm)
     jws.register_algorithm(config.algorithm, fast)
-    # Each segment's alphabet checked in C, not a character at a time in Python.
-    jws._decode_base64url_segment = _segment  # type: ignore[method-assign]
     return codec
-
-
-_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-
-
-def _segment(segment: bytes, name: str) -> bytes:
-    """PyJWT 2.15.1's ``PyJWS._decode_base64url_segment`` (pinned by
-    tests/unit/test_pinned_internals.py) with its alphabet check as one
-    ``bytes.translate``: the same answers and errors. [pure]"""
-    stripped = segment.rstrip(b"=")
-    padding = len(segment) - len(stripped)
-    if padding > 2 or (padding and len(segment) % 4 != 0):
-        raise jwt.DecodeError(f"Invalid {name} padding")
-    if len(stripped) % 4 == 1 or stripped.translate(None, _ALPHABET):
-        raise jwt.DecodeError(f"Invalid {name} padding")
-    try:
-        decoded = base64url_decode(stripped)
-    except (TypeError, binascii.Error) as err:
-        raise jwt.DecodeError(f"Invalid {name} padding") from err
-    if base64url_encode(decoded) != stripped:
-        raise jwt.DecodeError(f"Invalid {name} padding")
-    return decoded
 
 
 class TokenService:

@@ -33,8 +33,6 @@ import asyncio
 import logging
 from typing import Any, ClassVar
 
-from uvicorn.logging import TRACE_LOG_LEVEL
-from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from companion_ws import connlog
@@ -67,18 +65,7 @@ class HttpProtocol(HttpToolsProtocol):
     # -- the transport's side -------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        # uvicorn's HttpToolsProtocol.connection_made (pinned by tests/integration/
-        # test_doors.py), with the two addresses read from the transport's own extras:
-        # uvicorn's get_local_addr/get_remote_addr build a socket object per call.
-        self.connections.add(self)
-        self.transport = transport
-        self.flow = FlowControl(transport)
-        self.server = _address(transport.get_extra_info("sockname"))
-        self.client = _address(transport.get_extra_info("peername"))
-        self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
-        if self.logger.level <= TRACE_LOG_LEVEL:
-            prefix = "{}:{} - ".format(*self.client) if self.client else ""
-            self.logger.log(TRACE_LOG_LEVEL, "%sHTTP connection made", prefix)
+        super().connection_made(transport)
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -113,21 +100,7 @@ class HttpProtocol(HttpToolsProtocol):
     def handle_websocket_upgrade(self) -> None:
         self._upgraded = True  # the socket is SocketProtocol's from here
         self._disarm()
-        if not hasattr(self.ws_protocol_class, "upgrade"):
-            super().handle_websocket_upgrade()
-            return
-        # uvicorn's handle_websocket_upgrade (pinned by tests/unit/test_pinned_internals.py),
-        # handing the request over as parsed rather than re-serialised (SocketProtocol.upgrade).
-        if self.logger.level <= TRACE_LOG_LEVEL:
-            prefix = "{}:{} - ".format(*self.client) if self.client else ""
-            self.logger.log(TRACE_LOG_LEVEL, "%sUpgrading to WebSocket", prefix)
-        self.connections.discard(self)
-        protocol: Any = self.ws_protocol_class(  # type: ignore[call-arg, misc]
-            config=self.config, server_state=self.server_state, app_state=self.app_state
-        )
-        protocol.connection_made(self.transport)
-        self.transport.set_protocol(protocol)
-        protocol.upgrade(self.scope["method"].encode(), self.url, self.scope["headers"])
+        super().handle_websocket_upgrade()
 
     def on_response_complete(self) -> None:
         """An answer is complete: the next request's head is due within the timeout,
@@ -204,14 +177,3 @@ def http_protocol(max_head_bytes: int, head_timeout: float) -> type[HttpProtocol
     Configured.max_head_bytes = max_head_bytes
     Configured.head_timeout = head_timeout
     return Configured
-
-
-def _address(info: Any) -> Any:
-    """An address from the transport's extras as uvicorn's ``get_local_addr`` and
-    ``get_remote_addr`` give it from the socket: (host, port) of an IP socket, (path,
-    None) of a Unix socket's name, else None. [pure]"""
-    if isinstance(info, (list, tuple)) and len(info) >= 2:
-        return (str(info[0]), int(info[1]))
-    if isinstance(info, str) and info:
-        return (info, None)
-    return None

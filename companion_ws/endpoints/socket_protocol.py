@@ -39,8 +39,8 @@ from urllib.parse import unquote
 
 from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
-from websockets.http11 import MAX_NUM_HEADERS, Request, Response, _token_re, _value_re
-from websockets.protocol import Protocol, State
+from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from companion_ws.protocol.wire import text_frame
@@ -198,23 +198,6 @@ class SocketProtocol(asyncio.Protocol):
                 self._on_upgrade(event)
         if conn.parser_exc is not None:
             self._on_parser_error()
-
-    def upgrade(self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-        """The upgrade request as uvicorn's parser read it (``HttpProtocol``'s
-        hand-over), instead of its bytes re-serialised for :meth:`data_received` to parse
-        again: the ``Request`` websockets' parser would make of them, and that parser set
-        past the request, to the frames (websockets 17.4's ``ServerProtocol.parse``,
-        pinned by tests/unit/test_pinned_internals.py). What that parser would refuse
-        (not a GET, a non-ASCII target, a body, more than its headers, a header it finds
-        malformed) takes the long way, so it answers as it always did."""
-        request = _request(method, target, headers)
-        if request is None:
-            self.data_received(_serialise(method, target, headers))
-            return
-        conn = self.conn
-        conn.parser = Protocol.parse(conn)
-        next(conn.parser)
-        self._on_upgrade(request)
 
     def shutdown(self) -> None:
         """uvicorn is shutting down: close with 1012 (restarting)."""
@@ -606,31 +589,6 @@ def _phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return ""
-
-
-def _serialise(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
-    """The request as uvicorn hands it over (``handle_websocket_upgrade``). [pure]"""
-    out = [method, b" ", target, b" HTTP/1.1\r\n"]
-    for name, value in headers:
-        out += [name, b": ", value, b"\r\n"]
-    out.append(b"\r\n")
-    return b"".join(out)
-
-
-def _request(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> Request | None:
-    """The ``Request`` websockets' ``Request.parse`` makes of this request, or None
-    where it would do anything else (refuse it, or look closer). [pure]"""
-    if method != b"GET" or len(headers) > MAX_NUM_HEADERS or not target.isascii():
-        return None
-    fields = Headers()
-    for name, value in headers:
-        value = value.strip(b" \t")
-        if not _token_re.fullmatch(name) or not _value_re.fullmatch(value):
-            return None
-        fields.set_insecure(name.decode("ascii"), value.decode("iso-8859-1"))
-    if "Transfer-Encoding" in fields or not set(fields.get_all("Content-Length")) <= {"0"}:
-        return None
-    return Request(target.decode("ascii"), fields)
 
 
 def direct_writer(send: Any) -> SocketProtocol | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from companion_ws.store.held import Block, HeldConnection, Statement
+from companion_ws.store.held import HeldConnection, Statement
 from companion_ws.store.repositories import NewEvent
 
 __all__ = ["EventAppender"]
@@ -48,26 +48,28 @@ class EventAppender:
         """Insert ``events`` (a row already there, written by another process, is
         skipped), advance the sessions' ``last_seq`` to ``seqs`` and their last activity
         to ``activity`` (expiring ``ttl_ms`` later), and commit."""
-        event_rows = [
-            {
-                "sid": e.session_id,
-                "seq": e.seq,
-                "epoch": e.epoch,
-                "type": e.type,
-                "payload": e.payload,
-                "created_at": e.created_at,
-            }
-            for e in events
-        ]
-        seq_rows = [{"sid": sid, "seq": seq} for sid, seq in (seqs or {}).items()]
-        activity_rows = [
-            {"sid": sid, "at": at, "expires": at + ttl_ms} for sid, at in (activity or {}).items()
-        ]
-
-        async def body(block: Block) -> None:
-            async with block.transaction():
-                await block.write_many(_EVENTS, event_rows)
-                await block.write_many(_LAST_SEQ, seq_rows)
-                await block.write_many(_ACTIVITY, activity_rows)
-
-        await self._held.run(body, held=True)
+        async with self._held.use() as block, block.transaction():
+            await block.write_many(
+                _EVENTS,
+                [
+                    {
+                        "sid": e.session_id,
+                        "seq": e.seq,
+                        "epoch": e.epoch,
+                        "type": e.type,
+                        "payload": e.payload,
+                        "created_at": e.created_at,
+                    }
+                    for e in events
+                ],
+            )
+            await block.write_many(
+                _LAST_SEQ, [{"sid": sid, "seq": seq} for sid, seq in (seqs or {}).items()]
+            )
+            await block.write_many(
+                _ACTIVITY,
+                [
+                    {"sid": sid, "at": at, "expires": at + ttl_ms}
+                    for sid, at in (activity or {}).items()
+                ],
+            )

@@ -12,9 +12,8 @@ driver (:mod:`companion_ws.store.held`), read into the values of
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from companion_ws.store.held import Block, HeldConnection, Statement
+from companion_ws.store.held import HeldConnection, Statement
 from companion_ws.values import Event, Session, SessionHead
 
 __all__ = ["ConnectStore", "SeedRows"]
@@ -56,42 +55,35 @@ class ConnectStore:
 
     async def head(self, session_id: str) -> SessionHead | None:
         """The session as committed now, without its state."""
-        found = await self._held.run(lambda block: block.row(_HEAD, sid=session_id))
+        async with self._held.block() as block:
+            found = await block.row(_HEAD, sid=session_id)
         return SessionHead(*found) if found is not None else None
 
     async def create(self, row: Session) -> None:
         """Insert the new session ``row`` (every column set) and commit."""
-        params = {
-            "id": row.id,
-            "owner_id": row.owner_id,
-            "created_at": row.created_at,
-            "last_activity_at": row.last_activity_at,
-            "expires_at": row.expires_at,
-            "state": row.state,
-            "state_version": row.state_version,
-            "last_seq": row.last_seq,
-            "epoch": row.epoch,
-            "epoch_clean": row.epoch_clean,
-            "restored_from": row.restored_from,
-        }
-
-        async def body(block: Block) -> None:
-            async with block.transaction():
-                await block.write(_CREATE, **params)
-
-        await self._held.run(body)
+        async with self._held.block() as block, block.transaction():
+            await block.write(
+                _CREATE,
+                id=row.id,
+                owner_id=row.owner_id,
+                created_at=row.created_at,
+                last_activity_at=row.last_activity_at,
+                expires_at=row.expires_at,
+                state=row.state,
+                state_version=row.state_version,
+                last_seq=row.last_seq,
+                epoch=row.epoch,
+                epoch_clean=row.epoch_clean,
+                restored_from=row.restored_from,
+            )
 
     async def seed(self, session_id: str, history: int) -> SeedRows:
         """The session's epoch, the last seq of its events and (for a session) its last
         ``history`` events."""
-
-        async def body(block: Block) -> tuple[Any, Any, list[tuple[Any, ...]]]:
+        async with self._held.block() as block:
             epoch = await block.row(_EPOCH, sid=session_id)
             last = await block.row(_MAX_SEQ, sid=session_id)
             rows = await block.rows(_LATEST, sid=session_id, limit=history) if epoch else []
-            return epoch, last, rows
-
-        epoch, last, rows = await self._held.run(body)
         recent = [
             Event(session_id, seq, ep, kind, payload.encode())
             for seq, ep, kind, payload in reversed(rows)
@@ -102,8 +94,5 @@ class ConnectStore:
         return SeedRows(epoch[0], bool(epoch[1]), last_seq, recent)
 
     async def set_epoch(self, session_id: str, epoch: str, *, clean: bool) -> None:
-        async def body(block: Block) -> None:
-            async with block.transaction():
-                await block.write(_SET_EPOCH, epoch=epoch, clean=clean, sid=session_id)
-
-        await self._held.run(body)
+        async with self._held.block() as block, block.transaction():
+            await block.write(_SET_EPOCH, epoch=epoch, clean=clean, sid=session_id)

@@ -24,7 +24,6 @@ import enum
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -107,19 +106,17 @@ class EffectStore:
         self, session_id: str, key: str | None = None
     ) -> tuple[Recorded | None, StateRow | None]:
         """The ledger row of ``key`` (when given) and the session's state, as committed."""
-
-        async def body(block: Block) -> tuple[Recorded | None, tuple[Any, ...] | None]:
+        async with self._held.block() as block:
             recorded = await _recorded(block, key) if key is not None else None
-            return recorded, await block.row(_STATE_GET, sid=session_id)
-
-        recorded, found = await self._held.run(body)
+            found = await block.row(_STATE_GET, sid=session_id)
         return recorded, (
             StateRow(found[0], int(found[1]), int(found[2])) if found is not None else None
         )
 
     async def recorded(self, key: str) -> Recorded | None:
         """The ledger row of ``key``, if any."""
-        return await self._held.run(lambda block: _recorded(block, key))
+        async with self._held.block() as block:
+            return await _recorded(block, key)
 
     async def commit(
         self,
@@ -133,52 +130,44 @@ class EffectStore:
         """Compare-and-set the state, insert the ledger row and the broadcasts the effect
         owes (:mod:`companion_ws.store.owed`), delete those ``settle`` owed: all or
         nothing."""
-
-        async def body(block: Block) -> Verdict:
-            async with block.transaction() as tx:
-                if state is not None:
-                    changed = await block.write(
-                        _STATE_CAS,
-                        state=state.state,
-                        version=state.version,
-                        now=state.now,
-                        expires_at=state.expires_at,
-                        sid=session_id,
-                        from_version=state.from_version,
+        async with self._held.block() as block, block.transaction() as tx:
+            if state is not None:
+                changed = await block.write(
+                    _STATE_CAS,
+                    state=state.state,
+                    version=state.version,
+                    now=state.now,
+                    expires_at=state.expires_at,
+                    sid=session_id,
+                    from_version=state.from_version,
+                )
+                if changed != 1:
+                    tx.rollback = True
+                    return Verdict.CONFLICT
+            if ledger is not None:
+                try:
+                    await block.write(
+                        _LEDGER_ADD,
+                        key=ledger.key,
+                        sid=ledger.session_id,
+                        name=ledger.name,
+                        result=ledger.result,
+                        is_error=ledger.is_error,
+                        created_at=ledger.created_at,
                     )
-                    if changed != 1:
-                        tx.rollback = True
-                        return Verdict.CONFLICT
-                if ledger is not None:
-                    try:
-                        await block.write(
-                            _LEDGER_ADD,
-                            key=ledger.key,
-                            sid=ledger.session_id,
-                            name=ledger.name,
-                            result=ledger.result,
-                            is_error=ledger.is_error,
-                            created_at=ledger.created_at,
-                        )
-                    except _DUPLICATE:
-                        tx.rollback = True
-                        return Verdict.DUPLICATE
-                if owed:
-                    await owed_rows.insert(block, owed)
-                if settle is not None:
-                    await owed_rows.settle_in(block, settle)
-            return Verdict.COMMITTED
-
-        return await self._held.run(body)
+                except _DUPLICATE:
+                    tx.rollback = True
+                    return Verdict.DUPLICATE
+            if owed:
+                await owed_rows.insert(block, owed)
+            if settle is not None:
+                await owed_rows.settle_in(block, settle)
+        return Verdict.COMMITTED
 
     async def backdate(self, key: str) -> None:
         """Make the ledger row of ``key`` as old as can be (a claim anyone may take over)."""
-
-        async def body(block: Block) -> None:
-            async with block.transaction():
-                await block.write(_LEDGER_BACKDATE, key=key)
-
-        await self._held.run(body)
+        async with self._held.block() as block, block.transaction():
+            await block.write(_LEDGER_BACKDATE, key=key)
 
 
 async def _recorded(block: Block, key: str) -> Recorded | None:

@@ -16,35 +16,19 @@ connections writing at once would wait on each other's lock in SQLite's busy han
 On PostgreSQL only the event log holds it; other blocks take pooled connections and run
 side by side. A block that fails gives the held connection back to the pool as invalid
 (the next use opens another) and the error goes up.
-
-A block is a coroutine function of its :class:`Block` (:meth:`HeldConnection.run`). On
-an SQLite file the held connection is the hub's own, on a thread of its own
-(:mod:`companion_ws.store.sqlite_thread`): the whole block runs there, one crossing of
-threads per block instead of one per statement.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-T = TypeVar("T")
-
-
-class BlockThread(Protocol):
-    """Where whole blocks run on a connection of their own (``store/sqlite_thread.py``)."""
-
-    async def run(self, body: Callable[[Block], Awaitable[T]]) -> T: ...
-
-    async def close(self) -> None: ...
-
-
-__all__ = ["DIALECTS", "Block", "BlockThread", "HeldConnection", "Statement", "Tx"]
+__all__ = ["DIALECTS", "Block", "HeldConnection", "Statement", "Tx"]
 
 #: The dialects with a driver path.
 DIALECTS = frozenset({"sqlite", "postgresql"})
@@ -136,27 +120,17 @@ class Tx:
 
 
 class HeldConnection:
-    def __init__(self, engine: AsyncEngine, thread: BlockThread | None = None) -> None:
+    def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._lock = asyncio.Lock()
         self._conn: AsyncConnection | None = None
         self._driver: Any = None
-        self._thread = thread  # every block there, when given
 
     @property
     def supported(self) -> bool:
         """Whether this database has a driver path."""
         return self.dialect in DIALECTS
-
-    async def run(self, body: Callable[[Block], Awaitable[T]], *, held: bool = False) -> T:
-        """``body`` on a block: of the held connection with ``held`` (:meth:`use`), else
-        any (:meth:`block`). On an SQLite file both are the hub's own thread's connection,
-        and the whole body runs there: its statements must be all it awaits."""
-        if self._thread is not None:
-            return await self._thread.run(body)
-        async with self.use() if held else self.block() as block:
-            return await body(block)
 
     @asynccontextmanager
     async def use(self) -> AsyncIterator[Block]:
@@ -187,8 +161,6 @@ class HeldConnection:
             yield Block(self.dialect, raw.driver_connection)
 
     async def close(self) -> None:
-        if self._thread is not None:
-            await self._thread.close()
         async with self._lock:
             if self._conn is not None:
                 await self._conn.close()

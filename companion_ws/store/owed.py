@@ -87,22 +87,20 @@ class OwedStore:
 
     async def of(self, owner: str) -> list[OwedFrame]:
         """What ``owner`` still owes, in order (empty: nothing)."""
-        rows = await self._held.run(lambda block: block.rows(_OF, owner=owner))
+        async with self._held.block() as block:
+            rows = await block.rows(_OF, owner=owner)
         return [_frame(row) for row in rows]
 
     async def stale(self, before: int, limit: int = 100) -> list[str]:
         """Owners whose claim is older than ``before``, oldest first."""
-        rows = await self._held.run(lambda block: block.rows(_STALE, before=before, limit=limit))
+        async with self._held.block() as block:
+            rows = await block.rows(_STALE, before=before, limit=limit)
         return [str(row[0]) for row in rows]
 
     async def take(self, owner: str, seen: int, now: int) -> bool:
         """Claim ``owner``'s frames if their claim is still ``seen`` (nobody took them)."""
-
-        async def body(block: Block) -> bool:
-            async with block.transaction():
-                return await block.write(_TAKE, owner=owner, seen=seen, now=now) > 0
-
-        return await self._held.run(body)
+        async with self._held.block() as block, block.transaction():
+            return await block.write(_TAKE, owner=owner, seen=seen, now=now) > 0
 
     async def settle(self, owner: str) -> None:
         """``owner``'s frames are published: they are owed no more."""
@@ -110,13 +108,8 @@ class OwedStore:
 
     async def settle_many(self, owners: Sequence[str]) -> None:
         """As :meth:`settle`, for many owners in one commit."""
-        rows = [{"owner": owner} for owner in owners]
-
-        async def body(block: Block) -> None:
-            async with block.transaction():
-                await block.write_many(_SETTLE, rows)
-
-        await self._held.run(body)
+        async with self._held.block() as block, block.transaction():
+            await block.write_many(_SETTLE, [{"owner": owner} for owner in owners])
 
 
 def _frame(row: tuple[object, ...]) -> OwedFrame:

@@ -13,10 +13,9 @@ from sqlalchemy import Connection, text
 import migrations
 from companion_ws.store.connects import ConnectStore
 from companion_ws.store.effects import EffectStore
-from companion_ws.store.engine import make_engine, make_sessionmaker, sqlite_file
+from companion_ws.store.engine import make_engine, make_sessionmaker
 from companion_ws.store.held import HeldConnection
 from companion_ws.store.owed import OwedStore
-from companion_ws.store.sqlite_thread import SqliteThread
 from companion_ws.store.uow import UnitOfWork
 from companion_ws.values import SessionHead
 
@@ -41,9 +40,7 @@ class Store:
         self.engine = make_engine(url)
         self._factory = make_sessionmaker(self.engine)
         # The hot paths' connection: the event log's appends, tool runs' ledger and state.
-        # On an SQLite file, on a thread of the hub's own (one crossing per block).
-        path = sqlite_file(url)
-        self.held = HeldConnection(self.engine, SqliteThread(path) if path else None)
+        self.held = HeldConnection(self.engine)
         self.effects = EffectStore(self.held)
         self.connects = ConnectStore(self.held)
         self.owed = OwedStore(self.held)
