@@ -104,9 +104,8 @@ node --test tests/js/
 log "pytest"
 # Most tests wait on a hub, a database or a browser rather than on the CPU: several
 # workers (pytest-xdist) overlap those waits. A module stays on one worker (--dist
-# loadfile), so its module-scoped hub starts once (--dist worksteal, which splits
-# modules, took 19 min here against 8 to 11). The slowest tests are listed at the end.
-# PYTEST_WORKERS=0 runs in one process.
+# loadfile), so its module-scoped hub starts once. The slowest tests are listed at the
+# end. PYTEST_WORKERS=0 runs in one process.
 workers=${PYTEST_WORKERS:-4}
 if [ "$workers" = 0 ]; then
   exec .venv/bin/python -m pytest --durations=25 "$@"
